@@ -1,0 +1,149 @@
+"""The Capture object: a capture file plus side inputs, with frames built lazily and cached.
+
+Frames are registered by table modules with :func:`register_frame`; ``cap.<name>`` builds the frame
+on first access (after the one fast-path pass it needs) and caches it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import pandas as pd
+
+from .errors import CaptureError, RtcForensicsError
+from .schema import SCHEMAS, FrameSchema
+
+Builder = Callable[["Capture"], pd.DataFrame]
+_BUILDERS: dict[str, tuple[FrameSchema, Builder]] = {}
+
+
+def register_frame(schema: FrameSchema) -> Callable[[Builder], Builder]:
+    """Register ``builder(cap) -> DataFrame`` as the way to build frame ``schema.name``."""
+
+    def deco(fn: Builder) -> Builder:
+        if schema.name in _BUILDERS:
+            raise ValueError(f"frame {schema.name!r} has two builders")
+        _BUILDERS[schema.name] = (schema, fn)
+        return fn
+
+    return deco
+
+
+def _load_builders() -> None:
+    # Importing the table modules registers their builders.
+    from . import tables  # noqa: F401
+
+
+class Capture:
+    """A loaded capture. Frames are attributes (``cap.stun``, ``cap.dtls`` ...), built on first use."""
+
+    def __init__(self, path: str | os.PathLike[str], *, keylog: str | os.PathLike[str] | None = None,
+                 signalling: Iterable[str | os.PathLike[str]] | str | os.PathLike[str] | None = None,
+                 progress: bool | None = None, strict: bool = False) -> None:
+        p = Path(path)
+        if not p.exists():
+            raise CaptureError(p, "no such file")
+        if p.is_dir():
+            raise CaptureError(p, "is a directory, not a capture file")
+        try:
+            with p.open("rb") as fh:
+                fh.read(1)
+        except OSError as e:
+            raise CaptureError(p, f"cannot be read ({e.strerror or e})") from None
+        self.path = p
+        self.keylog = Path(keylog) if keylog else None
+        if self.keylog is not None and not self.keylog.is_file():
+            raise CaptureError(self.keylog, "keylog file not found")
+        if signalling is None:
+            sig: list[Path] = []
+        elif isinstance(signalling, (str, os.PathLike)):
+            sig = [Path(signalling)]
+        else:
+            sig = [Path(s) for s in signalling]
+        for s in sig:
+            if not s.is_file():
+                raise CaptureError(s, "signalling side file not found")
+        self.signalling_files = sig
+        self.progress = progress
+        self.strict = strict
+        self._frames: dict[str, pd.DataFrame] = {}
+        self._cache: dict[str, Any] = {}  # intermediate results shared between builders
+        _load_builders()
+
+    # -- frames -------------------------------------------------------------------------------
+    def __getattr__(self, name: str) -> pd.DataFrame:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in _BUILDERS:
+            return self.get_frame(name)
+        raise AttributeError(f"Capture has no frame or attribute {name!r}; frames: {', '.join(self.frame_names())}")
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | set(_BUILDERS))
+
+    @staticmethod
+    def frame_names() -> list[str]:
+        _load_builders()
+        return sorted(_BUILDERS)
+
+    def get_frame(self, name: str) -> pd.DataFrame:
+        if name not in self._frames:
+            schema, fn = _BUILDERS[name]
+            df = fn(self)
+            self._frames[name] = schema.conform(df) if list(df.columns) != schema.names else df
+        return self._frames[name]
+
+    def cached(self, key: str, make: Callable[[], Any]) -> Any:
+        """Compute an intermediate result once per capture (e.g. the fast-path pass, tshark export)."""
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    @property
+    def dissection(self) -> Any:
+        """The one fast-path pass over the capture (``dissect.model.Dissection``)."""
+        from .dissect.fastpath import dissect
+
+        return self.cached("dissection", lambda: dissect(self.path, progress=self.progress, strict=self.strict))
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return self.dissection.info
+
+    def sha256(self) -> str:
+        def make() -> str:
+            h = hashlib.sha256()
+            with self.path.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            return h.hexdigest()
+
+        return self.cached("sha256", make)
+
+    def frame(self, number: int) -> Any:
+        """Frame ``number``'s full Wireshark dissection (pyshark, in a worker thread)."""
+        from .drill import dissect_frame
+
+        return dissect_frame(self.path, number, keylog=self.keylog)
+
+    def __repr__(self) -> str:
+        built = ", ".join(sorted(self._frames)) or "none yet"
+        return f"<Capture {self.path.name} (frames built: {built})>"
+
+
+def load(path: str | os.PathLike[str], *, keylog: str | os.PathLike[str] | None = None,
+         signalling: Iterable[str | os.PathLike[str]] | str | os.PathLike[str] | None = None,
+         progress: bool | None = None, strict: bool = False) -> Capture:
+    """Open a capture (pcap, pcapng, optionally gzip-compressed) for analysis.
+
+    ``keylog``: an SSLKEYLOGFILE for TLS/DTLS secrets. ``signalling``: side files (SDP, a
+    chrome://webrtc-internals dump, JSON lines) whose SDPs join the frames. ``progress``: show a progress
+    bar for long loads (default: when it takes over a second); ``strict``: raise on the first anomaly.
+    Nothing is parsed until a frame is first used, except that the file must exist and be readable."""
+    return Capture(path, keylog=keylog, signalling=signalling, progress=progress, strict=strict)
+
+
+__all__ = ["Capture", "load", "register_frame", "SCHEMAS", "RtcForensicsError"]

@@ -1,0 +1,1 @@
+"""Dissection: the media plane by our own fast path, the control plane by tshark field export."""

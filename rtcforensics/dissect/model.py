@@ -1,0 +1,60 @@
+"""What one pass of the fast path hands to the table builders.
+
+The fast path (``dissect.fastpath``) reads every packet once. Media-plane payloads that need
+per-message parsing in Python (STUN/TURN, DTLS, RTCP, ZRTP) are kept as :class:`Datagram` objects in
+capture order; RTP headers are extracted vectorised into column arrays; everything else (TCP that is not
+TURN/RFC 4571 media framing, TLS, HTTP, WebSocket, SIP) is listed by frame number for tshark.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..anomalies import AnomalyLog
+
+
+@dataclass(slots=True)
+class Datagram:
+    """One media-plane message (after any TURN ChannelData / Send / Data indication unwrapping).
+
+    The 5-tuple is the outer one on the wire. When the message travelled inside TURN, ``via_turn``
+    says how and ``turn_peer`` is the peer's ``ip:port`` on the far side of the relay when known.
+    One UDP datagram or one RFC 4571 / TURN-TCP frame gives one Datagram; a DTLS datagram may hold
+    several records (the DTLS parser splits them)."""
+
+    frame: int
+    ts_ns: int
+    flow_id: int
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    transport: str  # "udp" | "tcp"
+    data: bytes
+    via_turn: str | None = None  # None | "channel" | "data_indication" | "send_indication"
+    turn_channel: int | None = None
+    turn_peer: str | None = None
+
+
+@dataclass
+class Dissection:
+    """Result of one fast-path pass over a capture."""
+
+    path: str
+    info: dict[str, Any]
+    packets: pd.DataFrame  # the public `packets` frame, already conformed
+    stun: list[Datagram] = field(default_factory=list)
+    dtls: list[Datagram] = field(default_factory=list)
+    rtcp: list[Datagram] = field(default_factory=list)
+    zrtp: list[Datagram] = field(default_factory=list)
+    # RTP header columns, one entry per RTP packet (see tables.rtp for the names)
+    rtp: dict[str, np.ndarray] = field(default_factory=dict)
+    # a few payloads per (flow_id, ssrc) for plaintext evidence: {(flow_id, ssrc): [bytes, ...]}
+    rtp_samples: dict[tuple[int, int], list[bytes]] = field(default_factory=dict)
+    # frames the fast path left to tshark (TCP that is not media framing, anything else of interest)
+    control_frames: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    anomalies: AnomalyLog = field(default_factory=AnomalyLog)

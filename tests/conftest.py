@@ -1,0 +1,51 @@
+"""Shared fixtures: sample captures, their truth files, and third-party captures (skipped when absent)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_captures"
+REALCAPS = ROOT.parent / "shared" / "realcaps"
+
+
+def sample_names() -> list[str]:
+    """Names of the bundled sample captures that have a truth file."""
+    return sorted(p.name[: -len(".truth.json")] for p in SAMPLES.glob("*.truth.json"))
+
+
+def sample_path(name: str) -> Path:
+    for ext in (".pcapng", ".pcap", ".pcapng.gz", ".pcap.gz"):
+        p = SAMPLES / f"{name}{ext}"
+        if p.exists():
+            return p
+    pytest.skip(f"sample capture {name!r} not present")
+    raise AssertionError  # unreachable
+
+
+def load_truth(name: str) -> dict[str, Any]:
+    p = SAMPLES / f"{name}.truth.json"
+    if not p.exists():
+        pytest.skip(f"truth file for {name!r} not present")
+    return json.loads(p.read_text())
+
+
+@pytest.fixture
+def realcaps() -> Path:
+    if not REALCAPS.is_dir():
+        pytest.skip("../shared/realcaps not present")
+    return REALCAPS
+
+
+@pytest.fixture
+def sample() -> Callable[[str], Path]:
+    return sample_path
+
+
+@pytest.fixture
+def truth() -> Callable[[str], dict[str, Any]]:
+    return load_truth
