@@ -1,0 +1,338 @@
+"""SDES-keyed SRTP and plain RTP from ffmpeg, announced by an SDP sent over plain HTTP (WHIP-style).
+
+Scenario ``sdes_plain_rtp``:
+
+- ``pub`` (192.0.2.10) asks ffmpeg which SDP it announces for two RTP outputs: PCMU as SRTP keyed by SDES
+  (``-srtp_out_suite AES_CM_128_HMAC_SHA1_80 -srtp_out_params KEY`` → ``a=crypto:1 ... inline:KEY``) and PCMA as
+  plain RTP. ffmpeg 5.1 writes ``RTP/AVP`` on both m-lines (it does not write ``RTP/SAVP`` for SRTP): the SRTP
+  stream is recognisable only by its ``a=crypto`` line.
+- ``pub`` POSTs that SDP (``application/sdp``) to an aiohttp server on ``srv`` (192.0.2.20:8080) over plain
+  HTTP; the server answers ``201 Created`` with an answer SDP carrying its own ``a=crypto`` key, and starts an
+  ffmpeg receiver from the offer (it decrypts the SRTP stream with the offered key).
+- ffmpeg on ``pub`` sends 5 s of two sine tones; ``pub`` then DELETEs the resource (WHIP teardown), the server
+  stops the receiver, and the decoded audio levels (ffmpeg ``volumedetect``) show the SRTP was decrypted with the
+  key that crossed the wire in clear.
+
+Run by ``python -m lab.generate sdes_plain_rtp``. The module is also the server/client program run inside the
+namespaces: ``python -m lab.scenarios.ffmpeg_sdes serve|post|delete ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+NAME = "sdes_plain_rtp"
+PUB_IP, SRV_IP = "192.0.2.10", "192.0.2.20"
+HTTP_PORT = 8080
+SRTP_PORT, RTP_PORT = 5004, 5006  # RTCP on +1 (ffmpeg's default)
+SUITE = "AES_CM_128_HMAC_SHA1_80"
+SECONDS = 5
+
+
+def _ffmpeg_sender(sdp_file: Path, key: str, ssrcs: tuple[int, int], seconds: float) -> list[str]:
+    """One ffmpeg: 440 Hz PCMU as SDES-SRTP to SRTP_PORT, 660 Hz PCMA as plain RTP to RTP_PORT, 20 ms packets."""
+    return [
+        "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "verbose", "-re",
+        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=8000:samples_per_frame=160",
+        "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=8000:samples_per_frame=160",
+        "-map", "0:a", "-t", str(seconds), "-c:a", "pcm_mulaw", "-payload_type", "0", "-ssrc", str(ssrcs[0]),
+        "-f", "rtp", "-srtp_out_suite", SUITE, "-srtp_out_params", key, f"srtp://{SRV_IP}:{SRTP_PORT}",
+        "-map", "1:a", "-t", str(seconds), "-c:a", "pcm_alaw", "-payload_type", "8", "-ssrc", str(ssrcs[1]),
+        "-f", "rtp", f"rtp://{SRV_IP}:{RTP_PORT}",
+        "-sdp_file", str(sdp_file),
+    ]
+
+
+def _muxed_counts(log: str) -> list[int]:
+    """Packets muxed per output stream, from ffmpeg's own end-of-run statistics (verbose)."""
+    return [int(m) for m in re.findall(r"Output stream #\d+:\d+ \(audio\): .*?; (\d+) packets muxed", log)]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# programs run inside the namespaces
+
+def _answer_sdp(offer: str, key: str) -> str:
+    sess = secrets.randbelow(2**62)
+    lines = ["v=0", f"o=- {sess} 1 IN IP4 {SRV_IP}", "s=rtcforensics WHIP lab", "t=0 0"]
+    for m in re.findall(r"^m=.*?(?=^m=|\Z)", offer, flags=re.S | re.M):
+        mline = m.splitlines()[0]
+        lines += [mline, f"c=IN IP4 {SRV_IP}", "a=recvonly"]
+        crypto = re.search(r"^a=crypto:(\d+) (\S+) ", m, flags=re.M)
+        if crypto:
+            lines.append(f"a=crypto:{crypto.group(1)} {crypto.group(2)} inline:{key}")
+    return "\r\n".join(lines) + "\r\n"
+
+
+def serve(args: argparse.Namespace) -> None:
+    """aiohttp WHIP-style endpoint: POST application/sdp → 201 + answer; DELETE stops the receiver."""
+    from aiohttp import web
+
+    work = Path(args.work)
+    state: dict[str, subprocess.Popen] = {}
+
+    async def post(request: web.Request) -> web.Response:
+        if request.content_type != "application/sdp":
+            return web.Response(status=415, text="expected application/sdp\n")
+        offer = await request.text()
+        (work / "offer_received.sdp").write_text(offer)
+        key = base64.b64encode(os.urandom(30)).decode()
+        answer = _answer_sdp(offer, key)
+        (work / "answer_sent.sdp").write_text(answer)
+        (work / "answer_key.txt").write_text(key)
+        rx = subprocess.Popen(
+            ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "verbose", "-y",
+             "-protocol_whitelist", "file,udp,rtp", "-i", str(work / "offer_received.sdp"),
+             "-map", "0:0", str(work / "rx_srtp.wav"), "-map", "0:1", str(work / "rx_rtp.wav")],
+            stdout=open(work / "ffmpeg_rx.log", "wb"), stderr=subprocess.STDOUT)
+        state["rx"] = rx
+        time.sleep(0.5)  # let the receiver bind its ports before the publisher starts sending
+        return web.Response(status=201, text=answer, content_type="application/sdp",
+                            headers={"Location": "/whip/lab/resource/1"})
+
+    async def delete(request: web.Request) -> web.Response:
+        rx = state.pop("rx", None)
+        if rx is not None:
+            rx.send_signal(signal.SIGINT)
+            try:
+                rx.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                rx.kill()
+        return web.Response(status=200, text="")
+
+    app = web.Application()
+    app.router.add_post("/whip/lab", post)
+    app.router.add_delete("/whip/lab/resource/1", delete)
+    web.run_app(app, host=SRV_IP, port=HTTP_PORT, print=None)
+
+
+def client(args: argparse.Namespace) -> None:
+    import asyncio
+
+    import aiohttp
+
+    async def go() -> dict:
+        async with aiohttp.ClientSession() as s:
+            if args.cmd == "post":
+                body = Path(args.sdp).read_text()
+                async with s.post(args.url, data=body, headers={"Content-Type": "application/sdp"}) as r:
+                    return {"status": r.status, "location": r.headers.get("Location"), "answer": await r.text(),
+                            "server": r.headers.get("Server")}
+            async with s.delete(args.url) as r:
+                return {"status": r.status}
+
+    result = asyncio.run(go())
+    Path(args.result).write_text(json.dumps(result))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the scenario
+
+def _tshark_rtp(cap: Path) -> tuple[Counter, Counter, list[list[str]]]:
+    decode = []
+    for p in (SRTP_PORT, RTP_PORT):
+        decode += ["-d", f"udp.port=={p},rtp", "-d", f"udp.port=={p + 1},rtcp"]
+    out = subprocess.run(["tshark", "-r", str(cap), *decode, "-Y", "rtp", "-T", "fields", "-e", "rtp.ssrc",
+                          "-e", "ip.src", "-e", "udp.srcport", "-e", "ip.dst", "-e", "udp.dstport", "-e", "rtp.p_type"],
+                         check=True, capture_output=True, text=True, timeout=120).stdout
+    rows = [line.split("\t") for line in out.splitlines() if line]
+    rtp = Counter(int(r[0], 16) for r in rows)
+    out = subprocess.run(["tshark", "-r", str(cap), *decode, "-Y", "rtcp", "-T", "fields", "-e", "udp.dstport"],
+                         check=True, capture_output=True, text=True, timeout=120).stdout
+    rtcp = Counter(int(x) for x in out.split())
+    return rtp, rtcp, rows
+
+
+def _tshark_http(cap: Path) -> list[list[str]]:
+    out = subprocess.run(["tshark", "-r", str(cap), "-Y", "http", "-T", "fields", "-e", "frame.number",
+                          "-e", "http.request.method", "-e", "http.response.code", "-e", "http.content_type",
+                          "-e", "http.user_agent", "-e", "http.server"],
+                         check=True, capture_output=True, text=True, timeout=120).stdout
+    return [line.split("\t") for line in out.splitlines() if line]
+
+
+def _volume(wav: Path) -> dict:
+    r = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-i", str(wav), "-af", "volumedetect", "-f", "null",
+                        "-"], capture_output=True, text=True, timeout=60)
+    mean = re.search(r"mean_volume: (-?[\d.]+) dB", r.stderr)
+    n = re.search(r"n_samples: (\d+)", r.stderr)
+    return {"mean_volume_db": float(mean.group(1)) if mean else None, "samples": int(n.group(1)) if n else 0}
+
+
+def sdes_plain_rtp(out: Path) -> dict:
+    from lab.netns import Lab
+
+    from lab.truthlib import workdir
+
+    work = workdir(NAME)
+    py = [sys.executable, "-m", "lab.scenarios.ffmpeg_sdes"]
+    key = base64.b64encode(os.urandom(30)).decode()  # 16-byte master key + 14-byte salt (RFC 4568 §6.1)
+    ssrcs = (secrets.randbits(31), secrets.randbits(31))  # ffmpeg's -ssrc is a signed int
+    cap = out / f"{NAME}.pcapng"
+    with Lab(NAME) as lab:
+        pub = lab.host("pub", f"{PUB_IP}/24")
+        srv = lab.host("srv", f"{SRV_IP}/24")
+        # what SDP would ffmpeg announce? (a 40 ms dry run before the tap starts; the same key and ports)
+        pre = pub.popen(_ffmpeg_sender(work / "offer.sdp", key, ssrcs, 0.04), log=work / "ffmpeg_pre.log")
+        pre.wait(timeout=30)
+        offer = (work / "offer.sdp").read_text()
+        if f"inline:{key}" not in offer:
+            raise RuntimeError("ffmpeg's SDP has no a=crypto with our key")
+        with lab.capture(cap):
+            server = srv.popen([*py, "serve", "--work", str(work)], log=work / "server.log", cwd=str(ROOT))
+            _wait_port(srv, HTTP_PORT)
+            base = f"http://{SRV_IP}:{HTTP_PORT}"
+            c = pub.popen([*py, "post", "--url", f"{base}/whip/lab", "--sdp", str(work / "offer.sdp"),
+                           "--result", str(work / "post.json")], log=work / "post.log", cwd=str(ROOT))
+            if c.wait(timeout=30) != 0:
+                raise RuntimeError(f"WHIP POST failed: {(work / 'post.log').read_text()[-2000:]}")
+            post = json.loads((work / "post.json").read_text())
+            tx = pub.popen(_ffmpeg_sender(work / "offer_tx.sdp", key, ssrcs, SECONDS), log=work / "ffmpeg_tx.log")
+            if tx.wait(timeout=SECONDS + 30) != 0:
+                raise RuntimeError(f"ffmpeg sender failed: {(work / 'ffmpeg_tx.log').read_text()[-2000:]}")
+            time.sleep(0.3)
+            c = pub.popen([*py, "delete", "--url", f"{base}{post['location']}", "--result", str(work / "del.json")],
+                          log=work / "del.log", cwd=str(ROOT))
+            c.wait(timeout=30)
+            server.send_signal(signal.SIGINT)
+            time.sleep(0.5)
+            lab.stop_all()
+
+    tx_log = (work / "ffmpeg_tx.log").read_text()
+    muxed = _muxed_counts(tx_log)
+    if len(muxed) != 2:
+        raise RuntimeError(f"could not read ffmpeg's packet counts: {tx_log[-1500:]}")
+    if (work / "offer_tx.sdp").read_text() != offer:
+        raise RuntimeError("ffmpeg announced a different SDP on the real run")
+    answer_key = (work / "answer_key.txt").read_text().strip()
+    rtp_counts, rtcp_counts, rows = _tshark_rtp(cap)
+    for ssrc, n in zip(ssrcs, muxed):
+        if rtp_counts.get(ssrc) != n:
+            raise RuntimeError(f"tshark counts {rtp_counts.get(ssrc)} RTP packets for SSRC {ssrc:#x}, ffmpeg {n}")
+    src_ports = {int(r[0], 16): int(r[2]) for r in rows}
+    http = _tshark_http(cap)
+    ua = next((r[4] for r in http if r[1] == "POST"), "")
+    server_hdr = next((r[5] for r in http if r[2] == "201"), "")
+    post_frame = next((int(r[0]) for r in http if r[1] == "POST"), None)
+    answer_frame = next((int(r[0]) for r in http if r[2] == "201"), None)
+    vol_srtp, vol_rtp = _volume(work / "rx_srtp.wav"), _volume(work / "rx_rtp.wav")
+    if not vol_srtp["samples"] or (vol_srtp["mean_volume_db"] or -99) < -40:
+        raise RuntimeError(f"receiver did not decrypt the SRTP stream: {vol_srtp}")
+
+    pub_http = f"{PUB_IP}"
+    srv_http = f"{SRV_IP}:{HTTP_PORT}"
+    srtp_ep = [f"{PUB_IP}:{src_ports[ssrcs[0]]}", f"{SRV_IP}:{SRTP_PORT}"]
+    rtp_ep = [f"{PUB_IP}:{src_ports[ssrcs[1]]}", f"{SRV_IP}:{RTP_PORT}"]
+    return {
+        "description": "SDP with a=crypto (SDES) POSTed over plain HTTP (WHIP-style) + ffmpeg SDES-SRTP PCMU "
+                       "and plain RTP PCMA",
+        "stacks": {"ffmpeg": _ffmpeg_version()},
+        "keylog": None,
+        "findings": [
+            {"slug": "sdes-key-exposed", "severity": "critical", "endpoints": [pub_http, srv_http],
+             "frames": [f for f in (post_frame, answer_frame) if f]},
+            {"slug": "sdp-plain-rtp-offered", "endpoints": [pub_http, srv_http]},
+            {"slug": "rtp-unencrypted", "endpoints": rtp_ep},
+            {"slug": "signalling-plaintext", "endpoints": [pub_http, srv_http]},
+            {"slug": "software-disclosure", "endpoints": [pub_http, srv_http],
+             "evidence": {"user_agent": ua, "server": server_hdr}},
+        ],
+        "absent_findings": [
+            "dtls-weak-version", "dtls-weak-cipher", "dtls-handshake-failed", "dtls-cert-weak",
+            "dtls-fingerprint-mismatch", "fingerprint-weak-hash", "srtp-null-cipher", "srtp-weak-profile",
+            "stun-no-integrity", "turn-open-relay", "turn-internal-peer", "turn-credential-lifetime",
+            "ice-ipv6-eui64", "signalling-weak-tls",
+        ],
+        "secrets": {"sdes": [
+            {"sdp": "offer", "suite": SUITE, "inline": key, "keys_stream": srtp_ep},
+            {"sdp": "answer", "suite": SUITE, "inline": answer_key, "keys_stream": None},
+        ]},
+        "dtls": [],
+        "sdp": [
+            {"role": "offer", "transport": "http", "tls": False, "method": "POST", "url": "/whip/lab",
+             "frame": post_frame, "protos": ["RTP/AVP", "RTP/AVP"], "crypto": [SUITE, None],
+             "ports": [SRTP_PORT, RTP_PORT], "text": _redact(offer, key)},
+            {"role": "answer", "transport": "http", "tls": False, "status": 201, "frame": answer_frame,
+             "protos": ["RTP/AVP", "RTP/AVP"], "crypto": [SUITE, None],
+             "text": _redact(post["answer"], answer_key)},
+        ],
+        "rtp": [
+            {"ssrc": ssrcs[0], "packets": muxed[0], "src": srtp_ep[0], "dst": srtp_ep[1], "pt": 0,
+             "codec": "PCMU/8000", "keying": "sdes", "encrypted": True,
+             "rtcp_packets": rtcp_counts.get(SRTP_PORT + 1, 0)},
+            {"ssrc": ssrcs[1], "packets": muxed[1], "src": rtp_ep[0], "dst": rtp_ep[1], "pt": 8,
+             "codec": "PCMA/8000", "keying": "none", "encrypted": False,
+             "rtcp_packets": rtcp_counts.get(RTP_PORT + 1, 0)},
+        ],
+        "stun": {},
+        "candidates": [],
+        "http": [{"frame": int(r[0]), "method": r[1] or None, "status": int(r[2]) if r[2] else None,
+                  "content_type": r[3] or None} for r in http],
+        "receiver": {"srtp_decoded": vol_srtp, "rtp_decoded": vol_rtp},
+        "notes": (
+            "Packet counts are ffmpeg's own 'packets muxed' per output, equal to tshark's RTP count per SSRC with "
+            f"Decode-As udp.port=={SRTP_PORT}/{RTP_PORT},rtp and {SRTP_PORT + 1}/{RTP_PORT + 1},rtcp (RTCP SR: "
+            "ffmpeg's; SRTCP on the SRTP port pair). ffmpeg 5.1 writes m=audio ... RTP/AVP even for the SRTP "
+            "output: only a=crypto tells it apart (its SDP also says 'a=tool:libavformat LIBAVFORMAT_VERSION', "
+            "a Debian build quirk). The SDP offer was taken from a 40 ms ffmpeg dry run before the tap started "
+            "(same key, ports, SSRCs; the real run wrote the identical SDP). The server's ffmpeg receiver decoded "
+            "the SRTP stream with the offered key (receiver.srtp_decoded: non-silent 440 Hz tone). "
+            "secrets.sdes holds the raw inline keys: redact them in any output."
+        ),
+    }
+
+
+def _redact(sdp: str, key: str) -> str:
+    return sdp.replace(key, "<redacted>")
+
+
+def _ffmpeg_version() -> str:
+    out = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.split()
+    return out[2] if len(out) > 2 else "?"
+
+
+def _wait_port(host, port: int, timeout: float = 15) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        r = host.run("ss", "-ltn", f"sport = :{port}", check=False)
+        if f":{port}" in r.stdout:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on {host.name}:{port}")
+
+
+SCENARIOS = {NAME: sdes_plain_rtp}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m lab.scenarios.ffmpeg_sdes")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("serve")
+    s.add_argument("--work", required=True)
+    p = sub.add_parser("post")
+    p.add_argument("--url", required=True)
+    p.add_argument("--sdp", required=True)
+    p.add_argument("--result", required=True)
+    d = sub.add_parser("delete")
+    d.add_argument("--url", required=True)
+    d.add_argument("--result", required=True)
+    args = ap.parse_args(argv)
+    if args.cmd == "serve":
+        serve(args)
+    else:
+        client(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,233 @@
+"""Helpers for scenarios: scratch directories, stack versions, facts from real stacks, tshark cross-checks.
+
+Everything here reports what a real stack said (aiortc/aioice in-process, coturn, openssl, tshark); nothing
+here parses captures with our own code.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+ROOT = Path(__file__).resolve().parent.parent
+LAB = ROOT / "lab"
+PY = sys.executable
+TSHARK_HEUR = ["--enable-heuristic", "rtp_udp", "--enable-heuristic", "rtp_stun",
+               "--enable-heuristic", "dtls_stun"]
+TSHARK_TIMEOUT = 120
+
+# RFC 5389 §6 STUN class from the two class bits of the message type
+STUN_CLASS = {0: "request", 1: "indication", 2: "success", 3: "error"}
+# IANA STUN methods (RFC 5389, 5766, 6062)
+STUN_METHOD = {0x001: "Binding", 0x003: "Allocate", 0x004: "Refresh", 0x006: "Send", 0x007: "Data",
+               0x008: "CreatePermission", 0x009: "ChannelBind", 0x00A: "Connect", 0x00B: "ConnectionBind",
+               0x00C: "ConnectionAttempt"}
+# OpenSSL's SRTP profile names -> IANA names (RFC 5764 §4.1.2, RFC 7714 §14.2)
+SRTP_IANA = {"SRTP_AES128_CM_SHA1_80": "SRTP_AES128_CM_HMAC_SHA1_80",
+             "SRTP_AES128_CM_SHA1_32": "SRTP_AES128_CM_HMAC_SHA1_32",
+             "SRTP_NULL_SHA1_80": "SRTP_NULL_HMAC_SHA1_80", "SRTP_NULL_SHA1_32": "SRTP_NULL_HMAC_SHA1_32",
+             "SRTP_AEAD_AES_128_GCM": "SRTP_AEAD_AES_128_GCM", "SRTP_AEAD_AES_256_GCM": "SRTP_AEAD_AES_256_GCM"}
+SRTP_IDS = {"SRTP_AES128_CM_HMAC_SHA1_80": 0x0001, "SRTP_AES128_CM_HMAC_SHA1_32": 0x0002,
+            "SRTP_NULL_HMAC_SHA1_80": 0x0005, "SRTP_NULL_HMAC_SHA1_32": 0x0006,
+            "SRTP_AEAD_AES_128_GCM": 0x0007, "SRTP_AEAD_AES_256_GCM": 0x0008}
+DTLS_VERSION = {"DTLSv1": "DTLS 1.0", "DTLSv1.2": "DTLS 1.2", "DTLSv1.3": "DTLS 1.3"}
+
+
+def workdir(name: str) -> Path:
+    """A fresh scratch directory for scenario ``name`` (git-ignored)."""
+    d = LAB / "work" / name
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    return d
+
+
+def stun_key(method: int, cls: int) -> str:
+    return f"{STUN_METHOD.get(method, hex(method))}/{STUN_CLASS[cls]}"
+
+
+def stun_key_from_type(msg_type: int) -> str:
+    """'Binding/request' from a 16-bit STUN message type (RFC 5389 §6: class bits C1 at 0x100, C0 at 0x10)."""
+    cls = ((msg_type >> 7) & 0x2) | ((msg_type >> 4) & 0x1)
+    method = (msg_type & 0x000F) | ((msg_type & 0x00E0) >> 1) | ((msg_type & 0x3E00) >> 2)
+    return stun_key(method, cls)
+
+
+@functools.lru_cache(maxsize=None)
+def openssl_iana_names() -> dict[str, str]:
+    """OpenSSL cipher name -> IANA name, as the installed openssl reports it."""
+    out = subprocess.run(["openssl", "ciphers", "-stdname", "ALL:COMPLEMENTOFALL:@SECLEVEL=0"],
+                         capture_output=True, text=True, timeout=30).stdout
+    names = {}
+    for line in out.splitlines():
+        parts = line.split(" - ")
+        if len(parts) >= 2:
+            names[parts[1].strip()] = parts[0].strip()
+    return names
+
+
+@functools.lru_cache(maxsize=None)
+def stack_versions() -> dict[str, str]:
+    """Versions of the stacks this generator drives (those installed)."""
+    v: dict[str, str] = {}
+    try:
+        import aioice
+        import aiohttp
+        import aiortc
+        import OpenSSL
+
+        v.update(aiortc=aiortc.__version__, aioice=aioice.__version__, aiohttp=aiohttp.__version__,
+                 pyopenssl=OpenSSL.__version__)
+    except ImportError:
+        pass
+    ssl_v = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.split()
+    if len(ssl_v) > 1:
+        v["openssl"] = ssl_v[1]
+    v["python"] = sys.version.split()[0]
+    ts = subprocess.run(["tshark", "--version"], capture_output=True, text=True).stdout.splitlines()
+    if ts:
+        m = re.search(r"(\d+\.\d+\.\d+)", ts[0])
+        if m:
+            v["tshark"] = m.group(1)
+    return v
+
+
+def coturn_version() -> str:
+    out = subprocess.run(["turnserver", "--version"], capture_output=True, text=True, timeout=10)
+    return (out.stdout or out.stderr).strip().splitlines()[0]
+
+
+def scope(addr: str) -> str:
+    """Address scope as docs/architecture.md names it (documentation ranges count as public)."""
+    ip = ipaddress.ip_address(addr.split("%")[0])
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_link_local:
+        return "link_local"
+    if ip.version == 4:
+        if ip in ipaddress.ip_network("100.64.0.0/10"):
+            return "cgnat"
+        if any(ip in ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")):
+            return "private"
+        return "public"
+    if ip in ipaddress.ip_network("fc00::/7"):
+        return "ula"
+    return "public"
+
+
+def eui64_mac(addr: str) -> str | None:
+    """MAC from an EUI-64 IPv6 interface id (…ff:fe…, universal/local bit flipped), else None."""
+    ip = ipaddress.ip_address(addr)
+    if ip.version != 6:
+        return None
+    iid = ip.packed[8:]
+    if iid[3:5] != b"\xff\xfe":
+        return None
+    mac = bytes([iid[0] ^ 0x02]) + iid[1:3] + iid[5:8]
+    return ":".join(f"{b:02x}" for b in mac)
+
+
+def eui64_address(prefix: str, mac: str) -> str:
+    """IPv6 address = /64 ``prefix`` + modified EUI-64 interface id from ``mac`` (RFC 4291 App. A)."""
+    b = bytes(int(x, 16) for x in mac.split(":"))
+    iid = bytes([b[0] ^ 0x02]) + b[1:3] + b"\xff\xfe" + b[3:6]
+    net = ipaddress.ip_network(prefix)
+    return str(ipaddress.IPv6Address(net.network_address.packed[:8] + iid))
+
+
+def sdp_facts(sdp: str, role: str, transport: str, tls: bool) -> dict[str, Any]:
+    """Facts of one SDP exactly as a stack sent/received it (lines read verbatim, not re-derived)."""
+    fps: dict[str, str] = {}
+    ufrag = setup = None
+    protos = []
+    for line in sdp.splitlines():
+        if line.startswith("a=fingerprint:"):
+            alg, val = line[len("a=fingerprint:"):].split(" ", 1)
+            fps[alg.lower()] = val.replace(":", "").lower()
+        elif line.startswith("a=ice-ufrag:") and ufrag is None:
+            ufrag = line.split(":", 1)[1]
+        elif line.startswith("a=setup:") and setup is None:
+            setup = line.split(":", 1)[1]
+        elif line.startswith("m="):
+            protos.append(line.split()[2])
+    return {"role": role, "fingerprint": fps, "ice_ufrag": ufrag, "setup": setup, "protos": protos,
+            "transport": transport, "tls": tls}
+
+
+def candidates_from_sdp(sdp: str) -> list[dict[str, Any]]:
+    out = []
+    for line in sdp.splitlines():
+        if line.startswith("a=candidate:"):
+            out.append(candidate_fact(line[2:]))
+    return out
+
+
+def candidate_fact(cand: str) -> dict[str, Any]:
+    """One candidate attribute ('candidate:…') as a truth row."""
+    parts = cand.split(":", 1)[1].split()
+    c: dict[str, Any] = {"address": parts[4], "port": int(parts[5]), "transport": parts[2].lower(),
+                         "type": parts[7], "scope": scope(parts[4])}
+    if "raddr" in parts:
+        c["raddr"] = parts[parts.index("raddr") + 1]
+    mac = eui64_mac(parts[4]) if ":" in parts[4] else None
+    if mac:
+        c["eui64_mac"] = mac
+    return c
+
+
+def dedupe(rows: Iterable[dict]) -> list[dict]:
+    seen, out = set(), []
+    for r in rows:
+        k = json.dumps(r, sort_keys=True)
+        if k not in seen:
+            seen.add(k)
+            out.append(r)
+    return out
+
+
+def add_counts(*dicts: dict[str, int]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for d in dicts:
+        for k, v in d.items():
+            total[k] = total.get(k, 0) + v
+    return dict(sorted(total.items()))
+
+
+def tshark_fields(cap: Path, fields: list[str], *, display_filter: str | None = None,
+                  extra: list[str] | None = None, keylog: Path | None = None) -> list[list[str]]:
+    """tshark -T fields rows (bounded); each row a list of the field strings ('' when absent)."""
+    argv = ["tshark", "-n", "-r", str(cap), *TSHARK_HEUR, *(extra or []), "-T", "fields", "-E", "separator=\t",
+            "-E", "occurrence=a", "-E", "aggregator=,"]
+    if keylog:
+        argv += ["-o", f"tls.keylog_file:{keylog}"]
+    if display_filter:
+        argv += ["-Y", display_filter]
+    for f in fields:
+        argv += ["-e", f]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=TSHARK_TIMEOUT)
+    if res.returncode != 0:
+        raise RuntimeError(f"tshark failed on {cap.name}: {res.stderr.strip()[:500]}")
+    return [line.split("\t") for line in res.stdout.splitlines()]
+
+
+def run_json(argv: list[str], timeout: float = 60) -> Any:
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if res.returncode != 0:
+        raise RuntimeError(f"{argv[0]} failed: {res.stderr[-800:]}")
+    return json.loads(res.stdout)
+
+
+def make_cert(out_dir: Path, cn: str, ip: str) -> tuple[Path, Path]:
+    """Self-signed ECDSA certificate for ``ip`` made by the openssl CLI."""
+    key, crt = out_dir / f"{cn}.key", out_dir / f"{cn}.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", str(key), "-out", str(crt), "-days", "30", "-subj", f"/CN={cn}",
+                    "-addext", f"subjectAltName=IP:{ip}"], check=True, capture_output=True, timeout=30)
+    return key, crt

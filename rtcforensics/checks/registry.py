@@ -1,0 +1,185 @@
+"""The check catalogue: one function per check, registered with :func:`check`.
+
+A check is a small function ``fn(ctx) -> iterable of Hit``. Its docstring IS its documentation page, with
+the fixed sections ``What it flags`` / ``Why it matters`` / ``Evidence`` / ``False positives`` /
+``References``. IDs are stable, in families (``SIG001``, ``DTLS003``, ...), never reused; slugs are the
+public contract (DESIGN.md section 4). The registry raises at import on a duplicate or malformed ID or slug,
+a missing docstring section, or an undeclared parameter.
+
+Thresholds are named parameters declared beside the check (``params={"max_lifetime_s": (86400, "...")}``);
+a run can override them (``analyze(cap, params={"TURN003.max_lifetime_s": 3600})``).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+FAMILIES = ("SIG", "SDP", "DTLS", "SRTP", "ICE", "TURN", "COMP")
+ID_RE = re.compile(r"^(%s)(\d{3})$" % "|".join(FAMILIES))
+SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+DOC_SECTIONS = ("What it flags", "Why it matters", "Evidence", "False positives", "References")
+LIFECYCLE = ("preview", "stable", "removed")
+
+
+class Severity(enum.IntEnum):
+    INFO = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, value: "str | int | Severity") -> "Severity":
+        if isinstance(value, Severity):
+            return value
+        if isinstance(value, int):
+            return cls(value)
+        try:
+            return cls[str(value).strip().upper()]
+        except KeyError:
+            raise ValueError(f"unknown severity {value!r} (one of: {', '.join(str(s) for s in cls)})") from None
+
+
+class Confidence(enum.IntEnum):
+    LOW = 0
+    MEDIUM = 1
+    HIGH = 2
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+class NotObservable(Exception):
+    """Raised by a check when what it looks at cannot be seen in this capture (reason in words)."""
+
+
+@dataclass
+class Hit:
+    """One piece of evidence a check returns; ``analyze`` turns hits into Finding records.
+
+    ``key``: the stable values that make this instance distinct (used for the finding identity, with the
+    check ID and endpoints; never message text, timestamps or frame numbers). ``severity`` /
+    ``confidence``: per-instance overrides of the check's defaults."""
+
+    message: str
+    endpoints: Sequence[str] = ()
+    flow_id: int | None = None
+    frames: Sequence[int] = ()
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    key: Sequence[Any] = ()
+    severity: Severity | None = None
+    confidence: Confidence | None = None
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Any
+    doc: str
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    slug: str
+    title: str
+    severity: Severity
+    confidence: Confidence
+    needs: tuple[str, ...]
+    references: tuple[str, ...]
+    params: tuple[Param, ...]
+    fn: Callable[..., Iterable[Hit]]
+    doc: str
+    sections: Mapping[str, str]
+    status: str = "stable"
+
+    @property
+    def family(self) -> str:
+        m = ID_RE.match(self.id)
+        return m.group(1) if m else ""
+
+    def param_defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    @property
+    def help_uri(self) -> str:
+        return f"https://rtcforensics.invalid/checks/{self.id}"  # no network: a stable name, not a link to follow
+
+
+REGISTRY: dict[str, Check] = {}
+_BY_SLUG: dict[str, str] = {}
+
+
+def parse_doc(doc: str) -> dict[str, str]:
+    """Split a check docstring into its fixed sections (``What it flags: ...`` paragraphs)."""
+    text = "\n".join(line.strip() for line in (doc or "").strip().splitlines())
+    pat = re.compile(r"^(%s):\s*" % "|".join(re.escape(s) for s in DOC_SECTIONS), re.M)
+    parts: dict[str, str] = {}
+    matches = list(pat.finditer(text))
+    for i, m in enumerate(matches):
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+        parts[m.group(1)] = " ".join(text[m.end():end].split())
+    return parts
+
+
+def check(*, id: str, slug: str, title: str, severity: Severity, confidence: Confidence,
+          needs: Sequence[str] = (), references: Sequence[str] = (),
+          params: Mapping[str, tuple[Any, str]] | None = None,
+          status: str = "stable") -> Callable[[Callable[..., Iterable[Hit]]], Callable[..., Iterable[Hit]]]:
+    """Register a check. Raises ``ValueError`` at import on anything malformed."""
+
+    def deco(fn: Callable[..., Iterable[Hit]]) -> Callable[..., Iterable[Hit]]:
+        where = f"check {fn.__module__}.{fn.__name__}"
+        if not ID_RE.match(id):
+            raise ValueError(f"{where}: malformed ID {id!r} (want FAMILY + 3 digits, families {FAMILIES})")
+        if not SLUG_RE.match(slug):
+            raise ValueError(f"{where}: malformed slug {slug!r} (kebab-case)")
+        if id in REGISTRY:
+            raise ValueError(f"{where}: duplicate check ID {id!r} (already {REGISTRY[id].fn.__name__})")
+        if slug in _BY_SLUG:
+            raise ValueError(f"{where}: duplicate slug {slug!r} (already {_BY_SLUG[slug]})")
+        if status not in LIFECYCLE:
+            raise ValueError(f"{where}: status {status!r} not in {LIFECYCLE}")
+        if not isinstance(severity, Severity) or not isinstance(confidence, Confidence):
+            raise ValueError(f"{where}: severity/confidence must be Severity/Confidence members")
+        if not title.strip():
+            raise ValueError(f"{where}: empty title")
+        sections = parse_doc(fn.__doc__ or "")
+        missing = [s for s in DOC_SECTIONS if not sections.get(s)]
+        if missing:
+            raise ValueError(f"{where}: docstring lacks section(s) {missing}")
+        ps = tuple(Param(n, d, doc) for n, (d, doc) in (params or {}).items())
+        for p in ps:
+            if not re.match(r"^[a-z][a-z0-9_]*$", p.name) or not p.doc.strip():
+                raise ValueError(f"{where}: parameter {p.name!r} needs a snake_case name and a description")
+        REGISTRY[id] = Check(id=id, slug=slug, title=title, severity=severity, confidence=confidence,
+                             needs=tuple(needs), references=tuple(references), params=ps, fn=fn,
+                             doc=(fn.__doc__ or "").strip(), sections=sections, status=status)
+        _BY_SLUG[slug] = id
+        return fn
+
+    return deco
+
+
+def load_catalogue() -> dict[str, Check]:
+    """Import every family module (which registers its checks) and return the registry, sorted by ID."""
+    from . import comp, dtls, ice, sdp, sig, srtp, turn  # noqa: F401
+
+    return dict(sorted(REGISTRY.items(), key=lambda kv: (FAMILIES.index(kv[1].family), kv[0])))
+
+
+def get(id_or_slug: str) -> Check:
+    """Look a check up by ID (case-insensitive) or slug."""
+    cat = load_catalogue()
+    key = id_or_slug.strip()
+    if key.upper() in cat:
+        return cat[key.upper()]
+    if key.lower() in _BY_SLUG:
+        return cat[_BY_SLUG[key.lower()]]
+    raise KeyError(f"no check with ID or slug {id_or_slug!r}")
