@@ -69,7 +69,7 @@ def openssl_iana_names() -> dict[str, str]:
     for line in out.splitlines():
         parts = line.split(" - ")
         if len(parts) >= 2:
-            names[parts[1].strip()] = parts[0].strip()
+            names[parts[1].split()[0]] = parts[0].strip()
     return names
 
 

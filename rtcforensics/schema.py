@@ -99,12 +99,12 @@ class FrameSchema:
 
 def _cast(s: pd.Series, dt: Any, col: Column) -> pd.Series:
     s = s.reset_index(drop=True)
-    if col.dtype == "ts":
+    if col.dtype == "ts":  # .astype(dt): pandas 3 infers second resolution for all-NA columns
         if pd.api.types.is_datetime64_any_dtype(s.dtype):
-            return s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")
+            return (s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")).astype(dt)
         if len(s) and pd.api.types.is_integer_dtype(s.dtype):
-            return pd.to_datetime(s, unit="ns", utc=True)
-        return pd.to_datetime(s, utc=True)
+            return pd.to_datetime(s, unit="ns", utc=True).astype(dt)
+        return pd.to_datetime(s, utc=True).astype(dt)
     if col.dtype == "object":
         return s.astype(object)
     if col.dtype == "float64":

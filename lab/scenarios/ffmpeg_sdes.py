@@ -209,6 +209,7 @@ def sdes_plain_rtp(out: Path) -> dict:
             time.sleep(0.5)
             lab.stop_all()
 
+    cap.chmod(0o644)
     tx_log = (work / "ffmpeg_tx.log").read_text()
     muxed = _muxed_counts(tx_log)
     if len(muxed) != 2:

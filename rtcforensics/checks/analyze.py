@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping, Protocol, Sequence
 import pandas as pd
 
 from ..anomalies import AnomalyLog
+from ..errors import CaptureError
 from .registry import Check, Confidence, Hit, NotObservable, Severity, load_catalogue
 
 FOUND, CLEAN, NOT_OBSERVABLE, FAILED = "found", "clean", "not observable", "failed"
@@ -131,6 +132,7 @@ class CheckContext:
         self.check = check
         self.params = dict(params)
         self._frames = frames
+        self.missing: list[str] = []
 
     def frame(self, name: str, columns: Sequence[str] = (), *, allow_empty: bool = False) -> pd.DataFrame:
         """Frame ``name``; raises NotObservable when it is not built in this version, lacks ``columns``, or
@@ -144,10 +146,12 @@ class CheckContext:
         return df
 
     def optional(self, name: str, columns: Sequence[str] = ()) -> pd.DataFrame | None:
-        """Frame ``name`` when available with ``columns`` (possibly empty), else None."""
+        """Frame ``name`` when available with ``columns`` (possibly empty), else None (the reason is kept
+        in ``self.missing`` for the coverage table)."""
         try:
             return self.frame(name, columns, allow_empty=True)
-        except NotObservable:
+        except (NotObservable, _FrameFailed) as e:
+            self.missing.append(str(e))
             return None
 
     def param(self, name: str) -> Any:
@@ -177,6 +181,12 @@ def _get_frame(cap: FrameSource, name: str, cache: dict[str, Any]) -> pd.DataFra
         raise err
     try:
         df = cap.get_frame(name)
+    except CaptureError:  # the input itself is unusable: that is the user's error to hear about, not a check's
+        raise
+    except ImportError as e:  # a part of the engine not in this build: unobservable, not a failure
+        err = _FrameUnavailable(f"frame {name!r} cannot be built in this version ({e})")
+        cache[name] = err
+        raise err from e
     except Exception as e:  # a builder bug: the checks needing it fail, the run goes on
         if getattr(cap, "strict", False):
             raise
@@ -250,7 +260,7 @@ def _plain(v: Any) -> Any:
 
 
 def _merge(findings: Iterable[Finding]) -> list[Finding]:
-    """Deduplicate on identity: frames united, the highest severity and confidence kept."""
+    """Deduplicate on identity: frames and endpoints united, the highest severity and confidence kept."""
     out: dict[str, Finding] = {}
     for f in findings:
         if f.identity not in out:
@@ -258,6 +268,7 @@ def _merge(findings: Iterable[Finding]) -> list[Finding]:
             continue
         g = out[f.identity]
         g.frames = sorted(set(g.frames) | set(f.frames))
+        g.endpoints = list(dict.fromkeys([*g.endpoints, *f.endpoints]))
         if Severity.parse(f.severity) > Severity.parse(g.severity):
             g.severity, g.message, g.evidence = f.severity, f.message, f.evidence
         if Confidence[f.confidence.upper()] > Confidence[g.confidence.upper()]:
@@ -302,9 +313,10 @@ def analyze(cap: Any, params: Mapping[str, Any] | None = None, strict: bool = Fa
         except Exception as e:
             if strict:
                 raise
-            where = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
+            origin = e.__cause__ if isinstance(e, _FrameFailed) and e.__cause__ is not None else e
+            where = traceback.extract_tb(origin.__traceback__)[-1] if origin.__traceback__ else None
             loc = f" at {where.filename.rsplit('/', 1)[-1]}:{where.lineno}" if where else ""
-            reason = f"{type(e).__name__}: {e}{loc}"
+            reason = f"{e}{loc}" if isinstance(e, _FrameFailed) else f"{type(e).__name__}: {e}{loc}"
             coverage.append(Coverage(cid, chk.slug, FAILED, reason))
             anomalies.add("check", "check_failed", f"check {cid} ({chk.slug}) raised {reason}")
             continue
@@ -313,12 +325,13 @@ def analyze(cap: Any, params: Mapping[str, Any] | None = None, strict: bool = Fa
         if got:
             coverage.append(Coverage(cid, chk.slug, FOUND, f"{len(got)} finding(s)", len(got)))
         else:
-            coverage.append(Coverage(cid, chk.slug, CLEAN, _clean_reason(chk)))
+            coverage.append(Coverage(cid, chk.slug, CLEAN, _clean_reason(chk, ctx.missing)))
     findings.sort(key=lambda f: (-Severity.parse(f.severity), f.id, f.frames[:1] or [0], f.identity))
     return Report(capture=capture_info(cap), findings=findings, coverage=coverage, anomalies=anomalies.frame(),
                   params={cid: p for cid, p in per_check.items() if p}, cap=cap)
 
 
-def _clean_reason(chk: Check) -> str:
-    what = ", ".join(chk.needs) if chk.needs else "capture"
-    return f"examined {what}: nothing matched"
+def _clean_reason(chk: Check, missing: Sequence[str]) -> str:
+    what = ", ".join(chk.needs) if chk.needs else "the frames available"
+    out = f"examined {what}: nothing matched"
+    return out + (f" (not examined: {'; '.join(missing)})" if missing else "")

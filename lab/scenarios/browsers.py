@@ -1,0 +1,570 @@
+"""Real browsers calling each other: headless Chromium ↔ Chromium, and Firefox ESR → Chromium.
+
+Each browser runs in its own namespace host and loads ``lab/web/call.html`` from an aiohttp server on a third
+host; the page drives the call by itself (fake audio+video from getUserMedia, a data channel "chat" with a few
+messages, plain-WebSocket signalling with trickled candidates) and POSTs back what the browser reports: local and
+remote SDP, getStats(), navigator.userAgent, candidates, data-channel messages. No driver protocol is used.
+
+- ``browsers_chromium``: two Chromium instances on a private LAN (10.10.0.0/24).
+- ``browsers_firefox_chromium``: Firefox ESR (caller, SSLKEYLOGFILE → ``<name>.keylog``) calling Chromium on
+  documentation addresses (198.51.100.0/24).
+
+Chromium and Firefox negotiate DTLS 1.3: certificates and the SRTP profile travel encrypted, so the truth file
+records ``encrypted_handshake: true`` and takes DTLS facts from the browsers' own getStats() (transport and
+certificate stats). The module is also the signalling/page server: ``python -m lab.scenarios.browsers serve``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+WEB = ROOT / "lab" / "web"
+HTTP_PORT = 8080
+SECONDS = 4
+MESSAGES = 3
+CHROMIUM = "chromium"
+FIREFOX = "firefox-esr"
+CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                  "--disable-default-apps", "--disable-extensions", "--no-default-browser-check",
+                  "--password-store=basic", "--disable-features=Translate,OptimizationHints,MediaRouter"]
+FIREFOX_PREFS = {
+    "media.navigator.streams.fake": True,
+    "media.navigator.permission.disabled": True,
+    # getUserMedia on the lab's plain-HTTP page (not a secure context)
+    "media.devices.insecure.enabled": True, "media.getusermedia.insecure.enabled": True,
+    "app.update.enabled": False, "app.update.auto": False, "app.update.service.enabled": False,
+    "app.update.checkInstallTime": False,
+    "toolkit.telemetry.enabled": False, "toolkit.telemetry.unified": False, "toolkit.telemetry.server": "",
+    "datareporting.healthreport.uploadEnabled": False, "datareporting.policy.dataSubmissionEnabled": False,
+    "network.prefetch-next": False, "network.dns.disablePrefetch": True, "network.predictor.enabled": False,
+    "network.http.speculative-parallel-limit": 0, "browser.aboutHomeSnippets.updateUrl": "",
+    "browser.safebrowsing.malware.enabled": False, "browser.safebrowsing.phishing.enabled": False,
+    "browser.safebrowsing.downloads.enabled": False, "browser.safebrowsing.downloads.remote.enabled": False,
+    "browser.safebrowsing.provider.google4.updateURL": "", "browser.safebrowsing.provider.mozilla.updateURL": "",
+    "extensions.update.enabled": False, "extensions.getAddons.cache.enabled": False,
+    "extensions.blocklist.enabled": False, "services.settings.server": "",
+    "browser.shell.checkDefaultBrowser": False, "browser.startup.homepage_override.mstone": "ignore",
+    "browser.newtabpage.enabled": False, "browser.startup.page": 0,
+    "captivedetect.canonicalURL": "", "network.captive-portal-service.enabled": False,
+    "network.connectivity-service.enabled": False, "browser.ping-centre.telemetry": False,
+    "dom.push.enabled": False, "dom.push.serverURL": "", "geo.enabled": False,
+    "browser.region.update.enabled": False, "browser.search.update": False,
+    "media.gmp-manager.url": "", "media.gmp-gmpopenh264.enabled": True, "media.gmp-gmpopenh264.autoupdate": False,
+    "security.OCSP.enabled": 0, "network.trr.mode": 5, "browser.discovery.enabled": False,
+    "app.normandy.enabled": False, "app.shield.optoutstudies.enabled": False,
+    "browser.tabs.remote.autostart": True, "media.autoplay.default": 0,
+    "datareporting.usage.uploadEnabled": False, "toolkit.telemetry.archive.enabled": False,
+    "browser.newtabpage.activity-stream.feeds.telemetry": False, "network.http.http3.enable": False,
+}
+# Chromium's / W3C srtpCipher names -> IANA SRTP protection profile names (RFC 5764 §4.1.2, RFC 7714 §14.2)
+SRTP_IANA = {"AES_CM_128_HMAC_SHA1_80": "SRTP_AES128_CM_HMAC_SHA1_80",
+             "AES_CM_128_HMAC_SHA1_32": "SRTP_AES128_CM_HMAC_SHA1_32",
+             "AEAD_AES_128_GCM": "SRTP_AEAD_AES_128_GCM", "AEAD_AES_256_GCM": "SRTP_AEAD_AES_256_GCM"}
+TLS_VERSION = {"FEFF": "DTLS 1.0", "FEFD": "DTLS 1.2", "FEFC": "DTLS 1.3"}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the page + signalling server (run inside the "sig" namespace)
+
+def serve(args: argparse.Namespace) -> None:
+    from aiohttp import WSMsgType, web
+
+    work = Path(args.work)
+    rooms: dict[str, dict[str, Any]] = {}
+
+    async def page(request: web.Request) -> web.FileResponse:
+        name = request.match_info["name"]
+        if name not in ("call.html", "call.js"):
+            raise web.HTTPNotFound()
+        return web.FileResponse(WEB / name, headers={"Cache-Control": "no-store"})
+
+    async def ws(request: web.Request) -> web.WebSocketResponse:
+        room, role = request.match_info["room"], request.match_info["role"]
+        other = "callee" if role == "caller" else "caller"
+        sock = web.WebSocketResponse()
+        await sock.prepare(request)
+        r = rooms.setdefault(room, {"socks": {}, "queue": {"caller": [], "callee": []}, "log": []})
+        r["socks"][role] = sock
+        for m in r["queue"][role]:
+            await sock.send_str(m)
+        r["queue"][role].clear()
+        async for msg in sock:
+            if msg.type != WSMsgType.TEXT:
+                continue
+            r["log"].append({"from": role, "t": time.time(), "data": json.loads(msg.data)})
+            peer = r["socks"].get(other)
+            if peer is not None and not peer.closed:
+                await peer.send_str(msg.data)
+            else:
+                r["queue"][other].append(msg.data)
+        (work / f"signalling_{room}.json").write_text(json.dumps(r["log"], indent=1))
+        return sock
+
+    async def result(request: web.Request) -> web.Response:
+        kind, room, role = (request.match_info[k] for k in ("kind", "room", "role"))
+        (work / f"{kind}_{room}_{role}.json").write_text(await request.text())
+        return web.Response(text="ok\n")
+
+    async def favicon(request: web.Request) -> web.Response:
+        return web.Response(status=204)
+
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+    app.router.add_get("/favicon.ico", favicon)
+    app.router.add_get("/ws/{room}/{role}", ws)
+    app.router.add_post("/{kind:result|closed}/{room}/{role}", result)
+    app.router.add_get("/{name}", page)
+    web.run_app(app, host=args.host, port=HTTP_PORT, print=None)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# launching browsers
+
+def _origin(url: str) -> str:
+    return url.split("/call.html")[0]
+
+
+def _chromium(host: Any, url: str, work: Path, tag: str) -> Any:
+    profile = Path(tempfile.mkdtemp(prefix=f"rtcf-chromium-{tag}-"))
+    # getUserMedia needs a secure context: let the lab's plain-HTTP page origin count as one
+    return host.popen([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
+                       f"--unsafely-treat-insecure-origin-as-secure={_origin(url)}", url],
+                      log=work / f"chromium_{tag}.log", env={"HOME": str(profile)}), profile
+
+
+def _firefox(host: Any, url: str, work: Path, tag: str, keylog: Path) -> Any:
+    profile = Path(tempfile.mkdtemp(prefix=f"rtcf-firefox-{tag}-"))
+    prefs = "".join(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in FIREFOX_PREFS.items())
+    (profile / "user.js").write_text(prefs)
+    env = {"HOME": str(profile), "SSLKEYLOGFILE": str(keylog), "MOZ_HEADLESS": "1",
+           "MOZ_DISABLE_AUTO_SAFE_MODE": "1", "MOZ_CRASHREPORTER_DISABLE": "1"}
+    return host.popen([FIREFOX, "--headless", "--no-remote", "--profile", str(profile), url],
+                      log=work / f"firefox_{tag}.log", env=env), profile
+
+
+def _kill_namespace(host: Any) -> None:
+    """Kill what is left in a browser host's namespace (all of it was started by this scenario)."""
+    for _ in range(3):
+        pids = subprocess.run(["ip", "netns", "pids", host.ns], capture_output=True, text=True).stdout.split()
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+        time.sleep(0.3)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# truth from the browsers' own reports
+
+def _by_type(stats: list[dict], t: str) -> list[dict]:
+    return [s for s in stats if s.get("type") == t]
+
+
+def _by_id(stats: list[dict]) -> dict[str, dict]:
+    return {s["id"]: s for s in stats}
+
+
+def _fp(s: str | None) -> str | None:
+    return s.replace(":", "").lower() if s else None
+
+
+def _side_facts(res: dict) -> dict:
+    """Selected pair, DTLS, certificates, senders from one browser's getStats()."""
+    stats = res["stats"]
+    ids = _by_id(stats)
+    tr = _by_type(stats, "transport")
+    t = tr[0] if tr else {}
+    pair = ids.get(t.get("selectedCandidatePairId", "")) if t else None
+    if pair is None:  # Firefox has no transport stats: the nominated/selected succeeded pair
+        pairs = [p for p in _by_type(stats, "candidate-pair") if p.get("state") == "succeeded"
+                 and (p.get("nominated") or p.get("selected"))]
+        pair = pairs[0] if pairs else None
+    lc = ids.get(pair["localCandidateId"]) if pair else None
+    rc = ids.get(pair["remoteCandidateId"]) if pair else None
+    local_cert = ids.get(t.get("localCertificateId", "")) if t else None
+    remote_cert = ids.get(t.get("remoteCertificateId", "")) if t else None
+
+    def cert(c: dict | None) -> dict | None:
+        if not c:
+            return None
+        der = base64.b64decode(c["base64Certificate"]) if c.get("base64Certificate") else b""
+        return {"algorithm": c.get("fingerprintAlgorithm"), "fingerprint": _fp(c.get("fingerprint")),
+                "der_sha256": hashlib.sha256(der).hexdigest() if der else None}
+
+    def addr(c: dict | None) -> str | None:
+        if not c:
+            return None
+        a = c.get("address") or c.get("ip")
+        return f"{a}:{c.get('port')}"
+
+    codecs = {c["id"]: c for c in _by_type(stats, "codec")}
+    outbound = []
+    for o in _by_type(stats, "outbound-rtp"):
+        codec = codecs.get(o.get("codecId", ""), {})
+        outbound.append({"ssrc": o["ssrc"], "kind": o.get("kind") or o.get("mediaType"),
+                         "packets_sent": o.get("packetsSent"), "bytes_sent": o.get("bytesSent"),
+                         "retransmitted_packets_sent": o.get("retransmittedPacketsSent"),
+                         "rtx_ssrc": o.get("rtxSsrc"), "pt": codec.get("payloadType"),
+                         "codec": codec.get("mimeType"), "mid": o.get("mid")})
+    pairs = _by_type(stats, "candidate-pair")
+    stun = {k: sum(p.get(k, 0) or 0 for p in pairs) for k in
+            ("requestsSent", "responsesReceived", "requestsReceived", "responsesSent", "consentRequestsSent")}
+    return {
+        "user_agent": res["userAgent"],
+        "selected_pair": {"local": addr(lc), "remote": addr(rc),
+                          "local_type": (lc or {}).get("candidateType"), "remote_type": (rc or {}).get("candidateType"),
+                          "local_address_reported": (lc or {}).get("address"),
+                          "state": (pair or {}).get("state")} if pair else None,
+        "transport": {k: t.get(k) for k in ("dtlsState", "tlsVersion", "dtlsCipher", "srtpCipher", "dtlsRole",
+                                            "iceRole", "iceState", "tlsGroup") if k in t} if t else None,
+        "local_cert": cert(local_cert), "remote_cert": cert(remote_cert),
+        "outbound": outbound,
+        "stun_pair_counters": stun,
+        "inbound": [{"ssrc": i["ssrc"], "kind": i.get("kind"), "packets_received": i.get("packetsReceived")}
+                    for i in _by_type(stats, "inbound-rtp")],
+        "data_channels": [{"label": d.get("label"), "messages_sent": d.get("messagesSent"),
+                           "messages_received": d.get("messagesReceived"), "state": d.get("state")}
+                          for d in _by_type(stats, "data-channel")],
+    }
+
+
+def _tshark(cap: Path, keylog: Path | None, media_ports: list[int]) -> dict:
+    from lab.truthlib import stun_key_from_type
+
+    heur = ["tshark", "-n", "-r", str(cap), "--enable-heuristic", "rtp_udp", "--enable-heuristic", "rtp_stun",
+            "--enable-heuristic", "dtls_stun"]
+    if keylog:
+        heur += ["-o", f"tls.keylog_file:{keylog}"]
+    decode = ["tshark", "-n", "-r", str(cap)]
+    for p in media_ports:
+        decode += ["-d", f"udp.port=={p},rtp"]
+
+    def fields(base: list[str], filt: str, *f: str) -> list[list[str]]:
+        args = [*base, "-Y", filt, "-T", "fields", "-E", "occurrence=f"]
+        for x in f:
+            args += ["-e", x]
+        res = subprocess.run(args, capture_output=True, text=True, timeout=180)
+        if res.returncode != 0:
+            raise RuntimeError(f"tshark failed: {res.stderr[-500:]}")
+        return [line.split("\t") for line in res.stdout.splitlines() if line]
+
+    rtp_heur = Counter(int(r[0], 16) for r in fields(heur, "rtp && !rtcp", "rtp.ssrc") if r[0])
+    # Decode-As on the media ports; RFC 5761 §4: payload types 64-95 there are RTCP, first byte < 128 is not RTP
+    rtp_all = Counter(int(r[0], 16) for r in fields(decode, "rtp.version == 2 && !(rtp.p_type >= 64 && "
+                                                            "rtp.p_type <= 95)", "rtp.ssrc") if r[0])
+    stun = Counter(stun_key_from_type(int(r[0], 16)) for r in fields(heur, "stun && udp && !icmp", "stun.type")
+                   if r[0])
+    dtls = fields(heur, "dtls.handshake.type == 1 || dtls.handshake.type == 2", "frame.number", "ip.src",
+                  "udp.srcport", "ip.dst", "udp.dstport", "dtls.handshake.type", "dtls.handshake.version",
+                  "dtls.handshake.ciphersuite", "dtls.handshake.random")
+    mdns = fields(heur, "mdns", "frame.number", "ip.src", "dns.qry.name")
+    other = fields(heur, "udp && !(rtp || stun || dtls || rtcp || mdns || icmp)", "frame.number", "udp.payload")
+    unified = sum(1 for r in other if r[1][:1] in "23")  # RFC 9147 §4: 001xxxxx = DTLS 1.3 unified header
+    # RFC 5761: 128..191 with payload type 192..223 = RTCP (here SRTCP, rtcp-mux; tshark's heuristic misses it)
+    rtcp = sum(1 for r in other if r[1][:1] in "89ab" and 192 <= int(r[1][2:4], 16) <= 223)
+    return {"rtp_heur": rtp_heur, "rtp": rtp_all, "stun": dict(sorted(stun.items())), "dtls": dtls, "mdns": mdns,
+            "other": len(other), "dtls13_unified": unified, "srtcp": rtcp}
+
+
+def _run_call(name: str, out: Path, caller: str, callee: str, net: str, keylog_from_firefox: bool) -> dict:
+    from lab.netns import Lab
+    from lab.truthlib import candidate_fact, scope, sdp_facts, workdir
+
+    work = workdir(name)
+    cap = out / f"{name}.pcapng"
+    keylog = out / f"{name}.keylog"
+    if keylog.exists():
+        keylog.unlink()
+    raw_keylog = work / "firefox.keylog"
+    sig_ip, a_ip, b_ip = f"{net}.2", f"{net}.11", f"{net}.12"
+    room = "lab"
+    url = f"http://{sig_ip}:{HTTP_PORT}/call.html?room={room}&seconds={SECONDS}&messages={MESSAGES}&role="
+    profiles: list[Path] = []
+    lab_tag = {"browsers_chromium": "chrchr", "browsers_firefox_chromium": "ffxchr"}[name]
+    try:
+        with Lab(lab_tag) as lab:
+            sig = lab.host("sig", f"{sig_ip}/24")
+            ha = lab.host("caller", f"{a_ip}/24")
+            hb = lab.host("callee", f"{b_ip}/24")
+            # multicast (mDNS .local candidates) needs a route in the browsers' namespaces
+            for h in (ha, hb):
+                h.run("ip", "route", "add", "224.0.0.0/4", "dev", "eth0", check=False)
+            with lab.capture(cap):
+                srv = sig.popen([sys.executable, "-m", "lab.scenarios.browsers", "serve", "--work", str(work),
+                                 "--host", sig_ip], log=work / "server.log", cwd=str(ROOT))
+                _wait_port(sig, HTTP_PORT)
+                procs = []
+                for host, kind, role in ((hb, callee, "callee"), (ha, caller, "caller")):
+                    if kind == "chromium":
+                        p, prof = _chromium(host, url + role, work, role)
+                    else:
+                        p, prof = _firefox(host, url + role, work, role, raw_keylog)
+                    procs.append(p)
+                    profiles.append(prof)
+                    time.sleep(1.0)
+                deadline = time.time() + 90
+                want = [work / f"closed_{room}_{r}.json" for r in ("caller", "callee")]
+                while time.time() < deadline and not all(p.exists() for p in want):
+                    fails = [work / f"result_{room}_{r}.json" for r in ("caller", "callee")]
+                    if any(f.exists() and json.loads(f.read_text()).get("errors") for f in fails):
+                        break
+                    time.sleep(0.5)
+                time.sleep(0.5)
+                lab.stop_all()
+                for h in (ha, hb):
+                    _kill_namespace(h)
+    finally:
+        for p in profiles:
+            shutil.rmtree(p, ignore_errors=True)
+    cap.chmod(0o644)
+
+    res = {}
+    for r in ("caller", "callee"):
+        f = work / f"result_{room}_{r}.json"
+        if not f.exists():
+            raise RuntimeError(f"{r} page posted no result; see {work}")
+        res[r] = json.loads(f.read_text())
+        if res[r].get("errors"):
+            raise RuntimeError(f"{r} page reported errors: {res[r]['errors']}")
+        (work / f"stats_{r}.json").write_text(json.dumps(res[r]["stats"], indent=1))
+    kinds = {"caller": caller, "callee": callee}
+    side = {r: _side_facts(res[r]) for r in res}
+
+    if keylog_from_firefox:
+        if not raw_keylog.exists():
+            raise RuntimeError("Firefox wrote no SSLKEYLOGFILE")
+        lines = [x for x in raw_keylog.read_text().splitlines() if x.strip() and not x.startswith("#")]
+        keylog.write_text("\n".join(dict.fromkeys(lines)) + "\n")
+        keylog.chmod(0o644)
+
+    media_ports = sorted({int(f["selected_pair"]["local"].rsplit(":", 1)[1]) for f in side.values()
+                          if f["selected_pair"]})
+    ts = _tshark(cap, keylog if keylog.exists() else None, media_ports)
+
+    # DTLS: one handshake (BUNDLE); roles from the side that reports dtlsRole, else from SDP a=setup
+    client_role = None
+    for r, f in side.items():
+        if f["transport"] and f["transport"].get("dtlsRole") in ("client", "server"):
+            client_role = r if f["transport"]["dtlsRole"] == "client" else ("callee" if r == "caller" else "caller")
+            break
+    if client_role is None:
+        raise RuntimeError("no browser reported its DTLS role")
+    server_role = "callee" if client_role == "caller" else "caller"
+    cf, sf = side[client_role], side[server_role]
+    tinfo = (cf["transport"] or sf["transport"])
+    chello = [d for d in ts["dtls"] if d[5].split(",")[0] == "1"]
+    client_random = None
+    if chello:
+        client_random = chello[0][8].replace(":", "").lower() or None
+    cc = cf["local_cert"] or sf["remote_cert"]
+    sc = sf["local_cert"] or cf["remote_cert"]
+    dtls = [{
+        "client": cf["selected_pair"]["local"] if cf["selected_pair"] else None,
+        "server": cf["selected_pair"]["remote"] if cf["selected_pair"] else None,
+        "client_browser": kinds[client_role], "server_browser": kinds[server_role],
+        "client_random": client_random,
+        "version": TLS_VERSION.get((tinfo.get("tlsVersion") or "").upper(), tinfo.get("tlsVersion")),
+        "cipher_suite": tinfo.get("dtlsCipher"),
+        "srtp_profile": SRTP_IANA.get(tinfo.get("srtpCipher") or "", tinfo.get("srtpCipher")),
+        "client_cert_sha256": (cc or {}).get("der_sha256") or (cc or {}).get("fingerprint"),
+        "server_cert_sha256": (sc or {}).get("der_sha256") or (sc or {}).get("fingerprint"),
+        "encrypted_handshake": TLS_VERSION.get((tinfo.get("tlsVersion") or "").upper()) == "DTLS 1.3",
+        "completed": all((f["transport"] or {}).get("dtlsState", "connected") == "connected" for f in side.values()),
+        "tls_group": tinfo.get("tlsGroup"),
+        "reported_by": [r for r in side if side[r]["transport"]],
+    }]
+
+    rtp, mismatches = [], []
+    for r, f in side.items():
+        for o in f["outbound"]:
+            wire = ts["rtp"].get(o["ssrc"], 0)
+            wire_rtx = ts["rtp"].get(o["rtx_ssrc"], 0) if o["rtx_ssrc"] else 0
+            row = {"ssrc": o["ssrc"], "packets": wire, "src": f["selected_pair"]["local"],
+                   "dst": f["selected_pair"]["remote"], "pt": o["pt"], "kind": o["kind"], "codec": o["codec"],
+                   "side": r, "browser": kinds[r], "getstats_packets_sent": o["packets_sent"],
+                   "rtx_ssrc": o["rtx_ssrc"], "retransmitted_packets_sent": o["retransmitted_packets_sent"]}
+            # the browser's packetsSent counts the sender's packets on both its SSRC and its RTX SSRC
+            if wire + wire_rtx != o["packets_sent"]:
+                mismatches.append(f"{kinds[r]} {o['kind']} ssrc {o['ssrc']}: getStats packetsSent "
+                                  f"{o['packets_sent']}, on the wire {wire} + RTX {wire_rtx}")
+            if ts["rtp_heur"].get(o["ssrc"], 0) != wire:
+                mismatches.append(f"ssrc {o['ssrc']}: tshark heuristics see {ts['rtp_heur'].get(o['ssrc'], 0)}, "
+                                  f"Decode-As {wire}")
+            rtp.append(row)
+            if o["rtx_ssrc"]:
+                if ts["rtp_heur"].get(o["rtx_ssrc"], 0) != wire_rtx:
+                    mismatches.append(f"RTX ssrc {o['rtx_ssrc']}: tshark heuristics see "
+                                      f"{ts['rtp_heur'].get(o['rtx_ssrc'], 0)}, Decode-As {wire_rtx}")
+                rtp.append({"ssrc": o["rtx_ssrc"], "packets": wire_rtx, "rtx_of": o["ssrc"], "src": row["src"],
+                            "dst": row["dst"], "kind": o["kind"], "side": r, "browser": kinds[r]})
+    if mismatches:
+        raise RuntimeError("RTP counts disagree: " + "; ".join(mismatches))
+
+    stun_ts = ts["stun"]
+    pair_counters = {r: f["stun_pair_counters"] for r, f in side.items()}
+    stun_gs = {"Binding/request": sum(c["requestsSent"] for c in pair_counters.values()),
+               "Binding/success": sum(c["responsesSent"] for c in pair_counters.values())}
+
+    sdps, cands = [], []
+    for r in ("caller", "callee"):
+        sent = res[r]["localDescriptionSent"]
+        facts = sdp_facts(sent["sdp"], sent["type"], "websocket", False)
+        facts["browser"] = kinds[r]
+        facts["trickle"] = True
+        sdps.append(facts)
+        for c in dict.fromkeys(res[r]["localCandidates"]):
+            row = _cand(c, candidate_fact, scope)
+            row["side"] = r
+            row["browser"] = kinds[r]
+            cands.append(row)
+    mdns_cands = [c for c in cands if c.get("mdns")]
+    private = sorted({c["address"] for c in cands if not c.get("mdns") and c["scope"] != "public"})
+    ws_ep = [[f"{a_ip}", f"{sig_ip}:{HTTP_PORT}"], [f"{b_ip}", f"{sig_ip}:{HTTP_PORT}"]]
+    findings = [{"slug": "signalling-plaintext", "endpoints": ep, "evidence": {"transport": "websocket"}}
+                for ep in ws_ep]
+    if private:
+        findings.append({"slug": "ice-private-ip-exposed", "endpoints": private})
+    absent = ["sdes-key-exposed", "sdp-plain-rtp-offered", "rtp-unencrypted", "dtls-weak-version",
+              "dtls-weak-cipher", "dtls-handshake-failed", "srtp-null-cipher", "srtp-weak-profile",
+              "dtls-fingerprint-mismatch", "fingerprint-weak-hash", "signalling-weak-tls", "stun-no-integrity",
+              "turn-open-relay", "turn-internal-peer", "ice-ipv6-eui64"]
+    if not private:
+        absent.append("ice-private-ip-exposed")
+    dc = []
+    caller_sent = res["caller"]["dcSent"]
+    callee_sent = res["callee"]["dcSent"]
+    if caller_sent:
+        dc.append({"label": "chat", "messages": caller_sent + callee_sent})
+
+    notes = [
+        f"Truth from the pages themselves (lab/web/call.js): SDPs, getStats(), navigator.userAgent, candidates, "
+        f"data-channel messages; tshark 4.0.17 cross-checks RTP per SSRC, STUN counts, ClientHello.",
+        f"{dtls[0]['version']}: certificates and the SRTP profile travel encrypted; version, suite, SRTP "
+        f"profile, certificate fingerprints come from transport/certificate stats of "
+        f"{' and '.join(sorted({kinds[r] for r in dtls[0]['reported_by']}))} (Firefox has no transport stats). "
+        f"client_random is read from the ClientHello on the wire (tshark).",
+        "Media senders were stopped (replaceTrack(null)) 1.5 s before getStats() so packetsSent is final.",
+    ]
+    notes.append("RTP per SSRC: counted on the wire by tshark with Decode-As on the media ports (RFC 5761 "
+                 "demux); for each sender the browser's getStats packetsSent equals its SSRC's count plus its RTX "
+                 "SSRC's count (RTX carries padding probes: retransmittedPacketsSent 0); RTX SSRCs are rows with "
+                 "'rtx_of'. tshark's rtp_udp heuristic sees the same counts.")
+    if stun_gs == stun_ts:
+        notes.append("STUN counts: sum of getStats candidate-pair requestsSent/responsesSent over both browsers, "
+                     "equal to tshark's count.")
+    else:
+        notes.append(f"STUN counts: tshark's count on the wire; getStats candidate-pair counters at stats time "
+                     f"gave {stun_gs} (checks sent between getStats() and close are not in them).")
+    notes.append(f"{ts['dtls13_unified']} UDP datagrams are DTLS 1.3 records with the unified header "
+                 f"(RFC 9147), which tshark 4.0 does not dissect (encrypted handshake, SCTP data channel).")
+    if mdns_cands:
+        notes.append(f"{len(mdns_cands)} mDNS (.local) host candidates: "
+                     + ", ".join(sorted({c['browser'] + ' ' + c['address'] for c in mdns_cands})))
+    else:
+        notes.append("No mDNS (.local) candidates: with camera/microphone permission granted the browsers expose "
+                     "raw host addresses.")
+    if ts["mdns"]:
+        notes.append(f"mDNS traffic on the wire: {len(ts['mdns'])} frames.")
+    notes.append(f"{ts['srtcp']} SRTCP packets (rtcp-mux) are not recognised by tshark's heuristics.")
+    if ts["other"] != ts["dtls13_unified"] + ts["srtcp"]:
+        notes.append(f"{ts['other'] - ts['dtls13_unified'] - ts['srtcp']} other undissected UDP datagrams.")
+    truth = {
+        "description": f"{kinds['caller']} calls {kinds['callee']} (headless, fake audio+video, data channel "
+                       f"'chat'), plain WebSocket signalling with trickled candidates; {dtls[0]['version']}",
+        "stacks": {"chromium": _version(CHROMIUM),
+                   **({"firefox-esr": _version(FIREFOX)} if "firefox" in (caller, callee) else {})},
+        "keylog": keylog.name if keylog.exists() else None,
+        "findings": findings,
+        "absent_findings": absent,
+        "user_agents": {r: res[r]["userAgent"] for r in res},
+        "dtls": dtls,
+        "sdp": sdps,
+        "rtp": rtp,
+        "stun": stun_ts,
+        "stun_getstats_pair_counters": pair_counters,
+        "candidates": cands,
+        "selected_pairs": {r: side[r]["selected_pair"] for r in side},
+        "transport_stats": {r: side[r]["transport"] for r in side},
+        "certificates": {r: {"local": side[r]["local_cert"], "remote": side[r]["remote_cert"]} for r in side},
+        "inbound": {r: side[r]["inbound"] for r in side},
+        "datachannels": dc,
+        "datachannel_stats": {r: side[r]["data_channels"] for r in side},
+        "notes": " ".join(notes),
+    }
+    return truth
+
+
+_STUN_METHOD = {"0x0001": "Binding", "0x001": "Binding", "1": "Binding"}
+_STUN_CLASS = {"0x00": "request", "0x01": "indication", "0x02": "success", "0x03": "error",
+               "0": "request", "1": "indication", "2": "success", "3": "error"}
+
+
+def _cand(c: str, candidate_fact: Any, scope: Any) -> dict:
+    parts = c.split(":", 1)[1].split()
+    if parts[4].endswith(".local"):
+        row = {"address": parts[4], "port": int(parts[5]), "transport": parts[2].lower(), "type": parts[7],
+               "scope": "mdns", "mdns": True}
+        if "raddr" in parts:
+            row["raddr"] = parts[parts.index("raddr") + 1]
+        return row
+    return candidate_fact(c)
+
+
+def _version(binary: str) -> str:
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except OSError:
+        return "?"
+    return out.strip().split()[-1] if "Firefox" in out else (out.split()[1] if out.split() else "?")
+
+
+def _wait_port(host: Any, port: int, timeout: float = 20) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if f":{port}" in host.run("ss", "-ltn", f"sport = :{port}", check=False).stdout:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on {host.name}:{port}")
+
+
+def browsers_chromium(out: Path) -> dict:
+    return _run_call("browsers_chromium", out, "chromium", "chromium", "10.10.0", keylog_from_firefox=False)
+
+
+def browsers_firefox_chromium(out: Path) -> dict:
+    return _run_call("browsers_firefox_chromium", out, "firefox", "chromium", "198.51.100", keylog_from_firefox=True)
+
+
+SCENARIOS = {"browsers_chromium": browsers_chromium, "browsers_firefox_chromium": browsers_firefox_chromium}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m lab.scenarios.browsers")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("serve")
+    s.add_argument("--work", required=True)
+    s.add_argument("--host", required=True)
+    args = ap.parse_args(argv)
+    serve(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,7 @@
+"""The check catalogue (one module per family) and :func:`analyze`."""
+
+from .analyze import Coverage, Finding, Report, analyze
+from .registry import Check, Confidence, Hit, NotObservable, Severity, check, get, load_catalogue
+
+__all__ = ["analyze", "Report", "Finding", "Coverage", "Check", "Confidence", "Hit", "NotObservable", "Severity",
+           "check", "get", "load_catalogue"]

@@ -1,0 +1,165 @@
+"""COMP family: software and versions the capture discloses, and known vulnerabilities of those versions.
+
+Version knowledge is data: ``rtcforensics/data/vulns.json`` (component, affected ranges, CVE, fixed in,
+source). Where a version is read: STUN/TURN SOFTWARE attribute, HTTP/SIP User-Agent and Server headers,
+SDP o= / s= lines.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Iterator
+
+from .common import endpoints, ep, frames_of, rows, val
+from .registry import Confidence, Hit, NotObservable, Severity, check
+from .sig import client_server
+
+# (frame, column, evidence key, whose endpoint: "src" = the sender of that message)
+SOURCES = (
+    ("stun", "software", "software"),
+    ("signalling", "user_agent", "user_agent"),
+    ("signalling", "server", "server"),
+    ("sdp", "origin", "sdp_origin"),
+    ("sdp", "session_name", "sdp_session_name"),
+)
+CONFIDENCE_BY_SOURCE = {"software": Confidence.HIGH, "server": Confidence.HIGH, "user_agent": Confidence.MEDIUM,
+                        "sdp_origin": Confidence.MEDIUM, "sdp_session_name": Confidence.MEDIUM}
+
+
+@dataclass(frozen=True)
+class Observation:
+    kind: str  # software | user_agent | server | sdp_origin | sdp_session_name
+    text: str
+    sender: str | None  # endpoint that sent it
+    group: tuple[Any, ...]  # flow-level grouping key
+    endpoints: tuple[str, ...]
+    flow_id: Any
+    frame: Any
+
+
+@lru_cache(maxsize=1)
+def vuln_table() -> dict[str, Any]:
+    """The version-knowledge table (``rtcforensics/data/vulns.json``)."""
+    return json.loads(resources.files("rtcforensics").joinpath("data/vulns.json").read_text())
+
+
+def version_tuple(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", v))
+
+
+def in_range(v: str, lo: str, hi: str) -> bool:
+    t = version_tuple(v)
+    return version_tuple(lo) <= t < version_tuple(hi)
+
+
+def identify(text: str) -> list[tuple[str, str]]:
+    """``[(component, version)]`` recognised in a software string."""
+    out = []
+    for comp, spec in vuln_table()["components"].items():
+        for pat in spec["patterns"]:
+            m = re.search(pat, text, re.I)
+            if m:
+                out.append((comp, m.group(1)))
+                break
+    return out
+
+
+def known_vulns(component: str, version: str) -> list[dict[str, Any]]:
+    return [v for v in vuln_table()["vulns"] if v["component"] == component
+            and any(in_range(version, lo, hi) for lo, hi in v["affected"])]
+
+
+def _msg_endpoints(r: Any) -> tuple[str | None, tuple[str, ...], tuple[Any, ...]]:
+    """(sender, endpoints, flow group) for a message row: client/server roles when the frame has them."""
+    src, dst = ep(val(r, "src"), val(r, "sport")), ep(val(r, "dst"), val(r, "dport"))
+    if val(r, "direction") is not None or "msg_index" in r.index:  # a signalling message: client/server
+        client, server = client_server(r)
+        sender = server if str(val(r, "direction", "")) in ("response", "server_to_client") else client
+        return sender, tuple(endpoints(client, server)), (client, server)
+    return src, tuple(endpoints(src, dst)), (val(r, "flow_id"),)
+
+
+def observations(ctx: Any) -> list[Observation]:
+    out: list[Observation] = []
+    available = False
+    for frame, col, kind in SOURCES:
+        df = ctx.optional(frame, (col,))
+        if df is None:
+            continue
+        available = True
+        for r in rows(df[df[col].notna()]):
+            text = str(val(r, col, "")).strip()
+            if not text:
+                continue
+            sender, eps, group = _msg_endpoints(r)
+            out.append(Observation(kind, text, sender, group, eps, val(r, "flow_id"), val(r, "frame")))
+    if not available:
+        raise NotObservable("no frame records software strings (stun SOFTWARE, signalling headers, SDP o=)")
+    return out
+
+
+@check(id="COMP001", slug="outdated-component", title="Component version with a known CVE",
+       severity=Severity.HIGH, confidence=Confidence.MEDIUM,
+       references=("rtcforensics/data/vulns.json", "CVE-2022-2294", "CVE-2020-26262"))
+def outdated_component(ctx: Any) -> Iterator[Hit]:
+    """What it flags: a STUN SOFTWARE attribute, User-Agent or Server header, or SDP o=/s= line that names a
+    component version inside an affected range of the version table (coturn, Chrome/libwebrtc, Firefox,
+    Janus, FreeSWITCH, Asterisk). Severity is the worst CVE matched; confidence is high for server-sent
+    SOFTWARE/Server, medium for User-Agent and SDP (clients can lie, distributions backport fixes).
+    Why it matters: a known-vulnerable relay, media server or browser in the call path can be attacked
+    with public exploits (e.g. CVE-2022-2294 heap overflow in libwebrtc, exploited in the wild).
+    Evidence: component, version, where it was read, the CVEs with their fixed versions and sources.
+    False positives: distribution packages with backported fixes keep the old version string.
+    References: rtcforensics/data/vulns.json (each entry cites its advisory); CVE-2022-2294; CVE-2020-26262."""
+    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for o in observations(ctx):
+        for comp, version in identify(o.text):
+            vulns = known_vulns(comp, version)
+            if not vulns:
+                continue
+            k = (comp, version, o.sender or o.endpoints)
+            entry = seen.setdefault(k, {"obs": o, "frames": [], "vulns": vulns, "kinds": set()})
+            entry["frames"] += frames_of(o.frame)
+            entry["kinds"].add(o.kind)
+    for (comp, version, _), e in seen.items():
+        o, vulns = e["obs"], e["vulns"]
+        sev = max(Severity.parse(v["severity"]) for v in vulns)
+        conf = max(CONFIDENCE_BY_SOURCE.get(k, Confidence.MEDIUM) for k in e["kinds"])
+        yield Hit(message=f"{comp} {version} (read from {', '.join(sorted(e['kinds']))}) is affected by "
+                          f"{', '.join(v['cve'] for v in vulns)}",
+                  endpoints=[o.sender] if o.sender else list(o.endpoints), flow_id=o.flow_id, frames=e["frames"],
+                  evidence={"component": comp, "version": version, "read_from": sorted(e["kinds"]), "text": o.text,
+                            "cves": [{"cve": v["cve"], "fixed_in": v["fixed_in"], "severity": v["severity"],
+                                      "source": v["source"]} for v in vulns]},
+                  key=(comp, version, o.sender or ""), severity=sev, confidence=conf)
+
+
+@check(id="COMP002", slug="software-disclosure", title="Software and version disclosed",
+       severity=Severity.INFO, confidence=Confidence.HIGH,
+       references=("RFC 8489 §14.14", "RFC 9110 §10.1.5, §10.2.4", "RFC 3261 §20.35"))
+def software_disclosure(ctx: Any) -> Iterator[Hit]:
+    """What it flags: server or client software named in a STUN/TURN SOFTWARE attribute, an HTTP/SIP
+    User-Agent or Server header, or an SDP o=/s= line. One finding per flow, listing what was read.
+    Why it matters: version banners let an attacker pick exploits (see outdated-component) and
+    fingerprint the stack in use.
+    Evidence: the strings per source (software, user_agent, server, sdp_origin).
+    False positives: informational by nature.
+    References: RFC 8489 §14.14 (SOFTWARE is optional); RFC 9110 §10.1.5, §10.2.4; RFC 3261 §20.35."""
+    groups: dict[tuple[Any, ...], list[Observation]] = defaultdict(list)
+    for o in observations(ctx):
+        if o.kind.startswith("sdp_") and not identify(o.text) and not re.search(r"[A-Za-z]{3,}[-/ ]?\d", o.text):
+            continue  # "o=- 4611 2 IN IP4 ..." names no software
+        groups[o.group].append(o)
+    for group, obs in groups.items():
+        ev: dict[str, Any] = {}
+        for o in obs:
+            ev.setdefault(o.kind, o.text)
+        eps = list(dict.fromkeys(e for o in obs for e in o.endpoints))
+        yield Hit(message="; ".join(f"{k}: {v}" for k, v in ev.items()), endpoints=eps, flow_id=obs[0].flow_id,
+                  frames=frames_of(*[o.frame for o in obs][:50]), evidence=ev,
+                  key=(*sorted(eps), *sorted(f"{k}={v}" for k, v in ev.items())))

@@ -1,0 +1,99 @@
+"""SRTP family: how the media itself is protected (DTLS-SRTP profile, SDES suites, plaintext RTP)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from .common import endpoints, ep, frames_of, listish, rows, val
+from .dtls import hs_endpoints, hs_key
+from .registry import Confidence, Hit, NotObservable, Severity, check
+from .sdp import sdp_endpoints, sdp_where
+
+
+def _profiles(ctx: Any) -> Iterator[tuple[str, Any, str]]:
+    """(profile or SDES suite chosen, row, source) from DTLS handshakes and SDES answers."""
+    dtls = ctx.optional("dtls", ("srtp_profile",))
+    sdp = ctx.optional("sdp", ("crypto_suites",))
+    if (dtls is None or not len(dtls)) and (sdp is None or not len(sdp)):
+        raise NotObservable("no DTLS-SRTP handshake and no SDES description in this capture")
+    if dtls is not None:
+        for r in rows(dtls):
+            p = val(r, "srtp_profile")
+            if p:
+                yield str(p), r, "dtls"
+    if sdp is not None:
+        for r in rows(sdp):
+            if val(r, "role") == "answer":
+                for s in listish(val(r, "crypto_suites")):
+                    yield str(s), r, "sdes"
+
+
+def _hit(ctx: Any, prof: str, r: Any, src: str, msg: str) -> Hit:
+    if src == "dtls":
+        return Hit(message=msg, endpoints=hs_endpoints(r), flow_id=val(r, "flow_id"),
+                   frames=frames_of(val(r, "frames")), evidence={"srtp_profile": prof, "keying": "dtls-srtp"},
+                   key=(*hs_key(r), prof))
+    return Hit(message=msg, endpoints=sdp_endpoints(r), flow_id=val(r, "flow_id"), frames=frames_of(val(r, "frame")),
+               evidence={**sdp_where(r), "srtp_profile": prof, "keying": "sdes"}, key=(val(r, "origin"), prof))
+
+
+@check(id="SRTP001", slug="srtp-null-cipher", title="SRTP with NULL encryption negotiated",
+       severity=Severity.HIGH, confidence=Confidence.HIGH,
+       references=("RFC 5764 §4.1.2", "RFC 8827 §6.5", "RFC 4568 §6.2"))
+def srtp_null_cipher(ctx: Any) -> Iterator[Hit]:
+    """What it flags: a DTLS-SRTP handshake that selected ``SRTP_NULL_HMAC_SHA1_80/_32``, or an SDES answer
+    that accepted a ``NULL_*`` crypto suite.
+    Why it matters: media is authenticated but not encrypted; anyone on the path hears and sees it.
+    Evidence: one row per handshake or description (frames, flow, profile).
+    False positives: labs that disable encryption on purpose.
+    References: RFC 5764 §4.1.2; RFC 8827 §6.5; RFC 4568 §6.2."""
+    for prof, r, src in _profiles(ctx):
+        if "NULL" in prof.upper():
+            yield _hit(ctx, prof, r, src, f"{prof} negotiated ({src}): media not encrypted")
+
+
+@check(id="SRTP002", slug="srtp-weak-profile", title="SRTP profile with a 32-bit authentication tag",
+       severity=Severity.LOW, confidence=Confidence.HIGH,
+       references=("RFC 5764 §4.1.2", "RFC 3711 §9.5", "RFC 7714", "RFC 8827 §6.5"))
+def srtp_weak_profile(ctx: Any) -> Iterator[Hit]:
+    """What it flags: ``SRTP_AES128_CM_HMAC_SHA1_32`` (or an SDES ``*_32`` suite) negotiated.
+    Why it matters: a 32-bit tag gives a forger a 1 in 2^32 chance per packet, which a determined attacker
+    on a long call can afford; RFC 8827 asks for the 80-bit tag or AEAD-GCM (RFC 7714).
+    Evidence: one row per handshake or description (frames, flow, profile).
+    False positives: RTP audio gateways that choose it for bandwidth (still a weaker choice).
+    References: RFC 5764 §4.1.2; RFC 3711 §9.5; RFC 7714; RFC 8827 §6.5."""
+    for prof, r, src in _profiles(ctx):
+        if prof.upper().endswith("_32") and "NULL" not in prof.upper():
+            yield _hit(ctx, prof, r, src, f"{prof} negotiated ({src}): 32-bit authentication tag")
+
+
+@check(id="SRTP003", slug="rtp-unencrypted", title="Unencrypted RTP media",
+       severity=Severity.HIGH, confidence=Confidence.HIGH, needs=("rtp_streams",),
+       references=("RFC 8827 §6.5", "RFC 8834 §5", "RFC 3711"))
+def rtp_unencrypted(ctx: Any) -> Iterator[Hit]:
+    """What it flags: an RTP stream with no SRTP keying (no DTLS-SRTP handshake, no SDES) whose payload
+    shows plaintext evidence (codec structure, low entropy). Keying unknown but plaintext evidence: medium,
+    low confidence.
+    Why it matters: anyone on the path can play the audio or video back.
+    Evidence: one row per stream (flow, SSRC, payload types, packets, the plaintext evidence).
+    False positives: application-level encryption over RTP framing (Discord) shows no plaintext evidence
+    and is not flagged; comfort noise alone may look plain.
+    References: RFC 8827 §6.5; RFC 8834 §5; RFC 3711."""
+    df = ctx.frame("rtp_streams", ("keying",))
+    pcol = next((c for c in ("plaintext_evidence", "plaintext") if c in df.columns), None)
+    if pcol is None:
+        raise NotObservable("rtp_streams frame records no payload plaintext evidence")
+    for r in rows(df):
+        keying = str(val(r, "keying", "unknown"))
+        evid = val(r, pcol)
+        if not evid or keying in ("dtls-srtp", "sdes", "zrtp"):
+            continue
+        sev, conf = (None, None) if keying == "none" else (Severity.MEDIUM, Confidence.LOW)
+        ssrc = val(r, "ssrc")
+        yield Hit(message=f"RTP stream SSRC {ssrc:#010x} ({int(val(r, 'packets', 0))} packets) carries plaintext "
+                          f"media (keying {keying})" if ssrc is not None else "RTP stream carries plaintext media",
+                  endpoints=endpoints(ep(val(r, "src"), val(r, "sport")), ep(val(r, "dst"), val(r, "dport"))),
+                  flow_id=val(r, "flow_id"), frames=frames_of(val(r, "first_frame"), val(r, "frames")),
+                  evidence={"ssrc": ssrc, "keying": keying, "plaintext_evidence": evid,
+                            "payload_types": listish(val(r, "pt_set")), "codec": val(r, "codec")},
+                  key=(val(r, "flow_id"), ssrc), severity=sev, confidence=conf)

@@ -1,0 +1,488 @@
+"""Reading pcap and pcapng files (optionally gzip-compressed) in large chunks.
+
+The reader walks record headers in a tight Python loop (the one step that cannot be vectorised: each
+record's position depends on the previous one's length) and extracts every per-record field with numpy.
+It yields :class:`Batch` objects of up to ``chunk_size`` bytes of records, each packet keyed by its
+Wireshark frame number (1-based; every packet record counts, whatever it carries).
+
+Formats: pcap with microsecond (``a1b2c3d4``) or nanosecond (``a1b23c4d``) magic in either byte order;
+pcapng (https://www.ietf.org/archive/id/draft-ietf-opsawg-pcapng-02.html) with several sections and
+interfaces, per-interface link type, ``if_tsresol`` and ``if_tsoffset``, Enhanced / Simple / obsolete
+Packet blocks; Decryption Secrets Blocks are kept (``CaptureReader.secrets``).
+
+Bad input: a file that is not a capture raises :class:`CaptureError` naming the magic seen; a truncated
+file or a corrupted record length ends the read with an anomaly row, keeping what was read before it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterator
+
+import numpy as np
+
+from ..anomalies import AnomalyLog
+from ..errors import CaptureError
+
+CHUNK_SIZE = 32 << 20
+
+PCAP_MAGICS = {
+    b"\xd4\xc3\xb2\xa1": ("<", 1000),  # microseconds, little-endian
+    b"\xa1\xb2\xc3\xd4": (">", 1000),
+    b"\x4d\x3c\xb2\xa1": ("<", 1),  # nanoseconds
+    b"\xa1\xb2\x3c\x4d": (">", 1),
+}
+PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+GZIP_MAGIC = b"\x1f\x8b"
+
+# pcapng block types
+SHB, IDB, OPB, SPB, NRB, ISB, EPB, DSB = 0x0A0D0D0A, 1, 2, 3, 4, 5, 6, 0x0A
+
+# Wireshark refuses records larger than this for ordinary link types (WTAP_MAX_PACKET_SIZE_STANDARD).
+MAX_RECORD = 262_144
+MAX_BLOCK = 16 << 20
+
+LINKTYPE_NAMES = {
+    0: "null", 1: "ethernet", 12: "raw", 14: "raw", 101: "raw", 108: "loop", 113: "linux_sll",
+    228: "ipv4", 229: "ipv6", 276: "linux_sll2",
+}
+
+
+class _HashingReader:
+    """A file wrapper that feeds every byte read to a hash (so hashing costs no second read)."""
+
+    def __init__(self, raw: BinaryIO, sha: Any) -> None:
+        self.raw, self.sha = raw, sha
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.sha.update(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def closed(self) -> bool:
+        return self.raw.closed
+
+
+@dataclass
+class Batch:
+    """A run of consecutive packet records. ``off[i]`` is where packet i's bytes start in ``buf``."""
+
+    buf: bytes
+    off: np.ndarray  # int64
+    caplen: np.ndarray  # int64
+    origlen: np.ndarray  # int64
+    ts_ns: np.ndarray  # int64, UTC nanoseconds since the epoch
+    linktype: np.ndarray  # int32 per packet
+    frame: np.ndarray  # int64, Wireshark frame numbers
+    progress_bytes: int = 0  # bytes of the (possibly compressed) file consumed so far
+
+    def __len__(self) -> int:
+        return len(self.off)
+
+    @property
+    def arr(self) -> np.ndarray:
+        return np.frombuffer(self.buf, dtype=np.uint8)
+
+    def packet(self, i: int) -> bytes:
+        o = int(self.off[i])
+        return self.buf[o : o + int(self.caplen[i])]
+
+
+@dataclass
+class Interface:
+    linktype: int
+    snaplen: int
+    tsresol: int = 6  # pcapng if_tsresol byte: bit 7 clear -> 10^-n, set -> 2^-n
+    tsoffset_s: int = 0
+
+
+def _gather_u32(arr: np.ndarray, offs: np.ndarray, count: int, endian: str) -> np.ndarray:
+    """Read ``count`` consecutive uint32 at each offset: returns shape (len(offs), count)."""
+    idx = offs[:, None] + np.arange(4 * count, dtype=np.int64)[None, :]
+    raw = np.ascontiguousarray(arr[idx])
+    return raw.view(endian + "u4").reshape(len(offs), count).astype(np.int64)
+
+
+def _ts_to_ns(ts: np.ndarray, tsresol: int) -> np.ndarray:
+    """pcapng timestamps (units of 10^-n or 2^-n seconds) to nanoseconds."""
+    ts = ts.astype(np.uint64)
+    if tsresol & 0x80:
+        k = tsresol & 0x7F
+        sec = ts >> np.uint64(k)
+        frac = ts & np.uint64((1 << k) - 1)
+        if k <= 30:
+            fns = (frac * np.uint64(10**9)) >> np.uint64(k)
+        else:
+            fns = (frac.astype(np.float64) * 1e9 / float(1 << k)).astype(np.uint64)
+        return (sec * np.uint64(10**9) + fns).astype(np.int64)
+    if tsresol <= 9:
+        return (ts * np.uint64(10 ** (9 - tsresol))).astype(np.int64)
+    return (ts // np.uint64(10 ** (tsresol - 9))).astype(np.int64)
+
+
+class CaptureReader:
+    """Streams packet records out of a pcap / pcapng file, gzip-compressed or not."""
+
+    def __init__(self, path: str | os.PathLike[str], anomalies: AnomalyLog | None = None,
+                 chunk_size: int = CHUNK_SIZE, strict: bool = False) -> None:
+        self.path = Path(path)
+        self.anomalies = anomalies if anomalies is not None else AnomalyLog()
+        self.chunk_size = chunk_size
+        self.strict = strict
+        self.size = self.path.stat().st_size
+        self.compressed = False
+        self.format = ""
+        self.link_types: list[int] = []
+        self.secrets: list[tuple[int, bytes]] = []  # pcapng Decryption Secrets Blocks (type, data)
+        self.packets = 0
+        self.truncated = False
+        self._raw: BinaryIO | None = None
+        self._fh: BinaryIO | None = None
+        self._prefix = b""
+        self._sha = hashlib.sha256()
+        self._hashed_upto = 0
+        self._open()
+
+    # -- opening -----------------------------------------------------------------------------
+    def _open(self) -> None:
+        try:
+            raw = self.path.open("rb")
+        except OSError as e:
+            raise CaptureError(self.path, f"cannot be read ({e.strerror or e})") from None
+        gz = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        hashed = _HashingReader(raw, self._sha)
+        fh: Any = hashed
+        if gz:
+            self.compressed = True
+            fh = gzip.GzipFile(fileobj=hashed, mode="rb")
+        try:
+            head = fh.read(4)
+        except (OSError, EOFError, zlib.error) as e:
+            raw.close()
+            raise CaptureError(self.path, f"gzip-compressed but cannot be decompressed ({e})") from None
+        if not head:
+            raw.close()
+            raise CaptureError(self.path, "is empty" if not gz else "is an empty gzip stream")
+        if head in PCAP_MAGICS:
+            self.format = "pcap"
+        elif head == PCAPNG_SHB:
+            self.format = "pcapng"
+        else:
+            raw.close()
+            raise CaptureError(self.path, f"not a pcap or pcapng capture (first bytes {head.hex()}, "
+                                          "expected a1b2c3d4, a1b23c4d or 0a0d0d0a)")
+        self._raw, self._fh, self._prefix = raw, fh, head
+
+    def sha256(self) -> str:
+        """SHA-256 of the file as stored (compressed bytes for .gz), hashed while it was read."""
+        if self._raw is not None and not self._raw.closed:
+            for block in iter(lambda: self._raw.read(1 << 20), b""):  # type: ignore[union-attr]
+                self._sha.update(block)
+        else:
+            with self.path.open("rb") as fh:
+                fh.seek(self._hashed_upto)
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    self._sha.update(block)
+                self._hashed_upto = fh.tell()
+        return self._sha.hexdigest()
+
+    def close(self) -> None:
+        if self._raw is not None and not self._raw.closed:
+            self._hashed_upto = self._raw.tell()
+        if self._fh is not None:
+            self._fh.close()
+        if self._raw is not None:
+            self._raw.close()
+        self._fh = self._raw = None
+
+    def __enter__(self) -> "CaptureReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _consumed(self) -> int:
+        try:
+            return self._raw.tell() if self._raw is not None else self.size
+        except (OSError, ValueError):
+            return self.size
+
+    def _chunks(self) -> Iterator[bytes]:
+        """Raw chunks of the (decompressed) file; a damaged gzip stream ends with an anomaly."""
+        assert self._fh is not None  # set by _open (internal invariant, not input)
+        prefix, self._prefix = self._prefix, b""
+        while True:
+            try:
+                data = prefix + self._fh.read(self.chunk_size)
+                prefix = b""
+            except (OSError, EOFError, zlib.error) as e:
+                self._problem("gzip_damaged", f"gzip stream damaged or cut short: {e}")
+                return
+            if not data:
+                return
+            yield data
+
+    def _problem(self, name: str, detail: str) -> None:
+        self.truncated = True
+        if self.strict:
+            raise CaptureError(self.path, detail)
+        self.anomalies.add("capture", name, detail, frame=self.packets or None)
+
+    # -- iteration ---------------------------------------------------------------------------
+    def batches(self) -> Iterator[Batch]:
+        try:
+            if self.format == "pcap":
+                yield from self._pcap()
+            else:
+                yield from self._pcapng()
+        finally:
+            self.close()
+
+    def _pcap(self) -> Iterator[Batch]:
+        chunks = self._chunks()
+        buf = b""
+        for data in chunks:
+            buf += data
+            if len(buf) >= 24:
+                break
+        while len(buf) < 24:
+            more = next(chunks, None)
+            if more is None:
+                raise CaptureError(self.path, f"pcap file header cut short ({len(buf)} of 24 bytes)")
+            buf += more
+        endian, ts_mult = PCAP_MAGICS[buf[:4]]
+        _vmaj, _vmin, _tz, _sig, snaplen, linktype = struct.unpack_from(endian + "HHiIII", buf, 4)
+        linktype &= 0x0FFFFFFF  # upper bits: FCS length flags
+        self.link_types = [linktype]
+        limit = max(MAX_RECORD, snaplen if snaplen <= MAX_BLOCK else 0)
+        u32 = struct.Struct(endian + "I").unpack_from
+        pos = 24
+        frame = 1
+        done = False
+        while True:
+            offs: list[int] = []
+            n = len(buf)
+            off = pos
+            bad = None
+            while off + 16 <= n:
+                incl = u32(buf, off + 8)[0]
+                if incl > limit:
+                    bad = incl
+                    break
+                end = off + 16 + incl
+                if end > n:
+                    break
+                offs.append(off)
+                off = end
+            if offs:
+                yield self._pcap_batch(buf, offs, endian, ts_mult, linktype, frame)
+                frame += len(offs)
+                self.packets = frame - 1
+            if bad is not None:
+                self._problem("record_length_invalid",
+                              f"pcap record after frame {frame - 1} claims {bad} bytes (limit {limit}); "
+                              "the rest of the file cannot be read")
+                return
+            if done:
+                if off < n:
+                    self._problem("capture_truncated",
+                                  f"file ends inside the record after frame {frame - 1} "
+                                  f"({n - off} bytes of a partial record dropped)")
+                return
+            more = next(chunks, None)
+            if more is None:
+                done = True
+                buf = buf[off:]
+                pos = 0
+                continue
+            buf = buf[off:] + more
+            pos = 0
+
+    def _pcap_batch(self, buf: bytes, offs: list[int], endian: str, ts_mult: int, linktype: int,
+                    frame: int) -> Batch:
+        arr = np.frombuffer(buf, dtype=np.uint8)
+        o = np.asarray(offs, dtype=np.int64)
+        f = _gather_u32(arr, o, 4, endian)
+        ts_ns = f[:, 0] * 1_000_000_000 + f[:, 1] * ts_mult
+        n = len(o)
+        return Batch(buf=buf, off=o + 16, caplen=f[:, 2], origlen=f[:, 3], ts_ns=ts_ns,
+                     linktype=np.full(n, linktype, dtype=np.int32),
+                     frame=np.arange(frame, frame + n, dtype=np.int64), progress_bytes=self._consumed())
+
+    def _pcapng(self) -> Iterator[Batch]:
+        chunks = self._chunks()
+        buf = b""
+        off = 0
+        frame = 1
+        endian = "<"
+        ifaces: list[Interface] = []  # of the current section
+        exhausted = False
+        last_ts = 0
+        while True:
+            n = len(buf)
+            pkts: list[int] = []  # block offsets of packet blocks
+            kinds: dict[int, int] = {}  # index in pkts -> block type, for blocks other than EPB
+            new_section = False
+            bad: str | None = None
+            u32 = struct.Struct(endian + "I").unpack_from
+            while off + 12 <= n:
+                btype = u32(buf, off)[0]
+                if btype == SHB:
+                    if buf[off + 8 : off + 12] == b"\x4d\x3c\x2b\x1a":
+                        sec_endian = "<"
+                    elif buf[off + 8 : off + 12] == b"\x1a\x2b\x3c\x4d":
+                        sec_endian = ">"
+                    else:
+                        bad = "pcapng section header has an invalid byte-order magic"
+                        break
+                    if pkts:
+                        new_section = True  # flush packets of the previous section first
+                        break
+                    endian = sec_endian
+                    u32 = struct.Struct(endian + "I").unpack_from
+                    ifaces = []
+                blen = u32(buf, off + 4)[0]
+                if blen < 12 or blen % 4 or blen > MAX_BLOCK:
+                    bad = f"pcapng block after frame {frame + len(pkts) - 1} has invalid length {blen}"
+                    break
+                if off + blen > n:
+                    break
+                if btype == EPB or btype == OPB or btype == SPB:
+                    if btype != EPB:
+                        kinds[len(pkts)] = btype
+                    pkts.append(off)
+                elif btype == IDB:
+                    ifaces.append(self._idb(buf, off, blen, endian))
+                elif btype == DSB and blen >= 20:
+                    stype, slen = struct.unpack_from(endian + "II", buf, off + 8)
+                    self.secrets.append((stype, bytes(buf[off + 16 : off + 16 + min(slen, blen - 20)])))
+                off += blen
+            if pkts:
+                batch, last_ts = self._pcapng_batch(buf, pkts, kinds, endian, ifaces, frame, last_ts)
+                if batch is not None:
+                    yield batch
+                    frame += len(batch)
+                    self.packets = frame - 1
+            if bad is not None:
+                self._problem("record_length_invalid", bad + "; the rest of the file cannot be read")
+                return
+            if new_section:
+                continue
+            if exhausted:
+                if off < n:
+                    self._problem("capture_truncated",
+                                  f"file ends inside the block after frame {frame - 1} "
+                                  f"({n - off} bytes of a partial block dropped)")
+                return
+            more = next(chunks, None)
+            if more is None:
+                exhausted = True
+                buf = buf[off:]
+                off = 0
+                continue
+            buf = buf[off:] + more
+            off = 0
+
+    def _idb(self, buf: bytes, off: int, blen: int, endian: str) -> Interface:
+        linktype, _res, snaplen = struct.unpack_from(endian + "HHI", buf, off + 8)
+        iface = Interface(linktype=linktype, snaplen=snaplen)
+        p, end = off + 16, off + blen - 4
+        while p + 4 <= end:
+            code, olen = struct.unpack_from(endian + "HH", buf, p)
+            if code == 0:
+                break
+            val = buf[p + 4 : p + 4 + olen]
+            if code == 9 and olen >= 1:
+                iface.tsresol = val[0]
+            elif code == 14 and olen == 8:
+                iface.tsoffset_s = struct.unpack(endian + "q", val)[0]
+            p += 4 + olen + (-olen % 4)
+        if linktype not in self.link_types:
+            self.link_types.append(linktype)
+        return iface
+
+    def _pcapng_batch(self, buf: bytes, pkts: list[int], kinds: dict[int, int], endian: str,
+                      ifaces: list[Interface], frame: int, last_ts: int) -> tuple[Batch | None, int]:
+        arr = np.frombuffer(buf, dtype=np.uint8)
+        o = np.asarray(pkts, dtype=np.int64)
+        n = len(o)
+        # EPB layout: type, len, iface, ts_hi, ts_lo, caplen, origlen, data @ +28
+        f = _gather_u32(arr, o, 7, endian)
+        blen = f[:, 1]
+        iface = f[:, 2]
+        ts_raw = (f[:, 3].astype(np.uint64) << np.uint64(32)) | f[:, 4].astype(np.uint64)
+        caplen = f[:, 5].copy()
+        origlen = f[:, 6].copy()
+        data_off = o + 28
+        spb = np.zeros(n, dtype=bool)
+        for i, kind in kinds.items():
+            if kind == OPB:  # 16-bit interface id, 16-bit drops count, then as EPB
+                iface[i] = struct.unpack_from(endian + "H", buf, pkts[i] + 8)[0]
+            else:  # SPB: original length, data @ +12, no interface id (0), no timestamp
+                iface[i] = 0
+                origlen[i] = f[i, 2]
+                data_off[i] = o[i] + 12
+                spb[i] = True
+        if not ifaces:
+            self._problem("pcapng_no_interface", "pcapng packet blocks before any interface description block")
+            return None, last_ts
+        bad_iface = iface >= len(ifaces)
+        if bad_iface.any():
+            i = int(np.flatnonzero(bad_iface)[0])
+            self.anomalies.add("capture", "pcapng_bad_interface",
+                               f"packet block refers to interface {int(iface[i])}, only {len(ifaces)} described",
+                               frame=frame + i)
+            iface = np.where(bad_iface, 0, iface)
+        room = blen - (data_off - o) - 4
+        if spb.any():
+            snap = np.array([ifc.snaplen or MAX_BLOCK for ifc in ifaces], dtype=np.int64)[iface]
+            caplen = np.where(spb, np.minimum(np.minimum(origlen, snap), room), caplen)
+        over = caplen > room
+        if over.any():
+            i = int(np.flatnonzero(over)[0])
+            self.anomalies.add("capture", "record_length_invalid",
+                               f"packet block claims {int(caplen[i])} captured bytes in a {int(blen[i])}-byte block",
+                               frame=frame + i)
+            caplen = np.minimum(caplen, np.maximum(room, 0))
+        ts_ns = np.empty(n, dtype=np.int64)
+        linktype = np.empty(n, dtype=np.int32)
+        for k, ifc in enumerate(ifaces):
+            sel = iface == k
+            if not sel.any():
+                continue
+            ts_ns[sel] = _ts_to_ns(ts_raw[sel], ifc.tsresol) + ifc.tsoffset_s * 1_000_000_000
+            linktype[sel] = ifc.linktype
+        if spb.any():  # SPB carries no time: Wireshark shows it with the previous packet's time
+            for i in np.flatnonzero(spb):
+                ts_ns[i] = ts_ns[i - 1] if i else last_ts
+        return Batch(buf=buf, off=data_off, caplen=caplen, origlen=origlen, ts_ns=ts_ns, linktype=linktype,
+                     frame=np.arange(frame, frame + n, dtype=np.int64),
+                     progress_bytes=self._consumed()), int(ts_ns[-1])
+
+
+def read_all(path: str | os.PathLike[str], anomalies: AnomalyLog | None = None,
+             on_batch: Callable[[Batch], None] | None = None) -> CaptureReader:
+    """Walk a whole capture (for tests and tools): returns the reader with its counters filled."""
+    r = CaptureReader(path, anomalies)
+    for b in r.batches():
+        if on_batch is not None:
+            on_batch(b)
+    return r
+
+
+def link_type_name(lt: int) -> str:
+    return LINKTYPE_NAMES.get(lt, f"linktype_{lt}")

@@ -1,0 +1,266 @@
+"""The `dtls` frame: one row per DTLS handshake (DTLS 1.0/1.2 in clear, DTLS 1.3 with or without keys)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from ..anomalies import AnomalyLog
+from ..capture import Capture, register_frame
+from ..dissect.dtls import (
+    DTLS1_3,
+    TLS_EMPTY_RENEGOTIATION_INFO_SCSV,
+    DtlsTracker,
+    Handshake,
+    iana_name,
+    is_grease,
+    version_name,
+)
+from ..dissect.ja import ja3, ja3s, ja4
+from ..dissect.model import Datagram
+from ..dissect.x509 import CertFacts, cert_facts, sha256_hex
+from ..errors import DecodeError
+from ..schema import frame_schema
+
+_SRC = "category:clear,decrypted"
+
+
+def _cert_columns(side: str) -> list[tuple[str, str, str]]:
+    return [
+        (f"{side}_cert_sha256", "string", f"SHA-256 of the {side}'s leaf certificate DER, lowercase hex "
+                                          "(compare with a=fingerprint); NA when not sent or encrypted"),
+        (f"{side}_cert_subject", "string", "leaf subject (RFC 4514)"),
+        (f"{side}_cert_issuer", "string", "leaf issuer (RFC 4514)"),
+        (f"{side}_cert_key_type", "string", "public key type: RSA, EC <curve>, Ed25519, ..."),
+        (f"{side}_cert_key_bits", "Int32", "public key size in bits"),
+        (f"{side}_cert_sig_alg", "string", "certificate signature algorithm, e.g. ecdsa-with-SHA256"),
+        (f"{side}_cert_not_before", "ts", "validity start (UTC)"),
+        (f"{side}_cert_not_after", "ts", "validity end (UTC)"),
+        (f"{side}_cert_self_signed", "boolean", "subject == issuer and the signature verifies with its own key"),
+        (f"{side}_chain_sha256", "object", "SHA-256 of every certificate of the chain as sent, leaf first"),
+        (f"{side}_cert_source", _SRC, "how the certificate was read: clear (DTLS <= 1.2) or decrypted (keylog)"),
+    ]
+
+
+DTLS = frame_schema(
+    "dtls",
+    "One row per DTLS handshake (per flow and client random). Facts read in clear from DTLS <= 1.2 and from "
+    "the DTLS 1.3 hellos; certificates, SRTP profile and chosen extensions of DTLS 1.3 only with a keylog "
+    "(otherwise NA and listed in encrypted_parts).",
+    [
+        ("flow_id", "Int64", "flow (bidirectional 5-tuple) carrying the handshake"),
+        ("client", "string", "ip:port that sent the ClientHello (outer address when via TURN)"),
+        ("server", "string", "ip:port of the other side"),
+        ("via_turn", "category:channel,data_indication,send_indication",
+         "how the DTLS travelled inside TURN, NA when direct"),
+        ("turn_peer", "string", "peer ip:port on the far side of the relay, when via TURN and known"),
+        ("frames", "object", "Wireshark frame numbers of the datagrams of this handshake (and its session)"),
+        ("first_frame", "Int64", "first of frames"),
+        ("ts_first", "ts", "time of the first datagram"),
+        ("ts_last", "ts", "time of the last datagram"),
+        ("client_random", "string", "ClientHello random, lowercase hex (keylog key)"),
+        ("client_hellos", "Int32", "ClientHellos sent (HelloVerifyRequest / HelloRetryRequest make 2)"),
+        ("hello_verify", "boolean", "the server sent a HelloVerifyRequest cookie (DTLS <= 1.2)"),
+        ("hello_retry", "boolean", "the server sent a HelloRetryRequest (DTLS 1.3)"),
+        ("versions_offered", "object", "versions the client offered (supported_versions, else legacy_version)"),
+        ("version", "string", "negotiated version: DTLS 1.0 / DTLS 1.2 / DTLS 1.3 (NA without a ServerHello)"),
+        ("client_suites", "object", "cipher suites offered, IANA names, wire order, GREASE removed"),
+        ("cipher_suite", "string", "cipher suite chosen by the server (IANA name)"),
+        ("compression", "Int32", "compression method chosen (0 = null)"),
+        ("srtp_profiles_offered", "object", "use_srtp protection profiles offered (IANA names)"),
+        ("srtp_mki_offered", "string", "use_srtp MKI offered by the client, hex (empty: none)"),
+        ("srtp_profile", "string", "SRTP protection profile chosen (ServerHello, or EncryptedExtensions in 1.3)"),
+        ("srtp_profile_source", _SRC, "how srtp_profile was read"),
+        ("extensions_offered", "object", "ClientHello extensions, IANA names, wire order, GREASE removed"),
+        ("extensions_chosen", "object", "ServerHello (+ EncryptedExtensions in 1.3) extensions, IANA names"),
+        ("extensions_chosen_source", _SRC, "clear, or decrypted when EncryptedExtensions was read"),
+        ("ems", "boolean", "extended_master_secret negotiated (offered and echoed; NA for DTLS 1.3, "
+                           "whose key schedule always binds the transcript)"),
+        ("renegotiation_info", "boolean", "secure renegotiation (RFC 5746) negotiated; NA for DTLS 1.3"),
+        ("supported_groups", "object", "groups offered (IANA names)"),
+        ("key_share_groups", "object", "key_share groups the client sent shares for (e.g. X25519MLKEM768)"),
+        ("key_exchange_group", "string", "group chosen: ServerHello key_share (1.3) or ServerKeyExchange (1.2)"),
+        ("signature_algorithms", "object", "signature schemes offered (IANA names)"),
+        ("alpn", "object", "ALPN protocols offered"),
+        ("sni", "string", "server_name offered"),
+        ("connection_id_client", "string", "connection_id the client asked to receive (hex; RFC 9146)"),
+        ("connection_id_server", "string", "connection_id the server asked to receive (hex)"),
+        *_cert_columns("client"),
+        *_cert_columns("server"),
+        ("alerts", "object", "alerts: list of {frame, side, level, description, encrypted, source}"),
+        ("completed", "boolean", "handshake finished (both Finished / CCS+Finished seen, or client epoch-3 "
+                                 "records in DTLS 1.3); False after a fatal alert or without a ServerHello; "
+                                 "NA when not observable"),
+        ("encrypted_parts", "object", "facts not observable without keys (certificate, srtp_profile, ...)"),
+        ("decryption", "category:none,decrypted,undecryptable", "keylog use: none (no keys for it), "
+                                                                "decrypted, undecryptable (see detail)"),
+        ("decryption_detail", "string", "why decryption failed, when it did"),
+        ("retransmissions", "Int32", "handshake fragments seen again (retransmitted flights)"),
+        ("ja3", "string", "JA3 string of the ClientHello (decimal, GREASE removed)"),
+        ("ja3_hash", "string", "MD5 of ja3"),
+        ("ja3s", "string", "JA3S string of the ServerHello"),
+        ("ja3s_hash", "string", "MD5 of ja3s"),
+        ("ja4", "string", "JA4 of the ClientHello, protocol character 'd' (DTLS) as the JA4 spec defines"),
+    ],
+)
+
+
+def _ts(ns: int | None) -> pd.Timestamp | None:
+    return None if ns is None else pd.Timestamp(ns, unit="ns", tz="UTC")
+
+
+def _names(table: str, codes: list[int] | None) -> list[str] | None:
+    if codes is None:
+        return None
+    return [iana_name(table, c) for c in codes if not is_grease(c)]
+
+
+def _cert_row(side: str, chain: list[bytes] | None, source: str | None,
+              anomalies: AnomalyLog, hs: Handshake) -> dict[str, Any]:
+    if not chain:
+        return {}
+    row: dict[str, Any] = {f"{side}_chain_sha256": [sha256_hex(c) for c in chain],
+                           f"{side}_cert_source": source}
+    try:
+        f: CertFacts | None = cert_facts(chain[0])
+    except DecodeError as e:
+        anomalies.add("dtls", e.name, f"{side} certificate: {e.detail}", frame=hs.frames[0] if hs.frames else None,
+                      flow_id=hs.flow_id)
+        f = None
+    row[f"{side}_cert_sha256"] = sha256_hex(chain[0])
+    if f is not None:
+        row.update({f"{side}_cert_subject": f.subject, f"{side}_cert_issuer": f.issuer,
+                    f"{side}_cert_key_type": f.key_type, f"{side}_cert_key_bits": f.key_bits,
+                    f"{side}_cert_sig_alg": f.sig_alg, f"{side}_cert_not_before": f.not_before,
+                    f"{side}_cert_not_after": f.not_after, f"{side}_cert_self_signed": f.self_signed})
+    return row
+
+
+def handshake_row(hs: Handshake, anomalies: AnomalyLog) -> dict[str, Any]:
+    ch, sh, hrr = hs.client_hello, hs.server_hello, hs.hello_retry
+    tls13 = hs.version == DTLS1_3
+    row: dict[str, Any] = {
+        "flow_id": hs.flow_id, "client": hs.client, "server": hs.server, "via_turn": hs.via_turn,
+        "turn_peer": hs.turn_peer, "frames": list(hs.frames), "first_frame": hs.frames[0] if hs.frames else None,
+        "ts_first": _ts(hs.ts_first_ns), "ts_last": _ts(hs.ts_last_ns), "client_hellos": hs.client_hellos,
+        "hello_verify": hs.hello_verify_cookie is not None, "hello_retry": hrr is not None,
+        "version": version_name(hs.version), "alerts": list(hs.alerts),
+        "retransmissions": hs.retransmissions, "decryption": hs.decryption,
+        "decryption_detail": hs.decryption_detail,
+    }
+    if ch is not None:
+        e = ch.ext
+        row.update({
+            "client_random": ch.random.hex(),
+            "versions_offered": _names("versions", e.supported_versions or [ch.version]),
+            "client_suites": _names("cipher_suites", ch.cipher_suites),
+            "srtp_profiles_offered": _names("srtp_profiles", e.srtp_profiles),
+            "srtp_mki_offered": e.srtp_mki.hex() if e.srtp_mki is not None else None,
+            "extensions_offered": _names("extensions", e.types),
+            "supported_groups": _names("groups", e.supported_groups),
+            "key_share_groups": _names("groups", e.key_share_groups),
+            "signature_algorithms": _names("signature_schemes", e.signature_algorithms),
+            "alpn": e.alpn, "sni": e.sni,
+            "connection_id_client": e.connection_id.hex() if e.connection_id is not None else None,
+        })
+        row["ja3"], row["ja3_hash"] = ja3(ch)
+        row["ja4"] = ja4(ch)
+    chosen_src = None
+    if sh is not None:
+        se = sh.ext
+        exts = list(se.types)
+        chosen_src = hs.sources.get("server_hello", "clear")
+        row.update({
+            "cipher_suite": iana_name("cipher_suites", sh.cipher_suite), "compression": sh.compression,
+            "connection_id_server": se.connection_id.hex() if se.connection_id is not None else None,
+        })
+        row["ja3s"], row["ja3s_hash"] = ja3s(sh)
+        srtp = se.srtp_profiles
+        srtp_src = chosen_src if srtp else None
+        ee = hs.encrypted_extensions
+        if ee is not None:
+            exts += ee.types
+            chosen_src = hs.sources.get("encrypted_extensions", "decrypted")
+            if ee.srtp_profiles:
+                srtp, srtp_src = ee.srtp_profiles, chosen_src
+        row["extensions_chosen"] = _names("extensions", exts)
+        row["extensions_chosen_source"] = chosen_src
+        if srtp:
+            row["srtp_profile"] = iana_name("srtp_profiles", srtp[0])
+            row["srtp_profile_source"] = srtp_src
+        if tls13:
+            row["key_exchange_group"] = (iana_name("groups", se.key_share_groups[0])
+                                         if se.key_share_groups else None)
+        else:
+            if hs.kx_group is not None:
+                row["key_exchange_group"] = iana_name("groups", hs.kx_group)
+            row["ems"] = bool(se.ems and ch is not None and ch.ext.ems) if ch is not None else se.ems
+            reneg_offered = ch is None or (ch.ext.renegotiation_info is not None
+                                           or TLS_EMPTY_RENEGOTIATION_INFO_SCSV in ch.cipher_suites)
+            row["renegotiation_info"] = bool(se.renegotiation_info is not None and reneg_offered)
+    elif hrr is not None:
+        row["cipher_suite"] = iana_name("cipher_suites", hrr.cipher_suite)
+    for side in ("client", "server"):
+        row.update(_cert_row(side, hs.certs.get(side), hs.sources.get(f"{side}_cert"), anomalies, hs))
+    row["completed"] = _completed(hs)
+    row["encrypted_parts"] = _encrypted_parts(hs, row)
+    return row
+
+
+def _completed(hs: Handshake) -> bool | None:
+    if any(a.get("level") == "fatal" for a in hs.alerts):
+        return False
+    if hs.version == DTLS1_3:
+        if hs.finished >= {"client", "server"} or 3 in hs.epochs_seen.get("client", set()):
+            return True  # the client sends epoch-3 records only after its Finished
+        return None
+    if {"client", "server"} <= hs.finished:
+        return True
+    if hs.server_hello is None and hs.client_hello is not None:
+        return False if hs.ts_last_ns is not None and not hs.encrypted_records else None
+    return None
+
+
+def _encrypted_parts(hs: Handshake, row: dict[str, Any]) -> list[str]:
+    if hs.version != DTLS1_3:
+        return []
+    parts = []
+    if hs.encrypted_extensions is None:
+        parts += ["encrypted_extensions", "srtp_profile"]
+    if row.get("server_cert_sha256") is None:
+        parts.append("server_certificate")
+    if row.get("client_cert_sha256") is None:
+        parts.append("client_certificate")  # if it was requested at all: not observable either
+    if "server" not in hs.finished or "client" not in hs.finished:
+        parts += ["certificate_verify", "finished"]
+    return parts
+
+
+def dtls_frame(handshakes: list[Handshake], anomalies: AnomalyLog) -> pd.DataFrame:
+    rows = [handshake_row(hs, anomalies) for hs in handshakes]
+    return DTLS.from_records(rows)
+
+
+def analyze_datagrams(datagrams: list[Datagram], anomalies: AnomalyLog, keylog: Any = None,
+                      strict: bool = False) -> DtlsTracker:
+    return DtlsTracker(anomalies, keylog, strict).feed_all(datagrams)
+
+
+def tracker(cap: Capture) -> DtlsTracker:
+    """The DTLS pass over ``cap`` (shared by the `dtls` and `datachannels` frames)."""
+
+    def make() -> DtlsTracker:
+        keylog = None
+        if cap.keylog is not None:
+            from ..dissect.keylog import read_keylog
+
+            keylog = read_keylog(cap.keylog, cap.dissection.anomalies)
+        return analyze_datagrams(cap.dissection.dtls, cap.dissection.anomalies, keylog, cap.strict)
+
+    return cap.cached("dtls_tracker", make)
+
+
+@register_frame(DTLS)
+def build_dtls(cap: Capture) -> pd.DataFrame:
+    return dtls_frame(tracker(cap).handshakes, cap.dissection.anomalies)

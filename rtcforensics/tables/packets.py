@@ -1,0 +1,172 @@
+"""The `packets` frame (one row per capture record) and the `flows` frame (one row per 5-tuple)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..capture import Capture, register_frame
+from ..dissect.demux import CLASSES
+from ..dissect.fastpath import TRANSPORTS, VIA
+from ..schema import frame_schema
+
+PACKETS = frame_schema(
+    "packets",
+    "Every record of the capture, one row per Wireshark frame (row i is frame i+1), as the fast path saw it.",
+    [
+        ("frame", "Int64", "Wireshark frame number (1-based; every record counts)"),
+        ("ts", "ts", "capture time (UTC)"),
+        ("src", "string", "source IP address (NA when the record is not IP)"),
+        ("sport", "UInt16", "source port (UDP/TCP/SCTP; NA otherwise or for non-first IP fragments)"),
+        ("dst", "string", "destination IP address"),
+        ("dport", "UInt16", "destination port"),
+        ("transport", "category:" + ",".join(TRANSPORTS), "IP payload protocol (NA when not IP)"),
+        ("length", "Int32", "bytes on the wire (the record's original length, Wireshark frame.len)"),
+        ("cls", "category:" + ",".join(CLASSES),
+         "what the packet carries: RFC 7983 class of the UDP payload / TCP-framed message (the innermost one "
+         "when unwrapped from TURN), or for other TCP the control-plane protocol (tls, http, websocket, sip); "
+         "turn_channel when a ChannelData payload is none of the media classes"),
+        ("via_turn", "category:" + ",".join(VIA),
+         "how the payload was unwrapped from TURN: ChannelData, Data or Send indication (NA: not via TURN)"),
+        ("flow_id", "Int64", "bidirectional 5-tuple id, numbered by first appearance (NA when not IP)"),
+    ],
+)
+
+FLOWS = frame_schema(
+    "flows",
+    "One row per bidirectional 5-tuple (transport, {ip:port, ip:port}); endpoint a sent the first packet.",
+    [
+        ("flow_id", "Int64", "flow id (same as packets.flow_id), numbered by first appearance"),
+        ("transport", "category:" + ",".join(TRANSPORTS), "IP payload protocol"),
+        ("a", "string", "endpoint that sent the flow's first packet, ip:port ([ipv6]:port)"),
+        ("b", "string", "the other endpoint, ip:port"),
+        ("a_ip", "string", "a's address"),
+        ("a_port", "UInt16", "a's port"),
+        ("b_ip", "string", "b's address"),
+        ("b_port", "UInt16", "b's port"),
+        ("first_ts", "ts", "time of the first packet (UTC)"),
+        ("last_ts", "ts", "time of the last packet (UTC)"),
+        ("duration_s", "float64", "last_ts - first_ts in seconds"),
+        ("packets", "Int64", "packets in both directions"),
+        ("packets_a_to_b", "Int64", "packets sent by a"),
+        ("bytes", "Int64", "bytes on the wire in both directions (sum of packets.length)"),
+        ("classes", "object", "sorted list of packet classes seen (packets.cls), e.g. ['dtls', 'rtp', 'stun']"),
+        ("via_turn", "boolean", "some payload of this flow was unwrapped from TURN (ChannelData, Send/Data)"),
+        ("encrypted", "boolean",
+         "coarse: True when DTLS or TLS was seen on the flow (media keyed by DTLS-SRTP or TLS); False when it "
+         "carries a cleartext control protocol (http, websocket, sip); NA otherwise — RTP without DTLS may be "
+         "SDES-SRTP or plain RTP, which rtp_streams.keying / plaintext_score and the checks decide"),
+    ],
+)
+
+
+def _int_array(values: np.ndarray, dtype: str) -> Any:
+    """numpy ints with -1 meaning NA -> pandas nullable integer array, without per-element work."""
+    np_dt = {"UInt16": np.uint16, "Int64": np.int64, "Int32": np.int32, "UInt32": np.uint32,
+             "UInt8": np.uint8}[dtype]
+    mask = values < 0
+    data = np.where(mask, 0, values).astype(np_dt)
+    arr = pd.array(data, dtype=dtype)
+    if mask.any():
+        arr[mask] = pd.NA
+    return arr
+
+
+def _codes_to_category(codes: np.ndarray, schema_col: str, frame: Any) -> pd.Categorical:
+    return pd.Categorical.from_codes(codes.astype(np.int64), dtype=frame.column(schema_col).pandas_dtype())
+
+
+def _ids_to_string(ids: np.ndarray, names: list[str]) -> Any:
+    table = np.array(names + [None], dtype=object)
+    return pd.array(table[np.where(ids < 0, len(names), ids)], dtype="string")
+
+
+def build_packets_frame(st: Any, flow_map: np.ndarray) -> pd.DataFrame:
+    """Assemble the `packets` frame from the fast path's per-batch arrays (called by fastpath.dissect)."""
+    cols = st.cols
+    if not cols["frame"]:
+        return PACKETS.empty()
+
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate(cols[name])
+
+    flow = cat("flow")
+    flow = flow_map[np.where(flow < 0, len(flow_map) - 1, flow)]
+    data = {
+        "frame": _int_array(cat("frame"), "Int64"),
+        "ts": pd.to_datetime(cat("ts_ns"), unit="ns", utc=True),
+        "src": _ids_to_string(cat("src"), st.ip_list),
+        "sport": _int_array(cat("sport"), "UInt16"),
+        "dst": _ids_to_string(cat("dst"), st.ip_list),
+        "dport": _int_array(cat("dport"), "UInt16"),
+        "transport": _codes_to_category(cat("transport"), "transport", PACKETS),
+        "length": _int_array(cat("length"), "Int32"),
+        "cls": _codes_to_category(cat("cls"), "cls", PACKETS),
+        "via_turn": _codes_to_category(cat("via"), "via_turn", PACKETS),
+        "flow_id": _int_array(flow, "Int64"),
+    }
+    return pd.DataFrame(data)
+
+
+@register_frame(PACKETS)
+def build_packets(cap: Capture) -> pd.DataFrame:
+    return cap.dissection.packets
+
+
+def _endpoint(ip: Any, port: Any) -> Any:
+    if ip is None or ip is pd.NA:
+        return None
+    ip = f"[{ip}]" if ":" in ip else ip
+    return ip if port is None or port is pd.NA else f"{ip}:{port}"
+
+
+@register_frame(FLOWS)
+def build_flows(cap: Capture) -> pd.DataFrame:
+    p = cap.packets
+    p = p[p["flow_id"].notna()]
+    if not len(p):
+        return FLOWS.empty()
+    fid = p["flow_id"].to_numpy(dtype=np.int64)
+    n = int(fid.max()) + 1
+    ts = p["ts"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    length = p["length"].to_numpy(dtype=np.int64, na_value=0)
+    # first packet of each flow (packets are in frame order)
+    _, first = np.unique(fid, return_index=True)
+    fp = p.iloc[first]
+    a_ip = fp["src"].to_numpy(dtype=object, na_value=None)
+    b_ip = fp["dst"].to_numpy(dtype=object, na_value=None)
+    a_port = fp["sport"].to_numpy(dtype=object, na_value=None)
+    b_port = fp["dport"].to_numpy(dtype=object, na_value=None)
+    src = p["src"].to_numpy(dtype=object, na_value=None)
+    sport = p["sport"].to_numpy(dtype=np.int64, na_value=-1)
+    a_of_pkt = (src == a_ip[fid]) & (sport == fp["sport"].to_numpy(dtype=np.int64, na_value=-1)[fid])
+    first_ts = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    last_ts = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+    np.minimum.at(first_ts, fid, ts)
+    np.maximum.at(last_ts, fid, ts)
+    cls_codes = p["cls"].cat.codes.to_numpy().astype(np.int64)
+    ncls = len(CLASSES)
+    seen = np.zeros((n, ncls), dtype=bool)
+    seen[fid, cls_codes] = True
+    via = np.zeros(n, dtype=bool)
+    via[fid[p["via_turn"].notna().to_numpy()]] = True
+    code = {c: i for i, c in enumerate(CLASSES)}
+    enc_true = seen[:, code["dtls"]] | seen[:, code["tls"]]
+    enc_false = ~enc_true & (seen[:, code["http"]] | seen[:, code["websocket"]] | seen[:, code["sip"]])
+    encrypted = pd.array([True if t else (False if f else None) for t, f in zip(enc_true, enc_false)],
+                         dtype="boolean")
+    classes = [sorted(CLASSES[k] for k in np.flatnonzero(row)) for row in seen]
+    df = pd.DataFrame({
+        "flow_id": np.arange(n),
+        "transport": fp["transport"].to_numpy(),
+        "a": [_endpoint(i, pt) for i, pt in zip(a_ip, a_port)],
+        "b": [_endpoint(i, pt) for i, pt in zip(b_ip, b_port)],
+        "a_ip": a_ip, "a_port": a_port, "b_ip": b_ip, "b_port": b_port,
+        "first_ts": first_ts, "last_ts": last_ts, "duration_s": (last_ts - first_ts) / 1e9,
+        "packets": np.bincount(fid, minlength=n), "packets_a_to_b": np.bincount(fid[a_of_pkt], minlength=n),
+        "bytes": np.bincount(fid, weights=length, minlength=n).astype(np.int64),
+        "classes": classes, "via_turn": via, "encrypted": encrypted,
+    })
+    return FLOWS.conform(df)

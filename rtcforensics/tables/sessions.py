@@ -1,0 +1,471 @@
+"""The `sessions` frame: the call model, one row per ICE session (ufrag pair).
+
+Joins, each recorded as observed or not:
+
+1. offer ↔ answer: descriptions deduplicated by (role, session id, ufrag) — the same description relayed
+   over two signalling legs is one side with several copies — and paired in time order;
+2. ufrags ↔ STUN: ICE connectivity checks carry USERNAME ``"<receiver ufrag>:<sender ufrag>"`` (RFC 8445
+   §7.2.2); every Binding request whose USERNAME joins the two ufrags, and the responses with the same
+   transaction id, put their flow (5-tuple; the client↔TURN flow when relayed) into the session;
+3. nominated pair: a request with USE-CANDIDATE answered with success (RFC 8445 §8.1.1); the selected
+   flow is the nominated one, else the one carrying DTLS, else the one carrying most media;
+4. DTLS handshake on the session's flows (``dtls``) and its certificates ↔ the a=fingerprint of the side
+   that played that DTLS role (a=setup, RFC 5763 §5), checked for every copy of each description;
+5. RTP/SRTP streams on those flows (``rtp_streams``);
+6. TURN: Allocate success (XOR-RELAYED) on a session flow or matching a relay candidate → permissions,
+   channels and peers (XOR-PEER) on that allocation's flow.
+
+STUN ufrag pairs that no description explains are sessions too (``kind`` = ``stun_only``); TURN allocations
+that no session used are ``turn_only`` rows.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ..capture import Capture, register_frame
+from ..schema import frame_schema
+from .sdp import Desc, descriptions
+
+OBSERVABLES = ("offer", "answer", "stun_checks", "stun_success", "nominated_pair", "dtls", "dtls_certificates",
+               "srtp_streams", "turn_allocation")
+
+SESSIONS = frame_schema(
+    "sessions",
+    "One row per ICE session (ufrag pair): its descriptions, connectivity checks, selected pair, DTLS "
+    "handshake and whether its certificates match the signalled fingerprints, media streams and TURN relay. "
+    "`observed` / `missing` say which links were seen.",
+    [
+        ("session_id", "Int64", "session number in this capture"),
+        ("kind", "category:ice,stun_only,turn_only", "ice: from descriptions; stun_only: ufrag pair seen only "
+                                                     "in STUN; turn_only: a TURN allocation no session used"),
+        ("offer_ufrag", "string", "ICE ufrag of the offerer (or the first ufrag of a STUN-only pair)"),
+        ("answer_ufrag", "string", "ICE ufrag of the answerer"),
+        ("offer_sdp", "object", "sdp.sdp_index of every copy of the offer"),
+        ("answer_sdp", "object", "sdp.sdp_index of every copy of the answer"),
+        ("offer_frame", "Int64", "first frame that carried the offer"),
+        ("answer_frame", "Int64", "first frame that carried the answer"),
+        ("offer_stack", "string", "implementation that made the offer"),
+        ("answer_stack", "string", "implementation that made the answer"),
+        ("signalling_transport", "string", "how the descriptions travelled (http, websocket, sip, side file)"),
+        ("signalling_tls", "boolean", "every copy travelled inside TLS"),
+        ("offer_setup", "string", "a=setup of the offer"),
+        ("answer_setup", "string", "a=setup of the answer"),
+        ("offer_fingerprints_sha256", "object", "distinct sha-256 fingerprints over the offer's copies"),
+        ("answer_fingerprints_sha256", "object", "distinct sha-256 fingerprints over the answer's copies"),
+        ("fingerprints", "object", "every (hash function, hex) signalled in this session"),
+        ("fingerprint_rewritten", "boolean", "copies of one description carry different fingerprints"),
+        ("stun_usernames", "object", "distinct STUN USERNAMEs of the connectivity checks"),
+        ("flow_id", "object", "every flow (flows.flow_id) with connectivity checks of this session"),
+        ("checks", "Int32", "Binding requests of this session"),
+        ("check_successes", "Int32", "Binding success responses of this session"),
+        ("nominated_flow_id", "Int64", "flow of the nominated pair (USE-CANDIDATE answered with success)"),
+        ("selected_flow_id", "Int64", "flow used: nominated, else the one with DTLS, else with most media"),
+        ("selected_pair", "string", "'ip:port <-> ip:port' of the selected flow"),
+        ("dtls_flow_id", "Int64", "flow of the DTLS handshake linked to this session"),
+        ("dtls_first_frame", "Int64", "dtls.first_frame of that handshake"),
+        ("dtls_version", "string", "its negotiated version"),
+        ("dtls_client", "string", "its client ip:port"),
+        ("offerer_dtls_role", "category:client,server", "DTLS role of the offerer (from a=setup, else from the "
+                                                         "handshake endpoints)"),
+        ("client_cert_sha256", "string", "SHA-256 of the DTLS client's certificate"),
+        ("server_cert_sha256", "string", "SHA-256 of the DTLS server's certificate"),
+        ("offer_fingerprint_match", "boolean", "the offerer's certificate matches the sha-256 fingerprint of every "
+                                               "copy of the offer (NA: not observable)"),
+        ("answer_fingerprint_match", "boolean", "the answerer's certificate matches every copy of the answer"),
+        ("fingerprint_status", "category:match,mismatch,not_observable",
+         "mismatch when any certificate differs from a fingerprint signalled for its side"),
+        ("srtp_profile", "string", "SRTP protection profile chosen in that handshake"),
+        ("rtp_ssrcs", "object", "SSRCs of the RTP/SRTP streams on the session's flows"),
+        ("rtp_packets", "Int64", "packets of those streams"),
+        ("sdp_ssrcs_seen", "boolean", "some a=ssrc of the descriptions appear among those streams"),
+        ("keying", "object", "keying of those streams (rtp_streams.keying)"),
+        ("relay", "boolean", "a TURN allocation carries this session"),
+        ("turn_server", "string", "ip:port of the TURN server"),
+        ("turn_flow_id", "Int64", "flow between client and TURN server"),
+        ("relayed_address", "string", "XOR-RELAYED-ADDRESS of the allocation"),
+        ("turn_peers", "object", "peers permitted / bound (XOR-PEER-ADDRESS) on that allocation"),
+        ("turn_channels", "object", "channel numbers bound"),
+        ("first_ts", "ts", "first evidence (description or check) of this session"),
+        ("observed", "object", "links observed: " + ", ".join(OBSERVABLES)),
+        ("missing", "object", "links not observed (same vocabulary)"),
+    ],
+)
+
+
+@dataclass
+class _Side:
+    role: str
+    copies: list[Desc] = field(default_factory=list)
+
+    @property
+    def first(self) -> Desc:
+        return self.copies[0]
+
+    def ufrags(self) -> set[str]:
+        return {u for d in self.copies for u in (d.row.get("ice_ufrags") or [])}
+
+    def sha256s(self) -> list[list[str]]:
+        return [[h for a, h in (d.row.get("fingerprints") or []) if a == "sha-256"] for d in self.copies]
+
+
+@dataclass
+class _Session:
+    kind: str
+    offer: _Side | None = None
+    answer: _Side | None = None
+    ufrag_pair: tuple[str | None, str | None] = (None, None)
+    flows: list[int] = field(default_factory=list)
+    usernames: list[str] = field(default_factory=list)
+    request_rows: list[dict[str, Any]] = field(default_factory=list)
+    success_rows: list[dict[str, Any]] = field(default_factory=list)
+    first_ts: Any = None
+
+
+def _frame(cap: Capture, name: str) -> pd.DataFrame | None:
+    if name not in cap.frame_names():
+        return None
+    try:
+        return cap.get_frame(name)
+    except ImportError:
+        return None
+
+
+def _group_sides(descs: list[Desc]) -> list[_Side]:
+    sides: dict[tuple[Any, ...], _Side] = {}
+    for d in descs:
+        r = d.row
+        role = r.get("role") or "unknown"
+        key = (role, r.get("session_id"), r.get("ice_ufrag"), r.get("source_kind") if r.get("source") != "wire"
+               else "wire")
+        if r.get("ice_ufrag") is None and r.get("session_id") is None:
+            key = (role, d.index)
+        sides.setdefault(key, _Side(role)).copies.append(d)
+    return list(sides.values())
+
+
+def _ts(d: Desc) -> Any:
+    t = d.row.get("ts")
+    return t if t is not None else float("inf")
+
+
+def _pair(sides: list[_Side]) -> list[_Session]:
+    offers = sorted([s for s in sides if s.role == "offer"], key=lambda s: (_ts(s.first), s.first.index))
+    answers = sorted([s for s in sides if s.role in ("answer", "pranswer")], key=lambda s: (_ts(s.first), s.first.index))
+    taken: set[int] = set()
+    out: list[_Session] = []
+    for o in offers:
+        match = None
+        for i, a in enumerate(answers):
+            if i in taken:
+                continue
+            if _ts(a.first) >= _ts(o.first) or _ts(o.first) == float("inf"):
+                match = i
+                break
+        s = _Session("ice", offer=o)
+        if match is not None:
+            taken.add(match)
+            s.answer = answers[match]
+        out.append(s)
+    for i, a in enumerate(answers):
+        if i not in taken:
+            out.append(_Session("ice", answer=a))
+    for s in sides:
+        if s.role not in ("offer", "answer", "pranswer") and s.ufrags():
+            out.append(_Session("ice", offer=s))  # role unknown: keep it as a side of its own
+    return out
+
+
+def _ep(ip: Any, port: Any) -> str | None:
+    if ip is None or ip is pd.NA or port is None or port is pd.NA:
+        return None
+    ip = str(ip)
+    return f"[{ip}]:{int(port)}" if ":" in ip else f"{ip}:{int(port)}"
+
+
+def _none(v: Any) -> Any:
+    if isinstance(v, pd.Timestamp):
+        return v.value  # ns since the epoch, like the descriptions' ts
+    try:
+        return None if v is None or v is pd.NA or (not isinstance(v, (list, tuple, str)) and pd.isna(v)) else v
+    except (TypeError, ValueError):
+        return v
+
+
+@register_frame(SESSIONS)
+def build_sessions(cap: Capture) -> pd.DataFrame:
+    descs = descriptions(cap)
+    sessions = _pair(_group_sides(descs))
+    stun = _frame(cap, "stun")
+    dtls = _frame(cap, "dtls")
+    streams = _frame(cap, "rtp_streams")
+    flows = _frame(cap, "flows")
+
+    # -- STUN connectivity checks by ufrag pair --------------------------------------------------------
+    checks: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
+    by_txid: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    turn_rows: list[dict[str, Any]] = []
+    if stun is not None and len(stun):
+        cols = [c for c in ("frame", "ts", "flow_id", "src", "sport", "dst", "dport", "method", "cls", "txid",
+                            "username", "use_candidate", "xor_relayed", "xor_peer", "channel", "via_turn",
+                            "turn_peer") if c in stun.columns]
+        for r in stun[cols].to_dict("records"):
+            r = {k: _none(v) for k, v in r.items()}
+            method = str(r.get("method") or "")
+            if method == "Binding":
+                if r.get("cls") == "request" and r.get("username") and ":" in str(r["username"]):
+                    a, _, b = str(r["username"]).partition(":")
+                    checks[frozenset((a, b))].append(r)
+                elif r.get("cls") in ("success", "error") and r.get("txid"):
+                    by_txid[str(r["txid"])].append(r)
+            elif method in ("Allocate", "CreatePermission", "ChannelBind", "Refresh"):
+                turn_rows.append(r)
+
+    used_pairs: set[frozenset[str]] = set()
+    for s in sessions:
+        ou = s.offer.ufrags() if s.offer else set()
+        au = s.answer.ufrags() if s.answer else set()
+        s.ufrag_pair = (next(iter(sorted(ou)), None) if ou else None, next(iter(sorted(au)), None) if au else None)
+        if s.offer and s.offer.first.row.get("ice_ufrag"):
+            s.ufrag_pair = (s.offer.first.row["ice_ufrag"], s.ufrag_pair[1])
+        if s.answer and s.answer.first.row.get("ice_ufrag"):
+            s.ufrag_pair = (s.ufrag_pair[0], s.answer.first.row["ice_ufrag"])
+        for pair, rows in checks.items():
+            a, b = (tuple(pair) * 2)[:2]
+            if ou and au:
+                joined = (a in ou and b in au) or (b in ou and a in au)
+            else:
+                joined = bool(pair & (ou | au))
+            if joined and pair not in used_pairs:
+                used_pairs.add(pair)
+                s.request_rows += rows
+    for pair, rows in checks.items():
+        if pair not in used_pairs:
+            s = _Session("stun_only")
+            u = str(rows[0]["username"]).partition(":")
+            s.ufrag_pair = (u[2], u[0])  # the sender's own ufrag is the second part
+            s.request_rows = rows
+            sessions.append(s)
+
+    # -- per session: flows, nomination ----------------------------------------------------------------
+    for s in sessions:
+        for r in s.request_rows:
+            if r.get("flow_id") is not None and r["flow_id"] not in s.flows:
+                s.flows.append(int(r["flow_id"]))
+            if r.get("username") not in s.usernames:
+                s.usernames.append(r["username"])
+            for resp in by_txid.get(str(r.get("txid")), []):
+                if resp.get("cls") == "success":
+                    s.success_rows.append(resp)
+
+    dtls_rows = [] if dtls is None else [{k: _none(v) for k, v in r.items()} for r in dtls.to_dict("records")]
+    stream_rows = [] if streams is None else [{k: _none(v) for k, v in r.items()} for r in streams.to_dict("records")]
+    flow_eps: dict[int, str] = {}
+    if flows is not None and {"flow_id", "a", "b"} <= set(flows.columns):
+        for r in flows[["flow_id", "a", "b"]].itertuples(index=False):
+            flow_eps[int(r.flow_id)] = f"{r.a} <-> {r.b}"
+
+    allocations = _allocations(turn_rows)
+    used_allocs: set[int] = set()
+    out_rows: list[dict[str, Any]] = []
+    for s in sessions:
+        out_rows.append(_row(s, dtls_rows, stream_rows, flow_eps, allocations, used_allocs, descs))
+    for i, al in enumerate(allocations):
+        if i not in used_allocs:
+            row = {"kind": "turn_only", **_alloc_cols(al), "relay": True, "first_ts": al["ts"],
+                   "flow_id": [al["flow_id"]] if al["flow_id"] is not None else [],
+                   "observed": ["turn_allocation"], "missing": [o for o in OBSERVABLES if o != "turn_allocation"]}
+            out_rows.append(row)
+    lists = [c.name for c in SESSIONS.columns if c.dtype == "object"]
+    for i, r in enumerate(out_rows):
+        r["session_id"] = i
+        for c in lists:
+            if r.get(c) is None:
+                r[c] = []
+        if isinstance(r.get("first_ts"), pd.Timestamp):
+            r["first_ts"] = r["first_ts"].value
+    return SESSIONS.from_records(out_rows)
+
+
+def _allocations(turn_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """TURN allocations: Allocate success with XOR-RELAYED-ADDRESS, plus what was permitted/bound on its flow."""
+    out: list[dict[str, Any]] = []
+    for r in turn_rows:
+        if r.get("method") == "Allocate" and r.get("cls") == "success" and r.get("xor_relayed"):
+            out.append({"flow_id": r.get("flow_id"), "server": _ep(r.get("src"), r.get("sport")),
+                        "relayed": str(r["xor_relayed"]), "peers": [], "channels": [], "ts": r.get("ts")})
+    for al in out:
+        for r in turn_rows:
+            if r.get("flow_id") != al["flow_id"] or r.get("cls") != "request":
+                continue
+            if r.get("method") in ("CreatePermission", "ChannelBind") and r.get("xor_peer"):
+                for p in str(r["xor_peer"]).split(","):
+                    if p and p not in al["peers"]:
+                        al["peers"].append(p)
+            if r.get("method") == "ChannelBind" and r.get("channel") is not None and r["channel"] not in al["channels"]:
+                al["channels"].append(int(r["channel"]))
+    return out
+
+
+def _alloc_cols(al: dict[str, Any]) -> dict[str, Any]:
+    return {"turn_server": al["server"], "turn_flow_id": al["flow_id"], "relayed_address": al["relayed"],
+            "turn_peers": al["peers"], "turn_channels": al["channels"]}
+
+
+def _relay_addrs(side: _Side | None) -> set[str]:
+    out: set[str] = set()
+    if side is None:
+        return out
+    for d in side.copies:
+        for _, _, c in d.candidates():
+            if c.type == "relay":
+                out.add(_ep(c.address, c.port) or "")
+    return out
+
+
+def _row(s: _Session, dtls_rows: list[dict[str, Any]], stream_rows: list[dict[str, Any]], flow_eps: dict[int, str],
+         allocations: list[dict[str, Any]], used_allocs: set[int], descs: list[Desc]) -> dict[str, Any]:
+    obs: list[str] = []
+    row: dict[str, Any] = {"kind": s.kind, "offer_ufrag": s.ufrag_pair[0], "answer_ufrag": s.ufrag_pair[1]}
+    sides = [x for x in (s.offer, s.answer) if x is not None]
+    ts_candidates = []
+    for name, side in (("offer", s.offer), ("answer", s.answer)):
+        if side is None:
+            continue
+        obs.append(name)
+        f = side.first.row
+        row[f"{name}_sdp"] = [d.index for d in side.copies]
+        row[f"{name}_frame"] = min((d.row["frame"] for d in side.copies if d.row.get("frame") is not None),
+                                   default=None)
+        row[f"{name}_stack"] = f.get("stack")
+        row[f"{name}_setup"] = f.get("setup")
+        row[f"{name}_fingerprints_sha256"] = sorted({h for hs in side.sha256s() for h in hs})
+        if f.get("ts") is not None:
+            ts_candidates.append(f["ts"])
+    if sides:
+        copies = [d for x in sides for d in x.copies]
+        row["signalling_transport"] = ",".join(sorted({str(d.row.get("transport") or d.row.get("source_kind"))
+                                                       for d in copies}))
+        tl = [d.row.get("tls") for d in copies]
+        row["signalling_tls"] = None if any(t is None for t in tl) else all(tl)
+        fps: list[tuple[str, str]] = []
+        for d in copies:
+            for fp in d.row.get("fingerprints") or []:
+                if tuple(fp) not in fps:
+                    fps.append(tuple(fp))
+        row["fingerprints"] = fps
+        row["fingerprint_rewritten"] = any(len({tuple(sorted(h)) for h in x.sha256s() if h}) > 1 for x in sides)
+    row["stun_usernames"] = s.usernames
+    row["flow_id"] = list(s.flows)
+    row["checks"] = len(s.request_rows)
+    row["check_successes"] = len(s.success_rows)
+    if s.request_rows:
+        obs.append("stun_checks")
+        ts_candidates.append(min(r["ts"] for r in s.request_rows if r.get("ts") is not None))
+    if s.success_rows:
+        obs.append("stun_success")
+    ok_tx = {str(r.get("txid")) for r in s.success_rows}
+    nominated = [r for r in s.request_rows if r.get("use_candidate") and str(r.get("txid")) in ok_tx]
+    if nominated:
+        obs.append("nominated_pair")
+        row["nominated_flow_id"] = nominated[0].get("flow_id")
+    flows = set(s.flows)
+    hs = [d for d in dtls_rows if d.get("flow_id") in flows]
+    sel = row.get("nominated_flow_id")
+    if sel is None and hs:
+        sel = hs[0].get("flow_id")
+    media = [r for r in stream_rows if r.get("flow_id") in flows]
+    if sel is None and media:
+        per: dict[int, int] = defaultdict(int)
+        for r in media:
+            per[r["flow_id"]] += int(r.get("packets") or 0)
+        sel = max(per, key=lambda k: per[k])
+    row["selected_flow_id"] = sel
+    row["selected_pair"] = flow_eps.get(sel) if sel is not None else None
+    # DTLS on the selected flow first, else any flow of the session
+    hs.sort(key=lambda d: (d.get("flow_id") != sel, d.get("first_frame") or 0))
+    if hs:
+        obs.append("dtls")
+        h = hs[0]
+        row.update({"dtls_flow_id": h.get("flow_id"), "dtls_first_frame": h.get("first_frame"),
+                    "dtls_version": h.get("version"), "dtls_client": h.get("client"),
+                    "client_cert_sha256": h.get("client_cert_sha256"),
+                    "server_cert_sha256": h.get("server_cert_sha256"), "srtp_profile": h.get("srtp_profile")})
+        _fingerprint_match(row, s, h)
+        if h.get("client_cert_sha256") or h.get("server_cert_sha256"):
+            obs.append("dtls_certificates")
+    else:
+        row["fingerprint_status"] = "not_observable"
+    if media:
+        obs.append("srtp_streams")
+        row["rtp_ssrcs"] = sorted({int(r["ssrc"]) for r in media if r.get("ssrc") is not None})
+        row["rtp_packets"] = sum(int(r.get("packets") or 0) for r in media)
+        sdp_ssrcs = {x for side in sides for d in side.copies for x in (d.row.get("ssrcs") or [])}
+        row["sdp_ssrcs_seen"] = bool(sdp_ssrcs & set(row["rtp_ssrcs"])) if sdp_ssrcs else None
+        row["keying"] = sorted({str(r.get("keying")) for r in media if r.get("keying") is not None})
+    # TURN: an allocation whose client flow is one of the session's flows, or whose relayed address is a
+    # relay candidate of the session
+    relays = _relay_addrs(s.offer) | _relay_addrs(s.answer)
+    for i, al in enumerate(allocations):
+        if al["flow_id"] in flows or al["relayed"] in relays:
+            used_allocs.add(i)
+            row.update(_alloc_cols(al))
+            row["relay"] = True
+            obs.append("turn_allocation")
+            break
+    else:
+        row["relay"] = False if s.request_rows else None
+    row["first_ts"] = min(ts_candidates) if ts_candidates else None
+    row["observed"] = obs
+    row["missing"] = [o for o in OBSERVABLES if o not in obs and not (o == "turn_allocation" and row["relay"] is False)]
+    return row
+
+
+def _fingerprint_match(row: dict[str, Any], s: _Session, h: dict[str, Any]) -> None:
+    """Compare the handshake's certificates with the fingerprints each side signalled (every copy)."""
+    offer_setup = (s.offer.first.row.get("setup") if s.offer else None) or ""
+    answer_setup = (s.answer.first.row.get("setup") if s.answer else None) or ""
+    # RFC 5763 §5: 'active' is the DTLS client; the offerer usually says actpass and the answer decides.
+    role = None
+    if answer_setup == "active" or offer_setup == "passive":
+        role = "server"
+    elif answer_setup == "passive" or offer_setup == "active":
+        role = "client"
+    else:
+        role = _role_by_address(s, h)
+    row["offerer_dtls_role"] = role
+    certs = {"client": h.get("client_cert_sha256"), "server": h.get("server_cert_sha256")}
+    results: list[bool] = []
+    for name, side in (("offer", s.offer), ("answer", s.answer)):
+        if side is None or role is None:
+            continue
+        dtls_side = role if name == "offer" else ("server" if role == "client" else "client")
+        cert = certs.get(dtls_side)
+        copies = [hs for hs in side.sha256s() if hs]
+        if not cert or not copies:
+            continue
+        ok = all(str(cert).lower() in hs for hs in copies)
+        row[f"{name}_fingerprint_match"] = ok
+        results.append(ok)
+    if role is None and (certs["client"] or certs["server"]):
+        # roles unknown: a certificate must at least match some fingerprint of the session
+        pool = {h for x in (s.offer, s.answer) if x for hs in x.sha256s() for h in hs}
+        if pool:
+            results = [str(c).lower() in pool for c in certs.values() if c]
+    row["fingerprint_status"] = "not_observable" if not results else ("match" if all(results) else "mismatch")
+
+
+def _role_by_address(s: _Session, h: dict[str, Any]) -> str | None:
+    client = str(h.get("client") or "")
+    for name, side in (("offer", s.offer), ("answer", s.answer)):
+        if side is None:
+            continue
+        for d in side.copies:
+            for _, _, c in d.candidates():
+                if _ep(c.address, c.port) == client:
+                    return "client" if name == "offer" else "server"
+    return None

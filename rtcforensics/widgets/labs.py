@@ -1,0 +1,334 @@
+"""Teaching labs: exercises whose answers are checked against what the capture itself shows.
+
+``check_answer(cap, question, answer)`` works the answer out from the capture's frames (never from a truth
+file or a stored key) and compares. The answer keys are pure functions over frames
+(``leaked_private_addresses``, ``fingerprint_mismatches``, ``open_relay_allocations``,
+``unencrypted_streams``), so the labs are tested without a kernel.
+
+Questions:
+
+- ``private_address``: an address that left the host in an ICE candidate (or its raddr) and is not
+  public (RFC 1918, CGNAT, loopback, link-local, ULA)
+- ``mitm``: the SHA-256 (hex, colons allowed) of an a=fingerprint that matches no certificate on the wire
+  (rewritten in transit), or of a certificate that no a=fingerprint describes
+- ``open_relay``: the frame number of a TURN Allocate success that answered a request carrying no
+  MESSAGE-INTEGRITY (or that request's frame number)
+- ``plaintext_ssrc``: the SSRC (int, or hex string) of an RTP stream sent without encryption
+- ``media_encrypted``: True or False — was all media encrypted?
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from . import _avail, _safe
+from .select import _as_list, _col
+
+NOT_PUBLIC = ("loopback", "private", "cgnat", "link_local", "ula")
+QUESTIONS = ("private_address", "mitm", "open_relay", "plaintext_ssrc", "media_encrypted")
+
+
+@dataclass
+class LabResult:
+    """The verdict on one answer. ``correct`` is None when the capture cannot settle the question."""
+
+    question: str
+    answer: Any
+    correct: bool | None
+    message: str
+    expected_count: int = 0
+    details: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.correct)
+
+    def _repr_html_(self) -> str:
+        colour = {True: "#2e7d32", False: "#c62828", None: "#6d6d6d"}[self.correct]
+        mark = {True: "✔ correct", False: "✘ not yet", None: "? cannot be checked"}[self.correct]
+        return (f"<div class='rtcf-lab' style='border-left:4px solid {colour};padding:4px 8px'>"
+                f"<b style='color:{colour}'>{mark}</b> — {_safe.escape(self.message)}</div>")
+
+    def __repr__(self) -> str:
+        mark = {True: "correct", False: "not yet", None: "cannot be checked"}[self.correct]
+        return f"{mark}: {self.message}"
+
+
+# -- answer keys (pure) -------------------------------------------------------------------------------------
+def _scope(address: str) -> str:
+    try:
+        from ..addr import scope
+
+        return scope(address)
+    except Exception:  # noqa: BLE001 - an unparsable address has no scope
+        return "unknown"
+
+
+def _norm_addr(a: Any) -> str:
+    s = str(a).strip()
+    if s.startswith("[") and "]" in s:
+        s = s[1:s.index("]")]
+    elif s.count(":") == 1 and "." in s:  # ip:port
+        s = s.split(":")[0]
+    return s.lower()
+
+
+def leaked_private_addresses(candidates: pd.DataFrame) -> set[str]:
+    """Non-public addresses in the ``candidates`` frame: candidate addresses and their raddr."""
+    out: set[str] = set()
+    if candidates is None or not len(candidates):
+        return out
+    acol = _col(candidates, "address", "ip")
+    scol = _col(candidates, "scope")
+    for _, r in candidates.iterrows():
+        if acol is not None and r[acol] is not None and r[acol] is not pd.NA:
+            sc = str(r[scol]) if scol is not None and r[scol] is not pd.NA else _scope(str(r[acol]))
+            if sc in NOT_PUBLIC:
+                out.add(_norm_addr(r[acol]))
+        raddr = r.get("raddr") if "raddr" in candidates.columns else None
+        if raddr is not None and raddr is not pd.NA and str(raddr) and _scope(str(raddr)) in NOT_PUBLIC:
+            out.add(_norm_addr(raddr))
+    return out
+
+
+_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _hexes(v: Any) -> set[str]:
+    """SHA-256 hex strings found in a cell (a string, a list, or a dict such as {"sha-256": "..."})."""
+    out: set[str] = set()
+    for x in _as_list(v) if not isinstance(v, dict) else list(v.values()):
+        if isinstance(x, (dict, list, tuple)):
+            out |= _hexes(x)
+            continue
+        s = str(x).replace(":", "").strip().lower()
+        if " " in s:  # "sha-256 AB:CD..."
+            s = s.split()[-1]
+        if _HEX.match(s):
+            out.add(s)
+    return out
+
+
+def sdp_fingerprints(sdp: pd.DataFrame) -> set[str]:
+    """Every SHA-256 a=fingerprint the ``sdp`` frame holds (session and media level), lowercase hex."""
+    out: set[str] = set()
+    if sdp is None or not len(sdp):
+        return out
+    for c in sdp.columns:
+        if "fingerprint" in str(c).lower():
+            for v in sdp[c]:
+                out |= _hexes(v)
+    return out
+
+
+def _cert_hashes(dtls: pd.DataFrame | None) -> tuple[list[tuple[int, str, str, list[Any]]], bool]:
+    """``[(flow_id, side, sha256, frames)]`` of the certificates on the wire, and whether every handshake
+    showed both certificates (DTLS 1.3 without a keylog does not)."""
+    out: list[tuple[int, str, str, list[Any]]] = []
+    complete = dtls is not None and len(dtls) > 0
+    if dtls is None:
+        return out, False
+    for _, r in dtls.iterrows():
+        for side in ("client", "server"):
+            c = f"{side}_cert_sha256"
+            h = r.get(c) if c in dtls.columns else None
+            if h is None or h is pd.NA:
+                complete = False
+                continue
+            out.append((int(r["flow_id"]), side, str(h).replace(":", "").lower(), list(_as_list(r.get("frames")))))
+    return out, complete
+
+
+def fingerprint_mismatches(dtls: pd.DataFrame | None, sdp: pd.DataFrame | None) -> pd.DataFrame:
+    """The man-in-the-middle signatures between certificates on the wire and SDP a=fingerprints:
+
+    - ``certificate_not_in_sdp``: a DTLS certificate that no SHA-256 a=fingerprint describes;
+    - ``fingerprint_without_certificate``: an SHA-256 a=fingerprint that matches no certificate on the wire,
+      counted only when every handshake showed both certificates (so an encrypted DTLS 1.3 certificate
+      does not look like a rewrite) — the fingerprint a relay substituted in transit.
+
+    Columns ``kind``, ``sha256``, ``flow_id`` (handshake or signalling flow), ``frame`` (first frame of the
+    handshake, or of the SDP). Empty when there is nothing to compare."""
+    cols = ["kind", "sha256", "flow_id", "frame"]
+    fps = sdp_fingerprints(sdp)
+    certs, complete = _cert_hashes(dtls)
+    rows: list[dict[str, Any]] = []
+    if fps and certs:
+        for flow_id, _side, h, frames in certs:
+            if h not in fps:
+                rows.append({"kind": "certificate_not_in_sdp", "sha256": h, "flow_id": flow_id,
+                             "frame": min(frames) if frames else None})
+        if complete:
+            on_wire = {h for _, _, h, _ in certs}
+            for _, r in sdp.iterrows():  # type: ignore[union-attr]
+                for h in sorted(_sdp_row_fingerprints(r)):
+                    if h not in on_wire:
+                        rows.append({"kind": "fingerprint_without_certificate", "sha256": h,
+                                     "flow_id": r.get("flow_id"), "frame": r.get("frame")})
+    out = pd.DataFrame(rows, columns=cols)
+    return out.drop_duplicates(subset=["kind", "sha256"]).reset_index(drop=True)
+
+
+def _sdp_row_fingerprints(row: pd.Series) -> set[str]:
+    out: set[str] = set()
+    for c in row.index:
+        if "fingerprint" in str(c).lower():
+            out |= _hexes(row[c])
+    return out
+
+
+def open_relay_allocations(stun: pd.DataFrame) -> pd.DataFrame:
+    """TURN Allocate successes answering a request without MESSAGE-INTEGRITY: ``request_frame``,
+    ``response_frame``, ``flow_id``, ``relayed`` (XOR-RELAYED-ADDRESS when present)."""
+    cols = ["request_frame", "response_frame", "flow_id", "relayed"]
+    if stun is None or not len(stun):
+        return pd.DataFrame({c: [] for c in cols})
+    method = stun["method"].astype(str).str.lower()
+    cls = stun["cls"].astype(str).str.lower()
+    alloc = stun[method == "allocate"]
+    req = alloc[cls[alloc.index] == "request"]
+    ok = alloc[cls[alloc.index].isin(["success", "success_response", "success response"])]
+    rows = []
+    relayed_col = _col(stun, "xor_relayed", "xor_relayed_address", "relayed")
+    for _, resp in ok.iterrows():
+        match = req[req["txid"] == resp["txid"]]
+        if not len(match):
+            continue
+        rq = match.iloc[0]
+        integ = rq.get("has_integrity")
+        if integ is pd.NA or integ is None:
+            continue
+        if not bool(integ):
+            rows.append({"request_frame": int(rq["frame"]), "response_frame": int(resp["frame"]),
+                         "flow_id": int(resp["flow_id"]) if resp.get("flow_id") is not pd.NA else None,
+                         "relayed": resp.get(relayed_col) if relayed_col else None})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def unencrypted_streams(rtp_streams: pd.DataFrame) -> pd.DataFrame:
+    """RTP streams sent without encryption: keying ``none``, or payload evidence of plaintext."""
+    if rtp_streams is None or not len(rtp_streams):
+        return rtp_streams
+    keying = rtp_streams["keying"].astype(str).str.lower() if "keying" in rtp_streams.columns else None
+    ev = _col(rtp_streams, "plaintext", "plaintext_evidence", "payload_plaintext")
+    mask = pd.Series(False, index=rtp_streams.index)
+    if keying is not None:
+        mask |= keying == "none"
+    if ev is not None:
+        col = rtp_streams[ev]
+        if pd.api.types.is_bool_dtype(col.dtype):
+            mask |= col.fillna(False).astype(bool)
+        else:
+            mask |= col.map(lambda v: v is not None and v is not pd.NA and str(v) not in ("", "nan", "none",
+                                                                                       "None", "False"))
+    return rtp_streams[mask]
+
+
+# -- checking -----------------------------------------------------------------------------------------------
+def _need(cap: Any, *names: str) -> tuple[list[pd.DataFrame], str]:
+    frames = []
+    for n in names:
+        df, why = _avail.frame(cap, n)
+        if df is None:
+            return [], why
+        frames.append(df)
+    return frames, ""
+
+
+def _parse_int(v: Any) -> int | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    s = str(v).strip().lower()
+    try:
+        return int(s, 16) if s.startswith("0x") else int(s)
+    except ValueError:
+        try:
+            return int(s, 16)
+        except ValueError:
+            return None
+
+
+def check_answer(cap: Any, question: str, answer: Any) -> LabResult:
+    """Compare ``answer`` with what ``cap`` shows for ``question`` (see the module docstring)."""
+    if question not in QUESTIONS:
+        raise ValueError(f"unknown question {question!r} (one of: {', '.join(QUESTIONS)})")
+    if question == "private_address":
+        got, why = _need(cap, "candidates")
+        if why:
+            return LabResult(question, answer, None, why)
+        leaked = leaked_private_addresses(got[0])
+        a = _norm_addr(answer)
+        if not leaked:
+            return LabResult(question, answer, a in ("", "none"), "this capture leaks no private address in its "
+                             "candidates" + ("" if a in ("", "none") else "; answer None"))
+        if a in leaked:
+            return LabResult(question, answer, True, f"{a} is a {_scope(a)} address and it crossed the wire in an "
+                             f"ICE candidate ({len(leaked)} such address(es) in this capture)", len(leaked))
+        hint = "it is public" if _scope(a) == "public" else "it is not in any candidate here"
+        return LabResult(question, answer, False, f"{a}: {hint}. Look at the candidates frame's scope column.",
+                         len(leaked))
+    if question == "mitm":
+        got, why = _need(cap, "dtls", "sdp")
+        if why:
+            return LabResult(question, answer, None, why)
+        dtls, sdp = got
+        if not sdp_fingerprints(sdp):
+            return LabResult(question, answer, None, "no a=fingerprint was readable in this capture's signalling")
+        if not _cert_hashes(dtls)[0]:
+            return LabResult(question, answer, None, "no DTLS certificate was readable in this capture")
+        bad = fingerprint_mismatches(dtls, sdp)
+        if not len(bad):
+            ok = answer is None or str(answer).strip().lower() in ("none", "")
+            return LabResult(question, answer, ok, "every DTLS certificate matches the a=fingerprints and every "
+                             "fingerprint its certificate: no MITM signature here" + ("" if ok else "; answer None"))
+        h = str(answer).replace(":", "").strip().lower()
+        found = bad[bad["sha256"] == h]
+        if len(found):
+            what = ("a certificate no a=fingerprint describes: someone else terminated DTLS"
+                    if found["kind"].iloc[0] == "certificate_not_in_sdp" else
+                    "an a=fingerprint that matches no certificate on the wire: the description was rewritten "
+                    "in transit")
+            return LabResult(question, answer, True, f"{what} ({len(bad)} mismatch(es) in this capture)", len(bad))
+        return LabResult(question, answer, False, "that hash is on both sides of the comparison. Compare "
+                         "dtls.*_cert_sha256 with every sdp fingerprint, leg by leg.", len(bad))
+    if question == "open_relay":
+        got, why = _need(cap, "stun")
+        if why:
+            return LabResult(question, answer, None, why)
+        allocs = open_relay_allocations(got[0])
+        n = _parse_int(answer)
+        if not len(allocs):
+            return LabResult(question, answer, answer is None, "no Allocate here succeeded without "
+                             "MESSAGE-INTEGRITY: the server challenged every request")
+        if n is not None and (n in set(allocs["response_frame"]) or n in set(allocs["request_frame"])):
+            return LabResult(question, answer, True, f"frame {n}: the server allocated a relay for a request that "
+                             f"carried no credentials", len(allocs))
+        return LabResult(question, answer, False, "that frame is not an unauthenticated Allocate or its success. "
+                         "Filter stun for method Allocate and look at has_integrity.", len(allocs))
+    got, why = _need(cap, "rtp_streams")
+    if why:
+        return LabResult(question, answer, None, why)
+    plain = unencrypted_streams(got[0])
+    if question == "plaintext_ssrc":
+        n = _parse_int(answer)
+        ssrcs = {int(s) for s in plain["ssrc"]} if plain is not None and len(plain) else set()
+        if not ssrcs:
+            return LabResult(question, answer, answer is None, "every RTP stream here is encrypted")
+        if n in ssrcs:
+            return LabResult(question, answer, True, f"SSRC 0x{n:08x} carries media anyone on the path can play",
+                             len(ssrcs))
+        return LabResult(question, answer, False, "that SSRC is not one of the plaintext streams. Look at "
+                         "rtp_streams.keying.", len(ssrcs))
+    # media_encrypted
+    truth = not (plain is not None and len(plain))
+    if not isinstance(answer, bool):
+        return LabResult(question, answer, False, "answer True or False")
+    if answer == truth:
+        return LabResult(question, answer, True, "all media was encrypted" if truth else
+                         f"{len(plain)} stream(s) travelled without encryption")
+    return LabResult(question, answer, False, "look again at rtp_streams.keying and the SDP's m= protos")

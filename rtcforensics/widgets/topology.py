@@ -1,0 +1,178 @@
+"""The connection topology drawn with matplotlib: roles as node colours, encryption state as edge style,
+findings highlighting the edges of their flows.
+
+``draw(graph, ax, highlight=...)`` draws a ``networkx`` (Multi)DiGraph from ``rtcforensics.topology.graph``
+onto ``ax`` and returns ``ax``; ``topology_widget(cap)`` wraps it with a finding picker."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import FancyArrowPatch
+
+from . import _avail, _safe
+from .select import (
+    ENCRYPTION_STYLES,
+    ROLE_COLOURS,
+    encryption_of,
+    filter_findings,
+    finding_flow_ids,
+    finding_frames,
+    finding_label,
+    findings_frame,
+    highlighted_edges,
+    role_of,
+)
+
+HIGHLIGHT = "#d62728"
+EDGE = "#555555"
+
+
+def _plain(text: Any) -> str:
+    # Capture text on a plot: no mathtext ($...$ would be parsed), kept short.
+    s = str(text)
+    return s if len(s) <= 40 else s[:39] + "…"
+
+
+def layout(graph: Any) -> dict[Any, tuple[float, float]]:
+    """Deterministic positions: peers on the left and right, servers in the middle column."""
+    nodes = list(graph.nodes)
+    if not nodes:
+        return {}
+    by_role: dict[str, list[Any]] = {}
+    for n in sorted(nodes, key=str):
+        by_role.setdefault(role_of(graph.nodes[n]), []).append(n)
+    peers = by_role.pop("peer", []) + by_role.pop("unknown", [])
+    servers = [n for r in ("signalling_server", "stun_server", "turn_server", "media_server") for n in by_role.get(r, [])]
+    pos: dict[Any, tuple[float, float]] = {}
+    left, right = peers[: math.ceil(len(peers) / 2)], peers[math.ceil(len(peers) / 2):]
+
+    def column(items: list[Any], x: float) -> None:
+        for i, n in enumerate(items):
+            pos[n] = (x, 0.0 if len(items) == 1 else 1.0 - 2.0 * i / (len(items) - 1))
+
+    if servers:
+        column(left, -1.0)
+        column(right, 1.0)
+        column(servers, 0.0)
+    else:
+        column(left, -1.0)
+        column(right, 1.0)
+    return pos
+
+
+def draw(graph: Any, ax: Axes, highlight: Iterable[int] | Any = None, *, labels: bool = True,
+         legend: bool = True, title: str | None = None) -> Axes:
+    """Draw ``graph`` on ``ax`` and return ``ax``.
+
+    Node colour = role (``ROLE_COLOURS``), edge line style = encryption (solid encrypted, dashed plaintext,
+    dotted unknown), edges carrying a flow in ``highlight`` (flow ids, or a finding record) drawn thick in
+    red. Several flows between the same two hosts are drawn as separate arcs."""
+    if highlight is not None and hasattr(highlight, "get") and not isinstance(highlight, (set, frozenset)):
+        highlight = finding_flow_ids(highlight)
+    hl = set(highlighted_edges(graph, highlight or ()))
+    pos = layout(graph)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(_plain(title), fontsize=10)
+    if not pos:
+        ax.text(0.5, 0.5, "no hosts in this capture", ha="center", va="center", transform=ax.transAxes,
+                parse_math=False)
+        return ax
+    # edges: one arc per (u, v, key), offset by its index among the edges joining the same pair
+    pairs: dict[frozenset[Any], int] = {}
+    edges = list(graph.edges(keys=True, data=True)) if graph.is_multigraph() else \
+        [(u, v, 0, d) for u, v, d in graph.edges(data=True)]
+    for u, v, k, d in edges:
+        pair = frozenset((u, v))
+        i = pairs.get(pair, 0)
+        pairs[pair] = i + 1
+        rad = 0.12 * ((i + 1) // 2) * (1 if i % 2 else -1) if i else 0.0
+        is_hl = (u, v, k) in hl
+        style = ENCRYPTION_STYLES[encryption_of(d)]
+        if u == v:
+            continue
+        arrow = FancyArrowPatch(pos[u], pos[v], arrowstyle="-|>", mutation_scale=10,
+                                connectionstyle=f"arc3,rad={rad}", linestyle=style,
+                                linewidth=3.0 if is_hl else 1.2, color=HIGHLIGHT if is_hl else EDGE,
+                                shrinkA=14, shrinkB=14, zorder=3 if is_hl else 1, alpha=0.9)
+        arrow.set_gid(f"edge-{d.get('flow_id', '')}")
+        ax.add_patch(arrow)
+    xs = [p[0] for p in pos.values()]
+    ys = [p[1] for p in pos.values()]
+    colours = [ROLE_COLOURS[role_of(graph.nodes[n])] for n in pos]
+    ax.scatter(xs, ys, s=420, c=colours, edgecolors="black", linewidths=0.8, zorder=4)
+    if labels:
+        for n, (x, y) in pos.items():
+            ax.text(x, y - 0.17, _plain(n), ha="center", va="top", fontsize=8, zorder=5, parse_math=False)
+    ax.set_xlim(min(xs) - 0.6, max(xs) + 0.6)
+    ax.set_ylim(min(ys) - 0.45, max(ys) + 0.3)
+    if legend:
+        roles_present = sorted({role_of(graph.nodes[n]) for n in graph.nodes}, key=list(ROLE_COLOURS).index)
+        handles = [Line2D([], [], marker="o", linestyle="", markersize=9, markerfacecolor=ROLE_COLOURS[r],
+                          markeredgecolor="black", label=r.replace("_", " ")) for r in roles_present]
+        handles += [Line2D([], [], color=EDGE, linestyle=s, label=e) for e, s in ENCRYPTION_STYLES.items()]
+        if hl:
+            handles.append(Line2D([], [], color=HIGHLIGHT, linewidth=3, label="selected finding"))
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=4, fontsize=7,
+                  frameon=False)
+    return ax
+
+
+def render_png(graph: Any, highlight: Iterable[int] | Any = None, *, title: str | None = None,
+               size: tuple[float, float] = (7.0, 4.5)) -> bytes:
+    """The drawing as PNG bytes (a Figure of its own: pyplot's global state is not touched)."""
+    fig = Figure(figsize=size, dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    draw(graph, ax, highlight=highlight, title=title)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def topology_widget(cap: Any, findings: Any = None) -> Any:
+    """A finding picker above the topology image; picking a finding highlights its flows' edges and lists
+    its frames. Says what is missing when the graph or the findings are not available."""
+    import ipywidgets as w
+
+    graph, why = _avail.graph(cap)
+    if graph is None:
+        return w.HTML(f"<p class='rtcf-missing'>Topology: {_safe.escape(why)}</p>")
+    if findings is None:
+        rep, fwhy = _avail.report(cap)
+        findings = rep if rep is not None else None
+    else:
+        fwhy = ""
+    fdf = filter_findings(findings_frame(findings)) if findings is not None else findings_frame(None)
+    packets, _ = _avail.frame(cap, "packets")
+    options = [("(no finding selected)", -1)] + [(finding_label(r), i) for i, r in fdf.iterrows()]
+    picker = w.Dropdown(options=options, value=-1, description="Finding", layout=w.Layout(width="95%"))
+    image = w.Image(value=render_png(graph, title=cap.path.name if hasattr(cap, "path") else None),
+                    format="png", layout=w.Layout(max_width="760px"))
+    info = w.HTML(_safe.escape(fwhy) if fwhy else "")
+
+    def on_pick(change: Any) -> None:
+        i = change["new"]
+        if i is None or i < 0:
+            image.value = render_png(graph)
+            info.value = ""
+            return
+        f = fdf.loc[i]
+        flows = finding_flow_ids(f, packets)
+        image.value = render_png(graph, highlight=flows, title=finding_label(f))
+        frames = finding_frames(f)
+        info.value = (f"<b>flows</b> {_safe.escape(', '.join(map(str, sorted(flows))) or 'none')}; "
+                      f"<b>frames</b> {_safe.escape(', '.join(map(str, frames[:50])) or 'none')}"
+                      + (" …" if len(frames) > 50 else ""))
+
+    picker.observe(on_pick, names="value")
+    box = w.VBox([picker, image, info])
+    box.add_class("rtcf-topology")
+    return box

@@ -1,0 +1,169 @@
+"""The `dtls` frame on real captures (values cross-checked with tshark 4.0.17) and on our samples' truth."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from conftest import load_truth, sample_names
+from dtls_realcap import dtls_datagrams
+
+from rtcforensics.anomalies import AnomalyLog
+from rtcforensics.tables.dtls import DTLS, analyze_datagrams, dtls_frame
+
+
+def frame_of(realcaps, cap):
+    an = AnomalyLog()
+    t = analyze_datagrams(dtls_datagrams(realcaps / cap), an)
+    return dtls_frame(t.handshakes, an), an
+
+
+@pytest.mark.realcaps
+def test_chrome_123_handshake_row(realcaps):
+    df, an = frame_of(realcaps, "pion_dtls/capture-chrome-Chromium_123.0.6312.0_.pcap")
+    assert list(df.columns) == DTLS.names and len(df) == 1 and an.rows == []
+    r = df.iloc[0]
+    assert r.client == "10.1.0.129:54427" and r.server == "10.1.0.129:59458"
+    assert r.frames == [1, 2, 3, 4, 5] and r.first_frame == 1
+    assert r.version == "DTLS 1.2" and r.versions_offered == ["DTLS 1.2"]
+    assert r.cipher_suite == "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
+    assert r.client_suites[:3] == ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+                                   "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+                                   "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"]
+    assert r.srtp_profiles_offered == ["SRTP_AES128_CM_HMAC_SHA1_80", "SRTP_AEAD_AES_256_GCM",
+                                       "SRTP_AEAD_AES_128_GCM"]
+    assert r.srtp_profile == "SRTP_AES128_CM_HMAC_SHA1_80" and r.srtp_profile_source == "clear"
+    # tshark dtls.handshake.certificate, SHA-256 over the DER
+    assert r.server_cert_sha256 == "78a799a1ea31e8c278b878ee32c79b327798e99f49d5a10f5bec0b8593ca9115"
+    assert r.client_cert_sha256 == "f2943e72daa138fdabcae2ee2f26159bf89eeb08b9e27d50c8a6691afff60105"
+    assert r.client_cert_subject == "CN=WebRTC" and r.client_cert_source == "clear"
+    assert r.ems == True and r.renegotiation_info == True
+    assert r.key_exchange_group == "x25519"
+    assert r.extensions_offered == ["extended_master_secret", "renegotiation_info", "supported_groups",
+                                    "ec_point_formats", "session_ticket", "signature_algorithms", "use_srtp"]
+    assert r.completed == True and r.alerts == [] and r.encrypted_parts == []
+    assert r.ja3_hash == "c14667d7da3e6f7a7ab5519ef78c2452" and r.ja4.startswith("dd2i1107")
+    assert r.decryption == "none"
+    assert df.ts_first.dtype == "datetime64[ns, UTC]"
+    assert r.retransmissions == 1  # frame 2 repeats the ClientHello of frame 1
+
+
+@pytest.mark.realcaps
+def test_dtls10_with_32bit_srtp_tag(realcaps):
+    df, _ = frame_of(realcaps, "nDPI/stun_dtls_unidirectional_server.pcap")
+    r = df.iloc[0]
+    assert r.version == "DTLS 1.0" and r.cipher_suite == "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA"
+    assert r.srtp_profile == "SRTP_AES128_CM_HMAC_SHA1_32"
+    assert pd.isna(r.client_random)  # server side only: no ClientHello in this capture
+    assert len(r.server_chain_sha256) == 1  # tshark: one dtls.handshake.certificate (in 3 fragments)
+    df, _ = frame_of(realcaps, "nDPI/stun_dtls_unidirectional_client.pcap")
+    r = df.iloc[0]
+    assert r.srtp_profiles_offered == ["SRTP_AES128_CM_HMAC_SHA1_32", "SRTP_AES128_CM_HMAC_SHA1_80"]
+    assert pd.isna(r.version) and pd.isna(r.completed)
+
+
+@pytest.mark.realcaps
+def test_unparseable_cert_keeps_hash_and_adds_anomaly(realcaps):
+    df, an = frame_of(realcaps, "nDPI/stun_dtls_unidirectional_server.pcap")
+    r = df.iloc[0]
+    assert len(r.server_cert_sha256) == 64 and pd.isna(r.server_cert_subject)
+    assert [a["name"] for a in an.rows] == ["x509_parse"]
+
+
+@pytest.mark.realcaps
+def test_fragmented_certificates_and_two_flows(realcaps):
+    df, an = frame_of(realcaps, "nDPI/dtls_certificate_fragments.pcap")
+    assert an.rows == []
+    assert list(df.version) == ["DTLS 1.0", "DTLS 1.2"]
+    assert list(df.cipher_suite) == ["TLS_RSA_WITH_AES_256_CBC_SHA", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]
+    assert df.server_cert_sha256.tolist() == [
+        "d02499c9e402f8d5db6d878a09cc0af8da355288ae296ae3bae9133d1818cdbc",
+        "4a799416443fbd05415ac720f312547000735d33002d2c809b39e19f2da74987"]
+    assert df.srtp_profile.iloc[1] == "SRTP_AES128_CM_HMAC_SHA1_80" and pd.isna(df.srtp_profile.iloc[0])
+    assert df.completed.tolist() == [True, True]
+
+
+@pytest.mark.realcaps
+def test_chacha_and_aes256gcm_profile(realcaps):
+    df, _ = frame_of(realcaps, "nDPI/geforcenow.pcapng")
+    r = df.iloc[0]
+    assert r.cipher_suite == "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"
+    assert r.srtp_profile == "SRTP_AEAD_AES_256_GCM"
+    assert r.server_cert_subject == "CN=NVIDIA GameStream" and r.server_cert_self_signed == True
+
+
+@pytest.mark.realcaps
+def test_dtls13_without_keys(realcaps):
+    df, an = frame_of(realcaps, "zeek/dtls13-wolfssl.pcap")
+    assert an.rows == []
+    r = df.iloc[0]
+    assert r.version == "DTLS 1.3" and r.versions_offered == ["DTLS 1.3"]
+    assert r.cipher_suite == "TLS_AES_128_GCM_SHA256" and r.hello_retry == True
+    assert r.key_exchange_group == "secp256r1"
+    assert pd.isna(r.server_cert_sha256) and pd.isna(r.srtp_profile)
+    assert {"server_certificate", "srtp_profile", "encrypted_extensions"} <= set(r.encrypted_parts)
+    assert pd.isna(r.ems) and r.decryption == "none"
+    assert r.completed == True  # the client sent epoch-3 records
+    assert r.frames == list(range(1, 16))
+
+
+@pytest.mark.realcaps
+def test_dtls13_hellos_only_and_cid(realcaps):
+    df, _ = frame_of(realcaps, "zeek/dtls13-cid.pcap")
+    assert df.version.isna().tolist() == [True, False, True, True, False]
+    assert df.version.iloc[1] == "DTLS 1.3"
+    assert df.connection_id_client.iloc[1] == b"I am a client CID".hex()
+    assert df.connection_id_server.iloc[1] == b"fancy server CID".hex()
+    # ClientHellos that got no answer: the handshake failed
+    assert df.completed.iloc[0] == False  # noqa: E712
+
+
+@pytest.mark.realcaps
+def test_alert_row(realcaps):
+    df, _ = frame_of(realcaps, "nDPI/dtls.pcap")
+    assert len(df) == 3
+    assert df.alerts.iloc[1][0]["description"] == "unexpected_message"
+    assert df.completed.iloc[1] == False  # noqa: E712
+    assert df.srtp_profiles_offered.iloc[0] == ["SRTP_AES128_CM_HMAC_SHA1_80"]  # tshark: 0x0001 in frame 1
+    assert df.srtp_profiles_offered.iloc[2] is None  # the DTLS 1.3 localhost ClientHello has no use_srtp
+    assert df.version.iloc[2] == "DTLS 1.3"
+
+
+def test_empty_frame_has_schema():
+    df = dtls_frame([], AnomalyLog())
+    assert list(df.columns) == DTLS.names and len(df) == 0
+    assert str(df.server_cert_key_bits.dtype) == "Int32"
+
+
+@pytest.mark.parametrize("name", [n for n in sample_names() if load_truth(n).get("dtls")])
+def test_dtls_truth_through_load(name, sample, truth):
+    """Every DTLS fact of a sample's truth file, through rtcforensics.load (with its keylog when it has one)."""
+    import rtcforensics
+
+    t = truth(name)
+    path = sample(name)
+    keylog = path.with_name(t["keylog"]) if t.get("keylog") else None
+    cap = rtcforensics.load(path, keylog=keylog, progress=False)
+    df = cap.dtls
+    assert len(df) == len(t["dtls"])
+    for want in t["dtls"]:
+        rows = df[df.client_random == want["client_random"]] if want.get("client_random") else df[
+            (df.client == want["client"]) & (df.server == want["server"])]
+        assert len(rows) == 1, want
+        r = rows.iloc[0]
+        if not want.get("via_turn"):
+            assert (r.client, r.server) == (want["client"], want["server"])
+        assert r.version == want["version"]
+        assert r.cipher_suite == want["cipher_suite"]
+        if "completed" in want:
+            assert r.completed == want["completed"]
+        if "extended_master_secret" in want:
+            assert r.ems == want["extended_master_secret"]
+        if want.get("encrypted_handshake") and keylog is None:
+            assert pd.isna(r.server_cert_sha256) and "server_certificate" in r.encrypted_parts
+            assert pd.isna(r.srtp_profile) and "srtp_profile" in r.encrypted_parts
+        else:
+            assert r.srtp_profile == want["srtp_profile"]
+            assert r.server_cert_sha256 == want["server_cert_sha256"]
+            assert r.client_cert_sha256 == want["client_cert_sha256"]
+        if keylog is not None:
+            assert r.decryption == "decrypted", r.decryption_detail

@@ -1,0 +1,228 @@
+"""Every sample capture's truth file, checked against the capture with tshark (not with our own parser).
+
+The truth files were written by lab/generate.py from what the real stacks reported; here tshark confirms the
+facts that travel on the wire: RTP SSRCs and packet counts, STUN/TURN message counts by method and class,
+DTLS version / cipher suite / SRTP profile / certificate hashes (when the handshake is in clear), SDP
+fingerprints in plaintext (or keylog-decrypted) signalling, data-channel messages decrypted with the keylog.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import shutil
+import subprocess
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import SAMPLES, load_truth, sample_names, sample_path
+
+HEUR = ["--enable-heuristic", "rtp_udp", "--enable-heuristic", "rtp_stun", "--enable-heuristic", "dtls_stun"]
+NAMES = sample_names()
+
+# RFC 5389 §6: class bits C1 (0x100) and C0 (0x10) of the message type; tshark's stun.type.class is not this
+STUN_CLASS = {0: "request", 1: "indication", 2: "success", 3: "error"}
+STUN_METHOD = {0x001: "Binding", 0x003: "Allocate", 0x004: "Refresh", 0x006: "Send", 0x007: "Data",
+               0x008: "CreatePermission", 0x009: "ChannelBind", 0x00A: "Connect", 0x00B: "ConnectionBind",
+               0x00C: "ConnectionAttempt"}
+# RFC 5764 §4.1.2, RFC 7714 §14.2
+SRTP_PROFILES = {0x0001: "SRTP_AES128_CM_HMAC_SHA1_80", 0x0002: "SRTP_AES128_CM_HMAC_SHA1_32",
+                 0x0005: "SRTP_NULL_HMAC_SHA1_80", 0x0006: "SRTP_NULL_HMAC_SHA1_32",
+                 0x0007: "SRTP_AEAD_AES_128_GCM", 0x0008: "SRTP_AEAD_AES_256_GCM"}
+DTLS_VERSIONS = {0xFEFF: "DTLS 1.0", 0xFEFD: "DTLS 1.2", 0xFEFC: "DTLS 1.3"}
+
+pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+
+
+def stun_key(msg_type: int) -> str:
+    cls = ((msg_type >> 7) & 0x2) | ((msg_type >> 4) & 0x1)
+    method = (msg_type & 0x000F) | ((msg_type & 0x00E0) >> 1) | ((msg_type & 0x3E00) >> 2)
+    return f"{STUN_METHOD.get(method, hex(method))}/{STUN_CLASS[cls]}"
+
+
+def test_stun_key_matches_rfc5389() -> None:
+    assert stun_key(0x0001) == "Binding/request"
+    assert stun_key(0x0101) == "Binding/success"
+    assert stun_key(0x0113) == "Allocate/error"
+    assert stun_key(0x0016) == "Send/indication"
+    assert stun_key(0x0109) == "ChannelBind/success"
+
+
+@functools.lru_cache(maxsize=None)
+def cipher_names() -> dict[int, str]:
+    """Cipher suite code -> IANA name, from the installed openssl's own table."""
+    out = subprocess.run(["openssl", "ciphers", "-V", "-stdname", "ALL:COMPLEMENTOFALL:@SECLEVEL=0"],
+                         capture_output=True, text=True, timeout=30).stdout
+    names = {}
+    for line in out.splitlines():
+        m = re.match(r"\s*0x([0-9A-F]{2}),0x([0-9A-F]{2}) - (\S+)", line)
+        if m:
+            names[int(m.group(1) + m.group(2), 16)] = m.group(3)
+    return names
+
+
+def decode_as(truth: dict[str, Any]) -> list[str]:
+    out = []
+    for d in truth.get("tshark_decode_as", []):
+        out += ["-d", d]
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def tshark(name: str, fields: tuple[str, ...], display_filter: str, keylog: bool = False) -> list[list[str]]:
+    cap = sample_path(name)
+    truth = load_truth(name)
+    argv = ["tshark", "-n", "-r", str(cap), *HEUR, *decode_as(truth), "-T", "fields", "-E", "separator=\t",
+            "-E", "occurrence=a", "-E", "aggregator=,", "-Y", display_filter]
+    if keylog and truth.get("keylog"):
+        argv += ["-o", f"tls.keylog_file:{SAMPLES / truth['keylog']}"]
+    for f in fields:
+        argv += ["-e", f]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, f"tshark failed on {cap.name}: {res.stderr[-400:]}"
+    return [line.split("\t") for line in res.stdout.splitlines()]
+
+
+def endpoint(ip4: str, ip6: str, port: str) -> str:
+    return f"{ip4 or ip6}:{port}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_truth_file_shape(name: str) -> None:
+    t = load_truth(name)
+    assert t["scenario"] == name
+    for key in ("generator", "generated", "description", "stacks", "findings", "absent_findings"):
+        assert key in t, f"{name}.truth.json lacks {key!r}"
+    slugs = {f["slug"] for f in t["findings"]}
+    assert not slugs & set(t["absent_findings"]), f"{name}: a slug is both present and absent"
+    if t.get("keylog"):
+        assert (SAMPLES / t["keylog"]).exists()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_rtp_ssrcs_and_counts(name: str) -> None:
+    t = load_truth(name)
+    if not t.get("rtp"):
+        pytest.skip(f"{name}: no RTP in truth")
+    rows = tshark(name, ("rtp.ssrc", "ip.src", "ipv6.src", "udp.srcport", "ip.dst", "ipv6.dst", "udp.dstport"),
+                  "rtp && !rtcp && !icmp && !icmpv6")
+    counts: Counter = Counter()
+    legs: dict[int, Counter] = {}
+    for ssrcs, s4, s6, sp, d4, d6, dp in rows:
+        for s in ssrcs.split(","):
+            if s:
+                ssrc = int(s, 16)
+                counts[ssrc] += 1
+                legs.setdefault(ssrc, Counter())[(endpoint(s4, s6, sp), endpoint(d4, d6, dp))] += 1
+    for r in t["rtp"]:
+        want = r["packets"] * r.get("wire_copies", 1)
+        assert counts[r["ssrc"]] == want, f"SSRC {r['ssrc']:#x}: tshark {counts[r['ssrc']]}, truth {want}"
+        if r.get("src") and r.get("dst"):
+            src = r["src"].replace("[", "").replace("]", "")
+            dst = r["dst"].replace("[", "").replace("]", "")
+            assert legs[r["ssrc"]][(src, dst)] == r["packets"], f"SSRC {r['ssrc']:#x} not on {src} -> {dst}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_stun_counts_by_method_and_class(name: str) -> None:
+    t = load_truth(name)
+    if "stun" not in t:
+        pytest.skip(f"{name}: no STUN counts in truth")
+    rows = tshark(name, ("stun.type", "stun.channel"), "stun && udp && !icmp && !icmpv6")
+    seen: Counter = Counter()
+    for types, channel in rows:
+        if channel or not types:
+            continue  # ChannelData: STUN inside it is not a top-level message
+        seen[stun_key(int(types.split(",")[0], 16))] += 1
+    assert dict(sorted(seen.items())) == dict(sorted(t["stun"].items()))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_dtls_handshakes(name: str) -> None:
+    t = load_truth(name)
+    clear = [d for d in t.get("dtls", []) if not d.get("encrypted_handshake") and d.get("client_random")]
+    if not clear:
+        pytest.skip(f"{name}: no DTLS handshake in clear with a known client random")
+    rows = tshark(name, ("frame.number", "ip.src", "ipv6.src", "udp.srcport", "ip.dst", "ipv6.dst", "udp.dstport",
+                         "dtls.handshake.type", "dtls.handshake.random", "dtls.handshake.version",
+                         "dtls.handshake.ciphersuite", "dtls.use_srtp.protection_profile",
+                         "dtls.handshake.certificate"), "dtls.handshake && !icmp && !icmpv6")
+    for d in clear:
+        rnd = d["client_random"].lower()
+        hello = [r for r in rows if "1" in r[7].split(",") and r[8].replace(":", "").lower() == rnd]
+        assert hello, f"{name}: no ClientHello with random {rnd}"
+        client = endpoint(hello[0][1], hello[0][2], hello[0][3])
+        server = endpoint(hello[0][4], hello[0][5], hello[0][6])
+        if d.get("client") and d.get("server"):
+            assert (client, server) == (d["client"].strip("[]"), d["server"].strip("[]"))
+        from_server = [r for r in rows if endpoint(r[1], r[2], r[3]) == server and endpoint(r[4], r[5], r[6]) == client]
+        from_client = [r for r in rows if endpoint(r[1], r[2], r[3]) == client and endpoint(r[4], r[5], r[6]) == server]
+        sh = [r for r in from_server if "2" in r[7].split(",")]
+        assert sh, f"{name}: no ServerHello for {client} -> {server}"
+        sh_row = sh[0]
+        assert DTLS_VERSIONS[int(sh_row[9].split(",")[-1], 16)] == d["version"]
+        assert cipher_names()[int(sh_row[10].split(",")[0], 16)] == d["cipher_suite"]
+        if d.get("srtp_profile"):
+            assert SRTP_PROFILES[int(sh_row[11].split(",")[0], 16)] == d["srtp_profile"]
+        for rows_dir, key in ((from_server, "server_cert_sha256"), (from_client, "client_cert_sha256")):
+            if not d.get(key):
+                continue
+            certs = [c for r in rows_dir for c in r[12].split(",") if c]
+            assert certs, f"{name}: no {key.split('_')[0]} certificate on the wire"
+            assert hashlib.sha256(bytes.fromhex(certs[0].replace(":", ""))).hexdigest() == d[key]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sdp_fingerprints_in_readable_signalling(name: str) -> None:
+    t = load_truth(name)
+    sdps = [s for s in t.get("sdp", []) if s.get("fingerprint") and s.get("transport") in ("websocket", "http")
+            and (not s.get("tls") or t.get("keylog"))]
+    if not sdps:
+        pytest.skip(f"{name}: no SDP fingerprint in readable signalling")
+    for s in sdps:
+        alg, hexval = next(iter(s["fingerprint"].items()))
+        colon = ":".join(hexval[i:i + 2] for i in range(0, len(hexval), 2))
+        flt = (f'websocket.payload.text matches "(?i){colon}" || http.file_data matches "(?i){colon}" '
+               f'|| json.value.string matches "(?i){colon}"')
+        rows = tshark(name, ("frame.number",), flt, keylog=bool(s.get("tls")))
+        assert rows, f"{name}: {s['role']} fingerprint {alg} {colon[:23]}... not found in signalling"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_datachannel_messages_decrypt_with_keylog(name: str) -> None:
+    t = load_truth(name)
+    if not t.get("datachannels") or not t.get("keylog"):
+        pytest.skip(f"{name}: no data channel messages with a keylog")
+    rows = tshark(name, ("data.data",), "dtls", keylog=True)
+    blob = " ".join(r[0].replace(":", "") for r in rows)
+    for ch in t["datachannels"]:
+        for m in ch["messages"]:
+            assert m.encode().hex() in blob, f"{name}: message {m!r} not in decrypted DTLS"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_datachannel_messages_not_readable_without_keylog(name: str) -> None:
+    t = load_truth(name)
+    if not t.get("datachannels"):
+        pytest.skip(f"{name}: no data channel messages")
+    rows = tshark(name, ("data.data",), "dtls")
+    blob = " ".join(r[0].replace(":", "") for r in rows)
+    for ch in t["datachannels"]:
+        for m in ch["messages"]:
+            assert m.encode().hex() not in blob
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_secrets_absent_from_capture_outputs(name: str) -> None:
+    """A secret the truth lists (e.g. a TURN password) is never on the wire (long-term auth sends only HMACs)."""
+    t = load_truth(name)
+    secrets = [s for s in t.get("secrets", {}).values() if isinstance(s, str) and s]
+    if not secrets:
+        pytest.skip(f"{name}: no secrets listed")
+    data = Path(sample_path(name)).read_bytes()
+    for s in secrets:
+        assert s.encode() not in data

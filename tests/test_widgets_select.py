@@ -1,0 +1,353 @@
+"""Selection and filtering behind the widgets (rtcforensics/widgets/select.py, labs.py, incident.py).
+
+Pure functions, no kernel: every assertion is on frames built from the sample captures (and the facts their
+truth files record), or on a real capture's frame with one known change made to it."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import pandas as pd
+import pytest
+
+import rtcforensics
+from rtcforensics.widgets import _safe, incident, labs, select
+
+from conftest import load_truth, sample_path
+
+
+@cache
+def _cap(name: str) -> rtcforensics.Capture:
+    keylog = sample_path(name).with_suffix(".keylog")
+    return rtcforensics.load(sample_path(name), keylog=keylog if keylog.is_file() else None, progress=False)
+
+
+def cap(name: str) -> rtcforensics.Capture:
+    sample_path(name)  # skips when absent
+    return _cap(name)
+
+
+def need(c: rtcforensics.Capture, *frames: str) -> None:
+    missing = [f for f in frames if f not in c.frame_names()]
+    if missing:
+        pytest.skip(f"frame(s) {missing} not built in this tree yet")
+
+
+@cache
+def _report(name: str):  # noqa: ANN202
+    analyze = getattr(rtcforensics, "analyze", None)
+    if analyze is None:
+        pytest.skip("rtcforensics.analyze not available in this tree yet")
+    return analyze(cap(name))
+
+
+def _endpoint_flow(packets: pd.DataFrame, a: str, b: str) -> int:
+    """flow_id of the UDP flow between two ip:port endpoints (as the truth files write them)."""
+    (ai, ap), (bi, bp) = (x.rsplit(":", 1) for x in (a, b))
+    m = (((packets.src == ai) & (packets.sport == int(ap)) & (packets.dst == bi) & (packets.dport == int(bp)))
+         | ((packets.src == bi) & (packets.sport == int(bp)) & (packets.dst == ai) & (packets.dport == int(ap))))
+    ids = packets.loc[m, "flow_id"].dropna().unique()
+    assert len(ids) == 1, f"expected one flow between {a} and {b}, got {list(ids)}"
+    return int(ids[0])
+
+
+# -- protocol, time and flow filters ------------------------------------------------------------------------
+def test_protocol_filter_counts_stun_messages_of_the_truth_file() -> None:
+    c = cap("ws_plaintext_private")
+    need(c, "packets")
+    truth = load_truth("ws_plaintext_private")
+    stun = select.filter_packets(c.packets, protocols=["stun/turn"])
+    assert len(stun) == sum(truth["stun"].values())
+    media = select.filter_packets(c.packets, protocols=["media"])
+    assert len(media) >= sum(s["packets"] for s in truth["rtp"])
+    cls = select.class_column(c.packets)
+    assert set(media[cls].astype(str)) <= {"rtp", "rtcp", "zrtp"}
+    both = select.filter_packets(c.packets, protocols=["stun/turn", "media"])
+    assert len(both) == len(stun) + len(media)
+
+
+def test_time_window_before_dtls_holds_no_dtls_and_no_media() -> None:
+    c = cap("ws_plaintext_private")
+    need(c, "packets")
+    pk = c.packets
+    cls = select.class_column(pk)
+    t0 = pk["ts"].min()
+    first_dtls = pk.loc[pk[cls].astype(str) == "dtls", "ts"].min()
+    before = (first_dtls - t0).total_seconds() - 1e-6
+    win = select.filter_packets(pk, start=0.0, end=before, relative=True)
+    assert len(win) > 0
+    assert not set(win[cls].astype(str)) & {"dtls", "rtp", "rtcp"}
+    assert win["ts"].max() < first_dtls
+    after = select.filter_packets(pk, start=before, relative=True)
+    assert len(win) + len(after) == len(pk)
+
+
+def test_flow_filter_keeps_one_media_flow() -> None:
+    c = cap("clean_call")
+    need(c, "packets")
+    truth = load_truth("clean_call")
+    s = truth["rtp"][0]
+    fid = _endpoint_flow(c.packets, s["src"], s["dst"])
+    media = select.filter_packets(c.packets, protocols=["media"], flow_ids=[fid])
+    cls = select.class_column(c.packets)
+    # every RTP packet of the truth file travels on this one bundled flow
+    assert (media[cls].astype(str) == "rtp").sum() == sum(r["packets"] for r in truth["rtp"])
+
+
+# -- timeline phases ----------------------------------------------------------------------------------------
+def test_flow_phases_order_stun_then_dtls_then_media() -> None:
+    c = cap("ws_plaintext_private")
+    need(c, "packets")
+    truth = load_truth("ws_plaintext_private")
+    d = truth["dtls"][0]
+    fid = _endpoint_flow(c.packets, d["client"], d["server"])
+    ph = select.flow_phases(c.packets, [fid]).set_index("phase")
+    assert set(ph.index) == {"stun", "dtls", "media"}
+    assert ph.loc["stun", "packets"] == sum(truth["stun"].values())
+    assert ph.loc["stun", "start"] <= ph.loc["dtls", "start"] <= ph.loc["media", "start"]
+    assert ph.loc["media", "packets"] >= sum(s["packets"] for s in truth["rtp"])
+    # the signalling flow has a signalling phase and no media
+    allph = select.flow_phases(c.packets)
+    sig_flows = set(allph.loc[allph.phase == "signalling", "flow_id"])
+    assert sig_flows and fid not in sig_flows
+
+
+# -- RTP stream series --------------------------------------------------------------------------------------
+def test_stream_series_counts_every_packet_and_byte_of_a_stream() -> None:
+    c = cap("clean_call")
+    need(c, "rtp", "packets")
+    truth = load_truth("clean_call")
+    for s in truth["rtp"]:
+        fid = _endpoint_flow(c.packets, s["src"], s["dst"])
+        series = select.stream_series(c.rtp, fid, s["ssrc"], bin_s=0.5)
+        assert series["packets"].sum() == s["packets"]
+        assert series["lost"].sum() == 0
+        p = select.stream_packets(c.rtp, fid, s["ssrc"])
+        plen = select._col(p, "payload_len", "payload_length")
+        assert series["kbps"].sum() * 0.5 * 1000 / 8 == pytest.approx(p[plen].sum())
+        assert (series["jitter_ms"].dropna() >= 0).all()
+
+
+def test_stream_series_counts_removed_packets_as_lost_and_jitter_matches_engine() -> None:
+    c = cap("clean_call")
+    need(c, "rtp", "rtp_streams", "packets")
+    s = load_truth("clean_call")["rtp"][0]
+    fid = _endpoint_flow(c.packets, s["src"], s["dst"])
+    rtp = c.rtp
+    p = select.stream_packets(rtp, fid, s["ssrc"])
+    # drop 3 packets in the middle and 1 run of 4: 7 sequence numbers missing
+    drop = list(p.index[[20, 40, 60]]) + list(p.index[100:104])
+    series = select.stream_series(rtp.drop(index=drop), fid, s["ssrc"])
+    assert series["lost"].sum() == 7
+    assert series["packets"].sum() == s["packets"] - 7
+    # RFC 3550 jitter at the last packet agrees with the engine's per-stream figure
+    full = select.stream_series(rtp, fid, s["ssrc"])
+    st = c.rtp_streams
+    row = st[(st.flow_id == fid) & (st.ssrc == s["ssrc"])].iloc[0]
+    if pd.notna(row.get("jitter_ms")):
+        assert full["jitter_ms"].dropna().iloc[-1] == pytest.approx(float(row["jitter_ms"]), rel=0.05, abs=0.05)
+
+
+def test_stream_series_across_sequence_wraparound() -> None:
+    c = cap("clean_call")
+    need(c, "rtp", "packets")
+    s = load_truth("clean_call")["rtp"][0]
+    fid = _endpoint_flow(c.packets, s["src"], s["dst"])
+    rtp = c.rtp.copy()
+    m = (rtp.flow_id == fid) & (rtp.ssrc == s["ssrc"])
+    first = int(rtp.loc[m, "seq"].iloc[0])
+    # shift the stream's sequence numbers so that they wrap through 65535 -> 0 in the middle of the call
+    rtp.loc[m, "seq"] = ((rtp.loc[m, "seq"].astype("int64") - first + 65536 - s["packets"] // 2) % 65536)
+    assert (rtp.loc[m, "seq"] == 0).any() and (rtp.loc[m, "seq"] == 65535).any()
+    series = select.stream_series(rtp, fid, s["ssrc"])
+    assert series["lost"].sum() == 0
+    assert series["packets"].sum() == s["packets"]
+
+
+def test_stream_options_label_every_stream_of_the_truth_file() -> None:
+    c = cap("clean_call")
+    need(c, "rtp_streams")
+    opts = select.stream_options(c.rtp_streams)
+    ssrcs = {key[1] for _, key in opts}
+    assert {s["ssrc"] for s in load_truth("clean_call")["rtp"]} <= ssrcs
+
+
+# -- findings -----------------------------------------------------------------------------------------------
+def test_findings_filtered_by_severity_on_the_private_address_capture() -> None:
+    rep = _report("ws_plaintext_private")
+    df = select.findings_frame(rep)
+    truth_slugs = {f["slug"] for f in load_truth("ws_plaintext_private")["findings"]}
+    assert truth_slugs <= set(df["slug"])
+    medium = select.filter_findings(rep, min_severity="medium")
+    assert (medium["severity"].map(select.severity_rank) >= 2).all()
+    ranks = list(medium["severity"].map(select.severity_rank))
+    assert ranks == sorted(ranks, reverse=True)
+    info = select.filter_findings(rep, min_severity="info")
+    assert len(info) == len(df)
+    only = select.filter_findings(rep, slugs=["ice-private-ip-exposed"])
+    assert set(only["slug"]) == {"ice-private-ip-exposed"}
+    with pytest.raises(ValueError, match="unknown severity"):
+        select.filter_findings(rep, min_severity="severe")
+
+
+def test_clean_call_has_nothing_at_medium_or_above() -> None:
+    rep = _report("clean_call")
+    assert len(select.filter_findings(rep, min_severity="medium")) == 0
+
+
+def test_finding_leads_to_its_flows_and_frames() -> None:
+    rep = _report("sdes_plain_rtp")
+    c = cap("sdes_plain_rtp")
+    need(c, "packets")
+    f = select.filter_findings(rep, slugs=["rtp-unencrypted"]).iloc[0]
+    truth = next(x for x in load_truth("sdes_plain_rtp")["findings"] if x["slug"] == "rtp-unencrypted")
+    fid = _endpoint_flow(c.packets, *truth["endpoints"])
+    assert fid in select.finding_flow_ids(f, c.packets)
+    sdes = select.filter_findings(rep, slugs=["sdes-key-exposed"]).iloc[0]
+    truth_sdes = next(x for x in load_truth("sdes_plain_rtp")["findings"] if x["slug"] == "sdes-key-exposed")
+    assert set(truth_sdes["frames"]) & set(select.finding_frames(sdes))
+    marks = select.finding_marks(rep, c.packets)
+    assert fid in set(marks.loc[marks.slug == "rtp-unencrypted", "flow_id"])
+
+
+def test_apply_view_narrows_findings_to_the_flows_left() -> None:
+    rep = _report("sdes_plain_rtp")
+    c = cap("sdes_plain_rtp")
+    need(c, "packets")
+    pk, fd = select.apply_view(c.packets, rep, protocols=["signalling"])
+    cls = select.class_column(c.packets)
+    assert set(pk[cls].astype(str)) <= {"tls", "http", "websocket", "sip"}
+    # the media finding concerns an RTP flow only, so it leaves; the signalling ones stay
+    assert "rtp-unencrypted" not in set(fd["slug"])
+    assert "signalling-plaintext" in set(fd["slug"])
+    pk_all, fd_all = select.apply_view(c.packets, rep)
+    assert len(pk_all) == len(c.packets) and len(fd_all) == len(select.findings_frame(rep))
+
+
+# -- topology -----------------------------------------------------------------------------------------------
+def test_topology_highlight_and_styles_on_the_sdes_capture() -> None:
+    topo = pytest.importorskip("rtcforensics.topology")
+    rep = _report("sdes_plain_rtp")
+    c = cap("sdes_plain_rtp")
+    g = topo.graph(c)
+    f = select.filter_findings(rep, slugs=["rtp-unencrypted"]).iloc[0]
+    edges = select.highlighted_edges(g, select.finding_flow_ids(f, c.packets))
+    assert edges
+    truth = next(x for x in load_truth("sdes_plain_rtp")["findings"] if x["slug"] == "rtp-unencrypted")
+    ips = {e.rsplit(":", 1)[0] for e in truth["endpoints"]}
+    for u, v, k in edges:
+        assert {str(u), str(v)} == ips or ips <= {str(u).rsplit(":", 1)[0], str(v).rsplit(":", 1)[0]}
+        assert select.encryption_of(g.edges[u, v, k]) == "plaintext"
+    summary = select.topology_summary(g)
+    assert summary["encryption"].get("plaintext", 0) >= 1
+
+
+# -- labs: the answer keys come from the capture --------------------------------------------------------------
+def test_lab_private_address() -> None:
+    c = cap("ws_plaintext_private")
+    need(c, "candidates")
+    truth = next(f for f in load_truth("ws_plaintext_private")["findings"] if f["slug"] == "ice-private-ip-exposed")
+    assert set(truth["endpoints"]) <= labs.leaked_private_addresses(c.candidates)
+    assert labs.check_answer(c, "private_address", truth["endpoints"][0]).correct is True
+    wrong = labs.check_answer(c, "private_address", "192.0.2.10")
+    assert wrong.correct is False and "public" in wrong.message
+    clean = cap("clean_call")
+    need(clean, "candidates")
+    assert labs.leaked_private_addresses(clean.candidates) == set()
+
+
+def test_lab_mitm() -> None:
+    c = cap("fingerprint_rewrite")
+    need(c, "dtls", "sdp")
+    t = load_truth("fingerprint_rewrite")
+    certs = {d[k] for d in t["dtls"] for k in ("client_cert_sha256", "server_cert_sha256")}
+    # the relay rewrote the answer's fingerprint on one leg: that value describes no certificate
+    rewritten = {s["fingerprint"]["sha-256"] for s in t["sdp"]} - certs
+    assert len(rewritten) == 1
+    bad = labs.fingerprint_mismatches(c.dtls, c.sdp)
+    assert set(bad["sha256"]) == rewritten
+    assert set(bad["kind"]) == {"fingerprint_without_certificate"}
+    h = rewritten.pop()
+    assert labs.check_answer(c, "mitm", h).correct is True
+    colons = ":".join(h[i:i + 2] for i in range(0, len(h), 2)).upper()
+    assert labs.check_answer(c, "mitm", colons).correct is True
+    for honest_cert in certs:  # the certificates themselves are described by the first leg's SDPs
+        assert labs.check_answer(c, "mitm", honest_cert).correct is False
+    ft = incident.fingerprint_table(c.dtls, c.sdp)
+    assert set(ft["cert_sha256"]) == certs and ft["in_sdp"].all()
+    # on the honest call nothing mismatches
+    honest = cap("ws_plaintext_private")
+    need(honest, "dtls", "sdp")
+    assert len(labs.fingerprint_mismatches(honest.dtls, honest.sdp)) == 0
+    assert labs.check_answer(honest, "mitm", None).correct is True
+    ft = incident.fingerprint_table(honest.dtls, honest.sdp)
+    assert len(ft) == 2 and ft["in_sdp"].all()
+
+
+def test_lab_open_relay() -> None:
+    c = cap("turn_open_relay")
+    need(c, "stun")
+    allocs = labs.open_relay_allocations(c.stun)
+    assert len(allocs) >= 1
+    st = c.stun.set_index("frame")
+    for _, a in allocs.iterrows():
+        assert st.at[a["response_frame"], "method"] == "Allocate"
+        assert str(st.at[a["response_frame"], "cls"]) == "success"
+        assert not bool(st.at[a["request_frame"], "has_integrity"])
+    n = int(allocs["response_frame"].iloc[0])
+    assert labs.check_answer(c, "open_relay", n).correct is True
+    assert labs.check_answer(c, "open_relay", 1).correct is False or 1 in set(allocs["request_frame"])
+    # the long-term-credential relay challenges first: no unauthenticated allocation there
+    lt = cap("turn_relay_longterm")
+    need(lt, "stun")
+    assert len(labs.open_relay_allocations(lt.stun)) == 0
+    rel = incident.relay_allocations(lt.stun)
+    assert len(rel) >= 1 and rel["authenticated"].all()
+
+
+def test_lab_plaintext_stream() -> None:
+    c = cap("sdes_plain_rtp")
+    need(c, "rtp_streams")
+    truth = load_truth("sdes_plain_rtp")["rtp"]
+    plain = {s["ssrc"] for s in truth if not s["encrypted"]}
+    enc = {s["ssrc"] for s in truth if s["encrypted"]}
+    got = set(int(x) for x in labs.unencrypted_streams(c.rtp_streams)["ssrc"])
+    assert plain <= got and not (enc & got)
+    ssrc = sorted(plain)[0]
+    assert labs.check_answer(c, "plaintext_ssrc", ssrc).correct is True
+    assert labs.check_answer(c, "plaintext_ssrc", hex(ssrc)).correct is True
+    assert labs.check_answer(c, "plaintext_ssrc", sorted(enc)[0]).correct is False
+    assert labs.check_answer(c, "media_encrypted", False).correct is True
+    clean = cap("clean_call")
+    need(clean, "rtp_streams")
+    assert labs.check_answer(clean, "media_encrypted", True).correct is True
+
+
+def test_check_answer_rejects_unknown_question() -> None:
+    with pytest.raises(ValueError, match="unknown question"):
+        labs.check_answer(None, "who-dunnit", 1)
+
+
+# -- escaping and indicators --------------------------------------------------------------------------------
+def test_capture_text_is_escaped_in_tables() -> None:
+    c = cap("sdes_plain_rtp")
+    need(c, "signalling")
+    sig = c.signalling.copy()
+    ua = "user_agent" if "user_agent" in sig.columns else sig.columns[-1]
+    real = sig[ua].dropna().astype(str)
+    assert len(real), "the sample's signalling carries a User-Agent"
+    sig[ua] = sig[ua].astype(object)
+    sig.loc[sig[ua].notna(), ua] = "<script>alert(1)</script>" + real.iloc[0]
+    html = _safe.frame_html(sig)
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_indicators_of_the_sdes_call() -> None:
+    c = cap("sdes_plain_rtp")
+    need(c, "flows", "stun", "dtls")
+    rep = _report("sdes_plain_rtp")
+    iocs = incident.indicators(flows=c.flows, dtls=c.dtls, stun=c.stun, findings=rep)
+    truth = next(x for x in load_truth("sdes_plain_rtp")["findings"] if x["slug"] == "rtp-unencrypted")
+    assert set(truth["endpoints"]) <= set(iocs["value"])
+    assert not iocs.duplicated(subset=["kind", "value"]).any()
