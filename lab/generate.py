@@ -22,6 +22,7 @@ CONTRACT between this generator and the scenario modules (lab/scenarios/*.py):
 from __future__ import annotations
 
 import argparse
+import fcntl
 import importlib
 import json
 import os
@@ -29,9 +30,9 @@ import pkgutil
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 from lab import truthlib
 
@@ -62,14 +63,16 @@ def discover() -> dict[str, tuple[str, Scenario]]:
 
 
 def _files(name: str, out: Path) -> list[Path]:
-    return [p for p in (out / f"{name}.pcapng", out / f"{name}.keylog", out / f"{name}.truth.json") if p.exists()]
+    return [
+        p for p in (out / f"{name}.pcapng", out / f"{name}.keylog", out / f"{name}.truth.json") if p.exists()
+    ]
 
 
 def check_sizes(out: Path) -> list[str]:
     problems = []
     total = 0
     for p in sorted(out.iterdir()):
-        if p.is_file():
+        if p.is_file() and not p.name.startswith("."):
             total += p.stat().st_size
             if p.stat().st_size > MAX_FILE and p.suffix != ".md":
                 problems.append(f"{p.name}: {p.stat().st_size} bytes > {MAX_FILE}")
@@ -85,6 +88,14 @@ def summarize(truth: dict) -> str:
 
 def update_readme(name: str, truth: dict, out: Path) -> None:
     """Rewrite the provenance row of ``name`` in sample_captures/README.md (table between markers)."""
+    lockfile = ROOT / "lab" / "work" / "README.lock"  # git-ignored
+    lockfile.parent.mkdir(parents=True, exist_ok=True)
+    with open(lockfile, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two engineers may regenerate different scenarios at once
+        _update_readme(name, truth, out)
+
+
+def _update_readme(name: str, truth: dict, out: Path) -> None:
     readme = out / "README.md"
     text = readme.read_text() if readme.exists() else ""
     if README_BEGIN not in text:
@@ -106,10 +117,14 @@ def update_readme(name: str, truth: dict, out: Path) -> None:
     stacks = ", ".join(f"{k} {v}" for k, v in sorted(truth.get("stacks", {}).items()))
     desc = truth.get("description", "").replace("|", "/").replace("\n", " ")
     keylog = "yes" if truth.get("keylog") else "no"
-    rows[name] = (f"| `{name}` | {desc} | {truth.get('generator', '')} | {stacks} | {keylog} | {size} | "
-                  f"{summarize(truth)} | {truth.get('generated', '')[:10]} |")
-    header = ("| capture | what it shows | generator | stacks | keylog | size | findings | generated |\n"
-              "|---|---|---|---|---|---|---|---|")
+    rows[name] = (
+        f"| `{name}` | {desc} | {truth.get('generator', '')} | {stacks} | {keylog} | {size} | "
+        f"{summarize(truth)} | {truth.get('generated', '')[:10]} |"
+    )
+    header = (
+        "| capture | what it shows | generator | stacks | keylog | size | findings | generated |\n"
+        "|---|---|---|---|---|---|---|---|"
+    )
     body = "\n".join(rows[k] for k in sorted(rows))
     readme.write_text(f"{head}{README_BEGIN}\n{header}\n{body}\n{README_END}{tail}")
 
@@ -156,7 +171,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     unknown = [n for n in args.names if n not in scenarios]
     if unknown:
-        print(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(sorted(scenarios))}", file=sys.stderr)
+        print(
+            f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(sorted(scenarios))}",
+            file=sys.stderr,
+        )
         return 2
     names = args.names or sorted(scenarios)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -166,14 +184,17 @@ def main(argv: list[str] | None = None) -> int:
         module, fn = scenarios[n]
         try:
             run_one(n, module, fn, args.out)
-        except Exception:
+        except Exception:  # noqa: BLE001 - report any scenario failure and go on with the next
             traceback.print_exc()
             print(f"[generate] {n}: FAILED", file=sys.stderr, flush=True)
             failed.append(n)
     problems = check_sizes(args.out)
     for p in problems:
         print(f"[generate] size limit: {p}", file=sys.stderr)
-    print(f"[generate] {len(names) - len(failed)}/{len(names)} scenarios in {time.monotonic() - t0:.0f}s", flush=True)
+    print(
+        f"[generate] {len(names) - len(failed)}/{len(names)} scenarios in {time.monotonic() - t0:.0f}s",
+        flush=True,
+    )
     return 1 if failed or problems else 0
 
 

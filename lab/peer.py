@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import fractions
 import hashlib
 import json
 import ssl
@@ -34,27 +33,47 @@ from typing import Any
 import aiohttp
 import av
 import numpy as np
+from aiohttp import web
 from aioice import stun
 from aioice.ice import StunProtocol
 from aioice.turn import TurnClientMixin, TurnClientUdpProtocol, TurnTransport, is_channel_data
-from aiohttp import web
-from aiortc import (RTCBundlePolicy, RTCConfiguration, RTCIceTransportPolicy, RTCIceServer, RTCPeerConnection, RTCSessionDescription,
-                    rtcdtlstransport)
-from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCIceTransportPolicy,
+    RTCPeerConnection,
+    RTCSessionDescription,
+    rtcdtlstransport,
+)
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
 from aiortc.sdp import candidate_from_sdp
 from cryptography.hazmat.primitives.serialization import Encoding
 
 REC: dict[str, Any] = {
-    "stun_sent_direct": Counter(), "stun_sent_relayed": Counter(), "stun_sent_turn": Counter(),
-    "stun_recv_turn": Counter(), "stun_recv": Counter(), "rtp_sent": {}, "rtcp_sent": 0, "dtls": [],
-    "dc_sent": [], "dc_received": [], "turn_software": [], "turn_data_indications": [],
+    "stun_sent_direct": Counter(),
+    "stun_sent_relayed": Counter(),
+    "stun_sent_turn": Counter(),
+    "stun_recv_turn": Counter(),
+    "stun_recv": Counter(),
+    "rtp_sent": {},
+    "rtcp_sent": 0,
+    "dtls": [],
+    "dc_sent": [],
+    "dc_received": [],
+    "turn_software": [],
+    "turn_data_indications": [],
 }
 KEYLOG: Path | None = None
 
 
 def stun_name(msg: stun.Message) -> str:
-    cls = {stun.Class.REQUEST: "request", stun.Class.INDICATION: "indication",
-           stun.Class.RESPONSE: "success", stun.Class.ERROR: "error"}[msg.message_class]
+    cls = {
+        stun.Class.REQUEST: "request",
+        stun.Class.INDICATION: "indication",
+        stun.Class.RESPONSE: "success",
+        stun.Class.ERROR: "error",
+    }[msg.message_class]
     return f"{msg.message_method.name.title().replace('_', '')}/{cls}"
 
 
@@ -96,8 +115,12 @@ def install_hooks() -> None:
                 REC["stun_recv_turn"][stun_name(msg)] += 1
                 if msg.message_method == stun.Method.DATA and "DATA" in msg.attributes:
                     peer = msg.attributes.get("XOR-PEER-ADDRESS") or ("?", 0)
-                    REC["turn_data_indications"].append({"peer": hp(peer[0], peer[1]),
-                                                         "data": msg.attributes["DATA"].decode(errors="replace")})
+                    REC["turn_data_indications"].append(
+                        {
+                            "peer": hp(peer[0], peer[1]),
+                            "data": msg.attributes["DATA"].decode(errors="replace"),
+                        }
+                    )
                 sw = msg.attributes.get("SOFTWARE")
                 if sw and sw not in REC["turn_software"]:
                     REC["turn_software"].append(sw)
@@ -161,8 +184,12 @@ def pair_of(dtls: Any) -> dict[str, Any]:
     if pair is None:
         return {}
     lc, rc = pair.local_candidate, pair.remote_candidate
-    out = {"local": hp(lc.host, lc.port), "remote": hp(rc.host, rc.port), "local_type": lc.type,
-           "remote_type": rc.type}
+    out = {
+        "local": hp(lc.host, lc.port),
+        "remote": hp(rc.host, rc.port),
+        "local_type": lc.type,
+        "remote_type": rc.type,
+    }
     if isinstance(pair.protocol.transport, TurnTransport):
         inner = pair.protocol.transport._TurnTransport__inner_protocol  # type: ignore[attr-defined]
         sock = inner.transport.get_extra_info("sockname")
@@ -184,9 +211,11 @@ def dtls_facts(t: Any, remote: Any) -> dict[str, Any]:
         return facts
     prof = c.get_selected_srtp_profile()
     facts.update(
-        version=c.get_protocol_version_name(), cipher_openssl=c.get_cipher_name(),
+        version=c.get_protocol_version_name(),
+        cipher_openssl=c.get_cipher_name(),
         srtp_profile_openssl=prof.decode() if prof else None,
-        local_cert_sha256=cert_sha256(c.get_certificate()), peer_cert_sha256=cert_sha256(c.get_peer_certificate()),
+        local_cert_sha256=cert_sha256(c.get_certificate()),
+        peer_cert_sha256=cert_sha256(c.get_peer_certificate()),
         client_random=c.client_random().hex() if c.client_random() else None,
         remote_fingerprints=[{"algorithm": f.algorithm, "value": f.value} for f in remote.fingerprints],
         handshake_done=bool(t.encrypted),
@@ -208,8 +237,8 @@ class PatternVideo(VideoStreamTrack):
         pts, time_base = await self.next_timestamp()
         img = np.zeros((240, 320, 3), np.uint8)
         x = (self.n * 4) % 320
-        img[:, x:x + 20] = (255, 200, 0)
-        img[(self.n * 2) % 240:(self.n * 2) % 240 + 10, :] = (0, 100, 255)
+        img[:, x : x + 20] = (255, 200, 0)
+        img[(self.n * 2) % 240 : (self.n * 2) % 240 + 10, :] = (0, 100, 255)
         self.n += 1
         frame = av.VideoFrame.from_ndarray(img, format="rgb24")
         frame.pts, frame.time_base = pts, time_base
@@ -236,9 +265,11 @@ class Peer:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         servers = [RTCIceServer(**s) for s in json.loads(args.ice_servers)] if args.ice_servers else []
-        cfg = RTCConfiguration(iceServers=servers or None, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
-                               iceTransportPolicy=RTCIceTransportPolicy.RELAY if args.relay_only
-                               else RTCIceTransportPolicy.ALL)
+        cfg = RTCConfiguration(
+            iceServers=servers or None,
+            bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+            iceTransportPolicy=RTCIceTransportPolicy.RELAY if args.relay_only else RTCIceTransportPolicy.ALL,
+        )
         self.pc = RTCPeerConnection(cfg)
         self.connected = asyncio.Event()
         self.finished = asyncio.Event()
@@ -263,8 +294,9 @@ class Peer:
                 while True:
                     try:
                         await track.recv()
-                    except Exception:
+                    except MediaStreamError:
                         return
+
             asyncio.ensure_future(drain())
 
     def wire_channel(self, channel: Any) -> None:
@@ -394,9 +426,11 @@ class Peer:
         self.add_media()
         sdp = await self.local_description("offer")
         REC["local"] = {"sdp": sdp}
-        async with aiohttp.ClientSession() as http:
-            async with http.post(self.args.http_offer, json={"type": "offer", "sdp": sdp}) as resp:
-                ans = await resp.json()
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(self.args.http_offer, json={"type": "offer", "sdp": sdp}) as resp,
+        ):
+            ans = await resp.json()
         REC["remote_sdp"] = ans["sdp"]
         await self.pc.setRemoteDescription(RTCSessionDescription(ans["sdp"], ans["type"]))
         await self.converse()
@@ -404,9 +438,11 @@ class Peer:
     async def converse(self) -> None:
         """Wait for the connection, let media / messages flow, then close."""
         a = self.args
-        done, _ = await asyncio.wait([asyncio.ensure_future(self.connected.wait()),
-                                      asyncio.ensure_future(self.finished.wait())],
-                                     timeout=a.timeout, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            [asyncio.ensure_future(self.connected.wait()), asyncio.ensure_future(self.finished.wait())],
+            timeout=a.timeout,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
         REC["connected"] = self.connected.is_set()
         if self.connected.is_set():
             t0 = time.monotonic()
@@ -419,8 +455,10 @@ class Peer:
             await asyncio.sleep(a.linger)
         else:
             await asyncio.sleep(a.linger)
-        REC["senders"] = [{"kind": s.kind, "ssrc": s._ssrc, "rtx_ssrc": getattr(s, "_rtx_ssrc", None)}
-                          for s in self.pc.getSenders()]
+        REC["senders"] = [
+            {"kind": s.kind, "ssrc": s._ssrc, "rtx_ssrc": getattr(s, "_rtx_ssrc", None)}
+            for s in self.pc.getSenders()
+        ]
         REC["ice_connection_state"] = self.pc.iceConnectionState
         await self.pc.close()
 
@@ -473,7 +511,9 @@ async def main() -> None:
         REC["error"] = "timeout"
     finally:
         REC["local_sdp"] = REC.get("local", {}).get("sdp")
-        Path(args.out).write_text(json.dumps(REC, indent=1, default=lambda o: dict(o) if isinstance(o, Counter) else str(o)))
+        Path(args.out).write_text(
+            json.dumps(REC, indent=1, default=lambda o: dict(o) if isinstance(o, Counter) else str(o))
+        )
 
 
 if __name__ == "__main__":

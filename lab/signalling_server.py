@@ -7,7 +7,7 @@
 - ``GET /ws/{room}/{role}`` (role ``offer`` or ``answer``) → WebSocket; every text message is relayed to the
   other role of the room (queued until it connects).
 - ``--rewrite-fingerprint``: act as a man in the middle: in JSON messages from the answerer that carry an SDP
-  answer, replace every ``a=fingerprint:sha-256`` value with the fingerprint of a certificate of our own.
+  answer, replace every ``a=fingerprint:<hash>`` value with that hash of a certificate of our own.
   What was received and what was forwarded is written to ``--log``.
 """
 
@@ -27,7 +27,7 @@ from aiohttp import WSMsgType, web
 
 
 class Rooms:
-    def __init__(self, rewrite: bool, fake_fp: str | None) -> None:
+    def __init__(self, rewrite: bool, fake_fp: dict[str, str]) -> None:
         self.sockets: dict[tuple[str, str], web.WebSocketResponse] = {}
         self.pending: dict[tuple[str, str], list[str]] = defaultdict(list)
         self.rewrite = rewrite
@@ -44,7 +44,11 @@ class Rooms:
         if not (isinstance(msg, dict) and msg.get("type") == "answer" and "sdp" in msg):
             return text
         before = msg["sdp"]
-        after = re.sub(r"(a=fingerprint:sha-256 )([0-9A-Fa-f:]+)", lambda m: m.group(1) + self.fake_fp, before)
+        after = re.sub(
+            r"a=fingerprint:(sha-\d+) ([0-9A-Fa-f:]+)",
+            lambda m: f"a=fingerprint:{m.group(1)} {self.fake_fp[m.group(1).lower()]}",
+            before,
+        )
         msg["sdp"] = after
         self.log.append({"event": "rewrite", "sdp_received": before, "sdp_forwarded": after})
         return json.dumps(msg)
@@ -89,11 +93,12 @@ async def main() -> None:
     ap.add_argument("--ready", help="file to create once listening")
     args = ap.parse_args()
 
-    fake_fp = None
+    fake_fp: dict[str, str] = {}
     if args.fake_cert:
         der = ssl.PEM_cert_to_DER_cert(Path(args.fake_cert).read_text())
-        digest = hashlib.sha256(der).hexdigest().upper()
-        fake_fp = ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+        for alg in ("sha-256", "sha-384", "sha-512"):
+            h = hashlib.new(alg.replace("-", ""), der).hexdigest().upper()
+            fake_fp[alg] = ":".join(h[i : i + 2] for i in range(0, len(h), 2))
     app = web.Application()
     app["rooms"] = rooms = Rooms(args.rewrite_fingerprint, fake_fp)
     app.router.add_get("/config", config_handler)
@@ -115,7 +120,7 @@ async def main() -> None:
     loop.add_signal_handler(signal.SIGINT, stop.set)
     await stop.wait()
     if args.log:
-        Path(args.log).write_text(json.dumps({"fake_fingerprint": fake_fp, "events": rooms.log}, indent=1))
+        Path(args.log).write_text(json.dumps({"fake_fingerprints": fake_fp, "events": rooms.log}, indent=1))
     await runner.cleanup()
 
 

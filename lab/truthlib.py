@@ -13,30 +13,55 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB = ROOT / "lab"
 PY = sys.executable
-TSHARK_HEUR = ["--enable-heuristic", "rtp_udp", "--enable-heuristic", "rtp_stun",
-               "--enable-heuristic", "dtls_stun"]
+TSHARK_HEUR = [
+    "--enable-heuristic",
+    "rtp_udp",
+    "--enable-heuristic",
+    "rtp_stun",
+    "--enable-heuristic",
+    "dtls_stun",
+]
 TSHARK_TIMEOUT = 120
 
 # RFC 5389 §6 STUN class from the two class bits of the message type
 STUN_CLASS = {0: "request", 1: "indication", 2: "success", 3: "error"}
 # IANA STUN methods (RFC 5389, 5766, 6062)
-STUN_METHOD = {0x001: "Binding", 0x003: "Allocate", 0x004: "Refresh", 0x006: "Send", 0x007: "Data",
-               0x008: "CreatePermission", 0x009: "ChannelBind", 0x00A: "Connect", 0x00B: "ConnectionBind",
-               0x00C: "ConnectionAttempt"}
+STUN_METHOD = {
+    0x001: "Binding",
+    0x003: "Allocate",
+    0x004: "Refresh",
+    0x006: "Send",
+    0x007: "Data",
+    0x008: "CreatePermission",
+    0x009: "ChannelBind",
+    0x00A: "Connect",
+    0x00B: "ConnectionBind",
+    0x00C: "ConnectionAttempt",
+}
 # OpenSSL's SRTP profile names -> IANA names (RFC 5764 §4.1.2, RFC 7714 §14.2)
-SRTP_IANA = {"SRTP_AES128_CM_SHA1_80": "SRTP_AES128_CM_HMAC_SHA1_80",
-             "SRTP_AES128_CM_SHA1_32": "SRTP_AES128_CM_HMAC_SHA1_32",
-             "SRTP_NULL_SHA1_80": "SRTP_NULL_HMAC_SHA1_80", "SRTP_NULL_SHA1_32": "SRTP_NULL_HMAC_SHA1_32",
-             "SRTP_AEAD_AES_128_GCM": "SRTP_AEAD_AES_128_GCM", "SRTP_AEAD_AES_256_GCM": "SRTP_AEAD_AES_256_GCM"}
-SRTP_IDS = {"SRTP_AES128_CM_HMAC_SHA1_80": 0x0001, "SRTP_AES128_CM_HMAC_SHA1_32": 0x0002,
-            "SRTP_NULL_HMAC_SHA1_80": 0x0005, "SRTP_NULL_HMAC_SHA1_32": 0x0006,
-            "SRTP_AEAD_AES_128_GCM": 0x0007, "SRTP_AEAD_AES_256_GCM": 0x0008}
+SRTP_IANA = {
+    "SRTP_AES128_CM_SHA1_80": "SRTP_AES128_CM_HMAC_SHA1_80",
+    "SRTP_AES128_CM_SHA1_32": "SRTP_AES128_CM_HMAC_SHA1_32",
+    "SRTP_NULL_SHA1_80": "SRTP_NULL_HMAC_SHA1_80",
+    "SRTP_NULL_SHA1_32": "SRTP_NULL_HMAC_SHA1_32",
+    "SRTP_AEAD_AES_128_GCM": "SRTP_AEAD_AES_128_GCM",
+    "SRTP_AEAD_AES_256_GCM": "SRTP_AEAD_AES_256_GCM",
+}
+SRTP_IDS = {
+    "SRTP_AES128_CM_HMAC_SHA1_80": 0x0001,
+    "SRTP_AES128_CM_HMAC_SHA1_32": 0x0002,
+    "SRTP_NULL_HMAC_SHA1_80": 0x0005,
+    "SRTP_NULL_HMAC_SHA1_32": 0x0006,
+    "SRTP_AEAD_AES_128_GCM": 0x0007,
+    "SRTP_AEAD_AES_256_GCM": 0x0008,
+}
 DTLS_VERSION = {"DTLSv1": "DTLS 1.0", "DTLSv1.2": "DTLS 1.2", "DTLSv1.3": "DTLS 1.3"}
 
 
@@ -60,11 +85,16 @@ def stun_key_from_type(msg_type: int) -> str:
     return stun_key(method, cls)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def openssl_iana_names() -> dict[str, str]:
     """OpenSSL cipher name -> IANA name, as the installed openssl reports it."""
-    out = subprocess.run(["openssl", "ciphers", "-stdname", "ALL:COMPLEMENTOFALL:@SECLEVEL=0"],
-                         capture_output=True, text=True, timeout=30).stdout
+    out = subprocess.run(
+        ["openssl", "ciphers", "-stdname", "ALL:COMPLEMENTOFALL:@SECLEVEL=0"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
     names = {}
     for line in out.splitlines():
         parts = line.split(" - ")
@@ -73,25 +103,31 @@ def openssl_iana_names() -> dict[str, str]:
     return names
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def stack_versions() -> dict[str, str]:
     """Versions of the stacks this generator drives (those installed)."""
     v: dict[str, str] = {}
     try:
-        import aioice
         import aiohttp
+        import aioice
         import aiortc
         import OpenSSL
 
-        v.update(aiortc=aiortc.__version__, aioice=aioice.__version__, aiohttp=aiohttp.__version__,
-                 pyopenssl=OpenSSL.__version__)
+        v.update(
+            aiortc=aiortc.__version__,
+            aioice=aioice.__version__,
+            aiohttp=aiohttp.__version__,
+            pyopenssl=OpenSSL.__version__,
+        )
     except ImportError:
         pass
-    ssl_v = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.split()
+    ssl_v = subprocess.run(["openssl", "version"], check=False, capture_output=True, text=True).stdout.split()
     if len(ssl_v) > 1:
         v["openssl"] = ssl_v[1]
     v["python"] = sys.version.split()[0]
-    ts = subprocess.run(["tshark", "--version"], capture_output=True, text=True).stdout.splitlines()
+    ts = subprocess.run(
+        ["tshark", "--version"], check=False, capture_output=True, text=True
+    ).stdout.splitlines()
     if ts:
         m = re.search(r"(\d+\.\d+\.\d+)", ts[0])
         if m:
@@ -100,7 +136,7 @@ def stack_versions() -> dict[str, str]:
 
 
 def coturn_version() -> str:
-    out = subprocess.run(["turnserver", "--version"], capture_output=True, text=True, timeout=10)
+    out = subprocess.run(["turnserver", "--version"], check=False, capture_output=True, text=True, timeout=10)
     return (out.stdout or out.stderr).strip().splitlines()[0]
 
 
@@ -149,7 +185,7 @@ def sdp_facts(sdp: str, role: str, transport: str, tls: bool) -> dict[str, Any]:
     protos = []
     for line in sdp.splitlines():
         if line.startswith("a=fingerprint:"):
-            alg, val = line[len("a=fingerprint:"):].split(" ", 1)
+            alg, val = line[len("a=fingerprint:") :].split(" ", 1)
             fps[alg.lower()] = val.replace(":", "").lower()
         elif line.startswith("a=ice-ufrag:") and ufrag is None:
             ufrag = line.split(":", 1)[1]
@@ -157,8 +193,15 @@ def sdp_facts(sdp: str, role: str, transport: str, tls: bool) -> dict[str, Any]:
             setup = line.split(":", 1)[1]
         elif line.startswith("m="):
             protos.append(line.split()[2])
-    return {"role": role, "fingerprint": fps, "ice_ufrag": ufrag, "setup": setup, "protos": protos,
-            "transport": transport, "tls": tls}
+    return {
+        "role": role,
+        "fingerprint": fps,
+        "ice_ufrag": ufrag,
+        "setup": setup,
+        "protos": protos,
+        "transport": transport,
+        "tls": tls,
+    }
 
 
 def candidates_from_sdp(sdp: str) -> list[dict[str, Any]]:
@@ -172,8 +215,13 @@ def candidates_from_sdp(sdp: str) -> list[dict[str, Any]]:
 def candidate_fact(cand: str) -> dict[str, Any]:
     """One candidate attribute ('candidate:…') as a truth row."""
     parts = cand.split(":", 1)[1].split()
-    c: dict[str, Any] = {"address": parts[4], "port": int(parts[5]), "transport": parts[2].lower(),
-                         "type": parts[7], "scope": scope(parts[4])}
+    c: dict[str, Any] = {
+        "address": parts[4],
+        "port": int(parts[5]),
+        "transport": parts[2].lower(),
+        "type": parts[7],
+        "scope": scope(parts[4]),
+    }
     if "raddr" in parts:
         c["raddr"] = parts[parts.index("raddr") + 1]
     mac = eui64_mac(parts[4]) if ":" in parts[4] else None
@@ -200,25 +248,45 @@ def add_counts(*dicts: dict[str, int]) -> dict[str, int]:
     return dict(sorted(total.items()))
 
 
-def tshark_fields(cap: Path, fields: list[str], *, display_filter: str | None = None,
-                  extra: list[str] | None = None, keylog: Path | None = None) -> list[list[str]]:
+def tshark_fields(
+    cap: Path,
+    fields: list[str],
+    *,
+    display_filter: str | None = None,
+    extra: list[str] | None = None,
+    keylog: Path | None = None,
+) -> list[list[str]]:
     """tshark -T fields rows (bounded); each row a list of the field strings ('' when absent)."""
-    argv = ["tshark", "-n", "-r", str(cap), *TSHARK_HEUR, *(extra or []), "-T", "fields", "-E", "separator=\t",
-            "-E", "occurrence=a", "-E", "aggregator=,"]
+    argv = [
+        "tshark",
+        "-n",
+        "-r",
+        str(cap),
+        *TSHARK_HEUR,
+        *(extra or []),
+        "-T",
+        "fields",
+        "-E",
+        "separator=\t",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=,",
+    ]
     if keylog:
         argv += ["-o", f"tls.keylog_file:{keylog}"]
     if display_filter:
         argv += ["-Y", display_filter]
     for f in fields:
         argv += ["-e", f]
-    res = subprocess.run(argv, capture_output=True, text=True, timeout=TSHARK_TIMEOUT)
+    res = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=TSHARK_TIMEOUT)
     if res.returncode != 0:
         raise RuntimeError(f"tshark failed on {cap.name}: {res.stderr.strip()[:500]}")
     return [line.split("\t") for line in res.stdout.splitlines()]
 
 
 def run_json(argv: list[str], timeout: float = 60) -> Any:
-    res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    res = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=timeout)
     if res.returncode != 0:
         raise RuntimeError(f"{argv[0]} failed: {res.stderr[-800:]}")
     return json.loads(res.stdout)
@@ -227,7 +295,29 @@ def run_json(argv: list[str], timeout: float = 60) -> Any:
 def make_cert(out_dir: Path, cn: str, ip: str) -> tuple[Path, Path]:
     """Self-signed ECDSA certificate for ``ip`` made by the openssl CLI."""
     key, crt = out_dir / f"{cn}.key", out_dir / f"{cn}.crt"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                    "-nodes", "-keyout", str(key), "-out", str(crt), "-days", "30", "-subj", f"/CN={cn}",
-                    "-addext", f"subjectAltName=IP:{ip}"], check=True, capture_output=True, timeout=30)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(crt),
+            "-days",
+            "30",
+            "-subj",
+            f"/CN={cn}",
+            "-addext",
+            f"subjectAltName=IP:{ip}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
     return key, crt

@@ -21,7 +21,6 @@ from typing import Any
 
 from aioice import stun
 from aioice.turn import create_turn_endpoint
-
 from peer import REC, install_hooks
 
 
@@ -46,13 +45,18 @@ async def main() -> None:
     install_hooks()
     host, port = args.server.rsplit(":", 1)
     server = (host, int(port))
-    transport, receiver = await create_turn_endpoint(Receiver, server, username=args.username,
-                                                     password=args.password, lifetime=600)
+    transport, receiver = await create_turn_endpoint(
+        Receiver, server, username=args.username, password=args.password, lifetime=600
+    )
     inner = transport._TurnTransport__inner_protocol  # type: ignore[attr-defined]
     sock = inner.transport.get_extra_info("sockname")
-    result: dict[str, Any] = {"relayed_address": list(inner.relayed_address),
-                              "mapped_address": list(inner.mapped_address),
-                              "client": f"{sock[0]}:{sock[1]}", "realm": inner.realm, "peers": []}
+    result: dict[str, Any] = {
+        "relayed_address": list(inner.relayed_address),
+        "mapped_address": list(inner.mapped_address),
+        "client": f"{sock[0]}:{sock[1]}",
+        "realm": inner.realm,
+        "peers": [],
+    }
     peers = [tuple(p) for p in json.loads(args.peers)]
     for peer in peers:
         row: dict[str, Any] = {"peer": f"{peer[0]}:{peer[1]}", "sent": []}
@@ -87,7 +91,9 @@ async def main() -> None:
     result["received"] = receiver.got
     transport.close()
     await asyncio.sleep(1.0)
-    result.update({k: REC[k] for k in ("stun_sent_turn", "stun_recv_turn", "turn_software", "turn_data_indications")})
+    result.update(
+        {k: REC[k] for k in ("stun_sent_turn", "stun_recv_turn", "turn_software", "turn_data_indications")}
+    )
     Path(args.out).write_text(json.dumps(result, indent=1, default=dict))
 
 

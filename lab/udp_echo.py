@@ -1,6 +1,6 @@
 """UDP echo for the lab: answers every datagram with b"echo:" + data; logs what arrived as JSON on exit.
 
-    python lab/udp_echo.py --bind 10.99.0.5:9000 --log out.json [--ready FILE]
+python lab/udp_echo.py --bind 10.99.0.5:9000 --log out.json [--ready FILE]
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def main() -> None:
     while running:
         try:
             data, addr = s.recvfrom(2048)
-        except (socket.timeout, InterruptedError):
+        except (TimeoutError, InterruptedError):
             continue
         got.append({"from": f"{addr[0]}:{addr[1]}", "data": data.decode(errors="replace"), "t": time.time()})
         s.sendto(b"echo:" + data, addr)

@@ -87,7 +87,10 @@ def analyze_one(path: str, keylog: str | None, signalling: Sequence[str] | None,
     from .checks.analyze import analyze
     from .report.jsonout import document
 
-    cap = _load(Path(path), keylog, signalling)
+    try:
+        cap = _load(Path(path), keylog, signalling)
+    except RtcForensicsError as e:  # subclasses with extra __init__ arguments do not unpickle
+        raise RtcForensicsError(str(e)) from None
     return document(analyze(cap, params=params), show_secrets=show_secrets)
 
 

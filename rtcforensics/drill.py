@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ HEURISTICS = ("rtp_udp", "rtp_stun", "dtls_stun")
 DEFAULT_TIMEOUT_S = 60.0
 
 
-@dataclass
+@dataclass(repr=False)
 class FrameDissection:
     """Frame ``number`` as Wireshark dissects it. ``packet`` is the pyshark Packet (walk it as usual:
     ``fd.packet.stun.att_ipv4_xord``); ``layers`` the protocol names outermost first."""
@@ -73,6 +72,9 @@ class FrameDissection:
     def __str__(self) -> str:
         return str(self.packet)
 
+    def __repr__(self) -> str:
+        return f"<FrameDissection {self.summary()}>"
+
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython
         printer.text(self.summary())
 
@@ -105,16 +107,18 @@ def _dissect_in_own_loop(path: Path, number: int, keylog: Path | None, timeout: 
     asyncio.set_event_loop(loop)
     packets: list[Any] = []
     prefs = {"tls.keylog_file": str(keylog)} if keylog else None
-    cap = pyshark.FileCapture(str(path), display_filter=f"frame.number == {number}", keep_packets=False,
-                              custom_parameters=_tshark_args(number), override_prefs=prefs, eventloop=loop)
-    started.append(cap)
+    cap = None
     try:
+        cap = pyshark.FileCapture(str(path), display_filter=f"frame.number == {number}", keep_packets=False,
+                                  custom_parameters=_tshark_args(number), override_prefs=prefs, eventloop=loop)
+        started.append(cap)
         loop.run_until_complete(asyncio.wait_for(cap.packets_from_tshark(packets.append), timeout))
     except asyncio.TimeoutError:
         raise ToolError(f"tshark (pyshark) took longer than {timeout:g}s to dissect frame {number} of {path}") from None
     finally:
         try:
-            loop.run_until_complete(cap.close_async())
+            if cap is not None:  # kills tshark if it is still running
+                loop.run_until_complete(cap.close_async())
         finally:
             asyncio.set_event_loop(None)
             loop.close()
@@ -157,4 +161,4 @@ def dissect_frame(path: str | os.PathLike[str], number: int, keylog: str | os.Pa
     return FrameDissection(number, packet)
 
 
-__all__ = ["dissect_frame", "FrameDissection", "HEURISTICS"]
+__all__ = ["HEURISTICS", "FrameDissection", "dissect_frame"]

@@ -148,10 +148,9 @@ def test_fragment_overrun_is_a_decode_error(realcaps):
 
 def test_truncated_datagram_keeps_earlier_records(realcaps):
     data = frame(realcaps, CHROME, 3).data
-    got = []
+    got: list = []
     with pytest.raises(TruncatedError) as e:
-        for r in parse_records(data[:-10]):
-            got.append(r)
+        got.extend(parse_records(data[:-10]))
     assert len(got) == 4  # ServerHelloDone is the one cut
     assert e.value.name == "dtls_record_truncated"
     assert str(e.value) == "DTLS record length exceeds the datagram"
@@ -239,3 +238,32 @@ def test_ack_content_type_recognised(realcaps):
     data[0] = 26
     rec = next(parse_records(bytes(data)))
     assert rec.content_type == ContentType.ACK and iana_name("content_types", 26) == "ack"
+    dgs = dtls_datagrams(realcaps / CHROME)
+    dgs[4] = type(dgs[4])(**{**{s: getattr(dgs[4], s) for s in dgs[4].__slots__}, "data": bytes(data)})
+    (hs,) = DtlsTracker().feed_all(dgs).handshakes
+    assert (5, "server", "ack", "clear") in hs.messages
+
+
+@pytest.mark.parametrize("cap", [CHROME, "zeek/dtls13-cid.pcap", "nDPI/dtls_certificate_fragments.pcap"])
+def test_mutated_datagrams_never_crash(realcaps, cap):
+    """Every byte of the first datagrams set to 0x00 / 0xff / flipped, and every truncation: the tracker
+    records anomalies (DecodeError) and never raises anything else."""
+    base = dtls_datagrams(realcaps / cap)[:8]
+    Dg = type(base[0])
+
+    def run(k, data):
+        dgs = list(base)
+        dgs[k] = Dg(**{**{s: getattr(base[k], s) for s in base[k].__slots__}, "data": data})
+        an = AnomalyLog()
+        DtlsTracker(an).feed_all(dgs)
+        return an
+
+    names = set()
+    for k, d in enumerate(base):
+        for pos in range(0, min(len(d.data), 160)):
+            for v in (0x00, 0xFF, d.data[pos] ^ 0x80):
+                names |= {r["name"] for r in run(k, d.data[:pos] + bytes([v]) + d.data[pos + 1:]).rows}
+        for cut in range(0, len(d.data), 7):
+            names |= {r["name"] for r in run(k, d.data[:cut]).rows}
+    assert names  # the mutations were noticed, as named anomalies
+    assert all(n.startswith(("dtls_", "x509_")) for n in names), names

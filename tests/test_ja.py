@@ -75,9 +75,9 @@ def test_grease_removed(realcaps):
 
 def test_ja4_specification_example():
     # technical_details/JA4.md: the worked example's sorted lists and its published hashes
-    ciphers = "002f,0035,009c,009d,1301,1302,1303,c013,c014,c02b,c02c,c02f,c030,cca8,cca9".split(",")
-    exts = "0005,000a,000b,000d,0012,0015,0017,001b,0023,002b,002d,0033,4469,ff01".split(",")
-    sigs = "0403,0804,0401,0503,0805,0501,0806,0601".split(",")
+    ciphers = ["002f", "0035", "009c", "009d", "1301", "1302", "1303", "c013", "c014", "c02b", "c02c", "c02f", "c030", "cca8", "cca9"]
+    exts = ["0005", "000a", "000b", "000d", "0012", "0015", "0017", "001b", "0023", "002b", "002d", "0033", "4469", "ff01"]
+    sigs = ["0403", "0804", "0401", "0503", "0805", "0501", "0806", "0601"]
     assert ja4_from_parts("t13d1516h2", ciphers, exts, sigs) == "t13d1516h2_8daaf6152771_e5627efa2ab1"
     assert ja4_from_parts("t13d1516h2", ciphers, exts, []).endswith("_6d807ffa2a79")
     assert ja4_from_parts("t13i0000h2", [], [], []) == "t13i0000h2_000000000000_000000000000"

@@ -3,12 +3,12 @@ and malformed messages made by mutating real ones."""
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from stun_realcaps import STUN_CAPTURES, stun_datagrams, tshark_counts, udp_payloads
 
 from rtcforensics.dissect.stun import (
     ATTRIBUTE_CODES,
@@ -19,10 +19,10 @@ from rtcforensics.dissect.stun import (
     StunClass,
     StunMessage,
     StunMethod,
+    long_term_key,
     message_type,
 )
 from rtcforensics.errors import DecodeError, TruncatedError
-from stun_realcaps import stun_datagrams, tshark_counts, udp_payloads
 
 # RFC 5769 §2.1-2.4, byte for byte.
 RFC5769_REQUEST = bytes.fromhex(
@@ -46,15 +46,6 @@ COTURN_UNIDIR = "nDPI/stun_dtls_rtp_unidir.pcapng"
 GOOGLE_MEET = "nDPI/stun_google_meet.pcapng"
 PCMA = "ogolosovskiy_srtp_decoder/WebRTC_PCMA_p2p_SDES_Call_1.pcap"
 TURN_UDP = "veondigital_srtp_decoder/udp_call_02_03_client.pcap"
-# Every capture with STUN in it: Coturn 4.4.5.4 / 4.5.0.3, Google Meet and Google TURN over TCP, ICE-TCP,
-# several Allocates in one TCP segment, WhatsApp's proprietary STUN, Zoom, GeForce NOW.
-STUN_CAPTURES = [
-    COTURN_UNIDIR, GOOGLE_MEET, PCMA, TURN_UDP,
-    "nDPI/stun_dtls_rtp.pcapng", "nDPI/stun_tcp_multiple_msgs_same_pkt.pcap", "nDPI/stun_wa_call.pcapng",
-    "nDPI/wa_voice.pcap", "nDPI/stun_zoom.pcapng", "nDPI/geforcenow.pcapng",
-    "nDPI/stun_dtls_unidirectional_client.pcap", "nDPI/stun_dtls_unidirectional_server.pcap",
-    "ogolosovskiy_srtp_decoder/webrtc_opus_p2p.pcap", "veondigital_srtp_decoder/TCP_call_1.pcap",
-]
 
 
 def _message(realcaps: Path, capture: str, frame: int) -> bytes:
@@ -110,9 +101,9 @@ def test_rfc5769_long_term_credentials() -> None:
     assert msg.get(AttrType.REALM) == "example.org"
     assert msg.get(AttrType.NONCE) == "f//499k954d6OL34oL9FSTvy64sA"
     assert msg.fingerprint_ok is None
-    # long-term key = MD5(username ":" realm ":" SASLprep(password)); RFC 5769 §2.4 password is "TheMatrIX"
-    key = hashlib.md5(f"{msg.get(AttrType.USERNAME)}:example.org:TheMatrIX".encode()).digest()
-    assert msg.check_integrity(key) is True
+    # RFC 5769 §2.4: the password after SASLprep is "TheMatrIX"
+    assert msg.check_integrity(long_term_key(msg.get(AttrType.USERNAME), "example.org", "TheMatrIX")) is True
+    assert msg.check_integrity(long_term_key(msg.get(AttrType.USERNAME), "example.org", "TheMatrix")) is False
 
 
 # -- the table and the type field -------------------------------------------------------------------------
@@ -371,3 +362,38 @@ def test_classic_rfc3489_message_recognised(realcaps: Path) -> None:
     assert msg.classic and msg.txid == "01020304" + good[8:20].hex()
     assert msg.method_name == "Binding" and msg.class_name == "request"
     assert "classic RFC 3489" in msg.format()
+
+
+# -- our own sample captures (coturn 4.6.1, aiortc): MESSAGE-INTEGRITY with the lab's credentials ----------
+
+@pytest.mark.parametrize("name", ["turn_relay_longterm", "turn_internal_peer_allowed"])
+def test_long_term_integrity_verifies_with_the_lab_password(sample, truth, name: str) -> None:
+    facts = truth(name)
+    turn, password = facts["turn"], facts["secrets"]["turn_password"]
+    key = long_term_key(turn["username"], turn["realm"], password)
+    wrong = long_term_key(turn["username"], turn["realm"], password + "x")
+    verdicts = []
+    for d in stun_datagrams(sample(name)):
+        msg = StunMessage.parse(d.data)
+        if msg.get(AttrType.USERNAME) == turn["username"]:  # authenticated client requests
+            verdicts.append((msg.check_integrity(key), msg.check_integrity(wrong)))
+    assert len(verdicts) >= 3 and set(verdicts) == {(True, False)}
+
+
+def test_sample_captures_counts_equal_truth(sample, truth) -> None:
+    """The generator's STUN/TURN counts (from coturn and aiortc) from the messages tshark finds on the wire."""
+    from conftest import sample_names
+
+    checked = 0
+    for name in sample_names():
+        facts = truth(name).get("stun")
+        if not facts:
+            continue
+        got = Counter()
+        for d in stun_datagrams(sample(name)):
+            msg = StunMessage.parse(d.data)
+            got[f"{msg.method_name}/{msg.class_name}"] += 1
+        assert dict(got) == facts, name
+        checked += 1
+    if not checked:
+        pytest.skip("no sample capture with STUN truth")

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from stun_realcaps import STUN_CAPTURES, stun_datagrams, tshark_counts
 
 from rtcforensics.anomalies import AnomalyLog
 from rtcforensics.dissect.stun import METHOD_NAMES
 from rtcforensics.tables.stun import STUN, build_stun
-from stun_realcaps import stun_datagrams, tshark_counts
 
 COTURN_UNIDIR = "nDPI/stun_dtls_rtp_unidir.pcapng"
 GOOGLE_MEET = "nDPI/stun_google_meet.pcapng"
@@ -22,9 +22,6 @@ PCMA = "ogolosovskiy_srtp_decoder/WebRTC_PCMA_p2p_SDES_Call_1.pcap"
 OPUS = "ogolosovskiy_srtp_decoder/webrtc_opus_p2p.pcap"
 TURN_UDP = "veondigital_srtp_decoder/udp_call_02_03_client.pcap"
 TURN_TCP = "veondigital_srtp_decoder/TCP_call_1.pcap"
-COUNTED = [COTURN_UNIDIR, GOOGLE_MEET, PCMA, OPUS, TURN_UDP, TURN_TCP, "nDPI/stun_dtls_rtp.pcapng",
-           "nDPI/stun_wa_call.pcapng", "nDPI/wa_voice.pcap", "nDPI/stun_zoom.pcapng",
-           "nDPI/stun_tcp_multiple_msgs_same_pkt.pcap"]
 
 HAS_FASTPATH = importlib.util.find_spec("rtcforensics.dissect.fastpath") is not None
 
@@ -39,7 +36,7 @@ def _counts(df: pd.DataFrame) -> Counter:
 
 
 @pytest.mark.realcaps
-@pytest.mark.parametrize("capture", COUNTED)
+@pytest.mark.parametrize("capture", STUN_CAPTURES)
 def test_counts_by_method_and_class_equal_tsharks(realcaps: Path, capture: str) -> None:
     df = _frame(realcaps, capture)
     assert _counts(df) == tshark_counts(realcaps / capture)
@@ -179,7 +176,7 @@ def test_empty_frame_has_schema() -> None:
 
 @pytest.mark.realcaps
 @pytest.mark.skipif(not HAS_FASTPATH, reason="dissect.fastpath not written yet")
-@pytest.mark.parametrize("capture", [COTURN_UNIDIR, GOOGLE_MEET, PCMA, TURN_UDP, TURN_TCP])
+@pytest.mark.parametrize("capture", STUN_CAPTURES)
 def test_loaded_capture_counts_equal_tsharks(realcaps: Path, capture: str) -> None:
     import rtcforensics
 
@@ -244,3 +241,21 @@ def test_sample_open_relay_and_secrets_absent(sample, truth) -> None:
         assert "rtcf-user" in text or "rtcf-rest-user" in text  # usernames are not secret
         for secret in truth(name)["secrets"].values():
             assert secret not in text, name
+
+
+def test_sample_ice_checks_through_turn_matched_per_leg(sample) -> None:
+    """aiortc ICE checks relayed by coturn in ChannelData appear twice (client->relay, relay->peer), with
+    one transaction id: each response is timed against the request on its own leg (flow), and the
+    client's leg takes longer than the relay-to-peer leg it contains."""
+    df = _sample_stun(sample, "turn_relay_longterm")
+    relayed = df[df.via_turn.astype(str) == "channel"]
+    assert set(relayed.method) == {"Binding"} and set(relayed.turn_channel) == {0x4000}
+    by_frame = df.set_index("frame")
+    responses = relayed[relayed.cls.astype(str) == "success"]
+    assert len(responses) == 4
+    for r in responses.itertuples():
+        req = by_frame.loc[r.request_frame]
+        assert (req.txid, req.flow_id, req.response_frame) == (r.txid, r.flow_id, r.frame)
+    for _, legs in relayed[relayed.cls.astype(str) == "request"].groupby("txid"):
+        first, second = legs.sort_values("frame").rtt_ms.tolist()
+        assert first > second > 0

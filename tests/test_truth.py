@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import SAMPLES, load_truth, sample_names, sample_path
 
 HEUR = ["--enable-heuristic", "rtp_udp", "--enable-heuristic", "rtp_stun", "--enable-heuristic", "dtls_stun"]
@@ -26,13 +25,27 @@ NAMES = sample_names()
 
 # RFC 5389 §6: class bits C1 (0x100) and C0 (0x10) of the message type; tshark's stun.type.class is not this
 STUN_CLASS = {0: "request", 1: "indication", 2: "success", 3: "error"}
-STUN_METHOD = {0x001: "Binding", 0x003: "Allocate", 0x004: "Refresh", 0x006: "Send", 0x007: "Data",
-               0x008: "CreatePermission", 0x009: "ChannelBind", 0x00A: "Connect", 0x00B: "ConnectionBind",
-               0x00C: "ConnectionAttempt"}
+STUN_METHOD = {
+    0x001: "Binding",
+    0x003: "Allocate",
+    0x004: "Refresh",
+    0x006: "Send",
+    0x007: "Data",
+    0x008: "CreatePermission",
+    0x009: "ChannelBind",
+    0x00A: "Connect",
+    0x00B: "ConnectionBind",
+    0x00C: "ConnectionAttempt",
+}
 # RFC 5764 §4.1.2, RFC 7714 §14.2
-SRTP_PROFILES = {0x0001: "SRTP_AES128_CM_HMAC_SHA1_80", 0x0002: "SRTP_AES128_CM_HMAC_SHA1_32",
-                 0x0005: "SRTP_NULL_HMAC_SHA1_80", 0x0006: "SRTP_NULL_HMAC_SHA1_32",
-                 0x0007: "SRTP_AEAD_AES_128_GCM", 0x0008: "SRTP_AEAD_AES_256_GCM"}
+SRTP_PROFILES = {
+    0x0001: "SRTP_AES128_CM_HMAC_SHA1_80",
+    0x0002: "SRTP_AES128_CM_HMAC_SHA1_32",
+    0x0005: "SRTP_NULL_HMAC_SHA1_80",
+    0x0006: "SRTP_NULL_HMAC_SHA1_32",
+    0x0007: "SRTP_AEAD_AES_128_GCM",
+    0x0008: "SRTP_AEAD_AES_256_GCM",
+}
 DTLS_VERSIONS = {0xFEFF: "DTLS 1.0", 0xFEFD: "DTLS 1.2", 0xFEFC: "DTLS 1.3"}
 
 pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
@@ -52,11 +65,16 @@ def test_stun_key_matches_rfc5389() -> None:
     assert stun_key(0x0109) == "ChannelBind/success"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cipher_names() -> dict[int, str]:
     """Cipher suite code -> IANA name, from the installed openssl's own table."""
-    out = subprocess.run(["openssl", "ciphers", "-V", "-stdname", "ALL:COMPLEMENTOFALL:@SECLEVEL=0"],
-                         capture_output=True, text=True, timeout=30).stdout
+    out = subprocess.run(
+        ["openssl", "ciphers", "-V", "-stdname", "ALL:COMPLEMENTOFALL:@SECLEVEL=0"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
     names = {}
     for line in out.splitlines():
         m = re.match(r"\s*0x([0-9A-F]{2}),0x([0-9A-F]{2}) - (\S+)", line)
@@ -72,23 +90,44 @@ def decode_as(truth: dict[str, Any]) -> list[str]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tshark(name: str, fields: tuple[str, ...], display_filter: str, keylog: bool = False) -> list[list[str]]:
     cap = sample_path(name)
     truth = load_truth(name)
-    argv = ["tshark", "-n", "-r", str(cap), *HEUR, *decode_as(truth), "-T", "fields", "-E", "separator=\t",
-            "-E", "occurrence=a", "-E", "aggregator=,", "-Y", display_filter]
+    argv = [
+        "tshark",
+        "-n",
+        "-r",
+        str(cap),
+        *HEUR,
+        *decode_as(truth),
+        "-T",
+        "fields",
+        "-E",
+        "separator=\t",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=,",
+        "-Y",
+        display_filter,
+    ]
     if keylog and truth.get("keylog"):
         argv += ["-o", f"tls.keylog_file:{SAMPLES / truth['keylog']}"]
     for f in fields:
         argv += ["-e", f]
-    res = subprocess.run(argv, capture_output=True, text=True, timeout=180)
+    res = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=180)
     assert res.returncode == 0, f"tshark failed on {cap.name}: {res.stderr[-400:]}"
     return [line.split("\t") for line in res.stdout.splitlines()]
 
 
 def endpoint(ip4: str, ip6: str, port: str) -> str:
     return f"{ip4 or ip6}:{port}"
+
+
+def unbracket(ep: str) -> str:
+    """'[2001:db8::1]:5000' -> '2001:db8::1:5000' (tshark's fields carry no brackets)."""
+    return ep.replace("[", "").replace("]", "")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -108,8 +147,11 @@ def test_rtp_ssrcs_and_counts(name: str) -> None:
     t = load_truth(name)
     if not t.get("rtp"):
         pytest.skip(f"{name}: no RTP in truth")
-    rows = tshark(name, ("rtp.ssrc", "ip.src", "ipv6.src", "udp.srcport", "ip.dst", "ipv6.dst", "udp.dstport"),
-                  "rtp && !rtcp && !icmp && !icmpv6")
+    rows = tshark(
+        name,
+        ("rtp.ssrc", "ip.src", "ipv6.src", "udp.srcport", "ip.dst", "ipv6.dst", "udp.dstport"),
+        "rtp && !rtcp && !icmp && !icmpv6",
+    )
     counts: Counter = Counter()
     legs: dict[int, Counter] = {}
     for ssrcs, s4, s6, sp, d4, d6, dp in rows:
@@ -122,8 +164,7 @@ def test_rtp_ssrcs_and_counts(name: str) -> None:
         want = r["packets"] * r.get("wire_copies", 1)
         assert counts[r["ssrc"]] == want, f"SSRC {r['ssrc']:#x}: tshark {counts[r['ssrc']]}, truth {want}"
         if r.get("src") and r.get("dst"):
-            src = r["src"].replace("[", "").replace("]", "")
-            dst = r["dst"].replace("[", "").replace("]", "")
+            src, dst = unbracket(r["src"]), unbracket(r["dst"])
             assert legs[r["ssrc"]][(src, dst)] == r["packets"], f"SSRC {r['ssrc']:#x} not on {src} -> {dst}"
 
 
@@ -147,10 +188,25 @@ def test_dtls_handshakes(name: str) -> None:
     clear = [d for d in t.get("dtls", []) if not d.get("encrypted_handshake") and d.get("client_random")]
     if not clear:
         pytest.skip(f"{name}: no DTLS handshake in clear with a known client random")
-    rows = tshark(name, ("frame.number", "ip.src", "ipv6.src", "udp.srcport", "ip.dst", "ipv6.dst", "udp.dstport",
-                         "dtls.handshake.type", "dtls.handshake.random", "dtls.handshake.version",
-                         "dtls.handshake.ciphersuite", "dtls.use_srtp.protection_profile",
-                         "dtls.handshake.certificate"), "dtls.handshake && !icmp && !icmpv6")
+    rows = tshark(
+        name,
+        (
+            "frame.number",
+            "ip.src",
+            "ipv6.src",
+            "udp.srcport",
+            "ip.dst",
+            "ipv6.dst",
+            "udp.dstport",
+            "dtls.handshake.type",
+            "dtls.handshake.random",
+            "dtls.handshake.version",
+            "dtls.handshake.ciphersuite",
+            "dtls.use_srtp.protection_profile",
+            "dtls.handshake.certificate",
+        ),
+        "dtls.handshake && !icmp && !icmpv6",
+    )
     for d in clear:
         rnd = d["client_random"].lower()
         hello = [r for r in rows if "1" in r[7].split(",") and r[8].replace(":", "").lower() == rnd]
@@ -158,9 +214,13 @@ def test_dtls_handshakes(name: str) -> None:
         client = endpoint(hello[0][1], hello[0][2], hello[0][3])
         server = endpoint(hello[0][4], hello[0][5], hello[0][6])
         if d.get("client") and d.get("server"):
-            assert (client, server) == (d["client"].strip("[]"), d["server"].strip("[]"))
-        from_server = [r for r in rows if endpoint(r[1], r[2], r[3]) == server and endpoint(r[4], r[5], r[6]) == client]
-        from_client = [r for r in rows if endpoint(r[1], r[2], r[3]) == client and endpoint(r[4], r[5], r[6]) == server]
+            assert (client, server) == (unbracket(d["client"]), unbracket(d["server"]))
+        from_server = [
+            r for r in rows if endpoint(r[1], r[2], r[3]) == server and endpoint(r[4], r[5], r[6]) == client
+        ]
+        from_client = [
+            r for r in rows if endpoint(r[1], r[2], r[3]) == client and endpoint(r[4], r[5], r[6]) == server
+        ]
         sh = [r for r in from_server if "2" in r[7].split(",")]
         assert sh, f"{name}: no ServerHello for {client} -> {server}"
         sh_row = sh[0]
@@ -179,15 +239,22 @@ def test_dtls_handshakes(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_sdp_fingerprints_in_readable_signalling(name: str) -> None:
     t = load_truth(name)
-    sdps = [s for s in t.get("sdp", []) if s.get("fingerprint") and s.get("transport") in ("websocket", "http")
-            and (not s.get("tls") or t.get("keylog"))]
+    sdps = [
+        s
+        for s in t.get("sdp", [])
+        if s.get("fingerprint")
+        and s.get("transport") in ("websocket", "http")
+        and (not s.get("tls") or t.get("keylog"))
+    ]
     if not sdps:
         pytest.skip(f"{name}: no SDP fingerprint in readable signalling")
     for s in sdps:
         alg, hexval = next(iter(s["fingerprint"].items()))
-        colon = ":".join(hexval[i:i + 2] for i in range(0, len(hexval), 2))
-        flt = (f'websocket.payload.text matches "(?i){colon}" || http.file_data matches "(?i){colon}" '
-               f'|| json.value.string matches "(?i){colon}"')
+        colon = ":".join(hexval[i : i + 2] for i in range(0, len(hexval), 2))
+        flt = (
+            f'websocket.payload.text matches "(?i){colon}" || http.file_data matches "(?i){colon}" '
+            f'|| json.value.string matches "(?i){colon}"'
+        )
         rows = tshark(name, ("frame.number",), flt, keylog=bool(s.get("tls")))
         assert rows, f"{name}: {s['role']} fingerprint {alg} {colon[:23]}... not found in signalling"
 
@@ -226,3 +293,89 @@ def test_secrets_absent_from_capture_outputs(name: str) -> None:
     data = Path(sample_path(name)).read_bytes()
     for s in secrets:
         assert s.encode() not in data
+
+
+def stun_rows(name: str) -> list[dict[str, str]]:
+    fields = (
+        "frame.number",
+        "stun.type",
+        "stun.id",
+        "stun.channel",
+        "stun.att.ipv4",
+        "stun.att.username",
+        "stun.att.realm",
+        "stun.att.error.class",
+        "stun.att.error",
+        "stun.att.hmac",
+        "stun.att.software",
+    )
+    rows = tshark(name, fields, "stun && udp && !icmp && !icmpv6")
+    return [dict(zip(fields, r)) for r in rows if not r[3]]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_turn_facts(name: str) -> None:
+    t = load_truth(name)
+    turn = t.get("turn")
+    if not turn:
+        pytest.skip(f"{name}: no TURN facts")
+    rows = stun_rows(name)
+    if turn.get("software"):
+        assert any(turn["software"] in r["stun.att.software"] for r in rows)
+    if turn.get("username"):
+        assert any(r["stun.att.username"] == turn["username"] for r in rows)
+        assert any(r["stun.att.realm"] == turn["realm"] for r in rows if r["stun.att.error"])
+    allocs = [r for r in rows if stun_key(int(r["stun.type"].split(",")[0], 16)).startswith("Allocate/")]
+    errors = [r for r in allocs if r["stun.att.error.class"]]
+    if turn.get("auth") == "none":
+        assert allocs and not errors, "open relay: Allocate must succeed without a challenge"
+        assert not any(r["stun.att.hmac"] for r in allocs), "open relay: no MESSAGE-INTEGRITY on Allocate"
+    elif turn.get("auth"):
+        codes = {int(r["stun.att.error.class"]) * 100 + int(r["stun.att.error"]) for r in errors}
+        assert 401 in codes, "long-term auth: Allocate must be challenged with 401"
+    for peer in turn.get("peers", []):
+        if "create_permission" not in peer:
+            continue
+        host = peer["peer"].rsplit(":", 1)[0]
+        reqs = [
+            r
+            for r in rows
+            if r["stun.type"].split(",")[0] == "0x0008" and host in r["stun.att.ipv4"].split(",")
+        ]
+        assert reqs, f"{name}: no CreatePermission toward {host}"
+        answers = [r for r in rows if r["stun.id"] in {q["stun.id"] for q in reqs} and r not in reqs]
+        classes = {stun_key(int(r["stun.type"].split(",")[0], 16)).split("/")[1] for r in answers}
+        assert classes == {peer["create_permission"]}
+        if peer.get("error_code"):
+            codes = {int(r["stun.att.error.class"]) * 100 + int(r["stun.att.error"]) for r in answers}
+            assert codes == {peer["error_code"]}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_eui64_finding_matches_the_wire(name: str) -> None:
+    t = load_truth(name)
+    found = [f for f in t["findings"] if f["slug"] == "ice-ipv6-eui64" and f.get("mac")]
+    if not found:
+        pytest.skip(f"{name}: no ice-ipv6-eui64 finding with a MAC")
+    for f in found:
+        for addr in f["endpoints"]:
+            macs = {r[0] for r in tshark(name, ("eth.src",), f"ipv6.src == {addr}")}
+            assert macs == {f["mac"]}, f"{addr} sent from {macs}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_private_candidates_readable_in_signalling(name: str) -> None:
+    t = load_truth(name)
+    found = [f for f in t["findings"] if f["slug"] == "ice-private-ip-exposed"]
+    if not found:
+        pytest.skip(f"{name}: no ice-private-ip-exposed finding")
+    for f in found:
+        for addr in f["endpoints"]:
+            host = addr.rsplit(":", 1)[0] if addr.count(":") == 1 else addr
+            flt = (
+                f'websocket.payload.text contains "{host}" || http.file_data contains "{host}" '
+                f'|| sip contains "{host}"'
+            )
+            assert tshark(name, ("frame.number",), flt, keylog=True), (
+                f"{name}: {host} not in readable signalling"
+            )

@@ -10,8 +10,9 @@ import json
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from lab import truthlib as T
 from lab.netns import Host, Lab
@@ -20,11 +21,27 @@ PEER = str(T.LAB / "peer.py")
 SIGNAL = str(T.LAB / "signalling_server.py")
 
 ALL_SLUGS = [
-    "signalling-plaintext", "signalling-weak-tls", "signalling-secret-exposed", "sdes-key-exposed",
-    "sdp-plain-rtp-offered", "dtls-fingerprint-mismatch", "fingerprint-weak-hash", "dtls-weak-version",
-    "dtls-handshake-failed", "dtls-cert-weak", "srtp-null-cipher", "srtp-weak-profile", "rtp-unencrypted",
-    "ice-private-ip-exposed", "ice-ipv6-eui64", "stun-no-integrity", "turn-open-relay", "turn-internal-peer",
-    "turn-credential-lifetime", "outdated-component", "unsolicited-media",
+    "signalling-plaintext",
+    "signalling-weak-tls",
+    "signalling-secret-exposed",
+    "sdes-key-exposed",
+    "sdp-plain-rtp-offered",
+    "dtls-fingerprint-mismatch",
+    "fingerprint-weak-hash",
+    "dtls-weak-version",
+    "dtls-handshake-failed",
+    "dtls-cert-weak",
+    "srtp-null-cipher",
+    "srtp-weak-profile",
+    "rtp-unencrypted",
+    "ice-private-ip-exposed",
+    "ice-ipv6-eui64",
+    "stun-no-integrity",
+    "turn-open-relay",
+    "turn-internal-peer",
+    "turn-credential-lifetime",
+    "outdated-component",
+    "unsolicited-media",
 ]
 # never asserted either way for aiortc calls: aiortc offers (not chooses) CBC/SHA-1 suites -> info only;
 # it cannot make mDNS candidates; software strings sit in (decryptable) HTTP headers.
@@ -64,8 +81,11 @@ def wait_procs(procs: list[subprocess.Popen], timeout: float = 90) -> None:
                 stop(p)
             break
         time.sleep(0.2)
-    bad = [p.args[p.args.index("--role") + 1] if "--role" in p.args else str(p.args) for p in procs
-           if p.returncode != 0]
+    bad = [
+        p.args[p.args.index("--role") + 1] if "--role" in p.args else str(p.args)
+        for p in procs
+        if p.returncode != 0
+    ]
     if bad:
         raise RuntimeError(f"process(es) failed: {bad}")
 
@@ -125,7 +145,8 @@ def dtls_truth(offer: dict, answer: dict) -> list[dict[str, Any]]:
                 "server_cert_sha256": hs["peer_cert_sha256"],
                 "encrypted_handshake": hs["version"] == "DTLSv1.3",
                 "completed": hs["state"] == "connected" and (srv or {}).get("state") == "connected",
-                "client_state": hs["state"], "server_state": (srv or {}).get("state"),
+                "client_state": hs["state"],
+                "server_state": (srv or {}).get("state"),
                 "via_turn": "turn_socket" in pair,
             }
             if srv is not None and srv.get("local_cert_sha256") != hs["peer_cert_sha256"]:
@@ -139,11 +160,21 @@ def rtp_truth(*peers: dict, wire_copies: int = 1) -> list[dict[str, Any]]:
     for p in peers:
         kinds = {s["ssrc"]: s["kind"] for s in p.get("senders", [])}
         for ssrc, r in sorted(p["rtp_sent"].items()):
-            row = {"ssrc": int(ssrc), "packets": r["packets"], "pt": r["pt"], "kind": kinds.get(int(ssrc)),
-                   "src": r["src"], "dst": r["dst"]}
+            row = {
+                "ssrc": int(ssrc),
+                "packets": r["packets"],
+                "pt": r["pt"],
+                "kind": kinds.get(int(ssrc)),
+                "src": r["src"],
+                "dst": r["dst"],
+            }
             if wire_copies != 1:
                 row["wire_copies"] = wire_copies
-            stats = [s for s in p.get("stats", []) if s.get("type") == "outbound-rtp" and s.get("ssrc") == int(ssrc)]
+            stats = [
+                s
+                for s in p.get("stats", [])
+                if s.get("type") == "outbound-rtp" and s.get("ssrc") == int(ssrc)
+            ]
             if stats:
                 row["getstats_packets_sent"] = stats[0].get("packetsSent")
             rows.append(row)
@@ -153,7 +184,9 @@ def rtp_truth(*peers: dict, wire_copies: int = 1) -> list[dict[str, Any]]:
 def stun_truth(*peers: dict) -> dict[str, int]:
     """Top-level STUN messages on the wire: what each aioice sent directly or to its TURN server, plus what
     the TURN server sent back (STUN carried inside ChannelData is not top-level)."""
-    return T.add_counts(*[p[k] for p in peers for k in ("stun_sent_direct", "stun_sent_turn", "stun_recv_turn")])
+    return T.add_counts(
+        *[p[k] for p in peers for k in ("stun_sent_direct", "stun_sent_turn", "stun_recv_turn")]
+    )
 
 
 def candidates_truth(*pairs: tuple[str, dict]) -> list[dict[str, Any]]:
@@ -180,19 +213,34 @@ def cross_check_rtp(cap: Path, rtp: list[dict]) -> None:
     for r in rtp:
         want = r["packets"] * r.get("wire_copies", 1)
         if seen.get(r["ssrc"], 0) != want:
-            raise RuntimeError(f"tshark sees {seen.get(r['ssrc'], 0)} RTP packets with SSRC {r['ssrc']}, "
-                               f"aiortc sent {r['packets']} (x{r.get('wire_copies', 1)})")
+            raise RuntimeError(
+                f"tshark sees {seen.get(r['ssrc'], 0)} RTP packets with SSRC {r['ssrc']}, "
+                f"aiortc sent {r['packets']} (x{r.get('wire_copies', 1)})"
+            )
 
 
-def call_truth(offer: dict, answer: dict, *, transport: str, tls: bool, received_answer: bool = False,
-               wire_copies: int = 1) -> dict[str, Any]:
-    sdps = [T.sdp_facts(offer["local_sdp"], "offer", transport, tls),
-            T.sdp_facts(answer["local_sdp"], "answer", transport, tls)]
+def call_truth(
+    offer: dict,
+    answer: dict,
+    *,
+    transport: str,
+    tls: bool,
+    received_answer: bool = False,
+    wire_copies: int = 1,
+) -> dict[str, Any]:
+    sdps = [
+        T.sdp_facts(offer["local_sdp"], "offer", transport, tls),
+        T.sdp_facts(answer["local_sdp"], "answer", transport, tls),
+    ]
     if received_answer and offer.get("remote_sdp") and offer["remote_sdp"] != answer["local_sdp"]:
         sdps[1]["leg"] = "answerer->relay"
         rec = T.sdp_facts(offer["remote_sdp"], "answer", transport, tls)
         rec["leg"] = "relay->offerer"
         sdps.append(rec)
+    for p, facts in ((offer, sdps[0]), (answer, sdps[1])):
+        for hs in p["dtls"]:
+            if hs.get("local_cert_sha256") and facts["fingerprint"].get("sha-256") != hs["local_cert_sha256"]:
+                raise RuntimeError(f"{p['role']}: SDP fingerprint as sent != its DTLS certificate")
     return {
         "sdp": sdps,
         "dtls": dtls_truth(offer, answer),
@@ -202,9 +250,17 @@ def call_truth(offer: dict, answer: dict, *, transport: str, tls: bool, received
     }
 
 
-def two_peers(lab: Lab, w: Path, cap: Path, offer_host: Host, answer_host: Host, offer_opts: dict,
-              answer_opts: dict, before: Callable[[], None] | None = None,
-              after: Callable[[], None] | None = None) -> tuple[dict, dict]:
+def two_peers(
+    lab: Lab,
+    w: Path,
+    cap: Path,
+    offer_host: Host,
+    answer_host: Host,
+    offer_opts: dict,
+    answer_opts: dict,
+    before: Callable[[], None] | None = None,
+    after: Callable[[], None] | None = None,
+) -> tuple[dict, dict]:
     with lab.capture(cap):
         if before:
             before()
@@ -221,7 +277,16 @@ def two_peers(lab: Lab, w: Path, cap: Path, offer_host: Host, answer_host: Host,
 
 
 def start_signalling(host: Host, w: Path, *, tls: bool, extra: list[str] = ()) -> subprocess.Popen:
-    argv = [T.PY, SIGNAL, "--host", host.ip, "--port", "8443" if tls else "8080", "--ready", str(w / "sig.ready")]
+    argv = [
+        T.PY,
+        SIGNAL,
+        "--host",
+        host.ip,
+        "--port",
+        "8443" if tls else "8080",
+        "--ready",
+        str(w / "sig.ready"),
+    ]
     if tls:
         key, crt = T.make_cert(w, "signal", host.ip)
         argv += ["--cert", str(crt), "--key", str(key)]
@@ -231,6 +296,7 @@ def start_signalling(host: Host, w: Path, *, tls: bool, extra: list[str] = ()) -
 
 
 # --------------------------------------------------------------------------------------------- scenarios
+
 
 def clean_call(out: Path) -> dict[str, Any]:
     name = "clean_call"
@@ -248,22 +314,32 @@ def clean_call(out: Path) -> dict[str, Any]:
         def before() -> None:
             holder["sig"] = start_signalling(sig, w, tls=True)
 
-        base = {"signal": f"wss://{sig.ip}:8443", "config_url": f"https://{sig.ip}:8443/config",
-                "cafile": str(w / "signal.crt"), "keylog": str(keylog), "media": "audio,video", "duration": 3}
-        offer, answer = two_peers(lab, w, cap, alice, bob, base, base, before=before,
-                                  after=lambda: stop(holder["sig"]))
+        base = {
+            "signal": f"wss://{sig.ip}:8443",
+            "config_url": f"https://{sig.ip}:8443/config",
+            "cafile": str(w / "signal.crt"),
+            "keylog": str(keylog),
+            "media": "audio,video",
+            "duration": 3,
+        }
+        offer, answer = two_peers(
+            lab, w, cap, alice, bob, base, base, before=before, after=lambda: stop(holder["sig"])
+        )
     dedupe_keylog(keylog)
     if not (offer["connected"] and answer["connected"]):
         raise RuntimeError("clean_call did not connect")
     truth = {
         "description": "aiortc audio+video call over DTLS-SRTP on public (documentation) host candidates; "
-                       "signalling over HTTPS + WSS (aiohttp, self-signed cert); TLS and DTLS keys in keylog",
+        "signalling over HTTPS + WSS (aiohttp, self-signed cert); TLS and DTLS keys in keylog",
         "keylog": keylog.name,
         "findings": [],
         "absent_findings": absent(),
         **call_truth(offer, answer, transport="websocket", tls=True),
-        "signalling": {"server": f"{sig.ip}:8443", "tls": True, "urls": ["/config", "/ws/lab/offer",
-                                                                        "/ws/lab/answer"]},
+        "signalling": {
+            "server": f"{sig.ip}:8443",
+            "tls": True,
+            "urls": ["/config", "/ws/lab/offer", "/ws/lab/answer"],
+        },
     }
     cross_check_rtp(cap, truth["rtp"])
     return truth
@@ -279,11 +355,28 @@ def datachannel_only(out: Path) -> dict[str, Any]:
         alice = lab.host("alice", "192.0.2.10/24")
         bob = lab.host("bob", "192.0.2.20/24")
         offer, answer = two_peers(
-            lab, w, cap, alice, bob,
-            {"http_offer": f"http://{bob.ip}:8080/offer", "keylog": str(keylog), "datachannel": "chat",
-             "messages": json.dumps(to_bob), "expect_messages": json.dumps(to_alice), "duration": 1},
-            {"http_listen": f"{bob.ip}:8080", "ready": str(w / "bob.ready"), "keylog": str(keylog),
-             "messages": json.dumps(to_alice), "expect_messages": json.dumps(to_bob), "duration": 1})
+            lab,
+            w,
+            cap,
+            alice,
+            bob,
+            {
+                "http_offer": f"http://{bob.ip}:8080/offer",
+                "keylog": str(keylog),
+                "datachannel": "chat",
+                "messages": json.dumps(to_bob),
+                "expect_messages": json.dumps(to_alice),
+                "duration": 1,
+            },
+            {
+                "http_listen": f"{bob.ip}:8080",
+                "ready": str(w / "bob.ready"),
+                "keylog": str(keylog),
+                "messages": json.dumps(to_alice),
+                "expect_messages": json.dumps(to_bob),
+                "duration": 1,
+            },
+        )
     dedupe_keylog(keylog)
     got_b = [m["message"] for m in answer["dc_received"]]
     got_a = [m["message"] for m in offer["dc_received"]]
@@ -291,13 +384,15 @@ def datachannel_only(out: Path) -> dict[str, Any]:
         raise RuntimeError(f"data channel messages not delivered: {got_b} / {got_a}")
     truth = {
         "description": "aiortc data-channel-only session (label 'chat', text both ways) over DTLS/SCTP; "
-                       "SDP offer/answer in one plain HTTP POST; DTLS master secret in keylog",
+        "SDP offer/answer in one plain HTTP POST; DTLS master secret in keylog",
         "keylog": keylog.name,
         "findings": [{"slug": "signalling-plaintext", "endpoints": [f"{bob.ip}:8080"]}],
         "absent_findings": absent("signalling-plaintext"),
         **call_truth(offer, answer, transport="http", tls=False),
-        "datachannels": [{"label": "chat", "from": "offer", "messages": to_bob},
-                         {"label": "chat", "from": "answer", "messages": to_alice}],
+        "datachannels": [
+            {"label": "chat", "from": "offer", "messages": to_bob},
+            {"label": "chat", "from": "answer", "messages": to_alice},
+        ],
     }
     return truth
 
@@ -316,22 +411,29 @@ def ws_plaintext_private(out: Path) -> dict[str, Any]:
             holder["sig"] = start_signalling(sig, w, tls=False)
 
         base = {"signal": f"ws://{sig.ip}:8080", "trickle": True, "media": "audio", "duration": 2}
-        offer, answer = two_peers(lab, w, cap, alice, bob, base, base, before=before,
-                                  after=lambda: stop(holder["sig"]))
+        offer, answer = two_peers(
+            lab, w, cap, alice, bob, base, base, before=before, after=lambda: stop(holder["sig"])
+        )
     if not (offer["connected"] and answer["connected"]):
         raise RuntimeError(f"{name} did not connect")
     core = call_truth(offer, answer, transport="websocket", tls=False)
     # trickled candidates (as sent, one JSON message each)
-    trickled = [{**T.candidate_fact(c), "side": side} for side, p in (("offer", offer), ("answer", answer))
-                for c in p.get("local_candidates", [])]
+    trickled = [
+        {**T.candidate_fact(c), "side": side}
+        for side, p in (("offer", offer), ("answer", answer))
+        for c in p.get("local_candidates", [])
+    ]
     core["candidates"] = T.dedupe(trickled)
+    cross_check_rtp(cap, core["rtp"])
     private = sorted({c["address"] for c in core["candidates"] if c["scope"] == "private"})
     return {
         "description": "aiortc audio call on RFC 1918 host candidates; plaintext WebSocket signalling with "
-                       "JSON-wrapped SDP ({type, sdp}) and trickled candidates ({candidate, sdpMid, sdpMLineIndex})",
+        "JSON-wrapped SDP ({type, sdp}) and trickled candidates ({candidate, sdpMid, sdpMLineIndex})",
         "keylog": None,
-        "findings": [{"slug": "signalling-plaintext", "endpoints": [f"{sig.ip}:8080"]},
-                     {"slug": "ice-private-ip-exposed", "endpoints": private}],
+        "findings": [
+            {"slug": "signalling-plaintext", "endpoints": [f"{sig.ip}:8080"]},
+            {"slug": "ice-private-ip-exposed", "endpoints": private},
+        ],
         "absent_findings": absent("signalling-plaintext", "ice-private-ip-exposed"),
         **core,
         "trickle": True,
@@ -353,12 +455,17 @@ def fingerprint_rewrite(out: Path) -> dict[str, Any]:
         holder: dict[str, subprocess.Popen] = {}
 
         def before() -> None:
-            holder["sig"] = start_signalling(relay, w, tls=False, extra=[
-                "--rewrite-fingerprint", "--fake-cert", str(fake), "--log", str(w / "relay.json")])
+            holder["sig"] = start_signalling(
+                relay,
+                w,
+                tls=False,
+                extra=["--rewrite-fingerprint", "--fake-cert", str(fake), "--log", str(w / "relay.json")],
+            )
 
         base = {"signal": f"ws://{relay.ip}:8080", "media": "audio", "duration": 1, "timeout": 15}
-        offer, answer = two_peers(lab, w, cap, alice, bob, base, base, before=before,
-                                  after=lambda: stop(holder["sig"]))
+        offer, answer = two_peers(
+            lab, w, cap, alice, bob, base, base, before=before, after=lambda: stop(holder["sig"])
+        )
     relay_log = load(w / "relay.json")
     if not relay_log["events"]:
         raise RuntimeError("relay rewrote nothing")
@@ -366,23 +473,36 @@ def fingerprint_rewrite(out: Path) -> dict[str, Any]:
     states = {h["role"]: h["state"] for p in (offer, answer) for h in p["dtls"]}
     if offer["connected"]:
         raise RuntimeError("offerer accepted a rewritten fingerprint")
-    mitm_fp = relay_log["fake_fingerprint"].replace(":", "").lower()
+    cross_check_rtp(cap, core["rtp"])
+    mitm_fp = relay_log["fake_fingerprints"]["sha-256"].replace(":", "").lower()
     return {
         "description": "signalling relay (MITM, plain WebSocket) rewrites the a=fingerprint of the aiortc "
-                       "answer; the DTLS handshake completes on the wire, then the offerer rejects the "
-                       "answerer's certificate (fingerprint mismatch) and the call fails",
+        "answer; the DTLS handshake completes on the wire, then the offerer rejects the "
+        "answerer's certificate (fingerprint mismatch) and the call fails",
         "keylog": None,
-        "findings": [{"slug": "dtls-fingerprint-mismatch", "endpoints": [d["client"] for d in core["dtls"]]
-                      + [d["server"] for d in core["dtls"]]},
-                     {"slug": "signalling-plaintext", "endpoints": [f"{relay.ip}:8080"]}],
-        "absent_findings": [s for s in absent("dtls-fingerprint-mismatch", "signalling-plaintext")
-                            if s not in ("dtls-handshake-failed", "ice-private-ip-exposed")],
+        "findings": [
+            {
+                "slug": "dtls-fingerprint-mismatch",
+                "endpoints": [d["client"] for d in core["dtls"]] + [d["server"] for d in core["dtls"]],
+            },
+            {"slug": "signalling-plaintext", "endpoints": [f"{relay.ip}:8080"]},
+        ],
+        "absent_findings": [
+            s
+            for s in absent("dtls-fingerprint-mismatch", "signalling-plaintext")
+            if s not in ("dtls-handshake-failed", "ice-private-ip-exposed")
+        ],
         **core,
-        "mitm": {"relay": relay.ip, "fake_fingerprint_sha256": mitm_fp,
-                 "answer_fingerprint_sha256": T.sdp_facts(answer["local_sdp"], "answer", "", False)
-                 ["fingerprint"].get("sha-256"), "dtls_states": states},
+        "mitm": {
+            "relay": relay.ip,
+            "fake_fingerprint_sha256": mitm_fp,
+            "answer_fingerprint_sha256": T.sdp_facts(answer["local_sdp"], "answer", "", False)[
+                "fingerprint"
+            ].get("sha-256"),
+            "dtls_states": states,
+        },
         "notes": "Both SDPs of the answer crossed the wire (bob->relay and relay->alice); their sha-256 "
-                 "fingerprints differ. The answerer's certificate on the wire matches the original answer.",
+        "fingerprints differ. The answerer's certificate on the wire matches the original answer.",
     }
 
 
@@ -399,25 +519,38 @@ def ipv6_eui64(out: Path) -> dict[str, Any]:
         holder: dict[str, subprocess.Popen] = {}
 
         def before() -> None:
-            argv = [T.PY, SIGNAL, "--host", "2001:db8:1::10", "--port", "8080", "--ready", str(w / "sig.ready")]
+            argv = [
+                T.PY,
+                SIGNAL,
+                "--host",
+                "2001:db8:1::10",
+                "--port",
+                "8080",
+                "--ready",
+                str(w / "sig.ready"),
+            ]
             holder["sig"] = sig.popen(argv, log=w / "sig.log")
             wait_file(w / "sig.ready")
 
         base = {"signal": "ws://[2001:db8:1::10]:8080", "media": "audio", "duration": 2}
-        offer, answer = two_peers(lab, w, cap, alice, bob, base, base, before=before,
-                                  after=lambda: stop(holder["sig"]))
+        offer, answer = two_peers(
+            lab, w, cap, alice, bob, base, base, before=before, after=lambda: stop(holder["sig"])
+        )
     if not (offer["connected"] and answer["connected"]):
         raise RuntimeError(f"{name} did not connect")
     core = call_truth(offer, answer, transport="websocket", tls=False)
+    cross_check_rtp(cap, core["rtp"])
     eui = [c for c in core["candidates"] if c.get("eui64_mac")]
     if not eui or eui[0]["eui64_mac"] != mac:
         raise RuntimeError(f"no EUI-64 candidate for {mac}: {core['candidates']}")
     return {
         "description": "aiortc audio call over IPv6 only; the offerer's host candidate has an EUI-64 "
-                       f"interface id derived from its MAC {mac}; plain WebSocket signalling",
+        f"interface id derived from its MAC {mac}; plain WebSocket signalling",
         "keylog": None,
-        "findings": [{"slug": "ice-ipv6-eui64", "endpoints": [v6], "mac": mac},
-                     {"slug": "signalling-plaintext", "endpoints": ["[2001:db8:1::10]:8080"]}],
+        "findings": [
+            {"slug": "ice-ipv6-eui64", "endpoints": [v6], "mac": mac},
+            {"slug": "signalling-plaintext", "endpoints": ["[2001:db8:1::10]:8080"]},
+        ],
         "absent_findings": absent("ice-ipv6-eui64", "signalling-plaintext"),
         **core,
     }

@@ -38,49 +38,94 @@ SECONDS = 4
 MESSAGES = 3
 CHROMIUM = "chromium"
 FIREFOX = "firefox-esr"
-CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-                  "--disable-default-apps", "--disable-extensions", "--no-default-browser-check",
-                  "--password-store=basic", "--disable-features=Translate,OptimizationHints,MediaRouter"]
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--no-default-browser-check",
+    "--password-store=basic",
+    "--disable-features=Translate,OptimizationHints,MediaRouter",
+]
 FIREFOX_PREFS = {
     "media.navigator.streams.fake": True,
     "media.navigator.permission.disabled": True,
     # getUserMedia on the lab's plain-HTTP page (not a secure context)
-    "media.devices.insecure.enabled": True, "media.getusermedia.insecure.enabled": True,
-    "app.update.enabled": False, "app.update.auto": False, "app.update.service.enabled": False,
+    "media.devices.insecure.enabled": True,
+    "media.getusermedia.insecure.enabled": True,
+    "app.update.enabled": False,
+    "app.update.auto": False,
+    "app.update.service.enabled": False,
     "app.update.checkInstallTime": False,
-    "toolkit.telemetry.enabled": False, "toolkit.telemetry.unified": False, "toolkit.telemetry.server": "",
-    "datareporting.healthreport.uploadEnabled": False, "datareporting.policy.dataSubmissionEnabled": False,
-    "network.prefetch-next": False, "network.dns.disablePrefetch": True, "network.predictor.enabled": False,
-    "network.http.speculative-parallel-limit": 0, "browser.aboutHomeSnippets.updateUrl": "",
-    "browser.safebrowsing.malware.enabled": False, "browser.safebrowsing.phishing.enabled": False,
-    "browser.safebrowsing.downloads.enabled": False, "browser.safebrowsing.downloads.remote.enabled": False,
-    "browser.safebrowsing.provider.google4.updateURL": "", "browser.safebrowsing.provider.mozilla.updateURL": "",
-    "extensions.update.enabled": False, "extensions.getAddons.cache.enabled": False,
-    "extensions.blocklist.enabled": False, "services.settings.server": "",
-    "browser.shell.checkDefaultBrowser": False, "browser.startup.homepage_override.mstone": "ignore",
-    "browser.newtabpage.enabled": False, "browser.startup.page": 0,
-    "captivedetect.canonicalURL": "", "network.captive-portal-service.enabled": False,
-    "network.connectivity-service.enabled": False, "browser.ping-centre.telemetry": False,
-    "dom.push.enabled": False, "dom.push.serverURL": "", "geo.enabled": False,
-    "browser.region.update.enabled": False, "browser.search.update": False,
-    "media.gmp-manager.url": "", "media.gmp-gmpopenh264.enabled": True, "media.gmp-gmpopenh264.autoupdate": False,
-    "security.OCSP.enabled": 0, "network.trr.mode": 5, "browser.discovery.enabled": False,
-    "app.normandy.enabled": False, "app.shield.optoutstudies.enabled": False,
-    "browser.tabs.remote.autostart": True, "media.autoplay.default": 0,
-    "datareporting.usage.uploadEnabled": False, "toolkit.telemetry.archive.enabled": False,
-    "browser.newtabpage.activity-stream.feeds.telemetry": False, "network.http.http3.enable": False,
+    "toolkit.telemetry.enabled": False,
+    "toolkit.telemetry.unified": False,
+    "toolkit.telemetry.server": "",
+    "datareporting.healthreport.uploadEnabled": False,
+    "datareporting.policy.dataSubmissionEnabled": False,
+    "network.prefetch-next": False,
+    "network.dns.disablePrefetch": True,
+    "network.predictor.enabled": False,
+    "network.http.speculative-parallel-limit": 0,
+    "browser.aboutHomeSnippets.updateUrl": "",
+    "browser.safebrowsing.malware.enabled": False,
+    "browser.safebrowsing.phishing.enabled": False,
+    "browser.safebrowsing.downloads.enabled": False,
+    "browser.safebrowsing.downloads.remote.enabled": False,
+    "browser.safebrowsing.provider.google4.updateURL": "",
+    "browser.safebrowsing.provider.mozilla.updateURL": "",
+    "extensions.update.enabled": False,
+    "extensions.getAddons.cache.enabled": False,
+    "extensions.blocklist.enabled": False,
+    "services.settings.server": "",
+    "browser.shell.checkDefaultBrowser": False,
+    "browser.startup.homepage_override.mstone": "ignore",
+    "browser.newtabpage.enabled": False,
+    "browser.startup.page": 0,
+    "captivedetect.canonicalURL": "",
+    "network.captive-portal-service.enabled": False,
+    "network.connectivity-service.enabled": False,
+    "browser.ping-centre.telemetry": False,
+    "dom.push.enabled": False,
+    "dom.push.serverURL": "",
+    "geo.enabled": False,
+    "browser.region.update.enabled": False,
+    "browser.search.update": False,
+    "media.gmp-manager.url": "",
+    "media.gmp-gmpopenh264.enabled": True,
+    "media.gmp-gmpopenh264.autoupdate": False,
+    "security.OCSP.enabled": 0,
+    "network.trr.mode": 5,
+    "browser.discovery.enabled": False,
+    "app.normandy.enabled": False,
+    "app.shield.optoutstudies.enabled": False,
+    "browser.tabs.remote.autostart": True,
+    "media.autoplay.default": 0,
+    "datareporting.usage.uploadEnabled": False,
+    "toolkit.telemetry.archive.enabled": False,
+    "browser.newtabpage.activity-stream.feeds.telemetry": False,
+    "network.http.http3.enable": False,
 }
 # Chromium's / W3C srtpCipher names -> IANA SRTP protection profile names (RFC 5764 §4.1.2, RFC 7714 §14.2)
-SRTP_IANA = {"AES_CM_128_HMAC_SHA1_80": "SRTP_AES128_CM_HMAC_SHA1_80",
-             "AES_CM_128_HMAC_SHA1_32": "SRTP_AES128_CM_HMAC_SHA1_32",
-             "AEAD_AES_128_GCM": "SRTP_AEAD_AES_128_GCM", "AEAD_AES_256_GCM": "SRTP_AEAD_AES_256_GCM"}
+SRTP_IANA = {
+    "AES_CM_128_HMAC_SHA1_80": "SRTP_AES128_CM_HMAC_SHA1_80",
+    "AES_CM_128_HMAC_SHA1_32": "SRTP_AES128_CM_HMAC_SHA1_32",
+    "AEAD_AES_128_GCM": "SRTP_AEAD_AES_128_GCM",
+    "AEAD_AES_256_GCM": "SRTP_AEAD_AES_256_GCM",
+}
 TLS_VERSION = {"FEFF": "DTLS 1.0", "FEFD": "DTLS 1.2", "FEFC": "DTLS 1.3"}
 
 
 # --------------------------------------------------------------------------------------------------------------
 # the page + signalling server (run inside the "sig" namespace)
+
 
 def serve(args: argparse.Namespace) -> None:
     from aiohttp import WSMsgType, web
@@ -135,6 +180,7 @@ def serve(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------------------------------------------
 # launching browsers
 
+
 def _origin(url: str) -> str:
     return url.split("/call.html")[0]
 
@@ -142,25 +188,43 @@ def _origin(url: str) -> str:
 def _chromium(host: Any, url: str, work: Path, tag: str) -> Any:
     profile = Path(tempfile.mkdtemp(prefix=f"rtcf-chromium-{tag}-"))
     # getUserMedia needs a secure context: let the lab's plain-HTTP page origin count as one
-    return host.popen([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-                       f"--unsafely-treat-insecure-origin-as-secure={_origin(url)}", url],
-                      log=work / f"chromium_{tag}.log", env={"HOME": str(profile)}), profile
+    return host.popen(
+        [
+            CHROMIUM,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            f"--unsafely-treat-insecure-origin-as-secure={_origin(url)}",
+            url,
+        ],
+        log=work / f"chromium_{tag}.log",
+        env={"HOME": str(profile)},
+    ), profile
 
 
 def _firefox(host: Any, url: str, work: Path, tag: str, keylog: Path) -> Any:
     profile = Path(tempfile.mkdtemp(prefix=f"rtcf-firefox-{tag}-"))
     prefs = "".join(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in FIREFOX_PREFS.items())
     (profile / "user.js").write_text(prefs)
-    env = {"HOME": str(profile), "SSLKEYLOGFILE": str(keylog), "MOZ_HEADLESS": "1",
-           "MOZ_DISABLE_AUTO_SAFE_MODE": "1", "MOZ_CRASHREPORTER_DISABLE": "1"}
-    return host.popen([FIREFOX, "--headless", "--no-remote", "--profile", str(profile), url],
-                      log=work / f"firefox_{tag}.log", env=env), profile
+    env = {
+        "HOME": str(profile),
+        "SSLKEYLOGFILE": str(keylog),
+        "MOZ_HEADLESS": "1",
+        "MOZ_DISABLE_AUTO_SAFE_MODE": "1",
+        "MOZ_CRASHREPORTER_DISABLE": "1",
+    }
+    return host.popen(
+        [FIREFOX, "--headless", "--no-remote", "--profile", str(profile), url],
+        log=work / f"firefox_{tag}.log",
+        env=env,
+    ), profile
 
 
 def _kill_namespace(host: Any) -> None:
     """Kill what is left in a browser host's namespace (all of it was started by this scenario)."""
     for _ in range(3):
-        pids = subprocess.run(["ip", "netns", "pids", host.ns], capture_output=True, text=True).stdout.split()
+        pids = subprocess.run(
+            ["ip", "netns", "pids", host.ns], check=False, capture_output=True, text=True
+        ).stdout.split()
         if not pids:
             return
         for pid in pids:
@@ -173,6 +237,7 @@ def _kill_namespace(host: Any) -> None:
 
 # --------------------------------------------------------------------------------------------------------------
 # truth from the browsers' own reports
+
 
 def _by_type(stats: list[dict], t: str) -> list[dict]:
     return [s for s in stats if s.get("type") == t]
@@ -194,8 +259,11 @@ def _side_facts(res: dict) -> dict:
     t = tr[0] if tr else {}
     pair = ids.get(t.get("selectedCandidatePairId", "")) if t else None
     if pair is None:  # Firefox has no transport stats: the nominated/selected succeeded pair
-        pairs = [p for p in _by_type(stats, "candidate-pair") if p.get("state") == "succeeded"
-                 and (p.get("nominated") or p.get("selected"))]
+        pairs = [
+            p
+            for p in _by_type(stats, "candidate-pair")
+            if p.get("state") == "succeeded" and (p.get("nominated") or p.get("selected"))
+        ]
         pair = pairs[0] if pairs else None
     lc = ids.get(pair["localCandidateId"]) if pair else None
     rc = ids.get(pair["remoteCandidateId"]) if pair else None
@@ -206,8 +274,11 @@ def _side_facts(res: dict) -> dict:
         if not c:
             return None
         der = base64.b64decode(c["base64Certificate"]) if c.get("base64Certificate") else b""
-        return {"algorithm": c.get("fingerprintAlgorithm"), "fingerprint": _fp(c.get("fingerprint")),
-                "der_sha256": hashlib.sha256(der).hexdigest() if der else None}
+        return {
+            "algorithm": c.get("fingerprintAlgorithm"),
+            "fingerprint": _fp(c.get("fingerprint")),
+            "der_sha256": hashlib.sha256(der).hexdigest() if der else None,
+        }
 
     def addr(c: dict | None) -> str | None:
         if not c:
@@ -219,38 +290,93 @@ def _side_facts(res: dict) -> dict:
     outbound = []
     for o in _by_type(stats, "outbound-rtp"):
         codec = codecs.get(o.get("codecId", ""), {})
-        outbound.append({"ssrc": o["ssrc"], "kind": o.get("kind") or o.get("mediaType"),
-                         "packets_sent": o.get("packetsSent"), "bytes_sent": o.get("bytesSent"),
-                         "retransmitted_packets_sent": o.get("retransmittedPacketsSent"),
-                         "rtx_ssrc": o.get("rtxSsrc"), "pt": codec.get("payloadType"),
-                         "codec": codec.get("mimeType"), "mid": o.get("mid")})
+        outbound.append(
+            {
+                "ssrc": o["ssrc"],
+                "kind": o.get("kind") or o.get("mediaType"),
+                "packets_sent": o.get("packetsSent"),
+                "bytes_sent": o.get("bytesSent"),
+                "retransmitted_packets_sent": o.get("retransmittedPacketsSent"),
+                "rtx_ssrc": o.get("rtxSsrc"),
+                "pt": codec.get("payloadType"),
+                "codec": codec.get("mimeType"),
+                "mid": o.get("mid"),
+            }
+        )
     pairs = _by_type(stats, "candidate-pair")
-    stun = {k: sum(p.get(k, 0) or 0 for p in pairs) for k in
-            ("requestsSent", "responsesReceived", "requestsReceived", "responsesSent", "consentRequestsSent")}
+    stun = {
+        k: sum(p.get(k, 0) or 0 for p in pairs)
+        for k in (
+            "requestsSent",
+            "responsesReceived",
+            "requestsReceived",
+            "responsesSent",
+            "consentRequestsSent",
+        )
+    }
     return {
         "user_agent": res["userAgent"],
-        "selected_pair": {"local": addr(lc), "remote": addr(rc),
-                          "local_type": (lc or {}).get("candidateType"), "remote_type": (rc or {}).get("candidateType"),
-                          "local_address_reported": (lc or {}).get("address"),
-                          "state": (pair or {}).get("state")} if pair else None,
-        "transport": {k: t.get(k) for k in ("dtlsState", "tlsVersion", "dtlsCipher", "srtpCipher", "dtlsRole",
-                                            "iceRole", "iceState", "tlsGroup") if k in t} if t else None,
-        "local_cert": cert(local_cert), "remote_cert": cert(remote_cert),
+        "selected_pair": {
+            "local": addr(lc),
+            "remote": addr(rc),
+            "local_type": (lc or {}).get("candidateType"),
+            "remote_type": (rc or {}).get("candidateType"),
+            "local_address_reported": (lc or {}).get("address"),
+            "state": (pair or {}).get("state"),
+        }
+        if pair
+        else None,
+        "transport": {
+            k: t.get(k)
+            for k in (
+                "dtlsState",
+                "tlsVersion",
+                "dtlsCipher",
+                "srtpCipher",
+                "dtlsRole",
+                "iceRole",
+                "iceState",
+                "tlsGroup",
+            )
+            if k in t
+        }
+        if t
+        else None,
+        "local_cert": cert(local_cert),
+        "remote_cert": cert(remote_cert),
         "outbound": outbound,
         "stun_pair_counters": stun,
-        "inbound": [{"ssrc": i["ssrc"], "kind": i.get("kind"), "packets_received": i.get("packetsReceived")}
-                    for i in _by_type(stats, "inbound-rtp")],
-        "data_channels": [{"label": d.get("label"), "messages_sent": d.get("messagesSent"),
-                           "messages_received": d.get("messagesReceived"), "state": d.get("state")}
-                          for d in _by_type(stats, "data-channel")],
+        "inbound": [
+            {"ssrc": i["ssrc"], "kind": i.get("kind"), "packets_received": i.get("packetsReceived")}
+            for i in _by_type(stats, "inbound-rtp")
+        ],
+        "data_channels": [
+            {
+                "label": d.get("label"),
+                "messages_sent": d.get("messagesSent"),
+                "messages_received": d.get("messagesReceived"),
+                "state": d.get("state"),
+            }
+            for d in _by_type(stats, "data-channel")
+        ],
     }
 
 
 def _tshark(cap: Path, keylog: Path | None, media_ports: list[int]) -> dict:
     from lab.truthlib import stun_key_from_type
 
-    heur = ["tshark", "-n", "-r", str(cap), "--enable-heuristic", "rtp_udp", "--enable-heuristic", "rtp_stun",
-            "--enable-heuristic", "dtls_stun"]
+    heur = [
+        "tshark",
+        "-n",
+        "-r",
+        str(cap),
+        "--enable-heuristic",
+        "rtp_udp",
+        "--enable-heuristic",
+        "rtp_stun",
+        "--enable-heuristic",
+        "dtls_stun",
+    ]
     if keylog:
         heur += ["-o", f"tls.keylog_file:{keylog}"]
     decode = ["tshark", "-n", "-r", str(cap)]
@@ -261,32 +387,71 @@ def _tshark(cap: Path, keylog: Path | None, media_ports: list[int]) -> dict:
         args = [*base, "-Y", filt, "-T", "fields", "-E", "occurrence=f"]
         for x in f:
             args += ["-e", x]
-        res = subprocess.run(args, capture_output=True, text=True, timeout=180)
+        res = subprocess.run(args, check=False, capture_output=True, text=True, timeout=180)
         if res.returncode != 0:
             raise RuntimeError(f"tshark failed: {res.stderr[-500:]}")
         return [line.split("\t") for line in res.stdout.splitlines() if line]
 
     rtp_heur = Counter(int(r[0], 16) for r in fields(heur, "rtp && !rtcp", "rtp.ssrc") if r[0])
     # Decode-As on the media ports; RFC 5761 §4: payload types 64-95 there are RTCP, first byte < 128 is not RTP
-    rtp_all = Counter(int(r[0], 16) for r in fields(decode, "rtp.version == 2 && !(rtp.p_type >= 64 && "
-                                                            "rtp.p_type <= 95)", "rtp.ssrc") if r[0])
-    stun = Counter(stun_key_from_type(int(r[0], 16)) for r in fields(heur, "stun && udp && !icmp", "stun.type")
-                   if r[0])
-    dtls = fields(heur, "dtls.handshake.type == 1 || dtls.handshake.type == 2", "frame.number", "ip.src",
-                  "udp.srcport", "ip.dst", "udp.dstport", "dtls.handshake.type", "dtls.handshake.version",
-                  "dtls.handshake.ciphersuite", "dtls.handshake.random")
+    rtp_all = Counter(
+        int(r[0], 16)
+        for r in fields(decode, "rtp.version == 2 && !(rtp.p_type >= 64 && rtp.p_type <= 95)", "rtp.ssrc")
+        if r[0]
+    )
+    stun = Counter(
+        stun_key_from_type(int(r[0], 16)) for r in fields(heur, "stun && udp && !icmp", "stun.type") if r[0]
+    )
+    # Decode-As DTLS on the media ports: tshark 4.0's heuristic misses the large (ML-KEM key share) ServerHello
+    as_dtls = ["tshark", "-n", "-r", str(cap)]
+    for p in media_ports:
+        as_dtls += ["-d", f"udp.port=={p},dtls"]
+    dtls = fields(
+        as_dtls,
+        "dtls.handshake.type == 1 || dtls.handshake.type == 2",
+        "frame.number",
+        "ip.src",
+        "udp.srcport",
+        "ip.dst",
+        "udp.dstport",
+        "dtls.handshake.type",
+        "dtls.handshake.version",
+        "dtls.handshake.ciphersuite",
+        "dtls.handshake.random",
+    )
     mdns = fields(heur, "mdns", "frame.number", "ip.src", "dns.qry.name")
-    other = fields(heur, "udp && !(rtp || stun || dtls || rtcp || mdns || icmp)", "frame.number", "udp.payload")
+    http = fields(
+        heur,
+        "http.request || http.response",
+        "frame.number",
+        "ip.src",
+        "http.request.uri",
+        "http.user_agent",
+        "http.server",
+        "http.upgrade",
+    )
+    other = fields(
+        heur, "udp && !(rtp || stun || dtls || rtcp || mdns || icmp)", "frame.number", "udp.payload"
+    )
     unified = sum(1 for r in other if r[1][:1] in "23")  # RFC 9147 §4: 001xxxxx = DTLS 1.3 unified header
     # RFC 5761: 128..191 with payload type 192..223 = RTCP (here SRTCP, rtcp-mux; tshark's heuristic misses it)
     rtcp = sum(1 for r in other if r[1][:1] in "89ab" and 192 <= int(r[1][2:4], 16) <= 223)
-    return {"rtp_heur": rtp_heur, "rtp": rtp_all, "stun": dict(sorted(stun.items())), "dtls": dtls, "mdns": mdns,
-            "other": len(other), "dtls13_unified": unified, "srtcp": rtcp}
+    return {
+        "http": http,
+        "rtp_heur": rtp_heur,
+        "rtp": rtp_all,
+        "stun": dict(sorted(stun.items())),
+        "dtls": dtls,
+        "mdns": mdns,
+        "other": len(other),
+        "dtls13_unified": unified,
+        "srtcp": rtcp,
+    }
 
 
 def _run_call(name: str, out: Path, caller: str, callee: str, net: str, keylog_from_firefox: bool) -> dict:
     from lab.netns import Lab
-    from lab.truthlib import candidate_fact, scope, sdp_facts, workdir
+    from lab.truthlib import candidate_fact, dedupe, scope, sdp_facts, workdir
 
     work = workdir(name)
     cap = out / f"{name}.pcapng"
@@ -308,8 +473,20 @@ def _run_call(name: str, out: Path, caller: str, callee: str, net: str, keylog_f
             for h in (ha, hb):
                 h.run("ip", "route", "add", "224.0.0.0/4", "dev", "eth0", check=False)
             with lab.capture(cap):
-                srv = sig.popen([sys.executable, "-m", "lab.scenarios.browsers", "serve", "--work", str(work),
-                                 "--host", sig_ip], log=work / "server.log", cwd=str(ROOT))
+                sig.popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "lab.scenarios.browsers",
+                        "serve",
+                        "--work",
+                        str(work),
+                        "--host",
+                        sig_ip,
+                    ],
+                    log=work / "server.log",
+                    cwd=str(ROOT),
+                )
                 _wait_port(sig, HTTP_PORT)
                 procs = []
                 for host, kind, role in ((hb, callee, "callee"), (ha, caller, "caller")):
@@ -347,6 +524,19 @@ def _run_call(name: str, out: Path, caller: str, callee: str, net: str, keylog_f
         (work / f"stats_{r}.json").write_text(json.dumps(res[r]["stats"], indent=1))
     kinds = {"caller": caller, "callee": callee}
     side = {r: _side_facts(res[r]) for r in res}
+    # Firefox reports its own host candidate only by its mDNS name, and Chromium redacts the address of a
+    # peer-reflexive remote candidate: fill those in from the lab host the browser ran on (one address each)
+    host_ip = {"caller": a_ip, "callee": b_ip}
+    for r, f in side.items():
+        sp = f["selected_pair"]
+        if not sp:
+            continue
+        other = "callee" if r == "caller" else "caller"
+        for key, owner in (("local", r), ("remote", other)):
+            addr, port = sp[key].rsplit(":", 1)
+            if not addr or addr.endswith(".local"):
+                sp[f"{key}_reported"] = sp[key]
+                sp[key] = f"{host_ip[owner]}:{port}"
 
     if keylog_from_firefox:
         if not raw_keylog.exists():
@@ -355,73 +545,138 @@ def _run_call(name: str, out: Path, caller: str, callee: str, net: str, keylog_f
         keylog.write_text("\n".join(dict.fromkeys(lines)) + "\n")
         keylog.chmod(0o644)
 
-    media_ports = sorted({int(f["selected_pair"]["local"].rsplit(":", 1)[1]) for f in side.values()
-                          if f["selected_pair"]})
+    media_ports = sorted(
+        {int(f["selected_pair"]["local"].rsplit(":", 1)[1]) for f in side.values() if f["selected_pair"]}
+    )
     ts = _tshark(cap, keylog if keylog.exists() else None, media_ports)
 
     # DTLS: one handshake (BUNDLE); roles from the side that reports dtlsRole, else from SDP a=setup
     client_role = None
     for r, f in side.items():
         if f["transport"] and f["transport"].get("dtlsRole") in ("client", "server"):
-            client_role = r if f["transport"]["dtlsRole"] == "client" else ("callee" if r == "caller" else "caller")
+            client_role = (
+                r if f["transport"]["dtlsRole"] == "client" else ("callee" if r == "caller" else "caller")
+            )
             break
     if client_role is None:
         raise RuntimeError("no browser reported its DTLS role")
     server_role = "callee" if client_role == "caller" else "caller"
     cf, sf = side[client_role], side[server_role]
-    tinfo = (cf["transport"] or sf["transport"])
-    chello = [d for d in ts["dtls"] if d[5].split(",")[0] == "1"]
-    client_random = None
-    if chello:
-        client_random = chello[0][8].replace(":", "").lower() or None
+    tinfo = cf["transport"] or sf["transport"]
+    # the ClientHello (X25519MLKEM768 key share) spans two datagrams: the reassembled one carries the random
+    chello = [d for d in ts["dtls"] if d[5].split(",")[0] == "1" and d[8]]
+    shello = [d for d in ts["dtls"] if d[5].split(",")[0] == "2" and d[7]]
+    if not chello or not shello:
+        raise RuntimeError("tshark sees no DTLS ClientHello/ServerHello")
+    client_random = chello[0][8].replace(":", "").lower() or None
+    wire_client = f"{chello[0][1]}:{chello[0][2]}"
+    wire_suite = int(shello[0][7], 16)
     cc = cf["local_cert"] or sf["remote_cert"]
     sc = sf["local_cert"] or cf["remote_cert"]
-    dtls = [{
-        "client": cf["selected_pair"]["local"] if cf["selected_pair"] else None,
-        "server": cf["selected_pair"]["remote"] if cf["selected_pair"] else None,
-        "client_browser": kinds[client_role], "server_browser": kinds[server_role],
-        "client_random": client_random,
-        "version": TLS_VERSION.get((tinfo.get("tlsVersion") or "").upper(), tinfo.get("tlsVersion")),
-        "cipher_suite": tinfo.get("dtlsCipher"),
-        "srtp_profile": SRTP_IANA.get(tinfo.get("srtpCipher") or "", tinfo.get("srtpCipher")),
-        "client_cert_sha256": (cc or {}).get("der_sha256") or (cc or {}).get("fingerprint"),
-        "server_cert_sha256": (sc or {}).get("der_sha256") or (sc or {}).get("fingerprint"),
-        "encrypted_handshake": TLS_VERSION.get((tinfo.get("tlsVersion") or "").upper()) == "DTLS 1.3",
-        "completed": all((f["transport"] or {}).get("dtlsState", "connected") == "connected" for f in side.values()),
-        "tls_group": tinfo.get("tlsGroup"),
-        "reported_by": [r for r in side if side[r]["transport"]],
-    }]
+    dtls = [
+        {
+            "client": cf["selected_pair"]["local"] if cf["selected_pair"] else None,
+            "server": cf["selected_pair"]["remote"] if cf["selected_pair"] else None,
+            "client_browser": kinds[client_role],
+            "server_browser": kinds[server_role],
+            "client_random": client_random,
+            "version": TLS_VERSION.get((tinfo.get("tlsVersion") or "").upper(), tinfo.get("tlsVersion")),
+            "cipher_suite": tinfo.get("dtlsCipher"),
+            "srtp_profile": SRTP_IANA.get(tinfo.get("srtpCipher") or "", tinfo.get("srtpCipher")),
+            "client_cert_sha256": (cc or {}).get("der_sha256") or (cc or {}).get("fingerprint"),
+            "server_cert_sha256": (sc or {}).get("der_sha256") or (sc or {}).get("fingerprint"),
+            "encrypted_handshake": TLS_VERSION.get((tinfo.get("tlsVersion") or "").upper()) == "DTLS 1.3",
+            "completed": all(
+                (f["transport"] or {}).get("dtlsState", "connected") == "connected" for f in side.values()
+            ),
+            "tls_group": tinfo.get("tlsGroup"),
+            "reported_by": [r for r in side if side[r]["transport"]],
+        }
+    ]
 
+    if cf["selected_pair"] and wire_client != cf["selected_pair"]["local"]:
+        raise RuntimeError(
+            f"ClientHello from {wire_client}, but the DTLS client's pair is {cf['selected_pair']}"
+        )
+    if dtls[0]["cipher_suite"] == "TLS_AES_128_GCM_SHA256" and wire_suite != 0x1301:
+        raise RuntimeError(f"ServerHello suite {wire_suite:#06x} != getStats dtlsCipher")
+    dtls[0]["server_hello_cipher_suite_on_wire"] = f"{wire_suite:#06x}"
+    if keylog.exists():
+        labels = sorted(
+            {
+                x.split()[0]
+                for x in keylog.read_text().splitlines()
+                if x.split() and x.split()[1].lower() == client_random
+            }
+        )
+        if not labels:
+            raise RuntimeError(f"the keylog has no secrets for the ClientHello random {client_random}")
+        dtls[0]["keylog_labels"] = labels
     rtp, mismatches = [], []
     for r, f in side.items():
+        # RTX SSRCs from the browser's own SDP (a=ssrc-group:FID media rtx; Firefox's getStats has no rtxSsrc)
+        fid = {}
+        for line in res[r]["localDescription"]["sdp"].splitlines():
+            if line.startswith("a=ssrc-group:FID "):
+                media, rtx_ssrc = (int(x) for x in line.split()[1:3])
+                fid[media] = rtx_ssrc
         for o in f["outbound"]:
+            o["rtx_ssrc"] = o["rtx_ssrc"] or fid.get(o["ssrc"])
             wire = ts["rtp"].get(o["ssrc"], 0)
             wire_rtx = ts["rtp"].get(o["rtx_ssrc"], 0) if o["rtx_ssrc"] else 0
-            row = {"ssrc": o["ssrc"], "packets": wire, "src": f["selected_pair"]["local"],
-                   "dst": f["selected_pair"]["remote"], "pt": o["pt"], "kind": o["kind"], "codec": o["codec"],
-                   "side": r, "browser": kinds[r], "getstats_packets_sent": o["packets_sent"],
-                   "rtx_ssrc": o["rtx_ssrc"], "retransmitted_packets_sent": o["retransmitted_packets_sent"]}
+            row = {
+                "ssrc": o["ssrc"],
+                "packets": wire,
+                "src": f["selected_pair"]["local"],
+                "dst": f["selected_pair"]["remote"],
+                "pt": o["pt"],
+                "kind": o["kind"],
+                "codec": o["codec"],
+                "side": r,
+                "browser": kinds[r],
+                "getstats_packets_sent": o["packets_sent"],
+                "rtx_ssrc": o["rtx_ssrc"],
+                "retransmitted_packets_sent": o["retransmitted_packets_sent"],
+            }
             # the browser's packetsSent counts the sender's packets on both its SSRC and its RTX SSRC
             if wire + wire_rtx != o["packets_sent"]:
-                mismatches.append(f"{kinds[r]} {o['kind']} ssrc {o['ssrc']}: getStats packetsSent "
-                                  f"{o['packets_sent']}, on the wire {wire} + RTX {wire_rtx}")
+                mismatches.append(
+                    f"{kinds[r]} {o['kind']} ssrc {o['ssrc']}: getStats packetsSent "
+                    f"{o['packets_sent']}, on the wire {wire} + RTX {wire_rtx}"
+                )
             if ts["rtp_heur"].get(o["ssrc"], 0) != wire:
-                mismatches.append(f"ssrc {o['ssrc']}: tshark heuristics see {ts['rtp_heur'].get(o['ssrc'], 0)}, "
-                                  f"Decode-As {wire}")
+                mismatches.append(
+                    f"ssrc {o['ssrc']}: tshark heuristics see {ts['rtp_heur'].get(o['ssrc'], 0)}, "
+                    f"Decode-As {wire}"
+                )
             rtp.append(row)
             if o["rtx_ssrc"]:
                 if ts["rtp_heur"].get(o["rtx_ssrc"], 0) != wire_rtx:
-                    mismatches.append(f"RTX ssrc {o['rtx_ssrc']}: tshark heuristics see "
-                                      f"{ts['rtp_heur'].get(o['rtx_ssrc'], 0)}, Decode-As {wire_rtx}")
-                rtp.append({"ssrc": o["rtx_ssrc"], "packets": wire_rtx, "rtx_of": o["ssrc"], "src": row["src"],
-                            "dst": row["dst"], "kind": o["kind"], "side": r, "browser": kinds[r]})
+                    mismatches.append(
+                        f"RTX ssrc {o['rtx_ssrc']}: tshark heuristics see "
+                        f"{ts['rtp_heur'].get(o['rtx_ssrc'], 0)}, Decode-As {wire_rtx}"
+                    )
+                rtp.append(
+                    {
+                        "ssrc": o["rtx_ssrc"],
+                        "packets": wire_rtx,
+                        "rtx_of": o["ssrc"],
+                        "src": row["src"],
+                        "dst": row["dst"],
+                        "kind": o["kind"],
+                        "side": r,
+                        "browser": kinds[r],
+                    }
+                )
     if mismatches:
         raise RuntimeError("RTP counts disagree: " + "; ".join(mismatches))
 
     stun_ts = ts["stun"]
     pair_counters = {r: f["stun_pair_counters"] for r, f in side.items()}
-    stun_gs = {"Binding/request": sum(c["requestsSent"] for c in pair_counters.values()),
-               "Binding/success": sum(c["responsesSent"] for c in pair_counters.values())}
+    stun_gs = {
+        "Binding/request": sum(c["requestsSent"] for c in pair_counters.values()),
+        "Binding/success": sum(c["responsesSent"] for c in pair_counters.values()),
+    }
 
     sdps, cands = [], []
     for r in ("caller", "callee"):
@@ -430,67 +685,157 @@ def _run_call(name: str, out: Path, caller: str, callee: str, net: str, keylog_f
         facts["browser"] = kinds[r]
         facts["trickle"] = True
         sdps.append(facts)
-        for c in dict.fromkeys(res[r]["localCandidates"]):
+        for c in dict.fromkeys(x for x in res[r]["localCandidates"] if x):  # Firefox ends with ""
             row = _cand(c, candidate_fact, scope)
             row["side"] = r
             row["browser"] = kinds[r]
             cands.append(row)
+    cands = dedupe(cands)
     mdns_cands = [c for c in cands if c.get("mdns")]
+    raw_host = sorted({c["address"] for c in cands if c["type"] == "host" and not c.get("mdns")})
     private = sorted({c["address"] for c in cands if not c.get("mdns") and c["scope"] != "public"})
     ws_ep = [[f"{a_ip}", f"{sig_ip}:{HTTP_PORT}"], [f"{b_ip}", f"{sig_ip}:{HTTP_PORT}"]]
-    findings = [{"slug": "signalling-plaintext", "endpoints": ep, "evidence": {"transport": "websocket"}}
-                for ep in ws_ep]
+    findings = [
+        {"slug": "signalling-plaintext", "endpoints": ep, "evidence": {"transport": "websocket"}}
+        for ep in ws_ep
+    ]
     if private:
         findings.append({"slug": "ice-private-ip-exposed", "endpoints": private})
-    absent = ["sdes-key-exposed", "sdp-plain-rtp-offered", "rtp-unencrypted", "dtls-weak-version",
-              "dtls-weak-cipher", "dtls-handshake-failed", "srtp-null-cipher", "srtp-weak-profile",
-              "dtls-fingerprint-mismatch", "fingerprint-weak-hash", "signalling-weak-tls", "stun-no-integrity",
-              "turn-open-relay", "turn-internal-peer", "ice-ipv6-eui64"]
+    if raw_host:
+        # browsers can hide host addresses behind mDNS names; Chromium does not once media permission is granted
+        findings.append(
+            {
+                "slug": "ice-no-mdns",
+                "severity": "low",
+                "endpoints": raw_host,
+                "evidence": {"browsers": sorted({c["browser"] for c in cands if c["address"] in raw_host})},
+            }
+        )
+    agents = sorted({h[3] for h in ts["http"] if h[3]})
+    servers = sorted({h[4] for h in ts["http"] if h[4]})
+    if not any(res[r]["userAgent"] in agents for r in res):
+        raise RuntimeError(
+            f"tshark sees no HTTP User-Agent equal to the pages' navigator.userAgent: {agents}"
+        )
+    findings.append(
+        {
+            "slug": "software-disclosure",
+            "endpoints": [a_ip, b_ip, f"{sig_ip}:{HTTP_PORT}"],
+            "evidence": {"user_agents": agents, "server": servers},
+        }
+    )
+    absent = [
+        "sdes-key-exposed",
+        "sdp-plain-rtp-offered",
+        "rtp-unencrypted",
+        "dtls-weak-version",
+        "dtls-weak-cipher",
+        "dtls-handshake-failed",
+        "srtp-null-cipher",
+        "srtp-weak-profile",
+        "dtls-fingerprint-mismatch",
+        "fingerprint-weak-hash",
+        "signalling-weak-tls",
+        "stun-no-integrity",
+        "turn-open-relay",
+        "turn-internal-peer",
+        "ice-ipv6-eui64",
+    ]
     if not private:
         absent.append("ice-private-ip-exposed")
+    if not raw_host:
+        absent.append("ice-no-mdns")
     dc = []
     caller_sent = res["caller"]["dcSent"]
     callee_sent = res["callee"]["dcSent"]
     if caller_sent:
         dc.append({"label": "chat", "messages": caller_sent + callee_sent})
+    if sorted(res["callee"]["dcReceived"]) != sorted(caller_sent) or sorted(
+        res["caller"]["dcReceived"]
+    ) != sorted(callee_sent):
+        raise RuntimeError("data-channel messages sent and received differ")
+    # "datachannels" is checked with tshark when a keylog is present; tshark 4.0 cannot decrypt DTLS 1.3
+    dc_key = "datachannels_dtls13" if keylog.exists() and dtls[0]["encrypted_handshake"] else "datachannels"
 
     notes = [
-        f"Truth from the pages themselves (lab/web/call.js): SDPs, getStats(), navigator.userAgent, candidates, "
-        f"data-channel messages; tshark 4.0.17 cross-checks RTP per SSRC, STUN counts, ClientHello.",
-        f"{dtls[0]['version']}: certificates and the SRTP profile travel encrypted; version, suite, SRTP "
-        f"profile, certificate fingerprints come from transport/certificate stats of "
-        f"{' and '.join(sorted({kinds[r] for r in dtls[0]['reported_by']}))} (Firefox has no transport stats). "
-        f"client_random is read from the ClientHello on the wire (tshark).",
+        (
+            "Truth from the pages themselves (lab/web/call.js): SDPs, getStats(), navigator.userAgent, candidates, "
+            "data-channel messages; tshark 4.0.17 cross-checks RTP per SSRC, STUN counts, ClientHello."
+        ),
+        (
+            f"{dtls[0]['version']}: certificates and the SRTP profile travel encrypted; version, suite, SRTP "
+            f"profile, certificate fingerprints come from transport/certificate stats of "
+            f"{' and '.join(sorted({kinds[r] for r in dtls[0]['reported_by']}))} (both sides agree). "
+            "client_random is read from the ClientHello on the wire (tshark)."
+        ),
         "Media senders were stopped (replaceTrack(null)) 1.5 s before getStats() so packetsSent is final.",
     ]
-    notes.append("RTP per SSRC: counted on the wire by tshark with Decode-As on the media ports (RFC 5761 "
-                 "demux); for each sender the browser's getStats packetsSent equals its SSRC's count plus its RTX "
-                 "SSRC's count (RTX carries padding probes: retransmittedPacketsSent 0); RTX SSRCs are rows with "
-                 "'rtx_of'. tshark's rtp_udp heuristic sees the same counts.")
+    notes.append(
+        "RTP per SSRC: counted on the wire by tshark with Decode-As on the media ports (RFC 5761 "
+        "demux); for each sender the browser's getStats packetsSent equals its SSRC's count plus its RTX "
+        "SSRC's count (RTX carries padding probes: retransmittedPacketsSent 0); RTX SSRCs are rows with "
+        "'rtx_of'. tshark's rtp_udp heuristic sees the same counts."
+    )
     if stun_gs == stun_ts:
-        notes.append("STUN counts: sum of getStats candidate-pair requestsSent/responsesSent over both browsers, "
-                     "equal to tshark's count.")
+        notes.append(
+            "STUN counts: sum of getStats candidate-pair requestsSent/responsesSent over both browsers, "
+            "equal to tshark's count."
+        )
     else:
-        notes.append(f"STUN counts: tshark's count on the wire; getStats candidate-pair counters at stats time "
-                     f"gave {stun_gs} (checks sent between getStats() and close are not in them).")
-    notes.append(f"{ts['dtls13_unified']} UDP datagrams are DTLS 1.3 records with the unified header "
-                 f"(RFC 9147), which tshark 4.0 does not dissect (encrypted handshake, SCTP data channel).")
+        notes.append(
+            f"STUN counts: tshark's count on the wire; the browsers' getStats candidate-pair counters "
+            f"gave {stun_gs} (Firefox reports no requestsSent/responsesSent; checks sent between "
+            f"getStats() and close are not counted)."
+        )
+    notes.append(
+        f"{ts['dtls13_unified']} UDP datagrams are DTLS 1.3 records with the unified header "
+        f"(RFC 9147), which tshark 4.0 does not dissect (encrypted handshake, SCTP data channel)."
+    )
     if mdns_cands:
-        notes.append(f"{len(mdns_cands)} mDNS (.local) host candidates: "
-                     + ", ".join(sorted({c['browser'] + ' ' + c['address'] for c in mdns_cands})))
+        notes.append(
+            f"{len(mdns_cands)} mDNS (.local) host candidates: "
+            + ", ".join(sorted({c["browser"] + " " + c["address"] for c in mdns_cands}))
+            + "."
+        )
     else:
-        notes.append("No mDNS (.local) candidates: with camera/microphone permission granted the browsers expose "
-                     "raw host addresses.")
+        notes.append(
+            "No mDNS (.local) candidates: with camera/microphone permission granted the browsers expose "
+            "raw host addresses."
+        )
     if ts["mdns"]:
-        notes.append(f"mDNS traffic on the wire: {len(ts['mdns'])} frames.")
+        notes.append(
+            f"mDNS on the wire: {len(ts['mdns'])} frame(s) ("
+            + "; ".join(f"{m[1]} asks {m[2]}" for m in ts["mdns"])
+            + "); no answer: ICE succeeded through a "
+            "peer-reflexive candidate learned from the mDNS side's checks."
+        )
+    resolved = [
+        f"{kinds[r]} {k}: {v['selected_pair'][k + '_reported']!r} -> {v['selected_pair'][k]}"
+        for r, v in side.items()
+        if v["selected_pair"]
+        for k in ("local", "remote")
+        if k + "_reported" in v["selected_pair"]
+    ]
+    if resolved:
+        notes.append(
+            "Selected-pair addresses the browser did not report (mDNS name / redacted prflx) were filled "
+            "in from the lab host's address: " + "; ".join(resolved) + "."
+        )
+    if dc_key == "datachannels_dtls13":
+        notes.append(
+            "Data-channel messages are under 'datachannels_dtls13': inside DTLS 1.3, readable with the "
+            "keylog's traffic secrets but not by tshark 4.0."
+        )
     notes.append(f"{ts['srtcp']} SRTCP packets (rtcp-mux) are not recognised by tshark's heuristics.")
     if ts["other"] != ts["dtls13_unified"] + ts["srtcp"]:
         notes.append(f"{ts['other'] - ts['dtls13_unified'] - ts['srtcp']} other undissected UDP datagrams.")
     truth = {
         "description": f"{kinds['caller']} calls {kinds['callee']} (headless, fake audio+video, data channel "
-                       f"'chat'), plain WebSocket signalling with trickled candidates; {dtls[0]['version']}",
-        "stacks": {"chromium": _version(CHROMIUM),
-                   **({"firefox-esr": _version(FIREFOX)} if "firefox" in (caller, callee) else {})},
+        f"'chat'), plain WebSocket signalling with trickled candidates; {dtls[0]['version']}",
+        "stacks": {
+            "chromium": _version(CHROMIUM),
+            **({"firefox-esr": _version(FIREFOX)} if "firefox" in (caller, callee) else {}),
+        },
         "keylog": keylog.name if keylog.exists() else None,
         "findings": findings,
         "absent_findings": absent,
@@ -505,7 +850,7 @@ def _run_call(name: str, out: Path, caller: str, callee: str, net: str, keylog_f
         "transport_stats": {r: side[r]["transport"] for r in side},
         "certificates": {r: {"local": side[r]["local_cert"], "remote": side[r]["remote_cert"]} for r in side},
         "inbound": {r: side[r]["inbound"] for r in side},
-        "datachannels": dc,
+        dc_key: dc,
         "datachannel_stats": {r: side[r]["data_channels"] for r in side},
         "notes": " ".join(notes),
     }
@@ -513,15 +858,29 @@ def _run_call(name: str, out: Path, caller: str, callee: str, net: str, keylog_f
 
 
 _STUN_METHOD = {"0x0001": "Binding", "0x001": "Binding", "1": "Binding"}
-_STUN_CLASS = {"0x00": "request", "0x01": "indication", "0x02": "success", "0x03": "error",
-               "0": "request", "1": "indication", "2": "success", "3": "error"}
+_STUN_CLASS = {
+    "0x00": "request",
+    "0x01": "indication",
+    "0x02": "success",
+    "0x03": "error",
+    "0": "request",
+    "1": "indication",
+    "2": "success",
+    "3": "error",
+}
 
 
 def _cand(c: str, candidate_fact: Any, scope: Any) -> dict:
     parts = c.split(":", 1)[1].split()
     if parts[4].endswith(".local"):
-        row = {"address": parts[4], "port": int(parts[5]), "transport": parts[2].lower(), "type": parts[7],
-               "scope": "mdns", "mdns": True}
+        row = {
+            "address": parts[4],
+            "port": int(parts[5]),
+            "transport": parts[2].lower(),
+            "type": parts[7],
+            "scope": "mdns",
+            "mdns": True,
+        }
         if "raddr" in parts:
             row["raddr"] = parts[parts.index("raddr") + 1]
         return row
@@ -530,7 +889,9 @@ def _cand(c: str, candidate_fact: Any, scope: Any) -> dict:
 
 def _version(binary: str) -> str:
     try:
-        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30).stdout
+        out = subprocess.run(
+            [binary, "--version"], check=False, capture_output=True, text=True, timeout=30
+        ).stdout
     except OSError:
         return "?"
     return out.strip().split()[-1] if "Firefox" in out else (out.split()[1] if out.split() else "?")
@@ -550,7 +911,9 @@ def browsers_chromium(out: Path) -> dict:
 
 
 def browsers_firefox_chromium(out: Path) -> dict:
-    return _run_call("browsers_firefox_chromium", out, "firefox", "chromium", "198.51.100", keylog_from_firefox=True)
+    return _run_call(
+        "browsers_firefox_chromium", out, "firefox", "chromium", "198.51.100", keylog_from_firefox=True
+    )
 
 
 SCENARIOS = {"browsers_chromium": browsers_chromium, "browsers_firefox_chromium": browsers_firefox_chromium}

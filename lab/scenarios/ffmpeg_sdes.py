@@ -44,14 +44,52 @@ SECONDS = 5
 def _ffmpeg_sender(sdp_file: Path, key: str, ssrcs: tuple[int, int], seconds: float) -> list[str]:
     """One ffmpeg: 440 Hz PCMU as SDES-SRTP to SRTP_PORT, 660 Hz PCMA as plain RTP to RTP_PORT, 20 ms packets."""
     return [
-        "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "verbose", "-re",
-        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=8000:samples_per_frame=160",
-        "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=8000:samples_per_frame=160",
-        "-map", "0:a", "-t", str(seconds), "-c:a", "pcm_mulaw", "-payload_type", "0", "-ssrc", str(ssrcs[0]),
-        "-f", "rtp", "-srtp_out_suite", SUITE, "-srtp_out_params", key, f"srtp://{SRV_IP}:{SRTP_PORT}",
-        "-map", "1:a", "-t", str(seconds), "-c:a", "pcm_alaw", "-payload_type", "8", "-ssrc", str(ssrcs[1]),
-        "-f", "rtp", f"rtp://{SRV_IP}:{RTP_PORT}",
-        "-sdp_file", str(sdp_file),
+        "ffmpeg",
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "verbose",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=8000:samples_per_frame=160",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=660:sample_rate=8000:samples_per_frame=160",
+        "-map",
+        "0:a",
+        "-t",
+        str(seconds),
+        "-c:a",
+        "pcm_mulaw",
+        "-payload_type",
+        "0",
+        "-ssrc",
+        str(ssrcs[0]),
+        "-f",
+        "rtp",
+        "-srtp_out_suite",
+        SUITE,
+        "-srtp_out_params",
+        key,
+        f"srtp://{SRV_IP}:{SRTP_PORT}",
+        "-map",
+        "1:a",
+        "-t",
+        str(seconds),
+        "-c:a",
+        "pcm_alaw",
+        "-payload_type",
+        "8",
+        "-ssrc",
+        str(ssrcs[1]),
+        "-f",
+        "rtp",
+        f"rtp://{SRV_IP}:{RTP_PORT}",
+        "-sdp_file",
+        str(sdp_file),
     ]
 
 
@@ -63,13 +101,14 @@ def _muxed_counts(log: str) -> list[int]:
 # --------------------------------------------------------------------------------------------------------------
 # programs run inside the namespaces
 
+
 def _answer_sdp(offer: str, key: str) -> str:
     sess = secrets.randbelow(2**62)
     lines = ["v=0", f"o=- {sess} 1 IN IP4 {SRV_IP}", "s=rtcforensics WHIP lab", "t=0 0"]
-    for m in re.findall(r"^m=.*?(?=^m=|\Z)", offer, flags=re.S | re.M):
+    for m in re.findall(r"^m=.*?(?=^m=|\Z)", offer, flags=re.DOTALL | re.MULTILINE):
         mline = m.splitlines()[0]
         lines += [mline, f"c=IN IP4 {SRV_IP}", "a=recvonly"]
-        crypto = re.search(r"^a=crypto:(\d+) (\S+) ", m, flags=re.M)
+        crypto = re.search(r"^a=crypto:(\d+) (\S+) ", m, flags=re.MULTILINE)
         if crypto:
             lines.append(f"a=crypto:{crypto.group(1)} {crypto.group(2)} inline:{key}")
     return "\r\n".join(lines) + "\r\n"
@@ -77,6 +116,8 @@ def _answer_sdp(offer: str, key: str) -> str:
 
 def serve(args: argparse.Namespace) -> None:
     """aiohttp WHIP-style endpoint: POST application/sdp → 201 + answer; DELETE stops the receiver."""
+    import asyncio
+
     from aiohttp import web
 
     work = Path(args.work)
@@ -91,15 +132,36 @@ def serve(args: argparse.Namespace) -> None:
         answer = _answer_sdp(offer, key)
         (work / "answer_sent.sdp").write_text(answer)
         (work / "answer_key.txt").write_text(key)
-        rx = subprocess.Popen(
-            ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "verbose", "-y",
-             "-protocol_whitelist", "file,udp,rtp", "-i", str(work / "offer_received.sdp"),
-             "-map", "0:0", str(work / "rx_srtp.wav"), "-map", "0:1", str(work / "rx_rtp.wav")],
-            stdout=open(work / "ffmpeg_rx.log", "wb"), stderr=subprocess.STDOUT)
-        state["rx"] = rx
-        time.sleep(0.5)  # let the receiver bind its ports before the publisher starts sending
-        return web.Response(status=201, text=answer, content_type="application/sdp",
-                            headers={"Location": "/whip/lab/resource/1"})
+        with open(work / "ffmpeg_rx.log", "wb") as log:  # noqa: ASYNC230 (a local file, once)
+            state["rx"] = subprocess.Popen(  # noqa: ASYNC220 (runs for the whole call; stopped on DELETE)
+                [
+                    "ffmpeg",
+                    "-hide_banner",
+                    "-nostdin",
+                    "-loglevel",
+                    "verbose",
+                    "-y",
+                    "-protocol_whitelist",
+                    "file,udp,rtp",
+                    "-i",
+                    str(work / "offer_received.sdp"),
+                    "-map",
+                    "0:0",
+                    str(work / "rx_srtp.wav"),
+                    "-map",
+                    "0:1",
+                    str(work / "rx_rtp.wav"),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        await asyncio.sleep(0.5)  # let the receiver bind its ports before the publisher starts sending
+        return web.Response(
+            status=201,
+            text=answer,
+            content_type="application/sdp",
+            headers={"Location": "/whip/lab/resource/1"},
+        )
 
     async def delete(request: web.Request) -> web.Response:
         rx = state.pop("rx", None)
@@ -127,8 +189,12 @@ def client(args: argparse.Namespace) -> None:
             if args.cmd == "post":
                 body = Path(args.sdp).read_text()
                 async with s.post(args.url, data=body, headers={"Content-Type": "application/sdp"}) as r:
-                    return {"status": r.status, "location": r.headers.get("Location"), "answer": await r.text(),
-                            "server": r.headers.get("Server")}
+                    return {
+                        "status": r.status,
+                        "location": r.headers.get("Location"),
+                        "answer": await r.text(),
+                        "server": r.headers.get("Server"),
+                    }
             async with s.delete(args.url) as r:
                 return {"status": r.status}
 
@@ -139,32 +205,91 @@ def client(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------------------------------------------
 # the scenario
 
+
 def _tshark_rtp(cap: Path) -> tuple[Counter, Counter, list[list[str]]]:
     decode = []
     for p in (SRTP_PORT, RTP_PORT):
         decode += ["-d", f"udp.port=={p},rtp", "-d", f"udp.port=={p + 1},rtcp"]
-    out = subprocess.run(["tshark", "-r", str(cap), *decode, "-Y", "rtp", "-T", "fields", "-e", "rtp.ssrc",
-                          "-e", "ip.src", "-e", "udp.srcport", "-e", "ip.dst", "-e", "udp.dstport", "-e", "rtp.p_type"],
-                         check=True, capture_output=True, text=True, timeout=120).stdout
+    out = subprocess.run(
+        [
+            "tshark",
+            "-r",
+            str(cap),
+            *decode,
+            "-Y",
+            "rtp",
+            "-T",
+            "fields",
+            "-e",
+            "rtp.ssrc",
+            "-e",
+            "ip.src",
+            "-e",
+            "udp.srcport",
+            "-e",
+            "ip.dst",
+            "-e",
+            "udp.dstport",
+            "-e",
+            "rtp.p_type",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     rows = [line.split("\t") for line in out.splitlines() if line]
     rtp = Counter(int(r[0], 16) for r in rows)
-    out = subprocess.run(["tshark", "-r", str(cap), *decode, "-Y", "rtcp", "-T", "fields", "-e", "udp.dstport"],
-                         check=True, capture_output=True, text=True, timeout=120).stdout
+    out = subprocess.run(
+        ["tshark", "-r", str(cap), *decode, "-Y", "rtcp", "-T", "fields", "-e", "udp.dstport"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     rtcp = Counter(int(x) for x in out.split())
     return rtp, rtcp, rows
 
 
 def _tshark_http(cap: Path) -> list[list[str]]:
-    out = subprocess.run(["tshark", "-r", str(cap), "-Y", "http", "-T", "fields", "-e", "frame.number",
-                          "-e", "http.request.method", "-e", "http.response.code", "-e", "http.content_type",
-                          "-e", "http.user_agent", "-e", "http.server"],
-                         check=True, capture_output=True, text=True, timeout=120).stdout
+    out = subprocess.run(
+        [
+            "tshark",
+            "-r",
+            str(cap),
+            "-Y",
+            "http",
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+            "-e",
+            "http.request.method",
+            "-e",
+            "http.response.code",
+            "-e",
+            "http.content_type",
+            "-e",
+            "http.user_agent",
+            "-e",
+            "http.server",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     return [line.split("\t") for line in out.splitlines() if line]
 
 
 def _volume(wav: Path) -> dict:
-    r = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-i", str(wav), "-af", "volumedetect", "-f", "null",
-                        "-"], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        ["ffmpeg", "-hide_banner", "-nostdin", "-i", str(wav), "-af", "volumedetect", "-f", "null", "-"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     mean = re.search(r"mean_volume: (-?[\d.]+) dB", r.stderr)
     n = re.search(r"n_samples: (\d+)", r.stderr)
     return {"mean_volume_db": float(mean.group(1)) if mean else None, "samples": int(n.group(1)) if n else 0}
@@ -172,7 +297,6 @@ def _volume(wav: Path) -> dict:
 
 def sdes_plain_rtp(out: Path) -> dict:
     from lab.netns import Lab
-
     from lab.truthlib import workdir
 
     work = workdir(NAME)
@@ -193,17 +317,34 @@ def sdes_plain_rtp(out: Path) -> dict:
             server = srv.popen([*py, "serve", "--work", str(work)], log=work / "server.log", cwd=str(ROOT))
             _wait_port(srv, HTTP_PORT)
             base = f"http://{SRV_IP}:{HTTP_PORT}"
-            c = pub.popen([*py, "post", "--url", f"{base}/whip/lab", "--sdp", str(work / "offer.sdp"),
-                           "--result", str(work / "post.json")], log=work / "post.log", cwd=str(ROOT))
+            c = pub.popen(
+                [
+                    *py,
+                    "post",
+                    "--url",
+                    f"{base}/whip/lab",
+                    "--sdp",
+                    str(work / "offer.sdp"),
+                    "--result",
+                    str(work / "post.json"),
+                ],
+                log=work / "post.log",
+                cwd=str(ROOT),
+            )
             if c.wait(timeout=30) != 0:
                 raise RuntimeError(f"WHIP POST failed: {(work / 'post.log').read_text()[-2000:]}")
             post = json.loads((work / "post.json").read_text())
-            tx = pub.popen(_ffmpeg_sender(work / "offer_tx.sdp", key, ssrcs, SECONDS), log=work / "ffmpeg_tx.log")
+            tx = pub.popen(
+                _ffmpeg_sender(work / "offer_tx.sdp", key, ssrcs, SECONDS), log=work / "ffmpeg_tx.log"
+            )
             if tx.wait(timeout=SECONDS + 30) != 0:
                 raise RuntimeError(f"ffmpeg sender failed: {(work / 'ffmpeg_tx.log').read_text()[-2000:]}")
             time.sleep(0.3)
-            c = pub.popen([*py, "delete", "--url", f"{base}{post['location']}", "--result", str(work / "del.json")],
-                          log=work / "del.log", cwd=str(ROOT))
+            c = pub.popen(
+                [*py, "delete", "--url", f"{base}{post['location']}", "--result", str(work / "del.json")],
+                log=work / "del.log",
+                cwd=str(ROOT),
+            )
             c.wait(timeout=30)
             server.send_signal(signal.SIGINT)
             time.sleep(0.5)
@@ -220,7 +361,9 @@ def sdes_plain_rtp(out: Path) -> dict:
     rtp_counts, rtcp_counts, rows = _tshark_rtp(cap)
     for ssrc, n in zip(ssrcs, muxed):
         if rtp_counts.get(ssrc) != n:
-            raise RuntimeError(f"tshark counts {rtp_counts.get(ssrc)} RTP packets for SSRC {ssrc:#x}, ffmpeg {n}")
+            raise RuntimeError(
+                f"tshark counts {rtp_counts.get(ssrc)} RTP packets for SSRC {ssrc:#x}, ffmpeg {n}"
+            )
     src_ports = {int(r[0], 16): int(r[2]) for r in rows}
     http = _tshark_http(cap)
     ua = next((r[4] for r in http if r[1] == "POST"), "")
@@ -237,49 +380,107 @@ def sdes_plain_rtp(out: Path) -> dict:
     rtp_ep = [f"{PUB_IP}:{src_ports[ssrcs[1]]}", f"{SRV_IP}:{RTP_PORT}"]
     return {
         "description": "SDP with a=crypto (SDES) POSTed over plain HTTP (WHIP-style) + ffmpeg SDES-SRTP PCMU "
-                       "and plain RTP PCMA",
+        "and plain RTP PCMA",
         "stacks": {"ffmpeg": _ffmpeg_version()},
         "keylog": None,
         "findings": [
-            {"slug": "sdes-key-exposed", "severity": "critical", "endpoints": [pub_http, srv_http],
-             "frames": [f for f in (post_frame, answer_frame) if f]},
+            {
+                "slug": "sdes-key-exposed",
+                "severity": "critical",
+                "endpoints": [pub_http, srv_http],
+                "frames": [f for f in (post_frame, answer_frame) if f],
+            },
             {"slug": "sdp-plain-rtp-offered", "endpoints": [pub_http, srv_http]},
             {"slug": "rtp-unencrypted", "endpoints": rtp_ep},
             {"slug": "signalling-plaintext", "endpoints": [pub_http, srv_http]},
-            {"slug": "software-disclosure", "endpoints": [pub_http, srv_http],
-             "evidence": {"user_agent": ua, "server": server_hdr}},
+            {
+                "slug": "software-disclosure",
+                "endpoints": [pub_http, srv_http],
+                "evidence": {"user_agent": ua, "server": server_hdr},
+            },
         ],
         "absent_findings": [
-            "dtls-weak-version", "dtls-weak-cipher", "dtls-handshake-failed", "dtls-cert-weak",
-            "dtls-fingerprint-mismatch", "fingerprint-weak-hash", "srtp-null-cipher", "srtp-weak-profile",
-            "stun-no-integrity", "turn-open-relay", "turn-internal-peer", "turn-credential-lifetime",
-            "ice-ipv6-eui64", "signalling-weak-tls",
+            "dtls-weak-version",
+            "dtls-weak-cipher",
+            "dtls-handshake-failed",
+            "dtls-cert-weak",
+            "dtls-fingerprint-mismatch",
+            "fingerprint-weak-hash",
+            "srtp-null-cipher",
+            "srtp-weak-profile",
+            "stun-no-integrity",
+            "turn-open-relay",
+            "turn-internal-peer",
+            "turn-credential-lifetime",
+            "ice-ipv6-eui64",
+            "signalling-weak-tls",
         ],
-        "secrets": {"sdes": [
-            {"sdp": "offer", "suite": SUITE, "inline": key, "keys_stream": srtp_ep},
-            {"sdp": "answer", "suite": SUITE, "inline": answer_key, "keys_stream": None},
-        ]},
+        "secrets": {
+            "sdes": [
+                {"sdp": "offer", "suite": SUITE, "inline": key, "keys_stream": srtp_ep},
+                {"sdp": "answer", "suite": SUITE, "inline": answer_key, "keys_stream": None},
+            ]
+        },
         "dtls": [],
         "sdp": [
-            {"role": "offer", "transport": "http", "tls": False, "method": "POST", "url": "/whip/lab",
-             "frame": post_frame, "protos": ["RTP/AVP", "RTP/AVP"], "crypto": [SUITE, None],
-             "ports": [SRTP_PORT, RTP_PORT], "text": _redact(offer, key)},
-            {"role": "answer", "transport": "http", "tls": False, "status": 201, "frame": answer_frame,
-             "protos": ["RTP/AVP", "RTP/AVP"], "crypto": [SUITE, None],
-             "text": _redact(post["answer"], answer_key)},
+            {
+                "role": "offer",
+                "transport": "http",
+                "tls": False,
+                "method": "POST",
+                "url": "/whip/lab",
+                "frame": post_frame,
+                "protos": ["RTP/AVP", "RTP/AVP"],
+                "crypto": [SUITE, None],
+                "ports": [SRTP_PORT, RTP_PORT],
+                "text": _redact(offer, key),
+            },
+            {
+                "role": "answer",
+                "transport": "http",
+                "tls": False,
+                "status": 201,
+                "frame": answer_frame,
+                "protos": ["RTP/AVP", "RTP/AVP"],
+                "crypto": [SUITE, None],
+                "text": _redact(post["answer"], answer_key),
+            },
         ],
         "rtp": [
-            {"ssrc": ssrcs[0], "packets": muxed[0], "src": srtp_ep[0], "dst": srtp_ep[1], "pt": 0,
-             "codec": "PCMU/8000", "keying": "sdes", "encrypted": True,
-             "rtcp_packets": rtcp_counts.get(SRTP_PORT + 1, 0)},
-            {"ssrc": ssrcs[1], "packets": muxed[1], "src": rtp_ep[0], "dst": rtp_ep[1], "pt": 8,
-             "codec": "PCMA/8000", "keying": "none", "encrypted": False,
-             "rtcp_packets": rtcp_counts.get(RTP_PORT + 1, 0)},
+            {
+                "ssrc": ssrcs[0],
+                "packets": muxed[0],
+                "src": srtp_ep[0],
+                "dst": srtp_ep[1],
+                "pt": 0,
+                "codec": "PCMU/8000",
+                "keying": "sdes",
+                "encrypted": True,
+                "rtcp_packets": rtcp_counts.get(SRTP_PORT + 1, 0),
+            },
+            {
+                "ssrc": ssrcs[1],
+                "packets": muxed[1],
+                "src": rtp_ep[0],
+                "dst": rtp_ep[1],
+                "pt": 8,
+                "codec": "PCMA/8000",
+                "keying": "none",
+                "encrypted": False,
+                "rtcp_packets": rtcp_counts.get(RTP_PORT + 1, 0),
+            },
         ],
         "stun": {},
         "candidates": [],
-        "http": [{"frame": int(r[0]), "method": r[1] or None, "status": int(r[2]) if r[2] else None,
-                  "content_type": r[3] or None} for r in http],
+        "http": [
+            {
+                "frame": int(r[0]),
+                "method": r[1] or None,
+                "status": int(r[2]) if r[2] else None,
+                "content_type": r[3] or None,
+            }
+            for r in http
+        ],
         "receiver": {"srtp_decoded": vol_srtp, "rtp_decoded": vol_rtp},
         "notes": (
             "Packet counts are ffmpeg's own 'packets muxed' per output, equal to tshark's RTP count per SSRC with "
@@ -299,7 +500,7 @@ def _redact(sdp: str, key: str) -> str:
 
 
 def _ffmpeg_version() -> str:
-    out = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.split()
+    out = subprocess.run(["ffmpeg", "-version"], check=False, capture_output=True, text=True).stdout.split()
     return out[2] if len(out) > 2 else "?"
 
 

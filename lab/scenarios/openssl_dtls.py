@@ -29,7 +29,7 @@ RUNS = [("dtls1.0", "-dtls1", 50010, 4433), ("dtls1.2", "-dtls1_2", 50012, 4434)
 
 
 def _openssl(*args: str, cwd: Path) -> str:
-    r = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(["openssl", *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=60)
     if r.returncode != 0:
         raise RuntimeError(f"openssl {' '.join(args[:2])} failed: {r.stderr[-1000:]}")
     return r.stdout
@@ -37,10 +37,42 @@ def _openssl(*args: str, cwd: Path) -> str:
 
 def _certs(work: Path) -> dict[str, dict]:
     """Self-signed certificates: server RSA-1024 (weak on purpose), client ECDSA P-256 (as browsers use)."""
-    _openssl("req", "-x509", "-newkey", "rsa:1024", "-sha256", "-days", "30", "-nodes", "-subj",
-             "/CN=weak-dtls-server", "-keyout", "srv.key", "-out", "srv.pem", cwd=work)
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-sha256", "-days", "30",
-             "-nodes", "-subj", "/CN=WebRTC", "-keyout", "cli.key", "-out", "cli.pem", cwd=work)
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:1024",
+        "-sha256",
+        "-days",
+        "30",
+        "-nodes",
+        "-subj",
+        "/CN=weak-dtls-server",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.pem",
+        cwd=work,
+    )
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-sha256",
+        "-days",
+        "30",
+        "-nodes",
+        "-subj",
+        "/CN=WebRTC",
+        "-keyout",
+        "cli.key",
+        "-out",
+        "cli.pem",
+        cwd=work,
+    )
     facts = {}
     for side in ("srv", "cli"):
         fp = _openssl("x509", "-in", f"{side}.pem", "-noout", "-fingerprint", "-sha256", cwd=work)
@@ -48,7 +80,9 @@ def _certs(work: Path) -> dict[str, dict]:
         bits = re.search(r"Public-Key: \((\d+) bit\)", text)
         facts[side] = {
             "sha256": fp.split("=", 1)[1].strip().replace(":", "").lower(),
-            "subject": _openssl("x509", "-in", f"{side}.pem", "-noout", "-subject", cwd=work).split("=", 1)[1].strip(),
+            "subject": _openssl("x509", "-in", f"{side}.pem", "-noout", "-subject", cwd=work)
+            .split("=", 1)[1]
+            .strip(),
             "key_type": "RSA" if "rsaEncryption" in text else "EC",
             "key_bits": int(bits.group(1)) if bits else None,
             "signature_algorithm": re.search(r"Signature Algorithm: (\S+)", text).group(1),
@@ -58,8 +92,9 @@ def _certs(work: Path) -> dict[str, dict]:
 
 def _session_facts(log: str) -> dict:
     """What s_client printed about the session it negotiated."""
+
     def grab(pattern: str) -> str | None:
-        m = re.search(pattern, log, flags=re.M)
+        m = re.search(pattern, log, flags=re.MULTILINE)
         return m.group(1).strip() if m else None
 
     return {
@@ -77,18 +112,62 @@ def _tshark_handshakes(cap: Path, keylog: Path) -> list[dict]:
     ports = []
     for _, _, _, sport in RUNS:
         ports += ["-d", f"udp.port=={sport},dtls"]
-    fields = ["frame.number", "ip.src", "udp.srcport", "ip.dst", "udp.dstport", "dtls.handshake.type",
-              "dtls.record.version", "dtls.handshake.version", "dtls.handshake.random", "dtls.handshake.ciphersuite",
-              "dtls.use_srtp.protection_profile", "dtls.alert_message.desc"]
-    args = ["tshark", "-r", str(cap), *ports, "-o", f"tls.keylog_file:{keylog}", "-Y", "dtls", "-T", "fields",
-            "-E", "occurrence=a", "-E", "aggregator=,"]
+    fields = [
+        "frame.number",
+        "ip.src",
+        "udp.srcport",
+        "ip.dst",
+        "udp.dstport",
+        "dtls.handshake.type",
+        "dtls.record.version",
+        "dtls.handshake.version",
+        "dtls.handshake.random",
+        "dtls.handshake.ciphersuite",
+        "dtls.use_srtp.protection_profile",
+        "dtls.alert_message.desc",
+    ]
+    args = [
+        "tshark",
+        "-r",
+        str(cap),
+        *ports,
+        "-o",
+        f"tls.keylog_file:{keylog}",
+        "-Y",
+        "dtls",
+        "-T",
+        "fields",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=,",
+    ]
     for f in fields:
         args += ["-e", f]
     out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=120).stdout
     rows = [dict(zip(fields, line.split("\t"))) for line in out.splitlines() if line]
-    data = subprocess.run(["tshark", "-r", str(cap), *ports, "-o", f"tls.keylog_file:{keylog}", "-Y", "dtls.app_data",
-                           "-T", "fields", "-e", "udp.dstport", "-e", "data.data"],
-                          capture_output=True, text=True, check=True, timeout=120).stdout
+    data = subprocess.run(
+        [
+            "tshark",
+            "-r",
+            str(cap),
+            *ports,
+            "-o",
+            f"tls.keylog_file:{keylog}",
+            "-Y",
+            "dtls.app_data",
+            "-T",
+            "fields",
+            "-e",
+            "udp.dstport",
+            "-e",
+            "data.data",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
     return rows, data
 
 
@@ -99,9 +178,26 @@ def _der_sha256(cap: Path) -> list[tuple[str, str]]:
     ports = []
     for _, _, _, sport in RUNS:
         ports += ["-d", f"udp.port=={sport},dtls"]
-    out = subprocess.run(["tshark", "-r", str(cap), *ports, "-Y", "dtls.handshake.certificate", "-T", "fields",
-                          "-e", "udp.srcport", "-e", "dtls.handshake.certificate"],
-                         capture_output=True, text=True, check=True, timeout=120).stdout
+    out = subprocess.run(
+        [
+            "tshark",
+            "-r",
+            str(cap),
+            *ports,
+            "-Y",
+            "dtls.handshake.certificate",
+            "-T",
+            "fields",
+            "-e",
+            "udp.srcport",
+            "-e",
+            "dtls.handshake.certificate",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
     res = []
     for line in out.splitlines():
         port, certs = line.split("\t")
@@ -125,23 +221,41 @@ def weak_dtls(out: Path) -> dict:
         with lab.capture(cap):
             for label, flag, cport, sport in RUNS:
                 # s_server quits on EOF on stdin: give it a pipe that stays open
-                s = srv.popen(["sh", "-c",
-                               f"sleep 30 | exec openssl s_server {flag} -accept {SRV_IP}:{sport} -naccept 1"
-                               f" -cert srv.pem -key srv.key -cipher '{CIPHER}' -use_srtp {PROFILE}"
-                               f" -verify 1 -CAfile cli.pem -keylogfile srv_{label}.keylog"],
-                              log=work / f"s_server_{label}.log", cwd=str(work))
+                srv.popen(
+                    [
+                        "sh",
+                        "-c",
+                        (
+                            f"sleep 30 | exec openssl s_server {flag} -accept {SRV_IP}:{sport} -naccept 1"
+                            f" -cert srv.pem -key srv.key -cipher '{CIPHER}' -use_srtp {PROFILE}"
+                            f" -verify 1 -CAfile cli.pem -keylogfile srv_{label}.keylog"
+                        ),
+                    ],
+                    log=work / f"s_server_{label}.log",
+                    cwd=str(work),
+                )
                 _wait_udp(srv, sport)
-                c = cli.popen(["sh", "-c",
-                               f"(sleep 1; echo 'hello over {label} from s_client'; sleep 0.5)"
-                               f" | openssl s_client {flag} -connect {SRV_IP}:{sport} -bind {CLI_IP}:{cport}"
-                               f" -cert cli.pem -key cli.key -cipher '{CIPHER}' -use_srtp {PROFILE}"
-                               f" -keylogfile cli_{label}.keylog -sess_out cli_{label}.sess"],
-                              log=work / f"s_client_{label}.log", cwd=str(work))
+                c = cli.popen(
+                    [
+                        "sh",
+                        "-c",
+                        (
+                            f"(sleep 1; echo 'hello over {label} from s_client'; sleep 0.5)"
+                            f" | openssl s_client {flag} -connect {SRV_IP}:{sport} -bind {CLI_IP}:{cport}"
+                            f" -cert cli.pem -key cli.key -cipher '{CIPHER}' -use_srtp {PROFILE}"
+                            f" -keylogfile cli_{label}.keylog -sess_out cli_{label}.sess"
+                        ),
+                    ],
+                    log=work / f"s_client_{label}.log",
+                    cwd=str(work),
+                )
                 # the pipe: 'sleep 1; echo' feeds s_client's stdin, EOF makes it send close_notify and exit
                 c.wait(timeout=30)
                 deadline = time.time() + 10  # s_server -naccept 1 ends after the client's close_notify
-                while "CONNECTION CLOSED" not in (work / f"s_server_{label}.log").read_text() \
-                        and time.time() < deadline:
+                while (
+                    "CONNECTION CLOSED" not in (work / f"s_server_{label}.log").read_text()
+                    and time.time() < deadline
+                ):
                     time.sleep(0.1)
                 time.sleep(0.3)
             lab.stop_all()
@@ -160,7 +274,7 @@ def weak_dtls(out: Path) -> dict:
     iana = _iana_names()
     rows, appdata = _tshark_handshakes(cap, keylog)
     certs_on_wire = _der_sha256(cap)
-    dtls, notes = [], []
+    dtls = []
     for label, flag, cport, sport in RUNS:
         clog = (work / f"s_client_{label}.log").read_text()
         slog = (work / f"s_server_{label}.log").read_text()
@@ -168,8 +282,14 @@ def weak_dtls(out: Path) -> dict:
         sess = _session_facts(clog)
         if not sess["protocol"] or not sess["cipher"] or sess["cipher"] == "0000":
             raise RuntimeError(f"s_client {label} did not complete: {clog[-1500:]}")
-        hello = [r for r in rows if r["udp.srcport"] == str(cport) and r["dtls.handshake.type"].split(",")[0] == "1"]
-        shello = [r for r in rows if r["udp.srcport"] == str(sport) and "2" in r["dtls.handshake.type"].split(",")]
+        hello = [
+            r
+            for r in rows
+            if r["udp.srcport"] == str(cport) and r["dtls.handshake.type"].split(",")[0] == "1"
+        ]
+        shello = [
+            r for r in rows if r["udp.srcport"] == str(sport) and "2" in r["dtls.handshake.type"].split(",")
+        ]
         if not hello or not shello:
             raise RuntimeError(f"tshark sees no ClientHello/ServerHello for {label}")
         client_random = hello[-1]["dtls.handshake.random"].replace(":", "").lower()
@@ -184,72 +304,130 @@ def weak_dtls(out: Path) -> dict:
         wire_srtp = int(sh["dtls.use_srtp.protection_profile"].split(",")[0], 0)
         expect_ver = {"DTLS 1.0": "0xfeff", "DTLS 1.2": "0xfefd"}[version]
         if wire_suite != 0x002F or wire_ver != expect_ver or wire_srtp != 0x0002:
-            raise RuntimeError(f"tshark disagrees on {label}: suite {wire_suite:#x} version {wire_ver} srtp {wire_srtp:#x}")
+            raise RuntimeError(
+                f"tshark disagrees on {label}: suite {wire_suite:#x} version {wire_ver} srtp {wire_srtp:#x}"
+            )
         srv_on_wire = {h for p, h in certs_on_wire if p == str(sport)}
         cli_on_wire = {h for p, h in certs_on_wire if p == str(cport)}
         if srv_on_wire != {certs["srv"]["sha256"]} or cli_on_wire != {certs["cli"]["sha256"]}:
             raise RuntimeError(f"certificates on the wire differ from ours for {label}")
         if f"hello over {label}" not in bytes.fromhex(
-                "".join(line.split("\t")[1].replace(":", "").replace(",", "") for line in appdata.splitlines()
-                        if line.split("\t")[0] == str(sport))).decode(errors="replace"):
+            "".join(
+                line.split("\t")[1].replace(":", "").replace(",", "")
+                for line in appdata.splitlines()
+                if line.split("\t")[0] == str(sport)
+            )
+        ).decode(errors="replace"):
             raise RuntimeError(f"tshark could not decrypt {label}'s application data with the keylog")
-        dtls.append({
-            "client": f"{CLI_IP}:{cport}", "server": f"{SRV_IP}:{sport}", "client_random": client_random,
-            "version": version, "cipher_suite": cipher, "srtp_profile": profile,
-            "client_cert_sha256": certs["cli"]["sha256"], "server_cert_sha256": certs["srv"]["sha256"],
-            "encrypted_handshake": False, "completed": True, "mutual_auth": True,
-            "extended_master_secret": sess["extended_master_secret"] == "yes",
-            "openssl": {"protocol": sess["protocol"], "cipher": sess["cipher"], "srtp_profile": sess["srtp_profile"],
-                        "server_printed_cipher": _grab(slog, r"^CIPHER is (\S+)"),
-                        "server_printed_srtp": _grab(slog, r"SRTP Extension negotiated, profile=(\S+)")},
-            "app_data": f"hello over {label} from s_client",
-        })
+        dtls.append(
+            {
+                "client": f"{CLI_IP}:{cport}",
+                "server": f"{SRV_IP}:{sport}",
+                "client_random": client_random,
+                "version": version,
+                "cipher_suite": cipher,
+                "srtp_profile": profile,
+                "client_cert_sha256": certs["cli"]["sha256"],
+                "server_cert_sha256": certs["srv"]["sha256"],
+                "encrypted_handshake": False,
+                "completed": True,
+                "mutual_auth": True,
+                "extended_master_secret": sess["extended_master_secret"] == "yes",
+                "openssl": {
+                    "protocol": sess["protocol"],
+                    "cipher": sess["cipher"],
+                    "srtp_profile": sess["srtp_profile"],
+                    "server_printed_cipher": _grab(slog, r"^CIPHER is (\S+)"),
+                    "server_printed_srtp": _grab(slog, r"SRTP Extension negotiated, profile=(\S+)"),
+                },
+                "app_data": f"hello over {label} from s_client",
+            }
+        )
     both = [f"{CLI_IP}:{RUNS[0][2]}", f"{SRV_IP}:{RUNS[0][3]}"]
     both12 = [f"{CLI_IP}:{RUNS[1][2]}", f"{SRV_IP}:{RUNS[1][3]}"]
     return {
         "description": "openssl s_client/s_server DTLS 1.0 and DTLS 1.2 handshakes with TLS_RSA_WITH_AES_128_CBC_SHA, "
-                       "use_srtp SRTP_AES128_CM_HMAC_SHA1_32, RSA-1024 server certificate",
+        "use_srtp SRTP_AES128_CM_HMAC_SHA1_32, RSA-1024 server certificate",
         "stacks": {},
         "keylog": keylog.name,
         "findings": [
             {"slug": "dtls-weak-version", "endpoints": both, "evidence": {"version": "DTLS 1.0"}},
-            {"slug": "dtls-weak-cipher", "endpoints": both, "evidence": {"cipher_suite": dtls[0]["cipher_suite"]}},
-            {"slug": "dtls-weak-cipher", "endpoints": both12, "evidence": {"cipher_suite": dtls[1]["cipher_suite"]}},
-            {"slug": "srtp-weak-profile", "endpoints": both, "evidence": {"srtp_profile": dtls[0]["srtp_profile"]}},
-            {"slug": "srtp-weak-profile", "endpoints": both12, "evidence": {"srtp_profile": dtls[1]["srtp_profile"]}},
-            {"slug": "dtls-cert-weak", "endpoints": [f"{SRV_IP}:{RUNS[0][3]}", f"{SRV_IP}:{RUNS[1][3]}"],
-             "evidence": {"key_type": "RSA", "key_bits": certs["srv"]["key_bits"],
-                          "cert_sha256": certs["srv"]["sha256"]}},
+            {
+                "slug": "dtls-weak-cipher",
+                "endpoints": both,
+                "evidence": {"cipher_suite": dtls[0]["cipher_suite"]},
+            },
+            {
+                "slug": "dtls-weak-cipher",
+                "endpoints": both12,
+                "evidence": {"cipher_suite": dtls[1]["cipher_suite"]},
+            },
+            {
+                "slug": "srtp-weak-profile",
+                "endpoints": both,
+                "evidence": {"srtp_profile": dtls[0]["srtp_profile"]},
+            },
+            {
+                "slug": "srtp-weak-profile",
+                "endpoints": both12,
+                "evidence": {"srtp_profile": dtls[1]["srtp_profile"]},
+            },
+            {
+                "slug": "dtls-cert-weak",
+                "endpoints": [f"{SRV_IP}:{RUNS[0][3]}", f"{SRV_IP}:{RUNS[1][3]}"],
+                "evidence": {
+                    "key_type": "RSA",
+                    "key_bits": certs["srv"]["key_bits"],
+                    "cert_sha256": certs["srv"]["sha256"],
+                },
+            },
         ],
-        "absent_findings": ["dtls-handshake-failed", "srtp-null-cipher", "signalling-plaintext",
-                            "sdes-key-exposed", "stun-no-integrity", "turn-open-relay"],
+        "absent_findings": [
+            "dtls-handshake-failed",
+            "srtp-null-cipher",
+            "signalling-plaintext",
+            "sdes-key-exposed",
+            "stun-no-integrity",
+            "turn-open-relay",
+        ],
         "dtls": dtls,
         "certificates": {"server": certs["srv"], "client": certs["cli"]},
         "sdp": [],
         "rtp": [],
         "stun": {},
         "candidates": [],
-        "notes": ("Facts from openssl's own session printout (s_client: Protocol, Cipher, SRTP Extension "
-                  "negotiated, Master-Key; s_server: CIPHER is, SRTP profile) and the certificates we generated "
-                  "(openssl x509 -fingerprint -sha256). tshark 4.0 (Decode-As udp.port==4433/4434,dtls) confirms "
-                  "ServerHello version/suite/use_srtp profile and the certificate hashes, and decrypts each "
-                  "client's line of application data with weak_dtls.keylog (CLIENT_RANDOM lines from "
-                  "-keylogfile, whose master secrets equal s_client's Master-Key). The server requests a client "
-                  "certificate (-verify 1): mutual authentication as in WebRTC. No SRTP media follows (openssl "
-                  "negotiates the profile only). Server certificate RSA-1024 (sha256WithRSAEncryption), client "
-                  "certificate ECDSA P-256."),
+        "notes": (
+            "Facts from openssl's own session printout (s_client: Protocol, Cipher, SRTP Extension "
+            "negotiated, Master-Key; s_server: CIPHER is, SRTP profile) and the certificates we generated "
+            "(openssl x509 -fingerprint -sha256). tshark 4.0 (Decode-As udp.port==4433/4434,dtls) confirms "
+            "ServerHello version/suite/use_srtp profile and the certificate hashes, and decrypts each "
+            "client's line of application data with weak_dtls.keylog (CLIENT_RANDOM lines from "
+            "-keylogfile, whose master secrets equal s_client's Master-Key). The server requests a client "
+            "certificate (-verify 1): mutual authentication as in WebRTC. No SRTP media follows (openssl "
+            "negotiates the profile only). Server certificate RSA-1024 (sha256WithRSAEncryption), client "
+            "certificate ECDSA P-256."
+        ),
     }
 
 
 def _iana_names() -> dict[str, str]:
     """OpenSSL cipher name -> IANA name, as the installed openssl lists them (``openssl ciphers -stdname``)."""
-    out = subprocess.run(["openssl", "ciphers", "-stdname", "ALL:COMPLEMENTOFALL:@SECLEVEL=0"],
-                         capture_output=True, text=True, timeout=30).stdout
-    return {line.split(" - ")[1].split()[0]: line.split(" - ")[0].strip() for line in out.splitlines() if " - " in line}
+    out = subprocess.run(
+        ["openssl", "ciphers", "-stdname", "ALL:COMPLEMENTOFALL:@SECLEVEL=0"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    return {
+        line.split(" - ")[1].split()[0]: line.split(" - ")[0].strip()
+        for line in out.splitlines()
+        if " - " in line
+    }
 
 
 def _grab(text: str, pattern: str) -> str | None:
-    m = re.search(pattern, text, flags=re.M)
+    m = re.search(pattern, text, flags=re.MULTILINE)
     return m.group(1) if m else None
 
 

@@ -19,8 +19,17 @@ from typing import Any
 
 from lab import truthlib as T
 from lab.netns import Host, Lab
-from lab.scenarios.aiortc_calls import (absent, call_truth, cross_check_rtp, load, onlink, stop, two_peers,
-                                         wait_file, wait_procs)
+from lab.scenarios.aiortc_calls import (
+    absent,
+    call_truth,
+    cross_check_rtp,
+    load,
+    onlink,
+    stop,
+    two_peers,
+    wait_file,
+    wait_procs,
+)
 
 TURN_IP = "203.0.113.50"
 REALM = "rtcf.example"
@@ -30,10 +39,25 @@ ECHO = str(T.LAB / "udp_echo.py")
 
 def coturn_conf(w: Path, *lines: str) -> Path:
     conf = w / "turnserver.conf"
-    base = [f"listening-ip={TURN_IP}", f"relay-ip={TURN_IP}", "listening-port=3478", "min-port=49160",
-            "max-port=49200", f"realm={REALM}", "fingerprint", "no-tls", "no-dtls", "no-cli", "no-rfc5780",
-            "no-stun-backward-compatibility", f"log-file={w / 'turn.log'}", "simple-log", "verbose",
-            f"pidfile={w / 'turn.pid'}", f"userdb={w / 'turndb'}"]
+    base = [
+        f"listening-ip={TURN_IP}",
+        f"relay-ip={TURN_IP}",
+        "listening-port=3478",
+        "min-port=49160",
+        "max-port=49200",
+        f"realm={REALM}",
+        "fingerprint",
+        "no-tls",
+        "no-dtls",
+        "no-cli",
+        "no-rfc5780",
+        "no-stun-backward-compatibility",
+        f"log-file={w / 'turn.log'}",
+        "simple-log",
+        "verbose",
+        f"pidfile={w / 'turn.pid'}",
+        f"userdb={w / 'turndb'}",
+    ]
     conf.write_text("\n".join(base + list(lines)) + "\n")
     return conf
 
@@ -58,9 +82,18 @@ def coturn_log(w: Path) -> str:
 
 def coturn_facts(w: Path) -> dict[str, Any]:
     log = coturn_log(w)
-    keep = [line for line in log.splitlines() if "session" in line and "/" not in line.split("session", 1)[1]
-            and re.search(r"(ALLOCATE|CREATE_PERMISSION|CHANNEL_BIND|REFRESH|SEND|peer .* deleted|"
-                         r"denied|forbidden|error \d+|success)", line, re.I)]
+    keep = [
+        line
+        for line in log.splitlines()
+        if "session" in line
+        and "/" not in line.split("session", 1)[1]
+        and re.search(
+            r"(ALLOCATE|CREATE_PERMISSION|CHANNEL_BIND|REFRESH|SEND|peer .* deleted|"
+            r"denied|forbidden|error \d+|success)",
+            line,
+            re.IGNORECASE,
+        )
+    ]
     return {"version": T.coturn_version(), "log_lines": keep[:80]}
 
 
@@ -70,14 +103,20 @@ def turn_stun(*clients: dict) -> dict[str, int]:
 
 def echo(host: Host, w: Path, bind: str, tag: str) -> subprocess.Popen:
     ready = w / f"echo-{tag}.ready"
-    p = host.popen([T.PY, ECHO, "--bind", bind, "--log", str(w / f"echo-{tag}.json"), "--ready", str(ready)],
-                   log=w / f"echo-{tag}.log")
+    p = host.popen(
+        [T.PY, ECHO, "--bind", bind, "--log", str(w / f"echo-{tag}.json"), "--ready", str(ready)],
+        log=w / f"echo-{tag}.log",
+    )
     wait_file(ready)
     return p
 
 
 def software_finding() -> dict[str, Any]:
-    return {"slug": "software-disclosure", "endpoints": [f"{TURN_IP}:3478"], "software": "Coturn-4.6.1 'Gorst'"}
+    return {
+        "slug": "software-disclosure",
+        "endpoints": [f"{TURN_IP}:3478"],
+        "software": "Coturn-4.6.1 'Gorst'",
+    }
 
 
 def check_software(clients: list[dict]) -> str:
@@ -88,6 +127,7 @@ def check_software(clients: list[dict]) -> str:
 
 
 # --------------------------------------------------------------------------------------------- scenarios
+
 
 def turn_relay_longterm(out: Path) -> dict[str, Any]:
     name = "turn_relay_longterm"
@@ -109,12 +149,20 @@ def turn_relay_longterm(out: Path) -> dict[str, Any]:
         def before() -> None:
             holder["turn"] = start_coturn(turn, w, conf)
             from lab.scenarios.aiortc_calls import start_signalling
+
             holder["sig"] = start_signalling(sig, w, tls=True)
 
-        ice = json.dumps([{"urls": f"turn:{TURN_IP}:3478?transport=udp", "username": user,
-                           "credential": password}])
-        base = {"signal": f"wss://{sig.ip}:8443", "cafile": str(w / "signal.crt"), "media": "audio",
-                "ice_servers": ice, "relay_only": True, "duration": 2}
+        ice = json.dumps(
+            [{"urls": f"turn:{TURN_IP}:3478?transport=udp", "username": user, "credential": password}]
+        )
+        base = {
+            "signal": f"wss://{sig.ip}:8443",
+            "cafile": str(w / "signal.crt"),
+            "media": "audio",
+            "ice_servers": ice,
+            "relay_only": True,
+            "duration": 2,
+        }
 
         def after() -> None:
             stop(holder["sig"])
@@ -132,17 +180,24 @@ def turn_relay_longterm(out: Path) -> dict[str, Any]:
     software = check_software([offer, answer])
     return {
         "description": "aiortc audio call forced through coturn (iceTransportPolicy relay, lt-cred-mech static "
-                       "user): 401 challenge, authenticated Allocate, CreatePermission/ChannelBind, media in "
-                       "ChannelData (each RTP packet on the wire twice); signalling over WSS (no keylog)",
+        "user): 401 challenge, authenticated Allocate, CreatePermission/ChannelBind, media in "
+        "ChannelData (each RTP packet on the wire twice); signalling over WSS (no keylog)",
         "keylog": None,
+        "stacks": {"coturn": T.coturn_version()},
         "findings": [software_finding()],
         "absent_findings": [s for s in absent() if s not in ("outdated-component",)],
         **core,
-        "turn": {"server": f"{TURN_IP}:3478", "username": user, "realm": REALM, "auth": "long-term",
-                 "software": software, "coturn": coturn_facts(w)},
+        "turn": {
+            "server": f"{TURN_IP}:3478",
+            "username": user,
+            "realm": REALM,
+            "auth": "long-term",
+            "software": software,
+            "coturn": coturn_facts(w),
+        },
         "secrets": {"turn_password": password},
         "notes": "The TURN password must not appear in any output (the wire carries only MESSAGE-INTEGRITY "
-                 "HMACs keyed with MD5(username:realm:password)).",
+        "HMACs keyed with MD5(username:realm:password)).",
     }
 
 
@@ -161,9 +216,21 @@ def turn_open_relay(out: Path) -> dict[str, Any]:
         with lab.capture(cap):
             pt = start_coturn(turn, w, conf)
             pe = echo(target, w, f"{target.ip}:9000", "target")
-            pc = client.popen([T.PY, CLIENT, "--server", f"{TURN_IP}:3478", "--mode", "channel",
-                               "--peers", json.dumps([[target.ip, 9000]]), "--out", str(w / "client.json")],
-                              log=w / "client.log")
+            pc = client.popen(
+                [
+                    T.PY,
+                    CLIENT,
+                    "--server",
+                    f"{TURN_IP}:3478",
+                    "--mode",
+                    "channel",
+                    "--peers",
+                    json.dumps([[target.ip, 9000]]),
+                    "--out",
+                    str(w / "client.json"),
+                ],
+                log=w / "client.log",
+            )
             wait_procs([pc], timeout=60)
             stop(pe)
             stop(pt)
@@ -174,17 +241,32 @@ def turn_open_relay(out: Path) -> dict[str, Any]:
     software = check_software([res])
     return {
         "description": "coturn with no-auth: aioice's TURN client allocates without any credentials (no 401 "
-                       "challenge, no MESSAGE-INTEGRITY), binds a channel to a public peer and relays UDP "
-                       "both ways",
+        "challenge, no MESSAGE-INTEGRITY), binds a channel to a public peer and relays UDP "
+        "both ways",
         "keylog": None,
+        "stacks": {"coturn": T.coturn_version()},
         "findings": [{"slug": "turn-open-relay", "endpoints": [f"{TURN_IP}:3478"]}, software_finding()],
-        "absent_findings": ["turn-internal-peer", "signalling-plaintext", "dtls-handshake-failed",
-                            "rtp-unencrypted", "ice-private-ip-exposed"],
+        "absent_findings": [
+            "turn-internal-peer",
+            "signalling-plaintext",
+            "dtls-handshake-failed",
+            "rtp-unencrypted",
+            "ice-private-ip-exposed",
+        ],
         "stun": turn_stun(res),
-        "turn": {"server": f"{TURN_IP}:3478", "username": None, "realm": None, "auth": "none",
-                 "client": res["client"], "relayed_address": res["relayed_address"],
-                 "peers": res["peers"], "relayed_back": res["received"], "peer_received": echoed,
-                 "software": software, "coturn": coturn_facts(w)},
+        "turn": {
+            "server": f"{TURN_IP}:3478",
+            "username": None,
+            "realm": None,
+            "auth": "none",
+            "client": res["client"],
+            "relayed_address": res["relayed_address"],
+            "peers": res["peers"],
+            "relayed_back": res["received"],
+            "peer_received": echoed,
+            "software": software,
+            "coturn": coturn_facts(w),
+        },
     }
 
 
@@ -202,8 +284,13 @@ def _internal(out: Path, name: str, allowed: bool) -> dict[str, Any]:
         secrets = {"turn_static_auth_secret": secret, "turn_password": password}
     else:
         user, password = "rtcf-user", "Lab-Turn-Pw-2b9c44"
-        conf_lines = ["lt-cred-mech", f"user={user}:{password}", "denied-peer-ip=10.0.0.0-10.255.255.255",
-                      "denied-peer-ip=169.254.0.0-169.254.255.255", "denied-peer-ip=127.0.0.0-127.255.255.255"]
+        conf_lines = [
+            "lt-cred-mech",
+            f"user={user}:{password}",
+            "denied-peer-ip=10.0.0.0-10.255.255.255",
+            "denied-peer-ip=169.254.0.0-169.254.255.255",
+            "denied-peer-ip=127.0.0.0-127.255.255.255",
+        ]
         secrets = {"turn_password": password}
     with Lab(name) as lab:
         turn = lab.host("turn", f"{TURN_IP}/24")
@@ -217,11 +304,32 @@ def _internal(out: Path, name: str, allowed: bool) -> dict[str, Any]:
         conf = coturn_conf(w, *conf_lines)
         with lab.capture(cap):
             pt = start_coturn(turn, w, conf)
-            echoes = [echo(turn, w, "127.0.0.1:9000", "loopback"), echo(internal, w, "10.99.0.5:9000", "private"),
-                      echo(meta, w, "169.254.169.254:80", "metadata")]
-            pc = client.popen([T.PY, CLIENT, "--server", f"{TURN_IP}:3478", "--mode", "permission-send",
-                               "--username", user, "--password", password, "--count", "2",
-                               "--peers", json.dumps(peers), "--out", str(w / "client.json")], log=w / "client.log")
+            echoes = [
+                echo(turn, w, "127.0.0.1:9000", "loopback"),
+                echo(internal, w, "10.99.0.5:9000", "private"),
+                echo(meta, w, "169.254.169.254:80", "metadata"),
+            ]
+            pc = client.popen(
+                [
+                    T.PY,
+                    CLIENT,
+                    "--server",
+                    f"{TURN_IP}:3478",
+                    "--mode",
+                    "permission-send",
+                    "--username",
+                    user,
+                    "--password",
+                    password,
+                    "--count",
+                    "2",
+                    "--peers",
+                    json.dumps(peers),
+                    "--out",
+                    str(w / "client.json"),
+                ],
+                log=w / "client.log",
+            )
             wait_procs([pc], timeout=60)
             for p in echoes:
                 stop(p)
@@ -235,33 +343,58 @@ def _internal(out: Path, name: str, allowed: bool) -> dict[str, Any]:
         raise RuntimeError(f"internal peers not refused: {results}")
     software = check_software([res])
     internal_eps = [f"{h}:{p}" for h, p in peers]
-    findings = [{"slug": "turn-internal-peer", "endpoints": internal_eps,
-                 "accepted": allowed, "severity_hint": "critical" if allowed else "lower"},
-                software_finding()]
+    findings = [
+        {
+            "slug": "turn-internal-peer",
+            "endpoints": internal_eps,
+            "accepted": allowed,
+            "severity_hint": "critical" if allowed else "lower",
+        },
+        software_finding(),
+    ]
     truth: dict[str, Any] = {
         "keylog": None,
+        "stacks": {"coturn": T.coturn_version()},
         "absent_findings": ["turn-open-relay", "signalling-plaintext", "dtls-handshake-failed"],
         "stun": turn_stun(res),
-        "turn": {"server": f"{TURN_IP}:3478", "username": user, "realm": REALM, "client": res["client"],
-                 "relayed_address": res["relayed_address"], "peers": res["peers"],
-                 "data_indications": res["turn_data_indications"], "peer_received": arrived,
-                 "software": software, "coturn": coturn_facts(w)},
+        "turn": {
+            "server": f"{TURN_IP}:3478",
+            "username": user,
+            "realm": REALM,
+            "client": res["client"],
+            "relayed_address": res["relayed_address"],
+            "peers": res["peers"],
+            "data_indications": res["turn_data_indications"],
+            "peer_received": arrived,
+            "software": software,
+            "coturn": coturn_facts(w),
+        },
         "secrets": secrets,
     }
     if allowed:
-        truth["description"] = ("coturn with allow-loopback-peers and no denied-peer-ip, TURN REST credentials "
-                                "(use-auth-secret, username '<expiry>:<user>' valid ~10 years): authenticated "
-                                "CreatePermission + Send indications toward 127.0.0.1, 10.99.0.5 and "
-                                "169.254.169.254 succeed; the peers receive the data and their echoes come back "
-                                "in Data indications")
+        truth["description"] = (
+            "coturn with allow-loopback-peers and no denied-peer-ip, TURN REST credentials "
+            "(use-auth-secret, username '<expiry>:<user>' valid ~10 years): authenticated "
+            "CreatePermission + Send indications toward 127.0.0.1, 10.99.0.5 and "
+            "169.254.169.254 succeed; the peers receive the data and their echoes come back "
+            "in Data indications"
+        )
         truth["turn"]["auth"] = "turn-rest"
         truth["turn"]["credential_expiry"] = expiry
-        findings.append({"slug": "turn-credential-lifetime", "endpoints": [f"{TURN_IP}:3478"],
-                         "username": user, "expiry": expiry})
+        findings.append(
+            {
+                "slug": "turn-credential-lifetime",
+                "endpoints": [f"{TURN_IP}:3478"],
+                "username": user,
+                "expiry": expiry,
+            }
+        )
     else:
-        truth["description"] = ("coturn with lt-cred-mech and denied-peer-ip for 10/8, 169.254/16, 127/8: "
-                                "authenticated CreatePermission toward 127.0.0.1, 10.99.0.5 and 169.254.169.254 "
-                                "is refused (403 Forbidden); the Send indications that follow are dropped")
+        truth["description"] = (
+            "coturn with lt-cred-mech and denied-peer-ip for 10/8, 169.254/16, 127/8: "
+            "authenticated CreatePermission toward 127.0.0.1, 10.99.0.5 and 169.254.169.254 "
+            "is refused (403 Forbidden); the Send indications that follow are dropped"
+        )
         truth["turn"]["auth"] = "long-term"
         truth["absent_findings"].append("turn-credential-lifetime")
     truth["findings"] = findings

@@ -74,14 +74,20 @@ def known_vulns(component: str, version: str) -> list[dict[str, Any]]:
             and any(in_range(version, lo, hi) for lo, hi in v["affected"])]
 
 
-def _msg_endpoints(r: Any) -> tuple[str | None, tuple[str, ...], tuple[Any, ...]]:
-    """(sender, endpoints, flow group) for a message row: client/server roles when the frame has them."""
+def _msg_endpoints(r: Any, kind: str) -> tuple[str | None, tuple[str, ...], tuple[Any, ...]]:
+    """(whose software it is, endpoints, flow group) for a message row: client/server roles when the frame
+    has them (a User-Agent is the client's even on a server-to-client WebSocket message)."""
     src, dst = ep(val(r, "src"), val(r, "sport")), ep(val(r, "dst"), val(r, "dport"))
     if val(r, "direction") is not None or "msg_index" in r.index:  # a signalling message: client/server
         client, server = client_server(r)
-        sender = server if str(val(r, "direction", "")) in ("response", "server_to_client") else client
-        return sender, tuple(endpoints(client, server)), (client, server)
-    return src, tuple(endpoints(src, dst)), (val(r, "flow_id"),)
+        if kind.endswith("user_agent"):
+            sender = client
+        elif kind.endswith("server"):
+            sender = server
+        else:
+            sender = server if str(val(r, "direction", "")) in ("response", "server_to_client") else client
+        return sender, tuple(endpoints(client, server)), ("server", server)
+    return src, tuple(endpoints(src, dst)), ("sender", src)
 
 
 def observations(ctx: Any) -> list[Observation]:
@@ -96,8 +102,9 @@ def observations(ctx: Any) -> list[Observation]:
             text = str(val(r, col, "")).strip()
             if not text:
                 continue
-            sender, eps, group = _msg_endpoints(r)
-            out.append(Observation(kind, text, sender, group, eps, val(r, "flow_id"), val(r, "frame")))
+            sender, eps, group = _msg_endpoints(r, kind)
+            k = f"sip_{kind}" if frame == "signalling" and str(val(r, "transport")) == "sip" else kind
+            out.append(Observation(k, text, sender, group, eps, val(r, "flow_id"), val(r, "frame")))
     if not available:
         raise NotObservable("no frame records software strings (stun SOFTWARE, signalling headers, SDP o=)")
     return out
@@ -144,7 +151,8 @@ def outdated_component(ctx: Any) -> Iterator[Hit]:
        references=("RFC 8489 §14.14", "RFC 9110 §10.1.5, §10.2.4", "RFC 3261 §20.35"))
 def software_disclosure(ctx: Any) -> Iterator[Hit]:
     """What it flags: server or client software named in a STUN/TURN SOFTWARE attribute, an HTTP/SIP
-    User-Agent or Server header, or an SDP o=/s= line. One finding per flow, listing what was read.
+    User-Agent or Server header, or an SDP o=/s= line. One finding per server (with every client that talked
+    to it) or, for STUN, per sender, listing what was read.
     Why it matters: version banners let an attacker pick exploits (see outdated-component) and
     fingerprint the stack in use.
     Evidence: the strings per source (software, user_agent, server, sdp_origin).
@@ -156,10 +164,15 @@ def software_disclosure(ctx: Any) -> Iterator[Hit]:
             continue  # "o=- 4611 2 IN IP4 ..." names no software
         groups[o.group].append(o)
     for group, obs in groups.items():
-        ev: dict[str, Any] = {}
+        seen: dict[str, list[str]] = {}
         for o in obs:
-            ev.setdefault(o.kind, o.text)
+            seen.setdefault(o.kind, [])
+            if o.text not in seen[o.kind]:
+                seen[o.kind].append(o.text)
+        ev: dict[str, Any] = {k: v[0] if len(v) == 1 else v for k, v in seen.items()}
         eps = list(dict.fromkeys(e for o in obs for e in o.endpoints))
-        yield Hit(message="; ".join(f"{k}: {v}" for k, v in ev.items()), endpoints=eps, flow_id=obs[0].flow_id,
-                  frames=frames_of(*[o.frame for o in obs][:50]), evidence=ev,
-                  key=(*sorted(eps), *sorted(f"{k}={v}" for k, v in ev.items())))
+        if group[0] == "server":  # clients first, then the server they all talked to
+            eps = [e for e in eps if e != group[1]] + [group[1]]
+        yield Hit(message="; ".join(f"{k}: {' | '.join(v)}" for k, v in seen.items()), endpoints=eps,
+                  flow_id=obs[0].flow_id, frames=frames_of(*[o.frame for o in obs][:50]), evidence=ev,
+                  key=(group[1] or "", *sorted(f"{k}={t}" for k, v in seen.items() for t in v)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import timedelta
-from typing import Any, Iterator
+from typing import Any, Generator, Iterator
 
 import pandas as pd
 
@@ -108,9 +108,11 @@ def dtls_fingerprint_mismatch(ctx: Any) -> Iterator[Hit]:
         if to:
             delivered[str(to)].update(h for a, h in fingerprints(r) if a == "sha-256")
             delivered_frames[str(to)] += frames_of(val(r, "frame"))
-    linked = _session_fingerprints(ctx)
-    n_cert = 0
+    judged = yield from _session_mismatches(ctx, dtls)
+    n_cert = len(judged)
     for r in rows(dtls):
+        if (val(r, "flow_id"), val(r, "first_frame")) in judged:
+            continue  # the sessions layer linked this handshake to its descriptions and compared already
         for side, other in (("client", "server"), ("server", "client")):
             cert = val(r, f"{side}_cert_sha256")
             if not cert:
@@ -118,9 +120,7 @@ def dtls_fingerprint_mismatch(ctx: Any) -> Iterator[Hit]:
             n_cert += 1
             cert = str(cert).lower()
             peer_ip = _ip(val(r, other))
-            if val(r, "flow_id") in linked:
-                pool, scope, conf = linked[val(r, "flow_id")], "for this ICE session", Confidence.HIGH
-            elif peer_ip in delivered and delivered[peer_ip]:
+            if peer_ip in delivered and delivered[peer_ip]:
                 pool, scope, conf = delivered[peer_ip], f"to its peer {peer_ip}", Confidence.HIGH
             else:
                 pool, scope, conf = signalled, "in this capture", Confidence.MEDIUM
@@ -144,21 +144,40 @@ def _ip(endpoint: Any) -> str:
     return e.rsplit(":", 1)[0] if e.count(":") == 1 else e
 
 
-def _session_fingerprints(ctx: Any) -> dict[Any, set[str]]:
-    """flow_id → sha-256 fingerprints signalled for the ICE session that flow belongs to (when the
-    sessions frame links them)."""
-    s = ctx.optional("sessions")
-    if s is None or "flow_id" not in s.columns:
-        return {}
-    col = next((c for c in ("fingerprints", "fingerprints_sha256") if c in s.columns), None)
-    if col is None:
-        return {}
-    out: dict[Any, set[str]] = {}
-    for r in rows(s):
-        fps = {h for a, h in fingerprints(pd.Series({"fingerprints": val(r, col)})) if a in ("sha-256", "")}
-        for f in listish(val(r, "flow_id")):
-            out.setdefault(f, set()).update(fps)
-    return out
+def _session_mismatches(ctx: Any, dtls: pd.DataFrame) -> Generator[Hit, None, set[tuple[Any, Any]]]:
+    """Mismatches the sessions layer found (it links each handshake to the descriptions of its ICE session
+    and compares certificates with every copy of them). Returns the handshakes it judged."""
+    s = ctx.optional("sessions", ("fingerprint_status", "dtls_flow_id"))
+    judged: set[tuple[Any, Any]] = set()
+    if s is None or not len(s):
+        return judged
+    for r in rows(s[s["dtls_flow_id"].notna()]):
+        status = str(val(r, "fingerprint_status", "") or "")
+        if status not in ("match", "mismatch"):
+            continue
+        hs = dtls[(dtls["flow_id"] == val(r, "dtls_flow_id"))]
+        if "first_frame" in dtls.columns and val(r, "dtls_first_frame") is not None:
+            hs = hs[hs["first_frame"] == val(r, "dtls_first_frame")]
+        for h in rows(hs):
+            judged.add((val(h, "flow_id"), val(h, "first_frame")))
+            if status != "mismatch":
+                continue
+            bad = [who for who in ("offer", "answer") if val(r, f"{who}_fingerprint_match") is False]
+            yield Hit(message=f"the {' and '.join(bad) or 'signalled'} fingerprint(s) of this ICE session do not match "
+                              f"the certificate(s) presented in the DTLS handshake {val(h, 'client')} → "
+                              f"{val(h, 'server')}"
+                              + (" (the description was rewritten in transit)" if val(r, "fingerprint_rewritten")
+                                 else ""),
+                      endpoints=hs_endpoints(h), flow_id=val(h, "flow_id"),
+                      frames=frames_of(val(h, "frames"), val(r, "offer_frame"), val(r, "answer_frame")),
+                      evidence={"mismatched": bad, "client_cert_sha256": val(h, "client_cert_sha256"),
+                                "server_cert_sha256": val(h, "server_cert_sha256"),
+                                "offer_fingerprints_sha256": listish(val(r, "offer_fingerprints_sha256")),
+                                "answer_fingerprints_sha256": listish(val(r, "answer_fingerprints_sha256")),
+                                "rewritten": bool(val(r, "fingerprint_rewritten", False)),
+                                "session_id": val(r, "session_id")},
+                      key=("session", *hs_endpoints(h)), confidence=Confidence.HIGH)
+    return judged
 
 
 @check(id="DTLS002", slug="dtls-weak-version", title="DTLS 1.0 offered or negotiated",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Any, Iterator
 
@@ -103,9 +104,9 @@ def ice_ipv6_eui64(ctx: Any) -> Iterator[Hit]:
        severity=Severity.LOW, confidence=Confidence.LOW, needs=("candidates",),
        references=("RFC 8828 §5.2", "draft-ietf-mmusic-mdns-ice-candidates"))
 def ice_no_mdns(ctx: Any) -> Iterator[Hit]:
-    """What it flags: a host candidate with a raw non-public IP address instead of an mDNS ``.local`` name,
-    from an endpoint that gathered host candidates (i.e. a client, not an ICE-lite server on a public
-    address).
+    """What it flags: host candidates with raw non-public IP addresses instead of mDNS ``.local`` names (one
+    finding listing the addresses). Confidence is medium when the sender is recognised as a browser (by its
+    description's stack or its User-Agent), which could have hidden them, low otherwise.
     Why it matters: browsers hide host addresses behind mDNS names (RFC 8828 mode 2) precisely so that a
     web page cannot learn the local address; a raw one shows that protection was off.
     Evidence: the address and where it was read.
@@ -113,14 +114,58 @@ def ice_no_mdns(ctx: Any) -> Iterator[Hit]:
     permission (mode 1 reveals host addresses by design). Hence low confidence.
     References: RFC 8828 §5.2; draft-ietf-mmusic-mdns-ice-candidates."""
     df = _signalled(ctx.frame("candidates", ("address", "type", "scope")))
+    sig = ctx.optional("signalling", ("user_agent",))
+    sdp = ctx.optional("sdp", ("stack",))
+    found: dict[str, dict[str, Any]] = {}
     for r in rows(df):
         if str(val(r, "type", "")) != "host" or truthy(r, "mdns"):
             continue
         sc = str(val(r, "scope", "") or "")
-        if sc in NOT_PUBLIC:
-            a = val(r, "address")
-            yield _cand_hit(r, f"host candidate {a} sent as a raw IP (no mDNS name)",
-                            {"address": str(a), "scope": sc}, (str(val(r, "ip") or a),))
+        if sc not in NOT_PUBLIC:
+            continue
+        ip = str(val(r, "ip") or val(r, "address"))
+        e = found.setdefault(ip, {"scope": sc, "frames": [], "ports": set(), "browsers": set()})
+        e["frames"] += frames_of(val(r, "frame"))
+        e["ports"].add(ep(val(r, "address"), val(r, "port")))
+        b = _sender_browser(r, sig, sdp)
+        if b:
+            e["browsers"].add(b)
+    if found:
+        addrs = sorted(found)
+        browsers = sorted({b for e in found.values() for b in e["browsers"]})
+        yield Hit(message=f"{len(addrs)} host candidate address(es) sent as raw IPs, no mDNS name: "
+                          + ", ".join(addrs) + (f" (from {', '.join(browsers)}, which can hide them)" if browsers
+                                                else ""),
+                  endpoints=addrs, frames=[f for a in addrs for f in found[a]["frames"]],
+                  evidence={"addresses": {a: {"scope": found[a]["scope"], "candidates": sorted(found[a]["ports"])}
+                                          for a in addrs}, "browsers": browsers},
+                  key=tuple(addrs), confidence=Confidence.MEDIUM if browsers else None)
+
+
+BROWSERS = (("firefox", re.compile(r"Firefox/|SDPARTA", re.I)),
+            ("chromium", re.compile(r"Chrom(e|ium)/|HeadlessChrome|libwebrtc|WebRTC", re.I)),
+            ("safari", re.compile(r"Version/[\d.]+ Safari/", re.I)))
+
+
+def browser_of(text: str) -> str | None:
+    for name, pat in BROWSERS:
+        if pat.search(text):
+            return name
+    return None
+
+
+def _sender_browser(r: Any, sig: Any, sdp: Any) -> str | None:
+    """The browser that sent a candidate: the stack of its description, or the User-Agent of the client
+    that sent the trickle message (a browser can hide host addresses behind mDNS names)."""
+    if sdp is not None and val(r, "sdp_index") is not None and "sdp_index" in sdp.columns:
+        d = sdp[sdp["sdp_index"] == val(r, "sdp_index")]
+        if len(d) and val(d.iloc[0], "stack"):
+            return browser_of(str(val(d.iloc[0], "stack")))
+    if sig is not None and val(r, "signalling_msg") is not None and "msg_index" in sig.columns:
+        m = sig[sig["msg_index"] == val(r, "signalling_msg")]
+        if len(m) and str(val(m.iloc[0], "direction")) in ("request", "client_to_server"):
+            return browser_of(str(val(m.iloc[0], "user_agent") or ""))
+    return None
 
 
 def _is_ice_check(r: Any) -> bool:
@@ -169,10 +214,13 @@ MEDIA_CLASSES = {"rtp", "rtcp", "dtls", "zrtp"}
 
 @check(id="ICE005", slug="unsolicited-media", title="Media on a 5-tuple without ICE consent",
        severity=Severity.MEDIUM, confidence=Confidence.MEDIUM, needs=("packets", "stun"),
-       references=("RFC 7675 §5", "RFC 8445 §7.3", "RFC 8826 §4.2.1"))
+       references=("RFC 7675 §5", "RFC 8445 §7.3", "RFC 8826 §4.2.1"),
+       params={"min_packets": (10, "flows with fewer media packets are ignored (stray packets that merely "
+                                   "look like RTP)")})
 def unsolicited_media(ctx: Any) -> Iterator[Hit]:
-    """What it flags: a UDP flow carrying RTP, RTCP or DTLS (outside TURN) on which no ICE Binding check was
-    answered with success in the capture, in a capture where ICE is in use. One finding per flow.
+    """What it flags: a UDP flow carrying at least ``min_packets`` RTP, RTCP or DTLS packets (outside TURN) on
+    which no ICE Binding check was answered with success in the capture, in a capture where ICE is in use.
+    One finding per flow.
     Why it matters: ICE consent is what stops a web page from using a browser as a packet cannon, and media
     arriving without it may be injected or redirected by an attacker who knows the ports.
     Evidence: the flow, its media classes and first frames.
@@ -197,7 +245,7 @@ def unsolicited_media(ctx: Any) -> Iterator[Hit]:
         media = media[media["via_turn"].isna() | (media["via_turn"].astype(str).isin(["", "None", "<NA>"]))]
     for flow, g in media.groupby("flow_id", sort=True):
         flow = int(flow)
-        if flow in consented or flow in turn_flows:
+        if flow in consented or flow in turn_flows or len(g) < ctx.param("min_packets"):
             continue
         first = g.iloc[0]
         classes = sorted(set(g[cls_col].astype(str)))

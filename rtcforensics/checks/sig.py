@@ -32,6 +32,14 @@ def client_server(r: Any) -> tuple[str | None, str | None]:
     return (str(client[0]) if client[0] else None), ep(*server)
 
 
+def _server_port(r: Any) -> int | None:
+    server = client_server(r)[1] or ""
+    try:
+        return int(server.rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return None
+
+
 def _eps(r: Any) -> list[str]:
     return endpoints(*client_server(r))
 
@@ -65,17 +73,23 @@ def signalling_plaintext(ctx: Any) -> Iterator[Hit]:
         yield Hit(message=f"{'/'.join(transports)} signalling in clear: {len(rs)} message(s) carrying "
                           f"{', '.join(kinds)}",
                   endpoints=_eps(rs[0]), flow_id=val(rs[0], "flow_id"), frames=frames_of(*[val(r, "frame") for r in rs]),
-                  evidence={"transport": transports, "body_kinds": kinds, "messages": len(rs),
+                  evidence={"transport": max(transports, key=lambda x: sum(str(val(r, "transport")) == x for r in rs)),
+                            "transports": transports, "body_kinds": kinds, "messages": len(rs),
+                            "sip": any(str(val(r, "transport")) == "sip" or str(val(r, "body_kind")) == "sip"
+                                       for r in rs),
                             "urls": sorted({str(val(r, "url")) for r in rs if val(r, "url")})[:5]},
                   key=(*transports, *_eps(rs[0])))
 
 
 @check(id="SIG002", slug="signalling-weak-tls", title="Signalling over weak TLS (version < 1.2 or weak suite)",
        severity=Severity.MEDIUM, confidence=Confidence.HIGH, needs=("signalling",),
-       references=("RFC 8996", "RFC 9325 §4", "RFC 8827 §5"))
+       references=("RFC 8996", "RFC 9325 §4", "RFC 8827 §5"),
+       params={"signalling_ports": ([443, 8443, 5061, 7443, 4443, 8089, 3000, 8080, 8000],
+                                    "server ports on which an unreadable TLS connection counts as signalling")})
 def signalling_weak_tls(ctx: Any) -> Iterator[Hit]:
     """What it flags: a signalling connection whose TLS version is below 1.2 or whose negotiated suite is
-    NULL, EXPORT, RC4, DES/3DES, anonymous or MD5-based.
+    NULL, EXPORT, RC4, DES/3DES, anonymous or MD5-based. A TLS connection whose content could not be read
+    counts only when its server port is one of ``signalling_ports`` (reported at low confidence).
     Why it matters: signalling protects the SDP fingerprint; TLS 1.0/1.1 are deprecated (RFC 8996) and
     those suites are breakable, so the protection is nominal.
     Evidence: the flow, frames, TLS version and suite.
@@ -88,6 +102,9 @@ def signalling_weak_tls(ctx: Any) -> Iterator[Hit]:
     for r in rows(df):
         if not val(r, "tls", False):
             continue
+        opaque = str(val(r, "transport")) == "tls"  # content unreadable: signalling only if on a web/SIP port
+        if opaque and _server_port(r) not in ctx.param("signalling_ports"):
+            continue
         ver = str(val(r, "tls_version", "") or "")
         suite = str(val(r, "tls_cipher_suite", "") or "")
         weak_ver = ver in WEAK_TLS_VERSIONS
@@ -96,9 +113,12 @@ def signalling_weak_tls(ctx: Any) -> Iterator[Hit]:
             groups[_flow_key(r) + (ver, suite)].append(r)
     for key, rs in groups.items():
         ver, suite = key[2], key[3]
-        yield Hit(message=f"signalling over {ver or 'TLS'}" + (f" with {suite}" if suite else ""),
+        opaque = all(str(val(r, "transport")) == "tls" for r in rs)
+        yield Hit(message=f"signalling over {ver or 'TLS'}" + (f" with {suite}" if suite else "")
+                          + (" (content not readable: a TLS connection on a signalling port)" if opaque else ""),
                   endpoints=_eps(rs[0]), flow_id=val(rs[0], "flow_id"), frames=frames_of(*[val(r, "frame") for r in rs]),
-                  evidence={"tls_version": ver, "cipher_suite": suite}, key=(*_eps(rs[0]), ver, suite))
+                  evidence={"tls_version": ver, "cipher_suite": suite, "content_readable": not opaque},
+                  key=(*_eps(rs[0]), ver, suite), confidence=Confidence.LOW if opaque else None)
 
 
 @check(id="SIG003", slug="signalling-secret-exposed", title="Credentials or tokens readable in signalling",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from .common import endpoints, ep, frames_of, listish, rows, val
+from .common import endpoints, frames_of, listish, rows, val
 from .dtls import hs_endpoints, hs_key
 from .registry import Confidence, Hit, NotObservable, Severity, check
 from .sdp import sdp_endpoints, sdp_where
@@ -69,31 +69,39 @@ def srtp_weak_profile(ctx: Any) -> Iterator[Hit]:
 
 @check(id="SRTP003", slug="rtp-unencrypted", title="Unencrypted RTP media",
        severity=Severity.HIGH, confidence=Confidence.HIGH, needs=("rtp_streams",),
-       references=("RFC 8827 §6.5", "RFC 8834 §5", "RFC 3711"))
+       references=("RFC 8827 §6.5", "RFC 8834 §5", "RFC 3711"),
+       params={"min_plaintext_score": (0.7, "rtp_streams.plaintext_score from which a payload counts as "
+                                             "plaintext evidence"),
+               "strong_plaintext_score": (0.9, "score from which unknown keying is reported high")})
 def rtp_unencrypted(ctx: Any) -> Iterator[Hit]:
     """What it flags: an RTP stream with no SRTP keying (no DTLS-SRTP handshake, no SDES) whose payload
-    shows plaintext evidence (codec structure, low entropy). Keying unknown but plaintext evidence: medium,
-    low confidence.
+    shows plaintext evidence (codec structure, G.711 byte distribution, low entropy: plaintext_score of at
+    least ``min_plaintext_score``). Keying not established by the capture: high (medium confidence) when the
+    score reaches ``strong_plaintext_score``, else medium at low confidence.
     Why it matters: anyone on the path can play the audio or video back.
-    Evidence: one row per stream (flow, SSRC, payload types, packets, the plaintext evidence).
-    False positives: application-level encryption over RTP framing (Discord) shows no plaintext evidence
-    and is not flagged; comfort noise alone may look plain.
+    Evidence: one row per stream (flow, SSRC, payload type, codec, packets, the plaintext evidence).
+    False positives: application-level encryption over RTP framing (Discord) shows random payload and is not
+    flagged; comfort noise or silence alone may look plain.
     References: RFC 8827 §6.5; RFC 8834 §5; RFC 3711."""
-    df = ctx.frame("rtp_streams", ("keying",))
-    pcol = next((c for c in ("plaintext_evidence", "plaintext") if c in df.columns), None)
-    if pcol is None:
-        raise NotObservable("rtp_streams frame records no payload plaintext evidence")
+    df = ctx.frame("rtp_streams", ("keying", "plaintext_score"))
     for r in rows(df):
         keying = str(val(r, "keying", "unknown"))
-        evid = val(r, pcol)
-        if not evid or keying in ("dtls-srtp", "sdes", "zrtp"):
+        score = val(r, "plaintext_score")
+        if score is None or float(score) < ctx.param("min_plaintext_score") or keying in ("dtls-srtp", "sdes"):
             continue
-        sev, conf = (None, None) if keying == "none" else (Severity.MEDIUM, Confidence.LOW)
+        if keying == "none":
+            sev, conf = None, None
+        elif float(score) >= ctx.param("strong_plaintext_score"):
+            sev, conf = Severity.HIGH, Confidence.MEDIUM
+        else:
+            sev, conf = Severity.MEDIUM, Confidence.LOW
         ssrc = val(r, "ssrc")
-        yield Hit(message=f"RTP stream SSRC {ssrc:#010x} ({int(val(r, 'packets', 0))} packets) carries plaintext "
-                          f"media (keying {keying})" if ssrc is not None else "RTP stream carries plaintext media",
-                  endpoints=endpoints(ep(val(r, "src"), val(r, "sport")), ep(val(r, "dst"), val(r, "dport"))),
-                  flow_id=val(r, "flow_id"), frames=frames_of(val(r, "first_frame"), val(r, "frames")),
-                  evidence={"ssrc": ssrc, "keying": keying, "plaintext_evidence": evid,
-                            "payload_types": listish(val(r, "pt_set")), "codec": val(r, "codec")},
-                  key=(val(r, "flow_id"), ssrc), severity=sev, confidence=conf)
+        eps = endpoints(val(r, "src"), val(r, "dst"))
+        yield Hit(message=f"RTP stream SSRC {int(ssrc):#010x} ({int(val(r, 'packets', 0))} packets, "
+                          f"{val(r, 'codec') or 'PT ' + str(val(r, 'pt'))}) carries plaintext media: "
+                          f"{val(r, 'plaintext_reason') or 'payload looks unencrypted'} (keying {keying})",
+                  endpoints=eps, flow_id=val(r, "flow_id"), frames=frames_of(val(r, "first_frame")),
+                  evidence={"ssrc": ssrc, "keying": keying, "plaintext_score": score,
+                            "plaintext_reason": val(r, "plaintext_reason"), "pt": val(r, "pt"),
+                            "codec": val(r, "codec"), "packets": val(r, "packets")},
+                  key=(*eps, ssrc), severity=sev, confidence=conf)

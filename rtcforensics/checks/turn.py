@@ -53,19 +53,25 @@ def turn_open_relay(ctx: Any) -> Iterator[Hit]:
     References: RFC 8656 §7.2 and §9; RFC 8489 §9.2; CVE-2018-4058."""
     df = _stun(ctx)
     t = _turn_present(df)
-    reqs = {str(val(r, "txid")): r for r in rows(t[(t["method"].astype(str) == "Allocate")
-                                                  & (t["cls"].astype(str) == "request")])}
-    for s in rows(t[(t["method"].astype(str) == "Allocate") & (t["cls"].astype(str) == "success")]):
+    alloc = t[t["method"].astype(str) == "Allocate"]
+    reqs = {str(val(r, "txid")): r for r in rows(alloc[alloc["cls"].astype(str) == "request"])}
+    for s in rows(alloc[alloc["cls"].astype(str) == "success"]):
         q = reqs.get(str(val(s, "txid")))
-        if q is None or val(q, "has_integrity") is not False:
+        # RFC 8656 §7.2 / RFC 8489 §9.2.4: a success to an authenticated request carries MESSAGE-INTEGRITY;
+        # one without it (and a request without it, when seen) was never authenticated.
+        if val(s, "has_integrity") is not False or (q is not None and val(q, "has_integrity") is not False):
             continue
-        proprietary = bool(val(q, "unknown_attrs") or val(s, "unknown_attrs")) or not val(s, "xor_relayed")
-        server = ep(val(q, "dst"), val(q, "dport"))
+        proprietary = bool(val(s, "unknown_required") or (q is not None and val(q, "unknown_required"))
+                           or not val(s, "xor_relayed"))
+        server = ep(val(s, "src"), val(s, "sport"))
         yield Hit(message=f"Allocate to {server} succeeded without MESSAGE-INTEGRITY"
-                          + (" (proprietary relay protocol)" if proprietary else ""),
-                  endpoints=_eps(q), flow_id=val(s, "flow_id"), frames=frames_of(val(q, "frame"), val(s, "frame")),
+                          + (" (proprietary relay protocol: not RFC TURN authentication, by design)"
+                             if proprietary else "")
+                          + ("" if q is not None else " (request not in capture; response unauthenticated)"),
+                  endpoints=endpoints(ep(val(s, "dst"), val(s, "dport")), server), flow_id=val(s, "flow_id"),
+                  frames=frames_of(val(q, "frame") if q is not None else None, val(s, "frame")),
                   evidence={"server": server, "relayed": val(s, "xor_relayed"), "software": val(s, "software"),
-                            "proprietary": proprietary},
+                            "proprietary": proprietary, "request_seen": q is not None},
                   key=(server,), severity=Severity.LOW if proprietary else None,
                   confidence=Confidence.LOW if proprietary else None)
 
@@ -98,8 +104,10 @@ def turn_internal_peer(ctx: Any) -> Iterator[Hit]:
     """What it flags: CreatePermission, ChannelBind or Send toward a loopback, private, CGNAT, link-local,
     ULA, cloud-metadata (169.254.169.254) or IPv4-embedding IPv6 peer. Severity per instance: critical
     when the server accepted (success response, or data relayed back from that peer), low when it refused,
-    high when no answer was seen. A private peer that is also an ICE candidate of the remote party is
-    ordinary ICE behaviour (both ends on one LAN) and is reported low at low confidence.
+    high when no answer was seen. One finding per allocation, listing the peers. A private/CGNAT/ULA peer
+    that behaves as the remote party's ICE host candidate (signalled as a candidate, sent ICE checks through
+    the relay, or permitted together with public peers as browsers do for every remote candidate) is
+    ordinary ICE and, when all peers are such, the finding is low at low confidence.
     Why it matters: a relay that forwards to internal addresses is an SSRF gateway into the operator's
     network (coturn CVE-2020-26262 reached loopback services this way).
     Evidence: request, response, peer address and why it is internal.
@@ -113,47 +121,70 @@ def turn_internal_peer(ctx: Any) -> Iterator[Hit]:
     data_from = {peer_host(str(p)) for r in rows(t[t["method"].astype(str) == "Data"])
                  for p in listish(val(r, "xor_peer"))}
     remote_cands = _candidate_addresses(ctx)
-    groups: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
+    # one finding per allocation (client, server); per peer: why it is internal and what the server did
+    allocs: dict[tuple[Any, Any], dict[str, dict[str, Any]]] = defaultdict(dict)
+    first_row: dict[tuple[Any, Any], Any] = {}
     for r in rows(t[t["method"].astype(str).isin(PEER_METHODS) & t["cls"].astype(str).isin(["request",
                                                                                           "indication"])]):
         for peer in listish(val(r, "xor_peer")):
             host = peer_host(str(peer))
             risk = peer_risk(host)
-            if risk is not None:
-                groups[(ep(val(r, "dst"), val(r, "dport")), host)].append((r, risk))
-    for (server, host), items in groups.items():
-        scope, why = items[0][1]
-        outcome = "unanswered"
-        frames: list[int] = []
-        for r, _ in items:
-            frames += frames_of(val(r, "frame"))
+            if risk is None:
+                continue
+            k = (ep(val(r, "src"), val(r, "sport")), ep(val(r, "dst"), val(r, "dport")))
+            first_row.setdefault(k, r)
+            p = allocs[k].setdefault(str(peer), {"host": host, "scope": risk[0], "why": risk[1], "outcome": "unanswered",
+                                                 "methods": set(), "frames": []})
+            p["methods"].add(str(val(r, "method")))
+            p["frames"] += frames_of(val(r, "frame"))
             got = resp.get(str(val(r, "txid")))
             if got is not None:
-                frames += frames_of(val(got, "frame"))
+                p["frames"] += frames_of(val(got, "frame"))
                 if str(val(got, "cls")) == "success":
-                    outcome = "accepted"
-                elif outcome != "accepted":
-                    outcome = "refused"
-        if host in data_from:
-            outcome = "accepted"
-        sev = {"accepted": Severity.CRITICAL, "refused": Severity.LOW, "unanswered": Severity.HIGH}[outcome]
-        conf = None
-        ice_like = scope in ("private", "cgnat", "ula") and host in remote_cands
-        if ice_like:
+                    p["outcome"] = "accepted"
+                elif p["outcome"] != "accepted":
+                    p["outcome"] = "refused"
+            if host in data_from:
+                p["outcome"] = "accepted"
+    rank = {"accepted": Severity.CRITICAL, "unanswered": Severity.HIGH, "refused": Severity.LOW}
+    checked = {peer_host(str(v)) for v in df["turn_peer"].dropna()} if "turn_peer" in df.columns else set()
+    public_peers: dict[tuple[Any, Any], bool] = defaultdict(bool)
+    for r in rows(t[t["method"].astype(str).isin(PEER_METHODS)]):
+        for peer in listish(val(r, "xor_peer")):
+            if peer_risk(peer_host(str(peer))) is None:
+                public_peers[(ep(val(r, "src"), val(r, "sport")), ep(val(r, "dst"), val(r, "dport")))] = True
+    for (client, server), peers in allocs.items():
+        for p in peers.values():
+            # ICE: the remote party's private host candidate, known from signalling, checked through the relay,
+            # or installed together with its public candidates (browsers permit every remote candidate)
+            p["ice_candidate"] = p["scope"] in ("private", "cgnat", "ula") and (
+                p["host"] in remote_cands or p["host"] in checked or public_peers[(client, server)])
+        risky = [p for p in peers.values() if not p["ice_candidate"]]
+        if risky:
+            sev, conf = max(rank[p["outcome"]] for p in risky), None
+        else:  # every peer is a remote party's host candidate: ordinary ICE on one LAN
             sev, conf = Severity.LOW, Confidence.LOW
-        methods = sorted({str(val(r, "method")) for r, _ in items})
-        yield Hit(message=f"{'/'.join(methods)} toward {why} via {server}: {outcome}"
-                          + (" (peer is an ICE candidate of the remote party)" if ice_like else ""),
-                  endpoints=endpoints(*_eps(items[0][0]), host), flow_id=val(items[0][0], "flow_id"),
-                  frames=frames, evidence={"peer": host, "scope": scope, "outcome": outcome, "methods": methods,
-                                           "server": server, "ice_candidate": ice_like},
-                  key=(server, host), severity=sev, confidence=conf)
+        outcomes = sorted({p["outcome"] for p in peers.values()})
+        yield Hit(message=f"relay {server} asked by {client} to reach {len(peers)} internal peer(s): "
+                          + "; ".join(f"{peer} ({p['why']}, {p['outcome']}"
+                                      + (", an ICE candidate of the remote party" if p["ice_candidate"] else "") + ")"
+                                      for peer, p in peers.items()),
+                  endpoints=[*peers, client, server], flow_id=val(first_row[(client, server)], "flow_id"),
+                  frames=[f for p in peers.values() for f in p["frames"]],
+                  evidence={"server": server, "client": client, "outcomes": outcomes,
+                            "peers": {peer: {"scope": p["scope"], "outcome": p["outcome"],
+                                             "methods": sorted(p["methods"]), "ice_candidate": p["ice_candidate"]}
+                                      for peer, p in peers.items()}},
+                  key=(server, *sorted(p["host"] for p in peers.values())), severity=sev, confidence=conf)
 
 
 def _candidate_addresses(ctx: Any) -> set[str]:
+    """Addresses the remote party signalled as its own candidates (SDP / trickle, not STUN-observed)."""
     c = ctx.optional("candidates", ("address",))
     if c is None:
         return set()
+    if "origin" in c.columns:
+        c = c[c["origin"].astype(str).isin(["sdp", "trickle"])]
     return {str(a) for a in c["address"].dropna()}
 
 

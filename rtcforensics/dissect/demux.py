@@ -7,7 +7,7 @@ RFC 7983 §7 (updating RFC 5764 §5.1.2), first byte B:
 
 and RTCP is told from RTP by the second byte (RFC 5761 §4: payload types 192..223 with the marker bit
 folded in). Each range is checked a little further so that a stray datagram is not called media: a STUN
-message needs the magic cookie (or, for RFC 3489, an exact length), a ChannelData message a length that
+message needs the magic cookie (or, for RFC 3489, an exact 4-aligned length), a ChannelData message a length that
 fits, ZRTP its ``ZRTP`` cookie, a DTLS 1.0/1.2 record a DTLS version byte.
 
 :func:`classify` works on one payload; :func:`classify_array` applies the same rules to many payloads
@@ -41,10 +41,10 @@ def classify(data: bytes | memoryview) -> int:
         if n < 20:
             return OTHER
         mlen = (data[2] << 8) | data[3]
-        if mlen % 4:
-            return OTHER
         cookie = int.from_bytes(data[4:8], "big")
-        if cookie == STUN_MAGIC and mlen + 20 <= n or mlen + 20 == n:
+        # RFC 5389+: magic cookie (lengths not a multiple of 4 exist in the wild, e.g. WhatsApp: keep them);
+        # RFC 3489: no cookie, so insist on an exact, 4-aligned length
+        if cookie == STUN_MAGIC and mlen + 20 <= n or mlen % 4 == 0 and mlen + 20 == n:
             return STUN
         return OTHER
     if 16 <= b0 <= 19:
@@ -84,8 +84,8 @@ def classify_array(arr: np.ndarray, off: np.ndarray, plen: np.ndarray) -> np.nda
     be16 = (b2 << 8) | b3
     # STUN
     cookie = (byte(4) << 24) | (byte(5) << 16) | (byte(6) << 8) | byte(7)
-    stun = has & (b0 <= 3) & (plen >= 20) & (be16 % 4 == 0) & (
-        ((cookie == STUN_MAGIC) & (be16 + 20 <= plen)) | (be16 + 20 == plen))
+    stun = has & (b0 <= 3) & (plen >= 20) & (
+        ((cookie == STUN_MAGIC) & (be16 + 20 <= plen)) | ((be16 % 4 == 0) & (be16 + 20 == plen)))
     out[stun] = STUN
     # ZRTP
     zr = has & (b0 >= 16) & (b0 <= 19) & (plen >= 12) & (cookie == int.from_bytes(ZRTP_MAGIC, "big"))

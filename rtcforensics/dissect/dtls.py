@@ -17,11 +17,12 @@ Names (cipher suites, SRTP profiles, groups, ...) come from the IANA tables in `
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 from functools import lru_cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from ..anomalies import AnomalyLog
 from ..errors import DecodeError, TruncatedError
@@ -112,6 +113,11 @@ DTLS1_0, DTLS1_2, DTLS1_3 = 0xFEFF, 0xFEFD, 0xFEFC
 TLS_EMPTY_RENEGOTIATION_INFO_SCSV = 0x00FF
 # RFC 8446 §4.1.3: a ServerHello with this random is a HelloRetryRequest (SHA-256 of "HelloRetryRequest").
 HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
+
+
+def endpoint(ip: str, port: int) -> str:
+    """``ip:port``, IPv6 in brackets (the project's endpoint notation)."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 def version_name(v: int | None) -> str | None:
@@ -285,6 +291,9 @@ class _Partial:
         self.done = self.length == 0 or merged == [(0, self.length)]
 
 
+MAX_MESSAGE = 1 << 20  # no real handshake message comes near; a hostile length must not allocate 16 MiB
+
+
 class Reassembler:
     """Rebuilds handshake messages of one sender (one direction of one flow) from fragments.
 
@@ -310,6 +319,9 @@ class Reassembler:
             raise DecodeError("dtls_fragment_mismatch",
                               "DTLS handshake fragments of one message disagree on type or length")
         if p is None:
+            if frag.length > MAX_MESSAGE:
+                raise DecodeError("dtls_message_too_long",
+                                  f"DTLS handshake message declares {frag.length} bytes (limit {MAX_MESSAGE})")
             p = _Partial(frag.msg_type, frag.length, bytearray(frag.length))
             self._msgs[frag.message_seq] = p
         p.add(frag.frag_offset, frag.body)
@@ -535,6 +547,7 @@ class Handshake:
     decryption: str = "none"  # none | decrypted | undecryptable
     decryption_detail: str | None = None
     decrypt_errors: dict[str, int] = field(default_factory=dict)
+    early_records: list[tuple[Datagram, str, Record]] = field(default_factory=list)
     decryptor: Any = None  # dtls13.Dtls13Decryptor / Dtls12Decryptor when keys are known
     app_data: list[tuple[int, int, str, bytes]] = field(default_factory=list)  # (frame, ts_ns, side, plaintext)
 
@@ -570,7 +583,7 @@ class DtlsTracker:
 
     Malformed units become rows in ``anomalies`` (layer ``dtls``); whatever was read before stays."""
 
-    def __init__(self, anomalies: AnomalyLog | None = None, keylog: "KeyLog | None" = None,
+    def __init__(self, anomalies: AnomalyLog | None = None, keylog: KeyLog | None = None,
                  strict: bool = False) -> None:
         self.anomalies = anomalies if anomalies is not None else AnomalyLog()
         self.keylog = keylog
@@ -580,7 +593,7 @@ class DtlsTracker:
         self.unattached_records = 0
 
     # -- input ---------------------------------------------------------------------------------
-    def feed_all(self, datagrams: list[Datagram]) -> "DtlsTracker":
+    def feed_all(self, datagrams: list[Datagram]) -> DtlsTracker:
         for dg in datagrams:
             self.feed(dg)
         self.finish()
@@ -593,7 +606,7 @@ class DtlsTracker:
 
     def feed(self, dg: Datagram) -> None:
         fs = self.flows.setdefault(dg.flow_id, _FlowState())
-        sender = f"{dg.src}:{dg.sport}"
+        sender = endpoint(dg.src, dg.sport)
         try:
             for rec in parse_records(dg.data, fs.cid_len.get(sender)):
                 try:
@@ -680,6 +693,9 @@ class DtlsTracker:
             level, desc = parse_alert(rec.payload)
             self._alert(hs, dg, side, level, desc, "clear")
             return
+        if ctype == ContentType.ACK and rec.epoch == 0:  # RFC 9147 §7: ACKs of the first flight go in clear
+            hs.messages.append((dg.frame, side, "ack", "clear"))
+            return
         # epoch > 0 (DTLS <= 1.2): encrypted handshake (Finished), alert or application data
         hs.encrypted_records[side] = hs.encrypted_records.get(side, 0) + 1
         if hs.decryptor is not None and not hs.is_dtls13:
@@ -718,7 +734,13 @@ class DtlsTracker:
         hs.encrypted_records[side] = hs.encrypted_records.get(side, 0) + 1
         hs.epochs_seen.setdefault(side, set()).add(rec.epoch)
         if hs.decryptor is None:
+            if self.keylog is not None and hs.server_hello is None and len(hs.early_records) < 64:
+                hs.early_records.append((dg, sender, rec))  # arrived before the ServerHello: keep for later
             return
+        self._decrypt13(fs, hs, dg, sender, side, rec)
+
+    def _decrypt13(self, fs: _FlowState, hs: Handshake, dg: Datagram, sender: str, side: str,
+                   rec: Record) -> None:
         try:
             ctype, epoch, plain = hs.decryptor.decrypt_unified(rec, side)
         except DecodeError as e:
@@ -747,7 +769,7 @@ class DtlsTracker:
     # -- per handshake message -----------------------------------------------------------------
     def _message(self, fs: _FlowState, hs: Handshake, dg: Datagram, sender: str, mtype: int, body: bytes,
                  source: str) -> None:
-        receiver = f"{dg.dst}:{dg.dport}"
+        receiver = endpoint(dg.dst, dg.dport)
         if mtype == HandshakeType.CLIENT_HELLO:
             ch = parse_client_hello(body)
             hs.client_hellos += 1
@@ -772,7 +794,7 @@ class DtlsTracker:
                 hs.sources.setdefault("server_hello", source)
                 if sh.ext.connection_id is not None:  # the CID the server wants to receive
                     fs.cid_len[receiver] = len(sh.ext.connection_id)
-                self._start_decryption(hs)
+                self._start_decryption(fs, hs)
         elif mtype == HandshakeType.ENCRYPTED_EXTENSIONS:
             hs.encrypted_extensions = parse_encrypted_extensions(body)
             hs.sources["encrypted_extensions"] = source
@@ -787,7 +809,7 @@ class DtlsTracker:
             hs.finished.add(hs.side_of(sender))
         hs.messages.append((dg.frame, hs.side_of(sender), iana_name("handshake_types", mtype), source))
 
-    def _start_decryption(self, hs: Handshake) -> None:
+    def _start_decryption(self, fs: _FlowState, hs: Handshake) -> None:
         if self.keylog is None or hs.client_hello is None or hs.server_hello is None:
             return
         from .dtls13 import make_decryptor
@@ -799,8 +821,15 @@ class DtlsTracker:
             return
         if hs.decryptor is not None:
             hs.decryption = "decrypted"
+            early, hs.early_records = hs.early_records, []
+            if hs.is_dtls13:
+                for dg, sender, rec in early:
+                    try:
+                        self._decrypt13(fs, hs, dg, sender, hs.side_of(sender), rec)
+                    except DecodeError as e:
+                        self._anomaly(e, dg)
 
 
 def handshakes_from_datagrams(datagrams: list[Datagram], anomalies: AnomalyLog | None = None,
-                              keylog: "KeyLog | None" = None, strict: bool = False) -> list[Handshake]:
+                              keylog: KeyLog | None = None, strict: bool = False) -> list[Handshake]:
     return DtlsTracker(anomalies, keylog, strict).feed_all(datagrams).handshakes

@@ -115,7 +115,7 @@ class Dtls13Decryptor:
             # counter||nonce layout `cryptography` takes for raw ChaCha20
             enc = Cipher(algorithms.ChaCha20(sn_key, sample), mode=None).encryptor()
             return enc.update(bytes(16))
-        enc = Cipher(algorithms.AES(sn_key), modes.ECB()).encryptor()  # noqa: S305 - one block, as specified
+        enc = Cipher(algorithms.AES(sn_key), modes.ECB()).encryptor()
         return enc.update(sample) + enc.finalize()
 
     def decrypt_unified(self, rec: Record, side: str) -> tuple[int, int, bytes]:
@@ -228,6 +228,7 @@ class Dtls12Decryptor:
         self.s = s
         self.version = version
         self.etm = encrypt_then_mac and s.kind == "cbc"
+        self.mac_name = s.mac or "sha1"
         mac_len = hashlib.new(s.mac).digest_size if s.mac else 0
         need = 2 * mac_len + 2 * s.key_len + 2 * s.fixed_iv
         kb = prf(version, s.prf_hash, master, b"key expansion", server_random + client_random, need)
@@ -269,7 +270,8 @@ class Dtls12Decryptor:
             mac_len = len(self.mac_key[side])
             if self.etm:
                 body, tag = p[:-mac_len], p[-mac_len:]
-                want = hmac.new(self.mac_key[side], seq8 + hdr + len(body).to_bytes(2, "big") + body, s.mac).digest()
+                want = hmac.new(self.mac_key[side], seq8 + hdr + len(body).to_bytes(2, "big") + body,
+                                self.mac_name).digest()
                 if len(p) < 32 + mac_len or len(body) % 16 or not hmac.compare_digest(tag, want):
                     raise self._fail()
                 plain = self._cbc(key, body)
@@ -286,7 +288,7 @@ class Dtls12Decryptor:
             content = plain[:-(pad + 1 + mac_len)]
             tag = plain[-(pad + 1 + mac_len):-(pad + 1)]
             want = hmac.new(self.mac_key[side], seq8 + hdr + len(content).to_bytes(2, "big") + content,
-                            s.mac).digest()
+                            self.mac_name).digest()
             if not hmac.compare_digest(tag, want):
                 raise self._fail()
             return content

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,7 +172,8 @@ class _Pass:
         self.datagrams: dict[int, list[Datagram]] = {STUN: [], DTLS: [], RTCP: [], ZRTP: []}
         self.control: list[int] = []
         self.tcp: dict[tuple[int, int, int], _TcpDir] = {}
-        self.tcp_frames: dict[int, list[int]] = {}  # flow -> frames, for flows that end up control-plane
+        self.tcp_seen: list[tuple[np.ndarray, np.ndarray]] = []  # (flow ids, frames) of TCP packets
+        self.tcp_slow: list[tuple[int, int]] = []
         self.websocket_flows: set[int] = set()
         self.frags: dict[tuple[Any, ...], _Frag] = {}
         self.dtls_flows: set[int] = set()
@@ -243,7 +245,11 @@ class _Pass:
         ulen = _be16(arr, np.minimum(i4 + 4, last - 1))
         udp &= (ulen >= 8) & (l3 + ihl + ulen <= cap)
         idx = np.flatnonzero(udp)
-        fast = np.zeros(n, dtype=bool)
+        fast = np.zeros(n, dtype=bool)  # row fully filled here
+        dgcls = np.full(n, -1, dtype=np.int8)  # media datagram to file in the loop below (UDP payload known)
+        pay_off = np.zeros(n, dtype=np.int64)
+        pay_len = np.zeros(n, dtype=np.int64)
+        rtp_args = None
         if len(idx):
             i4u = i4[idx]
             po = i4u + 8
@@ -269,31 +275,100 @@ class _Pass:
                 v[cidx[ok]] = V_CHANNEL
             cand = ((c == RTP) | (v == V_CHANNEL)) & ~sip
             rtp_ok, hdr, padlen = self._rtp_fits(arr, rtp_po, rtp_len, cand)
+            # STUN / DTLS / RTCP / ZRTP straight in UDP: the loop below only files the Datagram; TURN
+            # Send/Data indications and ChannelBind requests take the full path (they are unwrapped)
+            mtype = _be16(arr, po)
+            dg = ~sip & (((c == STUN) & ~np.isin(mtype, (STUN_SEND_INDICATION, STUN_DATA_INDICATION,
+                                                         STUN_CHANNELBIND_REQUEST)))
+                         | (c == DTLS) | (c == RTCP) | (c == ZRTP))
             take = ~sip & ((c == OTHER) | rtp_ok)
-            t_idx = idx[take]
-            fast[t_idx] = True
-            s_ip = _be32(arr, i3[t_idx] + 12)
-            d_ip = _be32(arr, i3[t_idx] + 16)
-            src[t_idx] = self._ip4_ids(s_ip)
-            dst[t_idx] = self._ip4_ids(d_ip)
-            sport[t_idx] = sp[take]
-            dport[t_idx] = dp[take]
+            rows = take | dg
+            t_idx = idx[rows]
+            fast[idx[take]] = True
+            dgcls[idx[dg]] = c[dg]
+            pay_off[idx[dg]] = po[dg]
+            pay_len[idx[dg]] = plen[dg]
+            src[t_idx] = self._ip4_ids(_be32(arr, i3[t_idx] + 12))
+            dst[t_idx] = self._ip4_ids(_be32(arr, i3[t_idx] + 16))
+            sport[t_idx] = sp[rows]
+            dport[t_idx] = dp[rows]
             transport[t_idx] = T_UDP
-            cls[t_idx] = np.where(rtp_ok[take], RTP, OTHER)
-            via[t_idx] = np.where(rtp_ok[take], v[take], -1)
+            cls[t_idx] = np.where(rtp_ok[rows], RTP, OTHER)
+            via[t_idx] = np.where(rtp_ok[rows], v[rows], -1)
             flow[t_idx] = self._flows_vec(T_UDP, src[t_idx], sport[t_idx], dst[t_idx], dport[t_idx],
                                           b.frame[t_idx])
             r = np.flatnonzero(rtp_ok)
             if len(r):
-                self._rtp_columns(arr, b, idx[r], rtp_po[r], rtp_len[r], hdr[r], padlen[r], v[r],
-                                  flow[idx[r]])
+                rtp_args = (idx[r], rtp_po[r], rtp_len[r], hdr[r], padlen[r], v[r])
+        # ---- IPv4 / TCP of directions already known to be control plane ---------------------------
+        tcp = v4 & ((fragword & 0x3FFF) == 0) & (proto == 6) & (cap >= l3 + ihl + 20)
+        tidx = np.flatnonzero(tcp)
+        tcp_j = np.full(n, -1, dtype=np.int64)  # index into the TCP arrays, for the loop's quick check
+        if len(tidx):
+            t4 = i3[tidx] + ihl[tidx]
+            doff = (_u8(arr, t4 + 12) >> 4) * 4
+            good = (doff >= 20) & (l3[tidx] + ihl[tidx] + doff <= cap[tidx])
+            tidx, t4 = tidx[good], t4[good]
+            s_id = self._ip4_ids(_be32(arr, i3[tidx] + 12))
+            d_id = self._ip4_ids(_be32(arr, i3[tidx] + 16))
+            sp, dp = _be16(arr, t4), _be16(arr, t4 + 2)
+            fl = self._flows_vec(T_TCP, s_id, sp, d_id, dp, b.frame[tidx])
+            # direction = flow and which end sent it
+            dkey = fl * 2 + (((s_id.astype(np.int64) << 16) | sp) > ((d_id.astype(np.int64) << 16) | dp))
+            ukeys, first, inv = np.unique(dkey, return_index=True, return_inverse=True)
+            kind_code = np.full(len(ukeys), -1, dtype=np.int8)
+            for k, j0 in enumerate(first.tolist()):
+                fl0 = int(fl[j0])
+                d = self.tcp.get((fl0, int(s_id[j0]), int(sp[j0])))
+                if d is not None and d.kind in ("tls", "sip", "other") and fl0 not in self.websocket_flows:
+                    kind_code[k] = {"tls": TLS, "sip": SIP, "other": OTHER}[d.kind]
+            kc = kind_code[inv.reshape(-1)]
+            known = kc >= 0
+            tcp_j[tidx[~known]] = np.flatnonzero(~known)
+            k_idx = tidx[known]
+            fast[k_idx] = True
+            src[k_idx], dst[k_idx] = s_id[known], d_id[known]
+            sport[k_idx], dport[k_idx] = sp[known], dp[known]
+            transport[k_idx] = T_TCP
+            cls[k_idx] = kc[known]
+            flow[k_idx] = fl[known]
+            self.tcp_seen.append((fl[known], b.frame[k_idx]))
+        if rtp_args is not None:
+            pk = rtp_args[0]
+            self._rtp_columns(arr, b, pk, *rtp_args[1:], flow[pk])
         # ---- everything else, one packet at a time ----------------------------------------------
         buf = b.buf
+        dlists = self.datagrams
+        ips = self.ip_list
+        frames, tss = b.frame, b.ts_ns
         for i in np.flatnonzero(~fast).tolist():
+            c0 = int(dgcls[i])
+            if c0 >= 0:  # a media datagram whose headers were read above
+                fl0 = int(flow[i])
+                po0 = int(pay_off[i])
+                data = buf[po0 : po0 + int(pay_len[i])]
+                if c0 == DTLS and not self._dtls_ok(fl0, data):
+                    cls[i] = OTHER
+                    continue
+                dlists[c0].append(Datagram(frame=int(frames[i]), ts_ns=int(tss[i]), flow_id=fl0,
+                                           src=ips[src[i]], sport=int(sport[i]), dst=ips[dst[i]],
+                                           dport=int(dport[i]), transport="udp", data=data))
+                cls[i] = c0
+                continue
+            j = int(tcp_j[i])
+            if j >= 0:  # TCP: a direction that became known as control plane earlier in this batch
+                fl0 = int(fl[j])
+                d = self.tcp.get((fl0, int(s_id[j]), int(sp[j])))
+                if d is not None and d.kind in ("tls", "sip", "other") and fl0 not in self.websocket_flows:
+                    src[i], dst[i], sport[i], dport[i] = s_id[j], d_id[j], sp[j], dp[j]
+                    transport[i], flow[i] = T_TCP, fl0
+                    cls[i] = TLS if d.kind == "tls" else SIP if d.kind == "sip" else OTHER
+                    self.tcp_slow.append((fl0, int(frames[i])))
+                    continue
             o = int(off[i])
             pkt = buf[o : o + int(cap[i])]
             self._row = None
-            self.packet(int(b.frame[i]), int(b.ts_ns[i]), pkt, int(l3[i]), int(et[i]), int(b.linktype[i]))
+            self.packet(int(frames[i]), int(tss[i]), pkt, int(l3[i]), int(et[i]), int(b.linktype[i]))
             if self._row is not None:
                 src[i], sport[i], dst[i], dport[i], transport[i], cls[i], via[i], flow[i] = self._row
         c_ = self.cols
@@ -547,13 +622,8 @@ class _Pass:
               peer: str | None = None) -> tuple[int, int]:
         """Classify one payload (RFC 7983) and file it; returns (class, via) for the packets row."""
         c = classify(data)
-        if c == DTLS:
-            # RFC 9147 unified-header records (first byte 32..63) carry no version to check: take them as
-            # DTLS 1.3 only on a flow that has shown a DTLS handshake record (content types 20..25) before.
-            if data[0] < 32:
-                self.dtls_flows.add(ctx.flow)
-            elif ctx.flow not in self.dtls_flows:
-                c = OTHER
+        if c == DTLS and not self._dtls_ok(ctx.flow, data):
+            c = OTHER
         if c == TURN_CHANNEL and via == -1:
             ch = (data[0] << 8) | data[1]
             clen = (data[2] << 8) | data[3]
@@ -574,6 +644,14 @@ class _Pass:
         elif c == RTP:
             self.rtp_packet(ctx, data, via)
         return c, via
+
+    def _dtls_ok(self, flow: int, data: bytes) -> bool:
+        """RFC 9147 unified-header records (first byte 32..63) carry no version to check: take them as
+        DTLS 1.3 only on a flow that has shown a DTLS handshake record (content types 20..25) before."""
+        if data[0] < 32:
+            self.dtls_flows.add(flow)
+            return True
+        return flow in self.dtls_flows
 
     def _turn_stun(self, ctx: "_Ctx", data: bytes) -> tuple[int, bytes, str | None] | None:
         """For Send/Data indications: (via, DATA payload, XOR-PEER-ADDRESS). Remembers ChannelBind
@@ -626,7 +704,7 @@ class _Pass:
         doff = (seg[12] >> 4) * 4
         flags = seg[13]
         fl = self.flow(T_TCP, src, sport, dst, dport, frame)
-        self.tcp_frames.setdefault(fl, []).append(frame)
+        self.tcp_slow.append((fl, frame))
         if doff < 20 or doff > len(seg):
             self.anomaly("tcp", "tcp_header_invalid", f"TCP data offset {doff} is invalid", frame=frame,
                          ts_ns=ts, flow_id=fl)
@@ -753,10 +831,16 @@ class _Pass:
                 d.kind = tcp_kind(bytes(d.buf[:TCP_DECIDE_BYTES]), final=True)
                 if d.kind in ("turn", "rfc4571"):
                     self._tcp_messages(d.last_ctx, d)
-        media_flows = {fl for (fl, _s, _p), d in self.tcp.items() if d.kind in ("turn", "rfc4571")}
-        for fl, frames in self.tcp_frames.items():
-            if fl not in media_flows:
-                self.control.extend(frames)
+        media_flows = np.array(sorted({fl for (fl, _s, _p), d in self.tcp.items() if d.kind in ("turn", "rfc4571")}),
+                               dtype=np.int64)
+        seen = list(self.tcp_seen)
+        if self.tcp_slow:
+            sl = np.array(self.tcp_slow, dtype=np.int64)
+            seen.append((sl[:, 0], sl[:, 1]))
+        if seen:
+            fl = np.concatenate([f for f, _ in seen])
+            fr = np.concatenate([f for _, f in seen])
+            self.control.extend(fr[~np.isin(fl, media_flows)].tolist())
 
 
 @dataclass(slots=True)
@@ -817,6 +901,9 @@ def dissect(path: str | os.PathLike[str], progress: bool | None = None, strict: 
     """Read ``path`` once and return the media-plane :class:`Dissection` (see module docstring)."""
     log = AnomalyLog()
     reader = CaptureReader(path, log, strict=strict)
+    version: list[str | None] = []
+    vthread = threading.Thread(target=lambda: version.append(_tshark_version()), daemon=True)
+    vthread.start()  # `tshark -v` takes a few hundred ms: run it while the capture is read
     st = _Pass(str(path), log, strict)
     bar = _progress_bar(progress, reader.size)
     done = 0
@@ -846,13 +933,18 @@ def dissect(path: str | os.PathLike[str], progress: bool | None = None, strict: 
         "path": str(path), "sha256": reader.sha256(), "size": reader.size, "format": reader.format,
         "compressed": reader.compressed, "link_types": [link_type_name(t) for t in reader.link_types],
         "packets": st.n, "first_ts": _ts(st.first_ts), "last_ts": _ts(st.last_ts),
-        "tshark_version": _tshark_version(), "decryption_secrets": reader.secrets,
+        "tshark_version": _join(vthread, version), "decryption_secrets": reader.secrets,
         "truncated": reader.truncated,
     }
     return Dissection(path=str(path), info=info, packets=packets, stun=st.datagrams[STUN],
                       dtls=st.datagrams[DTLS], rtcp=st.datagrams[RTCP], zrtp=st.datagrams[ZRTP], rtp=rtp,
                       rtp_samples=samples, control_frames=np.array(sorted(set(st.control)), dtype=np.int64),
                       anomalies=log)
+
+
+def _join(t: threading.Thread, out: list[str | None]) -> str | None:
+    t.join(timeout=30)
+    return out[0] if out else None
 
 
 def _ts(ns: int | None) -> Any:

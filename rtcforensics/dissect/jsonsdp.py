@@ -89,7 +89,9 @@ def _walk(obj: Any, path: str, parent_key: str | None, env: str, out: list[Found
     if isinstance(obj, dict):
         inner_env = env if env != "plain" else envelope_of(obj)
         skip: set[str] = set()
-        cand = obj.get("candidate")
+        cand = obj.get("candidate", 0)
+        if cand is None and ("sdpMid" in obj or "sdpMLineIndex" in obj or len(obj) == 1):
+            cand = ""  # {"candidate": null}: end of candidates (as aiortc apps and some browsers send it)
         if isinstance(cand, str) and (cand == "" or cand.lstrip().startswith(("candidate:", "a=candidate:"))):
             out.append(Found("candidate", f"{path}.candidate", text=cand.strip(), envelope=inner_env,
                              mid=_str(obj.get("sdpMid")), mline_index=_intv(obj.get("sdpMLineIndex")),

@@ -16,7 +16,6 @@ file or a corrupted record length ends the read with an anomaly row, keeping wha
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import struct
@@ -74,6 +73,42 @@ class _HashingReader:
     @property
     def closed(self) -> bool:
         return self.raw.closed
+
+
+class _GunzipReader:
+    """Streaming gzip decompression that keeps every byte decoded before a cut or damaged stream
+    (``gzip.GzipFile`` raises and loses the last read); multi-member files are followed."""
+
+    def __init__(self, raw: Any, piece: int = 1 << 20) -> None:
+        self.raw, self.piece = raw, piece
+        self.d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self.buf = bytearray()
+        self.problem: str | None = None
+        self.done = False
+
+    def read(self, n: int) -> bytes:
+        while len(self.buf) < n and not self.done:
+            data = self.raw.read(self.piece)
+            if not data:
+                self.done = True
+                if not self.d.eof:
+                    self.problem = "compressed stream ends before its end marker"
+                break
+            while data:
+                try:
+                    self.buf += self.d.decompress(data)
+                except zlib.error as e:
+                    self.problem, self.done = str(e), True
+                    break
+                data = self.d.unused_data if self.d.eof else b""
+                if data:  # next gzip member
+                    self.d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    def close(self) -> None:
+        pass
 
 
 @dataclass
@@ -168,12 +203,11 @@ class CaptureReader:
         fh: Any = hashed
         if gz:
             self.compressed = True
-            fh = gzip.GzipFile(fileobj=hashed, mode="rb")
-        try:
-            head = fh.read(4)
-        except (OSError, EOFError, zlib.error) as e:
+            fh = _GunzipReader(hashed)
+        head = fh.read(4)
+        if gz and len(head) < 4 and fh.problem:
             raw.close()
-            raise CaptureError(self.path, f"gzip-compressed but cannot be decompressed ({e})") from None
+            raise CaptureError(self.path, f"gzip-compressed but cannot be decompressed ({fh.problem})")
         if not head:
             raw.close()
             raise CaptureError(self.path, "is empty" if not gz else "is an empty gzip stream")
@@ -226,13 +260,12 @@ class CaptureReader:
         assert self._fh is not None  # set by _open (internal invariant, not input)
         prefix, self._prefix = self._prefix, b""
         while True:
-            try:
-                data = prefix + self._fh.read(self.chunk_size)
-                prefix = b""
-            except (OSError, EOFError, zlib.error) as e:
-                self._problem("gzip_damaged", f"gzip stream damaged or cut short: {e}")
-                return
+            data = prefix + self._fh.read(self.chunk_size)
+            prefix = b""
             if not data:
+                problem = getattr(self._fh, "problem", None)
+                if problem:
+                    self._problem("gzip_damaged", f"gzip stream damaged or cut short: {problem}")
                 return
             yield data
 

@@ -17,8 +17,9 @@ import hmac
 import ipaddress
 import struct
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 from ..errors import DecodeError, TruncatedError
 
@@ -484,7 +485,7 @@ class StunMessage:
 
     # -- parsing ---------------------------------------------------------------------------------
     @classmethod
-    def parse(cls, data: bytes, *, strict: bool = True) -> "StunMessage":
+    def parse(cls, data: bytes, *, strict: bool = True) -> StunMessage:
         """Parse one whole STUN message.
 
         A header that is not STUN, or a message shorter than its declared length, always raises
@@ -644,6 +645,13 @@ def _show(a: StunAttribute) -> str:
     return str(v)
 
 
+def long_term_key(username: str, realm: str, password: str) -> bytes:
+    """RFC 8489 §9.2.2 long-term credential key MD5(username ":" realm ":" password), for
+    :meth:`StunMessage.check_integrity`. The caller applies OpaqueString/SASLprep to a non-ASCII password;
+    nothing here keeps the password."""
+    return hashlib.md5(f"{username}:{realm}:{password}".encode()).digest()
+
+
 def _method_of(msg_type: int) -> int:
     # RFC 8489 §5: M11..M7 | C1 | M6..M4 | C0 | M3..M0
     return (msg_type & 0x000F) | ((msg_type & 0x00E0) >> 1) | ((msg_type & 0x3E00) >> 2)
@@ -676,7 +684,7 @@ class ChannelData:
     padding: int  # bytes after the data (padding to 4 is mandatory over TCP, optional over UDP)
 
     @classmethod
-    def parse(cls, data: bytes) -> "ChannelData":
+    def parse(cls, data: bytes) -> ChannelData:
         if len(data) < 4:
             raise TruncatedError("turn_channel_truncated", f"TURN ChannelData is shorter than its header ({len(data)} bytes)")
         channel, length = struct.unpack_from("!HH", data)
@@ -689,7 +697,23 @@ class ChannelData:
 
 
 __all__ = [
-    "MAGIC_COOKIE", "StunClass", "StunMethod", "METHOD_NAMES", "TURN_METHODS", "method_name", "AttrType",
-    "AttrSpec", "ATTRIBUTES", "ATTRIBUTE_CODES", "attr_name", "comprehension_required", "Address", "ErrorCode",
-    "StunAttribute", "StunMessage", "message_type", "fingerprint", "ChannelData",
+    "ATTRIBUTES",
+    "ATTRIBUTE_CODES",
+    "MAGIC_COOKIE",
+    "METHOD_NAMES",
+    "TURN_METHODS",
+    "Address",
+    "AttrSpec",
+    "AttrType",
+    "ChannelData",
+    "ErrorCode",
+    "StunAttribute",
+    "StunClass",
+    "StunMessage",
+    "StunMethod",
+    "attr_name",
+    "comprehension_required",
+    "fingerprint",
+    "message_type",
+    "method_name",
 ]

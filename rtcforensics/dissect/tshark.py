@@ -122,6 +122,10 @@ def run_tool(argv: Sequence[str], *, path: str | os.PathLike[str], timeout: floa
         raise ToolError(f"{path}: {tool} could not be started ({e})") from None
     if cp.returncode != 0:
         err = _clean_stderr(cp.stderr.decode("utf-8", "replace"))
+        if tool == "tshark" and "cut short in the middle of a packet" in err and cp.stdout.strip():
+            # a truncated capture: what was read before the cut is still good (the fast path records
+            # the truncation as an anomaly)
+            return cp.stdout.decode("utf-8", "surrogateescape")
         raise ToolError(f"{path}: {tool} failed (exit {cp.returncode}): {err or 'no message'}")
     return cp.stdout.decode("utf-8", "surrogateescape")
 

@@ -77,7 +77,7 @@ def cert_facts(der: bytes) -> CertFacts:
     except (ValueError, TypeError) as e:  # unsupported key algorithm: keep the OID name
         key_type, key_bits = f"unsupported ({e})", None
     try:
-        sig_alg = cert.signature_algorithm_oid._name  # noqa: SLF001 - the OID's registered name
+        sig_alg = cert.signature_algorithm_oid._name
     except Exception:  # noqa: BLE001
         sig_alg = cert.signature_algorithm_oid.dotted_string
     return CertFacts(

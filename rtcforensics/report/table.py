@@ -28,7 +28,12 @@ def frames_text(frames: list[int], limit: int = 12) -> str:
     return f"{shown}{more}   [Wireshark: frame.number in {{{' '.join(str(f) for f in frames[:limit])}}}]"
 
 
-def render(doc: dict[str, Any]) -> str:
+def render_overview(doc: dict[str, Any]) -> str:
+    """Who talked to whom, when, through which relays, encrypted or not on each leg."""
+    return "\n".join(_overview_lines(doc)) + "\n"
+
+
+def _overview_lines(doc: dict[str, Any]) -> list[str]:
     out: list[str] = []
     cap, ov = doc["capture"], doc["overview"]
     out.append(f"rtcforensics {t(doc['tool']['version'])} — {t(cap.get('name') or cap.get('path'))}"
@@ -58,6 +63,13 @@ def render(doc: dict[str, Any]) -> str:
         for h in ov["handshakes"]:
             out.append(f"  {t(h['client'])} → {t(h['server'])}  {t(h['version'] or '?')}  {t(h['cipher_suite'] or '?')}  "
                        f"{t(h['srtp_profile'] or '-')}  {'completed' if h['completed'] else 'NOT completed' if h['completed'] is False else '?'}")
+    for n in ov.get("notes", []):
+        out.append(f"  (note: {_short(n, 100)})")
+    return out
+
+
+def render(doc: dict[str, Any]) -> str:
+    out = _overview_lines(doc)
     counts = doc["summary"]["findings"]
     out.append("")
     out.append("findings  " + ", ".join(f"{counts.get(s, 0)} {s}" for s in ORDER))

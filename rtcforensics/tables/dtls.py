@@ -28,8 +28,8 @@ _SRC = "category:clear,decrypted"
 
 def _cert_columns(side: str) -> list[tuple[str, str, str]]:
     return [
-        (f"{side}_cert_sha256", "string", f"SHA-256 of the {side}'s leaf certificate DER, lowercase hex "
-                                          "(compare with a=fingerprint); NA when not sent or encrypted"),
+        (f"{side}_cert_sha256", "string", (f"SHA-256 of the {side}'s leaf certificate DER, lowercase hex "
+                                           "(compare with a=fingerprint); NA when not sent or encrypted")),
         (f"{side}_cert_subject", "string", "leaf subject (RFC 4514)"),
         (f"{side}_cert_issuer", "string", "leaf issuer (RFC 4514)"),
         (f"{side}_cert_key_type", "string", "public key type: RSA, EC <curve>, Ed25519, ..."),
@@ -75,8 +75,8 @@ DTLS = frame_schema(
         ("extensions_offered", "object", "ClientHello extensions, IANA names, wire order, GREASE removed"),
         ("extensions_chosen", "object", "ServerHello (+ EncryptedExtensions in 1.3) extensions, IANA names"),
         ("extensions_chosen_source", _SRC, "clear, or decrypted when EncryptedExtensions was read"),
-        ("ems", "boolean", "extended_master_secret negotiated (offered and echoed; NA for DTLS 1.3, "
-                           "whose key schedule always binds the transcript)"),
+        ("ems", "boolean", ("extended_master_secret negotiated (offered and echoed; NA for DTLS 1.3, "
+                            "whose key schedule always binds the transcript)")),
         ("renegotiation_info", "boolean", "secure renegotiation (RFC 5746) negotiated; NA for DTLS 1.3"),
         ("supported_groups", "object", "groups offered (IANA names)"),
         ("key_share_groups", "object", "key_share groups the client sent shares for (e.g. X25519MLKEM768)"),
@@ -89,12 +89,12 @@ DTLS = frame_schema(
         *_cert_columns("client"),
         *_cert_columns("server"),
         ("alerts", "object", "alerts: list of {frame, side, level, description, encrypted, source}"),
-        ("completed", "boolean", "handshake finished (both Finished / CCS+Finished seen, or client epoch-3 "
-                                 "records in DTLS 1.3); False after a fatal alert or without a ServerHello; "
-                                 "NA when not observable"),
+        ("completed", "boolean", ("handshake finished on the wire (both Finished seen, or client epoch-3 "
+                                  "records in DTLS 1.3); False after a fatal alert, or ClientHellos without "
+                                  "answer; NA when not observable")),
         ("encrypted_parts", "object", "facts not observable without keys (certificate, srtp_profile, ...)"),
-        ("decryption", "category:none,decrypted,undecryptable", "keylog use: none (no keys for it), "
-                                                                "decrypted, undecryptable (see detail)"),
+        ("decryption", "category:none,decrypted,undecryptable",
+         "keylog use: none (no keylog given), decrypted, undecryptable (see decryption_detail)"),
         ("decryption_detail", "string", "why decryption failed, when it did"),
         ("retransmissions", "Int32", "handshake fragments seen again (retransmitted flights)"),
         ("ja3", "string", "JA3 string of the ClientHello (decimal, GREASE removed)"),
@@ -223,17 +223,25 @@ def _completed(hs: Handshake) -> bool | None:
 
 
 def _encrypted_parts(hs: Handshake, row: dict[str, Any]) -> list[str]:
+    """DTLS 1.3 facts that travelled encrypted and were not read (no keylog, or records lost / failed)."""
     if hs.version != DTLS1_3:
         return []
+    seen = {(side, msg) for (_, side, msg, _) in hs.messages}
     parts = []
     if hs.encrypted_extensions is None:
         parts += ["encrypted_extensions", "srtp_profile"]
     if row.get("server_cert_sha256") is None:
         parts.append("server_certificate")
-    if row.get("client_cert_sha256") is None:
-        parts.append("client_certificate")  # if it was requested at all: not observable either
-    if "server" not in hs.finished or "client" not in hs.finished:
-        parts += ["certificate_verify", "finished"]
+    if ("server", "server_certificate_verify") not in seen and ("server", "certificate_verify") not in seen:
+        parts.append("server_certificate_verify")
+    if "server" not in hs.finished:
+        parts.append("server_finished")
+    # the client certificate is only sent when requested; without keys the request itself is unseen
+    requested = ("server", "certificate_request") in seen or hs.encrypted_extensions is None
+    if requested and row.get("client_cert_sha256") is None:
+        parts.append("client_certificate")
+    if "client" not in hs.finished:
+        parts.append("client_finished")
     return parts
 
 
@@ -247,18 +255,32 @@ def analyze_datagrams(datagrams: list[Datagram], anomalies: AnomalyLog, keylog: 
     return DtlsTracker(anomalies, keylog, strict).feed_all(datagrams)
 
 
+TLS_KEY_LOG_SECRET = 0x544C534B  # pcapng Decryption Secrets Block type "TLSK": NSS key log text
+
+
+def capture_keylog(cap: Capture) -> Any:
+    """The keylog for ``cap``: its ``keylog=`` file plus any TLS key log embedded in the pcapng (DSB)."""
+    from ..dissect.keylog import parse_keylog, read_keylog
+
+    anomalies = cap.dissection.anomalies
+    keylog = read_keylog(cap.keylog, anomalies) if cap.keylog is not None else None
+    embedded = [data for stype, data in cap.dissection.info.get("decryption_secrets") or []
+                if stype == TLS_KEY_LOG_SECRET]
+    if embedded:
+        dsb = parse_keylog(b"\n".join(embedded).decode("utf-8", errors="replace"), anomalies,
+                           f"{cap.path.name} (embedded secrets)")
+        if keylog is None:
+            return dsb
+        for cr, labels in dsb.secrets.items():
+            keylog.secrets.setdefault(cr, {}).update({k: v for k, v in labels.items()
+                                                      if k not in keylog.secrets.get(cr, {})})
+    return keylog
+
+
 def tracker(cap: Capture) -> DtlsTracker:
     """The DTLS pass over ``cap`` (shared by the `dtls` and `datachannels` frames)."""
-
-    def make() -> DtlsTracker:
-        keylog = None
-        if cap.keylog is not None:
-            from ..dissect.keylog import read_keylog
-
-            keylog = read_keylog(cap.keylog, cap.dissection.anomalies)
-        return analyze_datagrams(cap.dissection.dtls, cap.dissection.anomalies, keylog, cap.strict)
-
-    return cap.cached("dtls_tracker", make)
+    return cap.cached("dtls_tracker", lambda: analyze_datagrams(
+        cap.dissection.dtls, cap.dissection.anomalies, capture_keylog(cap), cap.strict))
 
 
 @register_frame(DTLS)

@@ -76,7 +76,11 @@ RTP_STREAMS = frame_schema(
         ("lost", "Int64", "expected - distinct sequence numbers received (sequence gaps)"),
         ("duplicates", "Int64", "packets whose sequence number was already received"),
         ("out_of_order", "Int64", "packets arriving with a lower extended sequence number than their predecessor"),
-        ("jitter_ms", "float64", "RFC 3550 §6.4.1 interarrival jitter estimate at the last packet, milliseconds"),
+        ("jitter_ms", "float64", "RFC 3550 §6.4.1 interarrival jitter estimate at the last packet, milliseconds "
+                                 "(computed over the packets of the main payload type)"),
+        ("jitter_ms_mean", "float64", "mean of the running jitter estimate after each packet but the first, ms (as "
+                                      "Wireshark's RTP stream analysis)"),
+        ("jitter_ms_max", "float64", "maximum of the running jitter estimate, ms"),
         ("bytes", "Int64", "RTP bytes (whole packets)"),
         ("kbps", "float64", "RTP bitrate over the stream's duration, kbit/s (NA for a single packet)"),
         ("via_turn", VIA_CATS, "how the stream was unwrapped from TURN (NA: direct)"),
@@ -134,7 +138,6 @@ STATIC_PT = {0: ("PCMU", 8000), 3: ("GSM", 8000), 4: ("G723", 8000), 5: ("DVI4",
              17: ("DVI4", 22050), 18: ("G729", 8000), 25: ("CelB", 90000), 26: ("JPEG", 90000), 28: ("nv", 90000),
              31: ("H261", 90000), 32: ("MPV", 90000), 33: ("MP2T", 90000), 34: ("H263", 90000)}
 USUAL_CLOCKS = (8000, 16000, 24000, 32000, 44100, 48000, 90000)
-JITTER_TAIL = 2000  # (15/16)^2000 ~ 1e-56: the last 2000 packets give the RFC 3550 estimate exactly
 
 
 def _int(values: np.ndarray, dtype: str, na: np.ndarray | None = None) -> Any:
@@ -327,19 +330,30 @@ def _guess_clock(rtp_ts: np.ndarray, ts_ns: np.ndarray) -> int | None:
     return best if abs(math.log(max(rate, 1) / best)) < 0.25 else None
 
 
-def _jitter(arrival_ns: np.ndarray, rtp_ts: np.ndarray, clock: int) -> float:
-    """RFC 3550 §6.4.1 / A.8 estimate J after the last packet, in milliseconds (J += (|D| - J) / 16)."""
-    if len(arrival_ns) < 2:
-        return float("nan")
-    a = arrival_ns[-(JITTER_TAIL + 1):].astype(np.float64) * clock / 1e9
-    s = rtp_ts[-(JITTER_TAIL + 1):].astype(np.int64)
-    ds = np.diff(s)
+def _jitter(arrival_ns: np.ndarray, rtp_ts: np.ndarray, clock: int) -> np.ndarray:
+    """RFC 3550 §6.4.1 / A.8 running interarrival jitter after each packet, in milliseconds.
+
+    J(i) = J(i-1) + (|D(i-1,i)| - J(i-1)) / 16 with D the difference of transit times in timestamp units;
+    J = 0 at the first packet. The recursion is the linear filter J(i) = a J(i-1) + |D| / 16 (a = 15/16),
+    evaluated in blocks with numpy: inside a block J(i) = a^(i+1) J0 + a^i * cumsum(|D(k)| a^-k) / 16."""
+    n = len(arrival_ns)
+    out = np.zeros(n, dtype=np.float64)
+    if n < 2:
+        return out
+    a_ts = (arrival_ns - arrival_ns[0]).astype(np.float64) * clock / 1e9
+    ds = np.diff(rtp_ts.astype(np.int64))
     ds = ((ds + (1 << 31)) % (1 << 32)) - (1 << 31)  # 32-bit timestamp wrap-around
-    d = np.abs(np.diff(a) - ds)
-    j = 0.0
-    for x in d.tolist():
-        j += (x - j) / 16.0
-    return j * 1000.0 / clock
+    d = np.abs(np.diff(a_ts) - ds) / 16.0
+    a = 15.0 / 16.0
+    block = 4096  # (16/15)^4096 ~ 1e115 stays inside float64
+    j0 = 0.0
+    for s0 in range(0, len(d), block):
+        x = d[s0 : s0 + block]
+        k = np.arange(len(x), dtype=np.float64)
+        j = a ** (k + 1) * j0 + a ** k * np.cumsum(x * a ** -k)
+        out[1 + s0 : 1 + s0 + len(x)] = j
+        j0 = float(j[-1])
+    return out * 1000.0 / clock
 
 
 @register_frame(RTP_STREAMS)
@@ -410,9 +424,10 @@ def build_rtp_streams(cap: Capture) -> pd.DataFrame:
         ssrc = int(r["ssrc"][order[s0]])
         if clock:
             sel = pt[s0:s1] == main_pt
-            jit = _jitter(ts_ns[s0:s1][sel], rtp_ts[s0:s1][sel], clock)
+            jv = _jitter(ts_ns[s0:s1][sel], rtp_ts[s0:s1][sel], clock)
+            jit, jit_mean, jit_max = float(jv[-1]), float(jv[1:].mean()) if len(jv) > 1 else float("nan"), float(jv.max())
         else:
-            jit = float("nan")
+            jit = jit_mean = jit_max = float("nan")
         score, reason, ent, nsamp = plaintext_evidence(main_pt, clock, samples.get((flow_id, ssrc), []))
         v = via[s0:s1]
         vv = v[v >= 0]
@@ -426,7 +441,8 @@ def build_rtp_streams(cap: Capture) -> pd.DataFrame:
             "first_ts": int(ts_ns[s0]), "last_ts": int(ts_ns[s1 - 1]), "duration_s": dur,
             "seq_first": int(seq[s0]), "seq_last": emax & 0xFFFF, "expected": emax - emin + 1,
             "lost": emax - emin + 1 - distinct, "duplicates": (s1 - s0) - distinct,
-            "out_of_order": int((np.diff(e) < 0).sum()), "jitter_ms": jit, "bytes": nbytes,
+            "out_of_order": int((np.diff(e) < 0).sum()), "jitter_ms": jit, "jitter_ms_mean": jit_mean,
+            "jitter_ms_max": jit_max, "bytes": nbytes,
             "kbps": nbytes * 8 / dur / 1000 if dur > 0 else None,
             "via_turn": VIA[int(np.bincount(vv).argmax())] if len(vv) else None,
             "keying": None, "plaintext_score": score, "plaintext_reason": reason, "payload_entropy": ent,

@@ -149,9 +149,10 @@ def describe(cap: Capture, found: Found, ctx: dict[str, Any], frame: int | None,
     stack, version = recognise_stack(sd)
     if user_agent and stack in (None, "libwebrtc", "Firefox"):
         ua_stack, ua_version = stack_from_user_agent(user_agent)
+        # Firefox has written SDPARTA-99.0 into o= since version 100: the sender's User-Agent is better
         if ua_stack and (stack is None or (stack == "libwebrtc" and ua_stack in ("Chrome", "Safari", "Edge"))
                          or stack == ua_stack):
-            stack, version = ua_stack, version or ua_version
+            stack, version = ua_stack, ua_version or version
     fps = sd.all_fingerprints()
     cryptos = sd.all_crypto()
     pwds = sd.pwds_secret()

@@ -27,11 +27,12 @@ from typing import Any
 
 import pandas as pd
 
+from ..addr import normalise
 from ..capture import Capture, register_frame
 from ..schema import frame_schema
 from .sdp import Desc, descriptions
 
-OBSERVABLES = ("offer", "answer", "stun_checks", "stun_success", "nominated_pair", "dtls", "dtls_certificates",
+OBSERVABLES = ("offer", "answer", "media_endpoints", "stun_checks", "stun_success", "nominated_pair", "dtls", "dtls_certificates",
                "srtp_streams", "turn_allocation")
 
 SESSIONS = frame_schema(
@@ -41,8 +42,9 @@ SESSIONS = frame_schema(
     "`observed` / `missing` say which links were seen.",
     [
         ("session_id", "Int64", "session number in this capture"),
-        ("kind", "category:ice,stun_only,turn_only", "ice: from descriptions; stun_only: ufrag pair seen only "
-                                                     "in STUN; turn_only: a TURN allocation no session used"),
+        ("kind", "category:ice,sdp,stun_only,turn_only", "ice: from descriptions with ICE; sdp: descriptions without "
+         "ICE (plain SIP/SDES media, joined by c=/m= endpoints); stun_only: ufrag pair seen only in STUN; "
+         "turn_only: a TURN allocation no session used"),
         ("offer_ufrag", "string", "ICE ufrag of the offerer (or the first ufrag of a STUN-only pair)"),
         ("answer_ufrag", "string", "ICE ufrag of the answerer"),
         ("offer_sdp", "object", "sdp.sdp_index of every copy of the offer"),
@@ -124,6 +126,7 @@ class _Session:
     request_rows: list[dict[str, Any]] = field(default_factory=list)
     success_rows: list[dict[str, Any]] = field(default_factory=list)
     first_ts: Any = None
+    by_media_endpoint: bool = False
 
 
 def _frame(cap: Capture, name: str) -> pd.DataFrame | None:
@@ -262,6 +265,23 @@ def build_sessions(cap: Capture) -> pd.DataFrame:
                 if resp.get("cls") == "success":
                     s.success_rows.append(resp)
 
+    # sessions without connectivity checks (plain SIP / SDES media): flows to the c=/m= endpoints
+    endpoint_flows: dict[tuple[str, int], list[int]] = defaultdict(list)
+    if flows is not None and {"flow_id", "a_ip", "a_port", "b_ip", "b_port"} <= set(flows.columns):
+        for r in flows[["flow_id", "a_ip", "a_port", "b_ip", "b_port"]].itertuples(index=False):
+            for ip, port in ((r.a_ip, r.a_port), (r.b_ip, r.b_port)):
+                if _none(ip) is not None and _none(port) is not None:
+                    endpoint_flows[(normalise(str(ip)) or str(ip), int(port))].append(int(r.flow_id))
+    for s in sessions:
+        if s.flows or s.kind != "ice":
+            continue
+        for side in (s.offer, s.answer):
+            for ep in _media_endpoints(side):
+                for f in endpoint_flows.get(ep, []):
+                    if f not in s.flows:
+                        s.flows.append(f)
+                        s.by_media_endpoint = True
+
     dtls_rows = [] if dtls is None else [{k: _none(v) for k, v in r.items()} for r in dtls.to_dict("records")]
     stream_rows = [] if streams is None else [{k: _none(v) for k, v in r.items()} for r in streams.to_dict("records")]
     flow_eps: dict[int, str] = {}
@@ -278,7 +298,8 @@ def build_sessions(cap: Capture) -> pd.DataFrame:
         if i not in used_allocs:
             row = {"kind": "turn_only", **_alloc_cols(al), "relay": True, "first_ts": al["ts"],
                    "flow_id": [al["flow_id"]] if al["flow_id"] is not None else [],
-                   "observed": ["turn_allocation"], "missing": [o for o in OBSERVABLES if o != "turn_allocation"]}
+                   "observed": ["turn_allocation"],
+                   "missing": [o for o in OBSERVABLES if o not in ("turn_allocation", "media_endpoints")]}
             out_rows.append(row)
     lists = [c.name for c in SESSIONS.columns if c.dtype == "object"]
     for i, r in enumerate(out_rows):
@@ -316,6 +337,31 @@ def _alloc_cols(al: dict[str, Any]) -> dict[str, Any]:
             "turn_peers": al["peers"], "turn_channels": al["channels"]}
 
 
+def _is_ice(s: _Session) -> bool:
+    return bool(s.request_rows) or any(d.row.get("ice_ufrag") for x in (s.offer, s.answer) if x for d in x.copies)
+
+
+def _media_endpoints(side: _Side | None) -> set[tuple[str, int]]:
+    """(ip, port) of every m= line (with its c= address, else the session's), for sessions without ICE."""
+    out: set[tuple[str, int]] = set()
+    if side is None:
+        return out
+    for d in side.copies:
+        sd = d.sd
+        if sd is None:
+            continue
+        for m in sd.media:
+            conn = m.connection or sd.connection
+            if not conn or not m.port:
+                continue
+            parts = conn.split()
+            if len(parts) >= 3:
+                ip = normalise(parts[2].split("/")[0])
+                if ip and ip not in ("0.0.0.0", "::"):
+                    out.add((ip, m.port))
+    return out
+
+
 def _relay_addrs(side: _Side | None) -> set[str]:
     out: set[str] = set()
     if side is None:
@@ -330,7 +376,7 @@ def _relay_addrs(side: _Side | None) -> set[str]:
 def _row(s: _Session, dtls_rows: list[dict[str, Any]], stream_rows: list[dict[str, Any]], flow_eps: dict[int, str],
          allocations: list[dict[str, Any]], used_allocs: set[int], descs: list[Desc]) -> dict[str, Any]:
     obs: list[str] = []
-    row: dict[str, Any] = {"kind": s.kind, "offer_ufrag": s.ufrag_pair[0], "answer_ufrag": s.ufrag_pair[1]}
+    row: dict[str, Any] = {"kind": s.kind if s.kind != "ice" or _is_ice(s) else "sdp", "offer_ufrag": s.ufrag_pair[0], "answer_ufrag": s.ufrag_pair[1]}
     sides = [x for x in (s.offer, s.answer) if x is not None]
     ts_candidates = []
     for name, side in (("offer", s.offer), ("answer", s.answer)):
@@ -359,6 +405,8 @@ def _row(s: _Session, dtls_rows: list[dict[str, Any]], stream_rows: list[dict[st
                     fps.append(tuple(fp))
         row["fingerprints"] = fps
         row["fingerprint_rewritten"] = any(len({tuple(sorted(h)) for h in x.sha256s() if h}) > 1 for x in sides)
+    if s.by_media_endpoint:
+        obs.append("media_endpoints")
     row["stun_usernames"] = s.usernames
     row["flow_id"] = list(s.flows)
     row["checks"] = len(s.request_rows)
@@ -410,18 +458,29 @@ def _row(s: _Session, dtls_rows: list[dict[str, Any]], stream_rows: list[dict[st
     # TURN: an allocation whose client flow is one of the session's flows, or whose relayed address is a
     # relay candidate of the session
     relays = _relay_addrs(s.offer) | _relay_addrs(s.answer)
-    for i, al in enumerate(allocations):
-        if al["flow_id"] in flows or al["relayed"] in relays:
-            used_allocs.add(i)
-            row.update(_alloc_cols(al))
-            row["relay"] = True
-            obs.append("turn_allocation")
-            break
+    mine = [i for i, al in enumerate(allocations) if al["flow_id"] in flows or al["relayed"] in relays]
+    if mine:
+        used_allocs.update(mine)
+        first = allocations[mine[0]]
+        row.update(_alloc_cols(first))
+        # every allocation of the session (both peers may relay): peers and channels together
+        row["turn_peers"] = list(dict.fromkeys(p for i in mine for p in allocations[i]["peers"]))
+        row["turn_channels"] = list(dict.fromkeys(c for i in mine for c in allocations[i]["channels"]))
+        row["relay"] = True
+        obs.append("turn_allocation")
     else:
         row["relay"] = False if s.request_rows else None
     row["first_ts"] = min(ts_candidates) if ts_candidates else None
     row["observed"] = obs
-    row["missing"] = [o for o in OBSERVABLES if o not in obs and not (o == "turn_allocation" and row["relay"] is False)]
+    ice = _is_ice(s)
+    not_applicable = {"media_endpoints"} if ice else {"stun_checks", "stun_success", "nominated_pair"}
+    if row["relay"] is False:
+        not_applicable.add("turn_allocation")
+    if not ice:
+        not_applicable.add("turn_allocation")
+    if sides and not any(d.row.get("fingerprints") for x in sides for d in x.copies):
+        not_applicable |= {"dtls", "dtls_certificates"}  # SDES or plain RTP: no DTLS to expect
+    row["missing"] = [o for o in OBSERVABLES if o not in obs and o not in not_applicable]
     return row
 
 

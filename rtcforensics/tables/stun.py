@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -33,8 +34,9 @@ STUN = frame_schema(
         ("via_turn", "category:channel,data_indication,send_indication",
          "how the message was wrapped in TURN; NA when it travelled bare"),
         ("turn_peer", "string", "peer ip:port on the far side of the relay, for messages via TURN"),
-        ("method", "string", "IANA method name (Binding, Allocate, Refresh, Send, Data, CreatePermission, "
-                             "ChannelBind, ...); unknown codes as '0x0nn'"),
+        ("turn_channel", "Int32", "TURN channel number, for messages that travelled in ChannelData"),
+        ("method", "string", ("IANA method name (Binding, Allocate, Refresh, Send, Data, CreatePermission, "
+                              "ChannelBind, ...); unknown codes as '0x0nn'")),
         ("cls", "category:request,success,error,indication", "message class (RFC 8489 §5 C1C0 bits)"),
         ("txid", "string", "transaction id, lowercase hex (12 bytes; 16 for classic RFC 3489 messages)"),
         ("classic", "boolean", "no magic cookie: an RFC 3489 message"),
@@ -45,11 +47,11 @@ STUN = frame_schema(
         ("error_code", "Int32", "ERROR-CODE number (e.g. 401, 437)"),
         ("error_reason", "string", "ERROR-CODE reason phrase"),
         ("mapped", "string", "MAPPED-ADDRESS"),
-        ("xor_mapped", "string", "XOR-MAPPED-ADDRESS (0x0020; the MS-TURN/pre-RFC code 0x8020 when only that "
-                                 "is present)"),
+        ("xor_mapped", "string", ("XOR-MAPPED-ADDRESS (0x0020; the MS-TURN/pre-RFC code 0x8020 when only that "
+                                  "is present)")),
         ("xor_relayed", "string", "XOR-RELAYED-ADDRESS"),
-        ("xor_peer", "string", "every XOR-PEER-ADDRESS in wire order, joined with ',' (split on ',' to get "
-                               "the list; IPv6 is bracketed so it never contains ',')"),
+        ("xor_peer", "string", ("every XOR-PEER-ADDRESS in wire order, joined with ',' (split on ',' to get "
+                                "the list; IPv6 is bracketed so it never contains ',')")),
         ("xor_peer_count", "Int32", "number of XOR-PEER-ADDRESS attributes (0 when none)"),
         ("lifetime_s", "Int64", "LIFETIME in seconds"),
         ("channel", "Int32", "CHANNEL-NUMBER (0x4000-0x4FFF)"),
@@ -63,15 +65,16 @@ STUN = frame_schema(
         ("fingerprint_ok", "boolean", "FINGERPRINT CRC-32 verified; NA when there is no FINGERPRINT"),
         ("unknown_attrs", "object", "list of attribute codes we do not know, as '0xnnnn' (kept, not dropped)"),
         ("unknown_required", "boolean", "an unknown attribute is in the comprehension-required range (< 0x8000)"),
-        ("attr_names", "object", "list of attribute names in wire order (IANA names; '0xnnnn' when unknown); "
-                                 "not 'attrs', which pandas reserves (DataFrame.attrs)"),
+        ("attr_names", "object", ("list of attribute names in wire order (IANA names; '0xnnnn' when unknown); "
+                                  "not 'attrs', which pandas reserves (DataFrame.attrs)")),
         ("requested_transport", "string", "REQUESTED-TRANSPORT: 'udp', 'tcp' or 'proto N'"),
         ("rest_expiry", "ts", "TURN REST credential expiry, from a TURN-method USERNAME '<unix expiry>:<user>'"),
-        ("rtt_ms", "float64", "request to response time in ms, by transaction id and method: on a response row "
-                              "from the last transmission of its request before it; on that request row the same "
-                              "value (earlier retransmissions: NA)"),
-        ("response_frame", "Int64", "on a request row: frame of the first response with its transaction id"),
-        ("request_frame", "Int64", "on a response row: frame of the last request transmission before it"),
+        ("rtt_ms", "float64", ("request to response time in ms, by transaction id and method on the same flow "
+                               "(any flow when none there): on a response row "
+                               "from the last transmission of its request before it; on that request row the same "
+                               "value (earlier retransmissions: NA)")),
+        ("response_frame", "Int64", "on a request row: frame of the first response matched to it"),
+        ("request_frame", "Int64", "on a response row: frame of the request transmission it is timed from"),
     ],
 )
 
@@ -99,6 +102,7 @@ def _row(d: Datagram, msg: StunMessage) -> dict[str, Any]:
     return {
         "frame": d.frame, "ts": d.ts_ns, "flow_id": d.flow_id, "src": d.src, "sport": d.sport, "dst": d.dst,
         "dport": d.dport, "transport": d.transport, "via_turn": d.via_turn, "turn_peer": d.turn_peer,
+        "turn_channel": d.turn_channel,
         "method": msg.method_name, "cls": msg.class_name, "txid": msg.txid, "classic": msg.classic,
         "username": username, "realm": g(AttrType.REALM), "nonce_present": msg.has(AttrType.NONCE),
         "software": g(AttrType.SOFTWARE),
@@ -124,14 +128,20 @@ def _addr(a: Any) -> str | None:
 
 
 def _match_transactions(rows: list[dict[str, Any]]) -> None:
-    """Fill rtt_ms / response_frame / request_frame by (txid, method), in capture order."""
-    requests: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    """Fill rtt_ms / response_frame / request_frame, in capture order.
+
+    A response is matched to requests with its transaction id and method on the same flow (a message relayed
+    by TURN is seen once per leg, each leg with its own flow); only when there is none, on any flow."""
+    same_flow: dict[tuple[Any, str, str], list[dict[str, Any]]] = {}
+    any_flow: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         key = (r["txid"], r["method"])
         if r["cls"] == "request":
-            requests.setdefault(key, []).append(r)
+            same_flow.setdefault((r["flow_id"], *key), []).append(r)
+            any_flow.setdefault(key, []).append(r)
         elif r["cls"] in ("success", "error"):
-            sent = [q for q in requests.get(key, ()) if q["ts"] <= r["ts"]]
+            sent = same_flow.get((r["flow_id"], *key)) or any_flow.get(key, [])
+            sent = [q for q in sent if q["ts"] <= r["ts"]]
             if not sent:
                 continue
             last = sent[-1]  # Karn: time from the last transmission, the only unambiguous one
@@ -158,8 +168,8 @@ def build_stun(datagrams: Iterable[Datagram], anomalies: AnomalyLog | None = Non
                 anomalies.add("stun", e.name, e.detail, frame=d.frame, ts_ns=d.ts_ns, flow_id=d.flow_id)
             continue
         if anomalies is not None:
-            for e in msg.errors:
-                anomalies.add("stun", e.name, e.detail, frame=d.frame, ts_ns=d.ts_ns, flow_id=d.flow_id)
+            for err in msg.errors:
+                anomalies.add("stun", err.name, err.detail, frame=d.frame, ts_ns=d.ts_ns, flow_id=d.flow_id)
         rows.append(_row(d, msg))
     _match_transactions(rows)
     if not rows:
@@ -176,4 +186,4 @@ def _build(cap: Capture) -> pd.DataFrame:
     return build_stun(dis.stun, dis.anomalies)
 
 
-__all__ = ["STUN", "build_stun", "StunClass"]
+__all__ = ["STUN", "StunClass", "build_stun"]

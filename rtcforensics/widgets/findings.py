@@ -19,6 +19,8 @@ def findings_table(findings: Any, *, min_severity: Any = None) -> pd.DataFrame:
     df = filter_findings(findings_frame(findings), min_severity=min_severity)
     out = df[list(TABLE_COLUMNS)].copy()
     out["frames"] = [_short(finding_frames(r)) for _, r in df.iterrows()]
+    out["flow_id"] = pd.array([None if pd.isna(v) else int(v) for v in out["flow_id"]], dtype="Int64")
+    out["endpoints"] = [", ".join(map(str, _as_list(v))) for v in out["endpoints"]]
     return out
 
 

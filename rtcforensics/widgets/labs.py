@@ -11,8 +11,8 @@ Questions:
   public (RFC 1918, CGNAT, loopback, link-local, ULA)
 - ``mitm``: the SHA-256 (hex, colons allowed) of an a=fingerprint that matches no certificate on the wire
   (rewritten in transit), or of a certificate that no a=fingerprint describes
-- ``open_relay``: the frame number of a TURN Allocate success that answered a request carrying no
-  MESSAGE-INTEGRITY (or that request's frame number)
+- ``open_relay``: the relayed address (``"ip:port"``) a TURN server allocated for a request carrying no
+  MESSAGE-INTEGRITY, or the frame number of that Allocate success (or of the request)
 - ``plaintext_ssrc``: the SSRC (int, or hex string) of an RTP stream sent without encryption
 - ``media_encrypted``: True or False — was all media encrypted?
 """
@@ -208,22 +208,22 @@ def open_relay_allocations(stun: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+PLAINTEXT_SCORE = 0.5  # rtp_streams.plaintext_score at or above which payloads look like plaintext media
+
+
 def unencrypted_streams(rtp_streams: pd.DataFrame) -> pd.DataFrame:
-    """RTP streams sent without encryption: keying ``none``, or payload evidence of plaintext."""
+    """RTP streams sent without encryption: keying ``none``; or keying not known to be SRTP
+    (``dtls-srtp``/``sdes``) while the payload itself looks like plaintext media (``plaintext_score``)."""
     if rtp_streams is None or not len(rtp_streams):
         return rtp_streams
-    keying = rtp_streams["keying"].astype(str).str.lower() if "keying" in rtp_streams.columns else None
-    ev = _col(rtp_streams, "plaintext", "plaintext_evidence", "payload_plaintext")
-    mask = pd.Series(False, index=rtp_streams.index)
-    if keying is not None:
-        mask |= keying == "none"
-    if ev is not None:
-        col = rtp_streams[ev]
-        if pd.api.types.is_bool_dtype(col.dtype):
-            mask |= col.fillna(False).astype(bool)
-        else:
-            mask |= col.map(lambda v: v is not None and v is not pd.NA and str(v) not in ("", "nan", "none",
-                                                                                       "None", "False"))
+    n = len(rtp_streams)
+    keying = (rtp_streams["keying"].astype(object).map(lambda v: "" if v is None or v is pd.NA else str(v).lower())
+              if "keying" in rtp_streams.columns else pd.Series([""] * n, index=rtp_streams.index))
+    mask = keying == "none"
+    score = _col(rtp_streams, "plaintext_score")
+    if score is not None:
+        sc = pd.to_numeric(rtp_streams[score], errors="coerce").fillna(0.0)
+        mask |= ~keying.isin(["dtls-srtp", "sdes"]) & (sc >= PLAINTEXT_SCORE)
     return rtp_streams[mask]
 
 
@@ -301,15 +301,19 @@ def check_answer(cap: Any, question: str, answer: Any) -> LabResult:
         if why:
             return LabResult(question, answer, None, why)
         allocs = open_relay_allocations(got[0])
-        n = _parse_int(answer)
         if not len(allocs):
             return LabResult(question, answer, answer is None, "no Allocate here succeeded without "
                              "MESSAGE-INTEGRITY: the server challenged every request")
+        relayed = {str(r).lower() for r in allocs["relayed"] if r is not None and r is not pd.NA}
+        if isinstance(answer, str) and ":" in answer and str(answer).strip().lower() in relayed:
+            return LabResult(question, answer, True, f"{answer} was handed out to a client that sent no "
+                             f"credentials: anyone can relay through this server", len(allocs))
+        n = _parse_int(answer) if not isinstance(answer, str) or ":" not in answer else None
         if n is not None and (n in set(allocs["response_frame"]) or n in set(allocs["request_frame"])):
             return LabResult(question, answer, True, f"frame {n}: the server allocated a relay for a request that "
                              f"carried no credentials", len(allocs))
-        return LabResult(question, answer, False, "that frame is not an unauthenticated Allocate or its success. "
-                         "Filter stun for method Allocate and look at has_integrity.", len(allocs))
+        return LabResult(question, answer, False, "that is not an unauthenticated Allocate, its success, or the "
+                         "address it relayed. Filter stun for method Allocate and look at has_integrity.", len(allocs))
     got, why = _need(cap, "rtp_streams")
     if why:
         return LabResult(question, answer, None, why)

@@ -260,17 +260,20 @@ def session_options(sessions: pd.DataFrame | None) -> list[tuple[str, Any]]:
     key = session_key_column(sessions)
     if sessions is None or key is None:
         return opts
-    ufrag = _col(sessions, "ufrag_pair", "ufrags", "local_ufrag")
     for _, row in sessions.iterrows():
         label = f"session {row[key]}"
-        if ufrag is not None and row.get(ufrag) is not None and row.get(ufrag) is not pd.NA:
-            label += f" ({row[ufrag]})"
+        ufrags = [str(row[c]) for c in ("offer_ufrag", "answer_ufrag") if c in sessions.columns
+                  and row[c] is not None and row[c] is not pd.NA]
+        if ufrags:
+            label += f" ({':'.join(ufrags)})"
+        if "kind" in sessions.columns and row["kind"] is not None and row["kind"] is not pd.NA:
+            label += f" {row['kind']}"
         opts.append((label, row[key]))
     return opts
 
 
-_SESSION_FLOW_COLUMNS = ("flow_ids", "flows", "flow_id", "selected_flow_id", "dtls_flow_id", "media_flow_ids",
-                         "relay_flow_ids", "stun_flow_ids")
+_SESSION_FLOW_COLUMNS = ("flow_ids", "flows", "flow_id", "nominated_flow_id", "selected_flow_id", "dtls_flow_id",
+                         "turn_flow_id", "media_flow_ids", "relay_flow_ids", "stun_flow_ids")
 
 
 def session_flow_ids(sessions: pd.DataFrame | None, session: Any) -> set[int] | None:
@@ -324,6 +327,36 @@ def flow_phases(packets: pd.DataFrame, flow_ids: Iterable[int] | None = None) ->
     order = {p: i for i, p in enumerate(PHASES)}
     return out.sort_values(["flow_id", "phase"], key=lambda s: s.map(order) if s.name == "phase" else s
                            ).reset_index(drop=True)
+
+
+def phase_segments(packets: pd.DataFrame, flow_ids: Iterable[int] | None = None,
+                   gap_s: float | None = None) -> pd.DataFrame:
+    """Like :func:`flow_phases`, but each phase split where its packets pause for more than ``gap_s``
+    seconds (default: 2% of the capture's span, at least 0.25 s), so a DTLS handshake and its closing
+    alert, or ICE checks and later consent checks, show as separate bursts."""
+    cols = ["flow_id", "phase", "start", "end", "packets", "first_frame"]
+    ccol = class_column(packets)
+    if packets is None or ccol is None or not len(packets) or "flow_id" not in packets.columns:
+        return pd.DataFrame({c: [] for c in cols})
+    df = packets[packets["flow_id"].notna()]
+    if flow_ids is not None:
+        df = df[df["flow_id"].isin(list(flow_ids))]
+    if gap_s is None:
+        b = time_bounds(packets)
+        span = (b[1] - b[0]).total_seconds() if b else 0.0
+        gap_s = max(0.25, span / 50)
+    phase_of = {c: p for p, cs in PHASES.items() for c in cs}
+    ph = df[ccol].astype(object).map(phase_of)
+    df = df.assign(_phase=ph)[ph.notna()].sort_values(["flow_id", "_phase", "ts"])
+    if not len(df):
+        return pd.DataFrame({c: [] for c in cols})
+    gap = df.groupby(["flow_id", "_phase"], observed=True)["ts"].diff().dt.total_seconds()
+    seg = (gap.isna() | (gap > gap_s)).cumsum()
+    g = df.groupby(seg)
+    out = pd.DataFrame({"flow_id": g["flow_id"].first().astype(int), "phase": g["_phase"].first(),
+                        "start": g["ts"].min(), "end": g["ts"].max(), "packets": g.size(),
+                        "first_frame": g["frame"].min()})
+    return out[cols].sort_values(["flow_id", "start"]).reset_index(drop=True)
 
 
 def finding_marks(findings: Any, packets: pd.DataFrame) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from . import _avail, _safe
-from .select import PHASES, SEVERITIES, finding_marks, flow_phases, severity_rank, time_bounds
+from .select import PHASES, SEVERITIES, finding_marks, phase_segments, severity_rank, time_bounds
 
 PHASE_COLOURS = {"stun": "#72b7b2", "dtls": "#f58518", "media": "#4c78a8", "signalling": "#54a24b"}
 SEVERITY_COLOURS = {"info": "#9d9d9d", "low": "#e7ba52", "medium": "#f58518", "high": "#d62728",
@@ -21,7 +21,7 @@ SEVERITY_COLOURS = {"info": "#9d9d9d", "low": "#e7ba52", "medium": "#f58518", "h
 
 def draw_timeline(phases: pd.DataFrame, marks: pd.DataFrame | None, ax: Axes, *,
                   t0: pd.Timestamp | None = None, max_flows: int = 30) -> Axes:
-    """Draw one row per flow (``flow_phases`` output) with its phases as bars and ``finding_marks`` as
+    """Draw one row per flow (``flow_phases`` or ``phase_segments`` output) with its phases as bars and ``finding_marks`` as
     markers coloured by severity; x is seconds from ``t0`` (default: the first phase start). Returns ax."""
     if phases is None or not len(phases):
         ax.text(0.5, 0.5, "no STUN, DTLS or media seen", ha="center", va="center", transform=ax.transAxes,
@@ -55,15 +55,14 @@ def draw_timeline(phases: pd.DataFrame, marks: pd.DataFrame | None, ax: Axes, *,
         sevs = sorted(set(marks["severity"].astype(str)), key=severity_rank)
         handles += [Line2D([], [], marker="v", linestyle="", color=SEVERITY_COLOURS.get(s, "black"),
                            markeredgecolor="black", label=f"finding: {s}") for s in sevs if s in SEVERITIES]
-    ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=4,
-              frameon=False)
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.grid(axis="x", alpha=0.3)
     return ax
 
 
 def render_png(phases: pd.DataFrame, marks: pd.DataFrame | None, *, t0: Any = None) -> bytes:
     rows = max(1, min(30, phases["flow_id"].nunique() if phases is not None and len(phases) else 1))
-    fig = Figure(figsize=(8.0, 1.4 + 0.35 * rows), dpi=100)
+    fig = Figure(figsize=(9.0, 1.6 + 0.4 * rows), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
     draw_timeline(phases, marks, ax, t0=t0)
     fig.tight_layout()
@@ -81,7 +80,7 @@ def timeline_widget(cap: Any, findings: Any = None, flow_ids: Any = None) -> Any
         return w.HTML(f"<p class='rtcf-missing'>Timeline: {_safe.escape(why)}</p>")
     if findings is None:
         findings, _ = _avail.report(cap)
-    phases = flow_phases(packets, flow_ids)
+    phases = phase_segments(packets, flow_ids)
     marks = finding_marks(findings, packets) if findings is not None else None
     bounds = time_bounds(packets)
     img = w.Image(value=render_png(phases, marks, t0=bounds[0] if bounds else None), format="png")

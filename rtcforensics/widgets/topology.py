@@ -41,7 +41,8 @@ def _plain(text: Any) -> str:
 
 
 def layout(graph: Any) -> dict[Any, tuple[float, float]]:
-    """Deterministic positions: peers on the left and right, servers in the middle column."""
+    """Deterministic positions: servers (signalling, STUN, TURN, media) on a top row, peers below them on the
+    left and right, so a direct peer-to-peer flow never runs through a server's node."""
     nodes = list(graph.nodes)
     if not nodes:
         return {}
@@ -51,20 +52,22 @@ def layout(graph: Any) -> dict[Any, tuple[float, float]]:
     peers = by_role.pop("peer", []) + by_role.pop("unknown", [])
     servers = [n for r in ("signalling_server", "stun_server", "turn_server", "media_server") for n in by_role.get(r, [])]
     pos: dict[Any, tuple[float, float]] = {}
-    left, right = peers[: math.ceil(len(peers) / 2)], peers[math.ceil(len(peers) / 2):]
-
-    def column(items: list[Any], x: float) -> None:
+    half = math.ceil(len(peers) / 2)
+    for col, (x, items) in enumerate(((-1.0, peers[:half]), (1.0, peers[half:]))):
         for i, n in enumerate(items):
-            pos[n] = (x, 0.0 if len(items) == 1 else 1.0 - 2.0 * i / (len(items) - 1))
-
-    if servers:
-        column(left, -1.0)
-        column(right, 1.0)
-        column(servers, 0.0)
-    else:
-        column(left, -1.0)
-        column(right, 1.0)
+            # one peer per side sits level; several spread downwards, the right column half a step lower
+            pos[n] = (x, -1.0 * i - 0.5 * col * (len(items) > 1))
+    for i, n in enumerate(servers):
+        x = 0.0 if len(servers) == 1 else -0.7 + 1.4 * i / (len(servers) - 1)
+        pos[n] = (x, 1.0 + 0.35 * (i % 2) * (len(servers) > 3))
     return pos
+
+
+def _edge_label(d: dict[str, Any]) -> str:
+    if d.get("kind") == "relay_permission":
+        return "permission"
+    protos = [str(p) for p in (d.get("protocols") or []) if str(p) != "other"]
+    return "/".join(protos[:3])
 
 
 def draw(graph: Any, ax: Axes, highlight: Iterable[int] | Any = None, *, labels: bool = True,
@@ -89,30 +92,41 @@ def draw(graph: Any, ax: Axes, highlight: Iterable[int] | Any = None, *, labels:
     pairs: dict[frozenset[Any], int] = {}
     edges = list(graph.edges(keys=True, data=True)) if graph.is_multigraph() else \
         [(u, v, 0, d) for u, v, d in graph.edges(data=True)]
+    show_labels = labels and len(edges) <= 24
     for u, v, k, d in edges:
+        if u == v:
+            continue
         pair = frozenset((u, v))
         i = pairs.get(pair, 0)
         pairs[pair] = i + 1
-        rad = 0.12 * ((i + 1) // 2) * (1 if i % 2 else -1) if i else 0.0
+        rad = 0.15 * ((i + 1) // 2) * (1 if i % 2 else -1) if i else 0.0
         is_hl = (u, v, k) in hl
-        style = ENCRYPTION_STYLES[encryption_of(d)]
-        if u == v:
-            continue
+        permission = d.get("kind") == "relay_permission"
+        style = "dotted" if permission else ENCRYPTION_STYLES[encryption_of(d)]
+        colour = HIGHLIGHT if is_hl else ("#9a9a9a" if permission else EDGE)
         arrow = FancyArrowPatch(pos[u], pos[v], arrowstyle="-|>", mutation_scale=10,
                                 connectionstyle=f"arc3,rad={rad}", linestyle=style,
-                                linewidth=3.0 if is_hl else 1.2, color=HIGHLIGHT if is_hl else EDGE,
+                                linewidth=3.0 if is_hl else 1.2, color=colour,
                                 shrinkA=14, shrinkB=14, zorder=3 if is_hl else 1, alpha=0.9)
         arrow.set_gid(f"edge-{d.get('flow_id', '')}")
         ax.add_patch(arrow)
+        text = _edge_label(d) if show_labels else ""
+        if text:
+            (x1, y1), (x2, y2) = pos[u], pos[v]
+            mx, my = (x1 + x2) / 2 + rad * (y2 - y1) / 2, (y1 + y2) / 2 - rad * (x2 - x1) / 2
+            ax.text(mx, my, _plain(text), fontsize=6.5, ha="center", va="center", color=colour, zorder=6,
+                    parse_math=False, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
     xs = [p[0] for p in pos.values()]
     ys = [p[1] for p in pos.values()]
     colours = [ROLE_COLOURS[role_of(graph.nodes[n])] for n in pos]
     ax.scatter(xs, ys, s=420, c=colours, edgecolors="black", linewidths=0.8, zorder=4)
     if labels:
         for n, (x, y) in pos.items():
-            ax.text(x, y - 0.17, _plain(n), ha="center", va="top", fontsize=8, zorder=5, parse_math=False)
+            above = role_of(graph.nodes[n]) not in ("peer", "unknown")
+            ax.text(x, y + 0.13 if above else y - 0.13, _plain(graph.nodes[n].get("label") or n), ha="center",
+                    va="bottom" if above else "top", fontsize=8, zorder=5, parse_math=False)
     ax.set_xlim(min(xs) - 0.6, max(xs) + 0.6)
-    ax.set_ylim(min(ys) - 0.45, max(ys) + 0.3)
+    ax.set_ylim(min(ys) - 0.45, max(ys) + 0.4)
     if legend:
         roles_present = sorted({role_of(graph.nodes[n]) for n in graph.nodes}, key=list(ROLE_COLOURS).index)
         handles = [Line2D([], [], marker="o", linestyle="", markersize=9, markerfacecolor=ROLE_COLOURS[r],

@@ -1,0 +1,165 @@
+"""Load benchmark: rtcforensics.load with the media-plane frames built vs tshark -T fields into pandas.
+
+Builds a capture of ~N packets (default 1,000,000) by repeating a real call with its timestamps shifted
+forward one call-length per copy, writes it to benchmarks/work/ (gitignored), then in separate child
+processes (so each peak RSS is its own):
+
+  ours   : rtcforensics.load(path); packets, flows, rtp, rtp_streams, rtcp (+ stun, dtls when registered)
+  tshark : tshark -T fields with the same fields (heuristics for RTP on random ports) -> pandas.read_csv
+
+and prints both wall times, their ratio and the peak RSS of each. No pass/fail: figures to read.
+
+    .venv/bin/python benchmarks/bench_load.py [--packets 1000000] [--source CAPTURE] [--skip-tshark]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+WORK = HERE / "work"
+DEFAULT_SOURCES = [
+    ROOT.parent / "shared/realcaps/ogolosovskiy_srtp_decoder/webrtc_opus_p2p.pcap",  # SDES call, direct UDP
+    ROOT / "sample_captures/clean_call.pcapng",
+]
+TSHARK_FIELDS = ["frame.number", "frame.time_epoch", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "udp.srcport",
+                 "udp.dstport", "tcp.srcport", "tcp.dstport", "frame.len", "rtp.ssrc", "rtp.seq", "rtp.timestamp",
+                 "rtp.p_type", "rtp.marker", "rtcp.pt", "rtcp.senderssrc", "stun.type", "dtls.record.content_type"]
+
+
+def build(source: Path, packets: int) -> Path:
+    """Write ``source`` repeated (time-shifted) up to ``packets`` records as a nanosecond pcap."""
+    sys.path.insert(0, str(ROOT))
+    from rtcforensics.dissect.pcapio import CaptureReader
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    out = WORK / f"bench_{packets}_{source.stem}.pcap"
+    if out.exists():
+        return out
+    recs = []
+    linktypes = set()
+    for b in CaptureReader(source).batches():
+        linktypes.update(b.linktype.tolist())
+        for i in range(len(b)):
+            recs.append((int(b.ts_ns[i]), b.packet(i), int(b.origlen[i])))
+    if len(linktypes) != 1:
+        raise SystemExit(f"{source}: needs a single link type, has {sorted(linktypes)}")
+    ts0 = np.array([r[0] for r in recs], dtype=np.int64)
+    span = int(ts0[-1] - ts0[0]) + 20_000_000
+    # one copy as a template buffer; each copy only gets new timestamp fields
+    hdr = np.zeros((len(recs), 4), dtype="<u4")
+    hdr[:, 2] = [len(r[1]) for r in recs]
+    hdr[:, 3] = [max(r[2], len(r[1])) for r in recs]
+    sizes = 16 + hdr[:, 2].astype(np.int64)
+    offs = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    template = bytearray(int(sizes.sum()))
+    for (ts, data, _), o in zip(recs, offs.tolist()):
+        template[o + 16 : o + 16 + len(data)] = data
+    tmpl = np.frombuffer(bytes(template), dtype=np.uint8)
+    copies = -(-packets // len(recs))
+    with out.open("wb") as fh:
+        fh.write(np.array([0xA1B23C4D, 0x00040002, 0, 0, 262144, linktypes.pop()], dtype="<u4").tobytes()[:24])
+        written = 0
+        for c in range(copies):
+            n = min(len(recs), packets - written)
+            ts = ts0[:n] + c * span
+            hdr[:n, 0] = ts // 1_000_000_000
+            hdr[:n, 1] = ts % 1_000_000_000
+            buf = tmpl[: int(offs[n - 1] + sizes[n - 1])].copy()
+            idx = offs[:n, None] + np.arange(16)[None, :]
+            buf[idx] = hdr[:n].view(np.uint8).reshape(n, 16)
+            fh.write(buf.tobytes())
+            written += n
+    return out
+
+
+def run_ours(path: str) -> dict[str, float]:
+    sys.path.insert(0, str(ROOT))
+    t0 = time.perf_counter()
+    import rtcforensics
+
+    cap = rtcforensics.load(path, progress=False)
+    sizes = {}
+    for name in ("packets", "flows", "rtp", "rtp_streams", "rtcp", "stun", "dtls"):
+        if name in cap.frame_names():
+            sizes[name] = len(cap.get_frame(name))
+    wall = time.perf_counter() - t0
+    return {"wall_s": wall, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **sizes}
+
+
+def run_tshark(path: str) -> dict[str, float]:
+    import pandas as pd
+
+    t0 = time.perf_counter()
+    cmd = ["tshark", "-r", path, "-n", "--enable-heuristic", "rtp_udp", "--enable-heuristic", "rtp_stun",
+           "-T", "fields", "-E", "separator=\t", "-E", "occurrence=f"]
+    for f in TSHARK_FIELDS:
+        cmd += ["-e", f]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    df = pd.read_csv(proc.stdout, sep="\t", header=None, names=TSHARK_FIELDS, dtype=str, engine="c",
+                     quoting=3, na_filter=True)
+    proc.wait()
+    df["frame.time_epoch"] = pd.to_numeric(df["frame.time_epoch"])
+    for c in ("udp.srcport", "udp.dstport", "tcp.srcport", "tcp.dstport", "frame.len", "rtp.seq", "rtp.timestamp",
+              "rtp.p_type"):
+        df[c] = pd.to_numeric(df[c]).astype("Int64")
+    rtp = df[df["rtp.ssrc"].notna()]
+    streams = rtp.groupby("rtp.ssrc").size()
+    wall = time.perf_counter() - t0
+    self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"wall_s": wall, "rss_mb": self_rss, "tshark_rss_mb": child_rss, "rows": len(df),
+            "rtp": len(rtp), "streams": len(streams)}
+
+
+def child(kind: str, path: Path) -> dict[str, float]:
+    out = subprocess.run([sys.executable, __file__, f"--child-{kind}", str(path)], capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--packets", type=int, default=1_000_000)
+    ap.add_argument("--source", type=Path)
+    ap.add_argument("--skip-tshark", action="store_true")
+    ap.add_argument("--child-ours")
+    ap.add_argument("--child-tshark")
+    a = ap.parse_args()
+    if a.child_ours:
+        print(json.dumps(run_ours(a.child_ours)))
+        return
+    if a.child_tshark:
+        print(json.dumps(run_tshark(a.child_tshark)))
+        return
+    source = a.source or next((p for p in DEFAULT_SOURCES if p.exists()), None)
+    if source is None:
+        raise SystemExit("no source capture: pass --source")
+    t0 = time.perf_counter()
+    path = build(source, a.packets)
+    print(f"capture   {path.relative_to(ROOT)}  ({a.packets:,} packets from {source.name}, "
+          f"{path.stat().st_size / 1e6:.0f} MB, built in {time.perf_counter() - t0:.1f} s)")
+    ours = child("ours", path)
+    print(f"ours      {ours['wall_s']:7.2f} s   peak RSS {ours['rss_mb']:6.0f} MB   "
+          + "  ".join(f"{k}={v:,}" for k, v in ours.items() if k not in ("wall_s", "rss_mb")))
+    if a.skip_tshark:
+        return
+    ts = child("tshark", path)
+    print(f"tshark    {ts['wall_s']:7.2f} s   peak RSS {ts['rss_mb']:6.0f} MB (pandas) / "
+          f"{ts['tshark_rss_mb']:.0f} MB (tshark)   rows={ts['rows']:,} rtp={ts['rtp']:,}")
+    print(f"ratio     {ours['wall_s'] / ts['wall_s']:.3f}  (ours / tshark; target <= 0.2)")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    main()
