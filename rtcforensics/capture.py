@@ -129,6 +129,14 @@ class Capture:
 
         return dissect_frame(self.path, number, keylog=self.keylog)
 
+    def decrypt(self, keylog: str | os.PathLike[str] | None = None, keys: Iterable[str] | None = None) -> Any:
+        """Authenticate and decrypt every SRTP/SRTCP stream (SDES keys from SDP, DTLS-SRTP via the keylog,
+        user keys ``[SSRC=]SUITE inline:BASE64``); ``.streams`` says per stream what verified, ``.write(dir)``
+        writes a plain-RTP pcap and WAV audio. Needs the ``srtp`` extra (pylibsrtp)."""
+        from .srtp.decrypt import decrypt
+
+        return decrypt(self, keylog=keylog, keys=keys)
+
     def __repr__(self) -> str:
         built = ", ".join(sorted(self._frames)) or "none yet"
         return f"<Capture {self.path.name} (frames built: {built})>"

@@ -12,9 +12,10 @@ import glob
 import json
 import os
 import sys
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn
 
 from ._version import __version__
 from .errors import RtcForensicsError
@@ -29,7 +30,7 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse would print the usage too)
+    def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse would print the usage too)
         raise UsageError(message)
 
 
@@ -249,7 +250,7 @@ def cmd_explain(a: argparse.Namespace) -> int:
     for k, v in c.sections.items():
         lines += [f"{k}:", f"  {v}", ""]
     if c.params:
-        lines.append("Parameters (override with --param {0}.NAME=VALUE):".format(c.id))
+        lines.append(f"Parameters (override with --param {c.id}.NAME=VALUE):")
         lines += [f"  {p.name} = {p.default!r}  {p.doc}" for p in c.params]
     _emit("\n".join(lines).rstrip() + "\n", None)
     return 0

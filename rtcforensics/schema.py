@@ -66,7 +66,9 @@ class FrameSchema:
         rows = list(rows)
         if not rows:
             return self.empty()
-        return self.conform(pd.DataFrame.from_records(rows, columns=self.names))
+        # object dtype first: letting pandas infer would turn [int, None] into float64 and round big integers
+        return self.conform(pd.DataFrame({n: pd.Series([r.get(n) for r in rows], dtype=object)
+                                          for n in self.names}))
 
     def from_columns(self, cols: Mapping[str, Sequence[Any] | np.ndarray]) -> pd.DataFrame:
         return self.conform(pd.DataFrame({n: cols[n] for n in self.names if n in cols}))
@@ -115,9 +117,27 @@ def _cast(s: pd.Series, dt: Any, col: Column) -> pd.Series:
         return s.astype(object).astype(dt)
     if isinstance(dt, str) and dt[:1] in ("I", "U"):
         if s.dtype == object:
-            s = pd.to_numeric(s, errors="coerce")
+            # Build from Python ints directly: going through float64 (pd.to_numeric) would round values
+            # above 2**53 (64-bit tie-breakers, SSRC-derived keys). Non-integers become NA.
+            vals = [_as_int(v) for v in s.tolist()]
+            return pd.Series(pd.array(vals, dtype=dt), index=s.index)
         return s.astype(dt)
     return s.astype(dt)
+
+
+def _as_int(v: Any) -> int | None:
+    if v is None or v is pd.NA:
+        return None
+    if isinstance(v, (bool, np.bool_)):
+        return int(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return None if v != v or v in (float("inf"), float("-inf")) else int(v)
+    try:
+        return int(str(v), 0)
+    except ValueError:
+        return None
 
 
 def frame_schema(name: str, doc: str, columns: Sequence[tuple[str, str, str]]) -> FrameSchema:

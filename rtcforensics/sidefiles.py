@@ -19,6 +19,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -120,8 +121,8 @@ def read_side_file(path: str | Path, cap: Capture | None = None) -> list[SideIte
     return out
 
 
-_SDP_VALUE = re.compile(r"^\s*type:\s*(\w+),\s*sdp:\s*(v=0.*)$", re.S)
-_CAND_VALUE = re.compile(r"sdpMid:\s*([^,]*),\s*sdpMLineIndex:\s*(\d+),\s*candidate:\s*(\S.*?)\s*$", re.S)
+_SDP_VALUE = re.compile(r"^\s*type:\s*(\w+),\s*sdp:\s*(v=0.*)$", re.DOTALL)
+_CAND_VALUE = re.compile(r"sdpMid:\s*([^,]*),\s*sdpMLineIndex:\s*(\d+),\s*candidate:\s*(\S.*?)\s*$", re.DOTALL)
 _LOCAL = {"setLocalDescription", "createOfferOnSuccess", "createAnswerOnSuccess", "icecandidate",
           "onicecandidate"}
 _REMOTE = {"setRemoteDescription", "addIceCandidate", "addIceCandidateSuccess"}
@@ -174,17 +175,17 @@ def _ts(v: Any) -> int | None:
     if v is None or isinstance(v, bool):
         return None
     try:
-        x = float(v)
-    except (TypeError, ValueError):
+        x = Decimal(str(v))  # exact: 1764140400.25 s is 1764140400250000000 ns, not ...249999872
+    except (InvalidOperation, ValueError):
         x = None
-    if x is not None:
-        if x > 1e17:
+    if x is not None and x.is_finite():
+        if x > Decimal(10) ** 17:
             return int(x)  # already ns
-        if x > 1e14:
-            return int(x * 1e3)  # µs
-        if x > 1e11:
-            return int(x * 1e6)  # ms
-        return int(x * 1e9)
+        if x > Decimal(10) ** 14:
+            return int(x * 1000)  # µs
+        if x > Decimal(10) ** 11:
+            return int(x * 1_000_000)  # ms
+        return int(x * 1_000_000_000)
     try:
         dt = datetime.fromisoformat(str(v).replace("Z", "+00:00"))
     except ValueError:

@@ -108,10 +108,10 @@ def graph(cap: Any, *, include_other: bool = False) -> nx.MultiDiGraph:
             elif method == "Binding" and cls == "request" and not _v(r.get("username")) and dst \
                     and not _v(r.get("via_turn")):
                 roles[str(dst)].add("stun_server")
-            elif method == "Binding" and cls == "request" and _v(r.get("username")) and src:
-                if not _v(r.get("via_turn")):
-                    roles[str(src)].add("peer")
-                    roles[str(dst)].add("peer")
+            elif method == "Binding" and cls == "request" and _v(r.get("username")) and src \
+                    and not _v(r.get("via_turn")):
+                roles[str(src)].add("peer")
+                roles[str(dst)].add("peer")
             if _v(r.get("software")) and src:
                 software[str(src)].add(str(r["software"]))
     # the TURN server answers Binding too: it is not also a STUN-only server nor an ICE peer
@@ -124,9 +124,9 @@ def graph(cap: Any, *, include_other: bool = False) -> nx.MultiDiGraph:
     if dtls is not None:
         for r in dtls.to_dict("records"):
             for side in ("client", "server"):
-                h = _host(r.get(side))
-                if h and "turn_server" not in roles.get(h, set()):
-                    roles[h].add("peer")
+                hh = _host(r.get(side))
+                if hh and "turn_server" not in roles.get(hh, set()):
+                    roles[hh].add("peer")
     streams = _frame(cap, "rtp_streams")
     if streams is not None and {"src", "dst"} <= set(streams.columns):
         for r in streams[["src", "dst"]].to_dict("records"):
@@ -140,9 +140,9 @@ def graph(cap: Any, *, include_other: bool = False) -> nx.MultiDiGraph:
         server_idx = {int(r["sdp_index"]) for r in sdp.to_dict("records")
                       if r.get("ice_lite") is True or _v(r.get("stack")) in SERVER_STACKS}
         for r in cands.to_dict("records"):
-            if _v(r.get("sdp_index")) is not None and int(r["sdp_index"]) in server_idx and _v(r.get("ip")):
-                if str(r.get("type")) == "host":
-                    roles[str(r["ip"])].add("media_server")
+            if _v(r.get("sdp_index")) is not None and int(r["sdp_index"]) in server_idx and _v(r.get("ip")) \
+                    and str(r.get("type")) == "host":
+                roles[str(r["ip"])].add("media_server")
     if sessions is not None:
         remotes: dict[str, set[str]] = defaultdict(set)
         for r in sessions.to_dict("records"):

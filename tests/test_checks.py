@@ -5,20 +5,19 @@ captures (realcaps) raise exactly what is true about them — nothing more at me
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import REALCAPS, SAMPLES, load_truth, sample_names, sample_path
 
 import rtcforensics
 from rtcforensics.checks.analyze import Report
 from rtcforensics.checks.registry import Severity, load_catalogue
-from conftest import REALCAPS, SAMPLES, load_truth, sample_names, sample_path
 
 SAMPLES_WITH_TRUTH = sample_names()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def report_for(path: str, keylog: str | None = None) -> Report:
     return rtcforensics.analyze(rtcforensics.load(path, keylog=keylog))
 

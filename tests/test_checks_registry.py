@@ -10,8 +10,16 @@ import pytest
 
 from rtcforensics.checks import registry
 from rtcforensics.checks.comp import identify, known_vulns, vuln_table
-from rtcforensics.checks.registry import (DOC_SECTIONS, ID_RE, REGISTRY, Confidence, Severity, check, get,
-                                          load_catalogue)
+from rtcforensics.checks.registry import (
+    DOC_SECTIONS,
+    ID_RE,
+    REGISTRY,
+    Confidence,
+    Severity,
+    check,
+    get,
+    load_catalogue,
+)
 
 # DESIGN.md section 4: the slugs are the contract.
 REQUIRED_SLUGS = {

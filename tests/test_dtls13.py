@@ -14,7 +14,7 @@ from rtcforensics.anomalies import AnomalyLog
 from rtcforensics.dissect.dtls import HandshakeType
 from rtcforensics.dissect.dtls13 import _closest, hkdf_expand_label
 from rtcforensics.dissect.keylog import parse_keylog, read_keylog
-from rtcforensics.tables.dtls import analyze_datagrams, dtls_frame, tracker
+from rtcforensics.tables.dtls import analyze_datagrams, dtls_frame, handshake_row, tracker
 
 
 def load(sample, truth, name, keylog=True):
@@ -256,7 +256,7 @@ def test_mutated_dtls13_records_with_keys_never_crash(firefox):
             dgs[k] = Dg(**{**{s: getattr(d, s) for s in d.__slots__}, "data": data})
             an = AnomalyLog()
             tr = analyze_datagrams(dgs, an, parse_keylog(text))
-            dtls_frame(tr.handshakes, an)
+            [handshake_row(h, an) for h in tr.handshakes]
             names |= {r["name"] for r in an.rows}
     assert "dtls_decrypt_failed" in names
     assert all(n.startswith(("dtls_", "x509_", "keylog_")) for n in names), names

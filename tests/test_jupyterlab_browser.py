@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, SAMPLES, sample_path
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -104,7 +103,7 @@ def jupyterlab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         log.close()
 
 
-def _run_all(page) -> None:  # noqa: ANN001
+def _run_all(page) -> None:
     # the app is exposed (--LabApp.expose_app_in_browser): wait for the notebook's kernel, then Run All
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
                            " && window.jupyterapp.shell.currentWidget.sessionContext"
@@ -115,7 +114,7 @@ def _run_all(page) -> None:  # noqa: ANN001
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
 
 
-def _all_cells_ran(page) -> bool:  # noqa: ANN001
+def _all_cells_ran(page) -> bool:
     prompts = page.locator(".jp-CodeCell .jp-InputArea-prompt").all_inner_texts()
     return bool(prompts) and all(p.strip().startswith("[") and p.strip()[1:-2].strip().isdigit() for p in prompts)
 

@@ -15,9 +15,8 @@ from typing import Any
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-
 from conftest import ROOT, SAMPLES, load_truth, sample_names, sample_path
+from nbclient import NotebookClient
 
 NOTEBOOKS = ROOT / "notebooks"
 CELL_TIMEOUT_S = 300
@@ -73,7 +72,7 @@ def test_notebooks_are_committed_clean() -> None:
         nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
         nbformat.validate(nb)
         assert "parameters" in nb.cells[0].metadata.get("tags", []), name
-        assert re.search(r'^CAPTURE = "\.\./sample_captures/\w+\.pcapng"$', nb.cells[0].source, re.M), name
+        assert re.search(r'^CAPTURE = "\.\./sample_captures/\w+\.pcapng"$', nb.cells[0].source, re.MULTILINE), name
         for c in nb.cells:
             if c.cell_type == "code":
                 assert c.outputs == [] and c.execution_count is None, f"{name}: outputs not cleared"
@@ -101,8 +100,11 @@ def test_incident_response_writes_indicators(tmp_path: Path) -> None:
     csv = tmp_path / "out" / "fingerprint_rewrite.indicators.csv"
     assert csv.is_file()
     body = csv.read_text()
-    for d in truth["dtls"]:
-        assert d["client_cert_sha256"] in body and d["server_cert_sha256"] in body
+    certs = {d[k] for d in truth["dtls"] for k in ("client_cert_sha256", "server_cert_sha256")}
+    assert all(c in body for c in certs)
+    # the fingerprint the relay substituted is an indicator of its own
+    rewritten = {s["fingerprint"]["sha-256"] for s in truth["sdp"]} - certs
+    assert rewritten and all(f"sdp_fingerprint_sha256,{h}" in body for h in rewritten)
     for f in truth["findings"]:
         for e in f["endpoints"]:
             assert e in body or e.rsplit(":", 1)[0] in body

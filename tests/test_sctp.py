@@ -86,7 +86,7 @@ def test_malformed_chunks(packets):
 def test_mutated_sctp_packets_never_crash(sample, truth):
     """Every SCTP packet of the session with bytes mutated: anomalies (layer sctp), never an exception."""
     from rtcforensics.anomalies import AnomalyLog
-    from rtcforensics.tables.datachannels import datachannels_frame
+    from rtcforensics.tables.datachannels import messages_of
 
     t = truth("datachannel_only")
     path = sample("datachannel_only")
@@ -99,11 +99,11 @@ def test_mutated_sctp_packets_never_crash(sample, truth):
                 hs.app_data = list(original)
                 hs.app_data[k] = (frame, ts, side, p[:pos] + bytes([v]) + p[pos + 1:])
                 an = AnomalyLog()
-                datachannels_frame([hs], an)
+                messages_of(hs, an)
                 names |= {r["name"] for r in an.rows}
         hs.app_data = list(original)
         an = AnomalyLog()
         hs.app_data[k] = (frame, ts, side, p[: len(p) // 2])
-        datachannels_frame([hs], an)
+        messages_of(hs, an)
         names |= {r["name"] for r in an.rows}
     assert names and all(n.startswith(("sctp_", "dcep_")) for n in names), names

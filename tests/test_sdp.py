@@ -4,6 +4,8 @@ agents of the heplify captures (cross-checked with tshark's SDP dissector) and C
 from __future__ import annotations
 
 import asyncio
+import functools
+import operator
 import subprocess
 
 import pytest
@@ -120,7 +122,7 @@ def test_fingerprint_normalised() -> None:
 
 def _tshark_sdp(path, *fields: str, decode: list[str] = ()) -> list[list[str]]:
     out = subprocess.run(["tshark", "-n", "-r", str(path), *decode, "-Y", "sdp", "-T", "fields",
-                          "-E", "separator=|", *sum((["-e", f] for f in fields), [])],
+                          "-E", "separator=|", *functools.reduce(operator.iadd, (["-e", f] for f in fields), [])],
                          capture_output=True, text=True, check=True).stdout
     return [ln.split("|") for ln in out.splitlines()]
 

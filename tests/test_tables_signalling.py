@@ -6,6 +6,7 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import rtcforensics
@@ -19,7 +20,8 @@ def _load(sample, name: str, keylog: bool = True) -> rtcforensics.Capture:
 
 
 def _tshark(path: Path, *args: str) -> list[list[str]]:
-    out = subprocess.run(["tshark", "-n", "-r", str(path), *args], capture_output=True, text=True).stdout
+    out = subprocess.run(["tshark", "-n", "-r", str(path), *args], capture_output=True, text=True,
+                         check=False).stdout  # exit 2 on a truncated capture still prints what was read
     return [ln.split("\t") for ln in out.splitlines() if ln]
 
 
@@ -28,7 +30,7 @@ def test_wss_decrypted_with_keylog(sample, truth) -> None:
     cap = _load(sample, "clean_call")
     s = cap.signalling
     assert len(s) and s["tls"].all() and s["decrypted"].all()
-    host, port = t["server"].rsplit(":", 1)
+    host, _port = t["server"].rsplit(":", 1)
     http = s[s["transport"] == "http"]
     assert {u.split(t["server"], 1)[1] for u in http["url"]} == set(t["urls"])
     assert set(http[http["direction"] == "request"]["dst"]) == {host}
@@ -53,9 +55,9 @@ def test_wss_without_keylog_is_one_unreadable_row_per_tls_connection(sample) -> 
 def test_whip_http_messages_match_truth(sample, truth) -> None:
     t = truth("sdes_plain_rtp")["http"]
     s = _load(sample, "sdes_plain_rtp").signalling
-    got = [(int(r.frame), r.method if isinstance(r.method, str) else None,
-            int(r.status) if r.status is not None and r.status == r.status else None,
-            r.content_type if isinstance(r.content_type, str) else None) for r in s.itertuples()]
+    na = lambda v: None if v is None or v is pd.NA else v
+    got = [(int(r.frame), na(r.method), None if na(r.status) is None else int(r.status), na(r.content_type))
+           for r in s.itertuples()]
     assert got == [(x["frame"], x["method"], x["status"], x["content_type"]) for x in t]
     assert list(s["body_kind"][:2]) == ["sdp", "sdp"] and not s["tls"].any()
 
@@ -159,7 +161,8 @@ def test_sip_parser_multipart_and_errors(sample) -> None:
 
     with pytest.raises(DecodeError) as e:
         parse_sip(invite[:-10])
-    assert e.value.name == "sip_truncated" and e.value.done == [] if hasattr(e.value, "done") else True
+    assert e.value.name == "sip_truncated"
+    assert [m.method for m in e.value.done] == ["INVITE"]  # the partial message is kept, body cut short
     with pytest.raises(DecodeError):
         parse_sip(b"GET / HTTP/1.1\r\n\r\n")
 
@@ -168,3 +171,70 @@ def test_url_secrets_redacted() -> None:
     url, found = redact_url("wss://sig.example/ws?room=lab&token=eyJhbGciOi.payload.sig&x=1")
     assert "eyJhbGciOi" not in url and "room=lab" in url and "x=1" in url
     assert [k for k, _ in found] == ["url:token"]
+
+
+def test_permessage_deflate_websocket_from_firefox(sample, truth) -> None:
+    t = truth("browsers_firefox_chromium")
+    cap = _load(sample, "browsers_firefox_chromium")
+    s = cap.signalling
+    ref = _tshark(cap.path, "-Y", "websocket.pmc == 1", "-T", "fields", "-e", "frame.number")
+    comp = s[(s["transport"] == "websocket") & (s["ws_compressed"] == True)]
+    assert set(comp["frame"]) == {int(r[0]) for r in ref} and len(comp)
+    offer = next(e for e in t["sdp"] if e["role"] == "offer")
+    sdp = cap.sdp
+    got = sdp[sdp["signalling_msg"].isin(comp["msg_index"]) & (sdp["ice_ufrag"] == offer["ice_ufrag"])]
+    assert len(got) and set(got["fingerprint_sha256"]) == {offer["fingerprint"]["sha-256"]}
+
+
+@pytest.mark.realcaps
+def test_chunked_http_bodies_are_dechunked(realcaps) -> None:
+    path = realcaps / "sipcapture_heplify" / "rtp_rtcp_sip_ipv4_udp.pcap"
+    s = rtcforensics.load(path).signalling.set_index("frame")
+    ref = _tshark(path, "-Y", "http.transfer_encoding == \"chunked\"", "-T", "fields", "-e", "frame.number",
+                  "-e", "http.chunk_size", "-E", "aggregator=,")
+    assert ref
+    for frame, sizes in ref:
+        assert s.loc[int(frame), "body_len"] == sum(int(x) for x in sizes.split(",") if x)
+
+
+def test_tls_secrets_embedded_in_pcapng(sample, truth, tmp_path) -> None:
+    # The clean_call keylog injected into the capture as a pcapng Decryption Secrets Block (editcap): the
+    # WSS signalling is read without keylog= and gives the same descriptions.
+    p = sample("clean_call")
+    dsb = tmp_path / "clean_call_dsb.pcapng"
+    subprocess.run(["editcap", "--inject-secrets", f"tls,{p.with_suffix('.keylog')}", str(p), str(dsb)], check=True)
+    cap = rtcforensics.load(dsb)
+    s = cap.signalling
+    assert s["decrypted"].all() and {"http", "websocket"} <= set(s["transport"])
+    want = {(e["role"], e["fingerprint"]["sha-256"]) for e in truth("clean_call")["sdp"]}
+    assert set(zip(cap.sdp["role"], cap.sdp["fingerprint_sha256"])) == want
+
+
+def test_whip_trickle_sdpfrag_body() -> None:
+    # RFC 8840 / RFC 9725 PATCH body; the candidate line is one aiortc gathers
+    aiortc = pytest.importorskip("aiortc")
+    import asyncio
+
+    from aiortc.sdp import candidate_to_sdp
+
+    from rtcforensics.tables.signalling import Message, classify_body
+
+    async def gather() -> str:
+        pc = aiortc.RTCPeerConnection()
+        pc.addTransceiver("audio")
+        await pc.setLocalDescription(await pc.createOffer())
+        c = pc.getTransceivers()[0].sender.transport.transport.iceGatherer.getLocalCandidates()[0]
+        await pc.close()
+        return candidate_to_sdp(c)
+
+    line = asyncio.run(gather())
+    body = f"a=ice-ufrag:EsAw\r\na=ice-pwd:P2uYro0UCOQ4zxjKXaWCBui1\r\nm=audio 9 RTP/AVP 0\r\na=mid:0\r\na=candidate:{line}\r\n"
+
+    class _Cap:
+        strict = False
+
+    m = Message(index=0, frame=1, ts_ns=None, transport="http", ip_proto="tcp", src=None, sport=None, dst=None,
+                dport=None, tcp_stream=0, tls=False, decrypted=False, method="PATCH", direction="request")
+    classify_body(_Cap(), m, body, "application/trickle-ice-sdpfrag")  # type: ignore[arg-type]
+    assert m.body_kind == "candidate"
+    assert [f.text for f in m.items] == [f"candidate:{line}"] and m.items[0].envelope == "whip"

@@ -10,6 +10,7 @@ from functools import cache
 
 import ipywidgets as w
 import pytest
+from conftest import load_truth, sample_path
 from matplotlib.figure import Figure
 
 import rtcforensics
@@ -17,8 +18,6 @@ from rtcforensics import widgets
 from rtcforensics.widgets import findings as wfind
 from rtcforensics.widgets import select, streams, timeline, topology
 from rtcforensics.widgets.explorer import summary_rows
-
-from conftest import load_truth, sample_path
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -171,16 +170,29 @@ def test_streams_widget_and_plots_on_the_clean_call() -> None:
 
 def test_explorer_filters_follow_the_controls() -> None:
     c = cap("ws_plaintext_private")
-    need(c, "packets")
+    need(c, "packets", "sessions")
     box = widgets.explorer(c)
     protos = first(box, w.SelectMultiple)
-    html = [x for x in walk(box) if isinstance(x, w.HTML)]
-    packets_out = html[-1]
-    assert f"{len(c.packets)} of {len(c.packets)} packets" in packets_out.value
+    pick_session = [x for x in walk(box) if isinstance(x, w.Dropdown)][1]
+    packets_out = [x for x in walk(box) if isinstance(x, w.HTML)][-1]
+    total = len(c.packets)
+    # background traffic is off by default
+    fg = select.filter_packets(c.packets, protocols=[g for g in select.PROTOCOL_GROUPS if g != "other"])
+    assert 0 < len(fg) < total
+    assert f"{len(fg)} of {total} packets" in packets_out.value
     protos.value = ("stun/turn",)
     stun = select.filter_packets(c.packets, protocols=["stun/turn"])
-    assert f"{len(stun)} of {len(c.packets)} packets" in packets_out.value
     assert len(stun) == sum(load_truth("ws_plaintext_private")["stun"].values())
+    assert f"{len(stun)} of {total} packets" in packets_out.value
+    protos.value = tuple(select.PROTOCOL_GROUPS)
+    assert f"{total} of {total} packets" in packets_out.value
+    # picking the one ICE session keeps its flows only: no signalling
+    assert [lab for lab, _ in pick_session.options][0] == "all sessions" and len(pick_session.options) == 2
+    pick_session.value = 1
+    key = select.session_options(c.sessions)[1][1]
+    pk, _ = select.apply_view(c.packets, None, c.sessions, session=key)
+    assert f"{len(pk)} of {total} packets" in packets_out.value
+    assert "websocket" not in packets_out.value
 
 
 def test_summary_counts_frames() -> None:

@@ -9,11 +9,10 @@ from functools import cache
 
 import pandas as pd
 import pytest
+from conftest import load_truth, sample_path
 
 import rtcforensics
 from rtcforensics.widgets import _safe, incident, labs, select
-
-from conftest import load_truth, sample_path
 
 
 @cache
@@ -34,7 +33,7 @@ def need(c: rtcforensics.Capture, *frames: str) -> None:
 
 
 @cache
-def _report(name: str):  # noqa: ANN202
+def _report(name: str):
     analyze = getattr(rtcforensics, "analyze", None)
     if analyze is None:
         pytest.skip("rtcforensics.analyze not available in this tree yet")
@@ -307,6 +306,7 @@ def test_lab_mitm() -> None:
     assert set(bad["sha256"]) == rewritten
     assert set(bad["kind"]) == {"fingerprint_without_certificate"}
     h = rewritten.pop()
+    assert "no answer yet" in labs.check_answer(c, "mitm", None).message
     assert labs.check_answer(c, "mitm", h).correct is True
     colons = ":".join(h[i:i + 2] for i in range(0, len(h), 2)).upper()
     assert labs.check_answer(c, "mitm", colons).correct is True
@@ -359,12 +359,12 @@ def test_lab_plaintext_stream() -> None:
     truth = load_truth("sdes_plain_rtp")["rtp"]
     plain = {s["ssrc"] for s in truth if not s["encrypted"]}
     enc = {s["ssrc"] for s in truth if s["encrypted"]}
-    got = set(int(x) for x in labs.unencrypted_streams(c.rtp_streams)["ssrc"])
+    got = {int(x) for x in labs.unencrypted_streams(c.rtp_streams)["ssrc"]}
     assert plain <= got and not (enc & got)
-    ssrc = sorted(plain)[0]
+    ssrc = min(plain)
     assert labs.check_answer(c, "plaintext_ssrc", ssrc).correct is True
     assert labs.check_answer(c, "plaintext_ssrc", hex(ssrc)).correct is True
-    assert labs.check_answer(c, "plaintext_ssrc", sorted(enc)[0]).correct is False
+    assert labs.check_answer(c, "plaintext_ssrc", min(enc)).correct is False
     assert labs.check_answer(c, "media_encrypted", False).correct is True
     clean = cap("clean_call")
     need(clean, "rtp_streams")
@@ -393,9 +393,15 @@ def test_capture_text_is_escaped_in_tables() -> None:
 
 def test_indicators_of_the_sdes_call() -> None:
     c = cap("sdes_plain_rtp")
-    need(c, "flows", "stun", "dtls")
+    need(c, "flows", "stun", "dtls", "signalling")
     rep = _report("sdes_plain_rtp")
-    iocs = incident.indicators(flows=c.flows, dtls=c.dtls, stun=c.stun, findings=rep)
-    truth = next(x for x in load_truth("sdes_plain_rtp")["findings"] if x["slug"] == "rtp-unencrypted")
-    assert set(truth["endpoints"]) <= set(iocs["value"])
+    iocs = incident.indicators(flows=c.flows, dtls=c.dtls, stun=c.stun, sdp=c.sdp, signalling=c.signalling,
+                               findings=rep)
+    truth = load_truth("sdes_plain_rtp")
+    media = next(x for x in truth["findings"] if x["slug"] == "rtp-unencrypted")
+    assert set(media["endpoints"]) <= set(iocs.loc[iocs.kind == "endpoint", "value"])
+    sw = next(x for x in truth["findings"] if x["slug"] == "software-disclosure")["evidence"]
+    assert {sw["user_agent"], sw["server"]} <= set(iocs.loc[iocs.kind == "software", "value"])
     assert not iocs.duplicated(subset=["kind", "value"]).any()
+    # background traffic (IPv6 neighbour discovery, multicast) is not an indicator
+    assert not iocs["value"].str.contains("ff02::").any()

@@ -3,5 +3,17 @@
 from .analyze import Coverage, Finding, Report, analyze
 from .registry import Check, Confidence, Hit, NotObservable, Severity, check, get, load_catalogue
 
-__all__ = ["analyze", "Report", "Finding", "Coverage", "Check", "Confidence", "Hit", "NotObservable", "Severity",
-           "check", "get", "load_catalogue"]
+__all__ = [
+           "Check",
+           "Confidence",
+           "Coverage",
+           "Finding",
+           "Hit",
+           "NotObservable",
+           "Report",
+           "Severity",
+           "analyze",
+           "check",
+           "get",
+           "load_catalogue",
+]

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import traceback
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -310,6 +311,8 @@ def analyze(cap: Any, params: Mapping[str, Any] | None = None, strict: bool = Fa
         except NotObservable as e:
             coverage.append(Coverage(cid, chk.slug, NOT_OBSERVABLE, str(e)))
             continue
+        except CaptureError:  # the capture (or a side input) is unusable: the caller's error, not a check's
+            raise
         except Exception as e:
             if strict:
                 raise

@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Iterator
+from typing import Any
 
 from .common import endpoints, ep, frames_of, rows, val
 from .registry import Confidence, Hit, NotObservable, Severity, check
@@ -62,7 +63,7 @@ def identify(text: str) -> list[tuple[str, str]]:
     out = []
     for comp, spec in vuln_table()["components"].items():
         for pat in spec["patterns"]:
-            m = re.search(pat, text, re.I)
+            m = re.search(pat, text, re.IGNORECASE)
             if m:
                 out.append((comp, m.group(1)))
                 break

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Generator, Iterator
 from datetime import timedelta
-from typing import Any, Generator, Iterator
+from typing import Any
 
 import pandas as pd
 
 from .common import endpoints, frames_of, listish, rows, val
 from .registry import Confidence, Hit, NotObservable, Severity, check
-from .sdp import exposure, fingerprints, sdp_endpoints
+from .sdp import fingerprints, sdp_endpoints
 
 SIDES = ("client", "server")
 
@@ -51,7 +52,7 @@ def suite_weakness(suite: str) -> tuple[Severity, list[str]] | None:
         bad.append("no forward secrecy")
     if "_CBC_" in rest:
         bad.append("CBC")
-    if rest.endswith("_SHA") or rest.endswith("_MD5"):
+    if rest.endswith(("_SHA", "_MD5")):
         bad.append("SHA-1 MAC" if rest.endswith("_SHA") else "MD5 MAC")
     return (Severity.MEDIUM, bad) if bad else None
 
@@ -120,7 +121,7 @@ def dtls_fingerprint_mismatch(ctx: Any) -> Iterator[Hit]:
             n_cert += 1
             cert = str(cert).lower()
             peer_ip = _ip(val(r, other))
-            if peer_ip in delivered and delivered[peer_ip]:
+            if delivered.get(peer_ip):
                 pool, scope, conf = delivered[peer_ip], f"to its peer {peer_ip}", Confidence.HIGH
             else:
                 pool, scope, conf = signalled, "in this capture", Confidence.MEDIUM

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..addr import NOT_PUBLIC
 from .common import endpoints, ep, frames_of, rows, truthy, val
@@ -101,17 +102,17 @@ def ice_ipv6_eui64(ctx: Any) -> Iterator[Hit]:
 
 
 @check(id="ICE003", slug="ice-no-mdns", title="Raw host IP in candidates where mDNS obfuscation was possible",
-       severity=Severity.LOW, confidence=Confidence.LOW, needs=("candidates",),
+       severity=Severity.LOW, confidence=Confidence.MEDIUM, needs=("candidates",),
        references=("RFC 8828 §5.2", "draft-ietf-mmusic-mdns-ice-candidates"))
 def ice_no_mdns(ctx: Any) -> Iterator[Hit]:
-    """What it flags: host candidates with raw non-public IP addresses instead of mDNS ``.local`` names (one
-    finding listing the addresses). Confidence is medium when the sender is recognised as a browser (by its
-    description's stack or its User-Agent), which could have hidden them, low otherwise.
+    """What it flags: host candidates sent by a browser (recognised by its description's stack or its
+    User-Agent) with raw IP addresses instead of mDNS ``.local`` names; one finding listing the addresses.
+    Native stacks and servers, which cannot use mDNS names, are not flagged.
     Why it matters: browsers hide host addresses behind mDNS names (RFC 8828 mode 2) precisely so that a
     web page cannot learn the local address; a raw one shows that protection was off.
     Evidence: the address and where it was read.
-    False positives: native apps and servers that never used mDNS; browsers that had camera/microphone
-    permission (mode 1 reveals host addresses by design). Hence low confidence.
+    False positives: browsers that had camera/microphone permission (RFC 8828 mode 1 reveals host
+    addresses by design), hence medium confidence.
     References: RFC 8828 §5.2; draft-ietf-mmusic-mdns-ice-candidates."""
     df = _signalled(ctx.frame("candidates", ("address", "type", "scope")))
     sig = ctx.optional("signalling", ("user_agent",))
@@ -121,30 +122,28 @@ def ice_no_mdns(ctx: Any) -> Iterator[Hit]:
         if str(val(r, "type", "")) != "host" or truthy(r, "mdns"):
             continue
         sc = str(val(r, "scope", "") or "")
-        if sc not in NOT_PUBLIC:
-            continue
+        b = _sender_browser(r, sig, sdp)
+        if b is None or sc in ("mdns", "invalid", "unspecified"):
+            continue  # only a browser could have sent an mDNS name instead
         ip = str(val(r, "ip") or val(r, "address"))
         e = found.setdefault(ip, {"scope": sc, "frames": [], "ports": set(), "browsers": set()})
         e["frames"] += frames_of(val(r, "frame"))
         e["ports"].add(ep(val(r, "address"), val(r, "port")))
-        b = _sender_browser(r, sig, sdp)
-        if b:
-            e["browsers"].add(b)
+        e["browsers"].add(b)
     if found:
         addrs = sorted(found)
         browsers = sorted({b for e in found.values() for b in e["browsers"]})
         yield Hit(message=f"{len(addrs)} host candidate address(es) sent as raw IPs, no mDNS name: "
-                          + ", ".join(addrs) + (f" (from {', '.join(browsers)}, which can hide them)" if browsers
-                                                else ""),
+                          + ", ".join(addrs) + f" (from {', '.join(browsers)}, which can hide them)",
                   endpoints=addrs, frames=[f for a in addrs for f in found[a]["frames"]],
                   evidence={"addresses": {a: {"scope": found[a]["scope"], "candidates": sorted(found[a]["ports"])}
                                           for a in addrs}, "browsers": browsers},
-                  key=tuple(addrs), confidence=Confidence.MEDIUM if browsers else None)
+                  key=tuple(addrs))
 
 
-BROWSERS = (("firefox", re.compile(r"Firefox/|SDPARTA", re.I)),
-            ("chromium", re.compile(r"Chrom(e|ium)/|HeadlessChrome|libwebrtc|WebRTC", re.I)),
-            ("safari", re.compile(r"Version/[\d.]+ Safari/", re.I)))
+BROWSERS = (("firefox", re.compile(r"Firefox/|SDPARTA", re.IGNORECASE)),
+            ("chromium", re.compile(r"Chrom(e|ium)/|HeadlessChrome|libwebrtc|WebRTC", re.IGNORECASE)),
+            ("safari", re.compile(r"Version/[\d.]+ Safari/", re.IGNORECASE)))
 
 
 def browser_of(text: str) -> str | None:
@@ -215,8 +214,8 @@ MEDIA_CLASSES = {"rtp", "rtcp", "dtls", "zrtp"}
 @check(id="ICE005", slug="unsolicited-media", title="Media on a 5-tuple without ICE consent",
        severity=Severity.MEDIUM, confidence=Confidence.MEDIUM, needs=("packets", "stun"),
        references=("RFC 7675 §5", "RFC 8445 §7.3", "RFC 8826 §4.2.1"),
-       params={"min_packets": (10, "flows with fewer media packets are ignored (stray packets that merely "
-                                   "look like RTP)")})
+       params={"min_packets": (10, ("flows with fewer media packets are ignored (stray packets that merely "
+                                    "look like RTP)"))})
 def unsolicited_media(ctx: Any) -> Iterator[Hit]:
     """What it flags: a UDP flow carrying at least ``min_packets`` RTP, RTCP or DTLS packets (outside TURN) on
     which no ICE Binding check was answered with success in the capture, in a capture where ICE is in use.

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 FAMILIES = ("SIG", "SDP", "DTLS", "SRTP", "ICE", "TURN", "COMP")
 ID_RE = re.compile(r"^(%s)(\d{3})$" % "|".join(FAMILIES))
@@ -35,7 +36,7 @@ class Severity(enum.IntEnum):
         return self.name.lower()
 
     @classmethod
-    def parse(cls, value: "str | int | Severity") -> "Severity":
+    def parse(cls, value: str | int | Severity) -> Severity:
         if isinstance(value, Severity):
             return value
         if isinstance(value, int):
@@ -119,7 +120,7 @@ _BY_SLUG: dict[str, str] = {}
 def parse_doc(doc: str) -> dict[str, str]:
     """Split a check docstring into its fixed sections (``What it flags: ...`` paragraphs)."""
     text = "\n".join(line.strip() for line in (doc or "").strip().splitlines())
-    pat = re.compile(r"^(%s):\s*" % "|".join(re.escape(s) for s in DOC_SECTIONS), re.M)
+    pat = re.compile(r"^(%s):\s*" % "|".join(re.escape(s) for s in DOC_SECTIONS), re.MULTILINE)
     parts: dict[str, str] = {}
     matches = list(pat.finditer(text))
     for i, m in enumerate(matches):

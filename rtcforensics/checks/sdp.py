@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
-from .common import endpoints, ep, frames_of, listish, rows, val
+from .common import endpoints, frames_of, listish, rows, val
 from .registry import Confidence, Hit, Severity, check
 
 PLAIN_PROTOS = ("RTP/AVP", "RTP/AVPF")

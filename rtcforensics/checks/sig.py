@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from .common import endpoints, ep, frames_of, listish, rows, val
 from .registry import Confidence, Hit, NotObservable, Severity, check

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from .common import endpoints, frames_of, listish, rows, val
 from .dtls import hs_endpoints, hs_key
@@ -70,8 +71,8 @@ def srtp_weak_profile(ctx: Any) -> Iterator[Hit]:
 @check(id="SRTP003", slug="rtp-unencrypted", title="Unencrypted RTP media",
        severity=Severity.HIGH, confidence=Confidence.HIGH, needs=("rtp_streams",),
        references=("RFC 8827 §6.5", "RFC 8834 §5", "RFC 3711"),
-       params={"min_plaintext_score": (0.7, "rtp_streams.plaintext_score from which a payload counts as "
-                                             "plaintext evidence"),
+       params={"min_plaintext_score": (0.7, ("rtp_streams.plaintext_score from which a payload counts as "
+                                              "plaintext evidence")),
                "strong_plaintext_score": (0.9, "score from which unknown keying is reported high")})
 def rtp_unencrypted(ctx: Any) -> Iterator[Hit]:
     """What it flags: an RTP stream with no SRTP keying (no DTLS-SRTP handshake, no SDES) whose payload

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pandas as pd
 
@@ -205,7 +206,7 @@ def turn_credential_lifetime(ctx: Any) -> Iterator[Hit]:
     t = _turn_present(df)
     if "rest_expiry" not in t.columns:
         raise NotObservable("stun frame does not decode TURN REST usernames (rest_expiry)")
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str | None, str]] = set()
     for r in rows(t[(t["cls"].astype(str) == "request") & t["rest_expiry"].notna()]):
         user, expiry_ts, ts = val(r, "username"), val(r, "rest_expiry"), val(r, "ts")
         if ts is None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ..anomalies import AnomalyLog
 from ..errors import DecodeError
@@ -64,6 +65,14 @@ RTP_COLUMNS = (("frame", np.int64), ("ts_ns", np.int64), ("flow_id", np.int64), 
 
 
 # --------------------------------------------------------------------------------------------------
+def _first_of_codes(codes: np.ndarray) -> np.ndarray:
+    """Index of the first occurrence of each code, for codes numbered by first appearance (factorize)."""
+    if not len(codes):
+        return np.zeros(0, dtype=np.int64)
+    cm = np.maximum.accumulate(codes)
+    return np.flatnonzero(np.diff(cm, prepend=-1) > 0)
+
+
 # small vectorised readers over a batch buffer (indices must be valid: callers mask first)
 def _u8(arr: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return arr[idx].astype(np.int64)
@@ -423,7 +432,8 @@ class _Pass:
         self.rtp_fast.append(cols)
         # payload samples for plaintext evidence: the first packets of each (flow, ssrc)
         key = (flow.astype(np.int64) << 32) | ssrc.astype(np.int64)
-        uniq, first = np.unique(key, return_index=True)
+        codes, uniq = pd.factorize(key)
+        first = _first_of_codes(codes)
         buf = b.buf
         for k, f0 in zip(uniq.tolist(), first.tolist()):
             sk = (k >> 32, k & 0xFFFFFFFF)
@@ -437,7 +447,7 @@ class _Pass:
                 have.append(bytes(buf[p : p + int(plen[j])]))
 
     def _ip4_ids(self, ips: np.ndarray) -> np.ndarray:
-        uniq, inv = np.unique(ips, return_inverse=True)
+        inv, uniq = pd.factorize(ips)  # hashing: faster than sorting for long batches
         ids = np.empty(len(uniq), dtype=np.int32)
         for k, u in enumerate(uniq.tolist()):
             i = self.ip4_ids.get(u)
@@ -451,14 +461,20 @@ class _Pass:
         ea = (src.astype(np.int64) << 16) | sport
         eb = (dst.astype(np.int64) << 16) | dport
         lo, hi = np.minimum(ea, eb), np.maximum(ea, eb)
-        pair = np.empty(len(lo), dtype=[("lo", np.int64), ("hi", np.int64)])
-        pair["lo"], pair["hi"] = lo, hi
-        uniq, first, inv = np.unique(pair, return_index=True, return_inverse=True)
-        ids = np.empty(len(uniq), dtype=np.int64)
-        for k, (u, f0) in enumerate(zip(uniq.tolist(), first.tolist())):
-            lo_k, hi_k = u
+        if len(self.ip_list) < (1 << 15):  # both endpoints fit in 31 bits: one int64 key, hashed
+            codes, _ = pd.factorize((lo << 31) | hi)
+            first = _first_of_codes(codes)
+            inv = codes
+        else:
+            pair = np.empty(len(lo), dtype=[("lo", np.int64), ("hi", np.int64)])
+            pair["lo"], pair["hi"] = lo, hi
+            _, first, inv = np.unique(pair, return_index=True, return_inverse=True)
+            inv = inv.reshape(-1)
+        ids = np.empty(len(first), dtype=np.int64)
+        for k, f0 in enumerate(first.tolist()):
+            lo_k, hi_k = int(lo[f0]), int(hi[f0])
             ids[k] = self.flow(transport, lo_k >> 16, lo_k & 0xFFFF, hi_k >> 16, hi_k & 0xFFFF, int(frames[f0]))
-        return ids[inv.reshape(-1)]
+        return ids[inv]
 
     # -- the general path -----------------------------------------------------------------------
     def packet(self, frame: int, ts: int, pkt: bytes, l3: int, et: int, linktype: int) -> None:

@@ -49,10 +49,8 @@ class Candidate:
 def parse_candidate(line: str) -> Candidate:
     """Parse ``candidate:...`` (with or without ``a=``). Raises DecodeError(sdp_candidate_malformed)."""
     s = line.strip()
-    if s.startswith("a="):
-        s = s[2:]
-    if s.startswith("candidate:"):
-        s = s[len("candidate:"):]
+    s = s.removeprefix("a=")
+    s = s.removeprefix("candidate:")
     parts = s.split()
     if len(parts) < 8 or parts[6] != "typ":
         raise DecodeError("sdp_candidate_malformed", f"SDP candidate has too few fields or no 'typ': {line[:120]!r}")

@@ -20,12 +20,13 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -212,7 +213,7 @@ def _decode(value: str, ftype: str) -> Any:
             return value.encode("utf-8", "surrogateescape")
     if ftype in ("FT_STRING", "FT_STRINGZ", "FT_UINT_STRING", "FT_STRINGZPAD", "FT_STRINGZTRUNC"):
         return value
-    if ftype.startswith("FT_UINT") or ftype.startswith("FT_INT") or ftype == "FT_FRAMENUM":
+    if ftype.startswith(("FT_UINT", "FT_INT")) or ftype == "FT_FRAMENUM":
         try:
             return int(value, 0)
         except ValueError:
@@ -273,7 +274,13 @@ def _subset(path: str | os.PathLike[str], frames: Sequence[int] | np.ndarray | N
         return
     with tempfile.TemporaryDirectory(prefix="rtcf-tshark-") as tmp:
         sub = os.path.join(tmp, "control.pcapng")
-        run_tool(["-r", str(path), sub, *ranges], path=path, timeout=timeout, tool="editcap")
+        try:
+            run_tool(["-r", str(path), sub, *ranges], path=path, timeout=timeout, tool="editcap")
+        except ToolError:
+            # editcap 4.0 cannot copy a selection out of a pcapng with embedded TLS secrets (DSB):
+            # dissect the whole file instead, the secrets stay where tshark finds them
+            yield str(path), None
+            return
         yield sub, fr
 
 

@@ -29,10 +29,22 @@ def _enc(v: Any) -> str:
     return "encrypted" if v is True else '<span class="clear">clear</span>' if v is False else "unknown"
 
 
+ROLE_COLOURS = {"media_server": "#8e44ad", "turn_server": "#e67e22", "stun_server": "#f1c40f",
+                "signalling_server": "#27ae60", "peer": "#2e86c1"}
+
+
+def _host(endpoint: str) -> str:
+    e = str(endpoint)
+    if e.startswith("["):
+        return e[1:].split("]", 1)[0]
+    return e.rsplit(":", 1)[0] if e.count(":") == 1 else e
+
+
 def topology_png(doc: dict[str, Any], cap: Any = None) -> str | None:
-    """The topology as a base64 PNG: ``rtcforensics.topology.graph(cap)`` when the package has it, else the
-    overview's endpoints and legs. Nodes: endpoints (servers and relays coloured); edges: solid =
-    encrypted, dashed = clear or unknown; red = a finding names both ends."""
+    """The topology as a base64 PNG. Hosts and flows from ``rtcforensics.topology.graph(cap)`` (roles as
+    node colours), or, without a capture object (reports built in worker processes), from the overview's
+    legs, signalling and relays. Edge style: solid = encrypted, dashed = clear, dotted = unknown; red
+    edges join two hosts that a finding names."""
     try:
         import matplotlib
 
@@ -41,36 +53,47 @@ def topology_png(doc: dict[str, Any], cap: Any = None) -> str | None:
         import networkx as nx
     except ImportError:
         return None
-    g = None
-    if cap is not None:
-        try:
-            from ..topology import graph  # type: ignore[attr-defined]
-
-            g = nx.Graph(graph(cap))
-        except Exception:  # topology not in this build, or failed: fall back to the overview
-            g = None
     ov = doc["overview"]
-    flagged = {tuple(sorted(f["endpoints"][:2])) for f in doc["findings"] if len(f["endpoints"]) >= 2}
-    if g is None:
-        g = nx.Graph()
-        for leg in ov.get("legs", [])[:60]:
-            g.add_edge(leg["a"], leg["b"], encrypted=leg.get("encrypted"), kind="media")
+    pairs: dict[tuple[str, str], list[Any]] = {}
+    roles: dict[str, str] = {}
+    try:
+        if cap is None:
+            raise LookupError("no capture object")
+        from ..topology import graph
+
+        g = graph(cap)
+        for n, d in g.nodes(data=True):
+            roles[str(n)] = str(d.get("role") or "peer")
+        for u, v, d in g.edges(data=True):
+            pairs.setdefault(tuple(sorted((str(u), str(v)))), []).append(d.get("encrypted"))
+    except Exception:  # topology unavailable or failed: draw what the overview knows
+        for leg in ov.get("legs", [])[:80]:
+            pairs.setdefault(tuple(sorted((_host(leg["a"]), _host(leg["b"])))), []).append(leg.get("encrypted"))
         for s in ov.get("signalling", []):
-            g.add_edge(str(s["client"]), str(s["server"]), encrypted=s.get("encrypted"), kind="signalling")
+            roles[_host(s["server"])] = "signalling_server"
+            pairs.setdefault(tuple(sorted((_host(s["client"]), _host(s["server"])))), []).append(s.get("encrypted"))
         for r in ov.get("relays", []):
-            g.add_edge(r["client"], r["server"], encrypted=None, kind="turn")
-    if g.number_of_nodes() == 0:
+            roles[_host(r["server"])] = "turn_server"
+            pairs.setdefault(tuple(sorted((_host(r["client"]), _host(r["server"])))), []).append(None)
+    if not pairs:
         return None
-    servers = {s["server"] for s in ov.get("signalling", [])} | {r["server"] for r in ov.get("relays", [])}
+    flagged = set()
+    for f in doc["findings"]:
+        hosts = sorted({_host(e) for e in f["endpoints"]})
+        flagged |= {(a, b) for i, a in enumerate(hosts) for b in hosts[i + 1:]}
+    g2 = nx.Graph()
+    for (a, b), encs in pairs.items():
+        state = False if False in encs else True if encs and all(e is True for e in encs) else None
+        g2.add_edge(a, b, state=state, flagged=(a, b) in flagged)
     fig, ax = plt.subplots(figsize=(9, 5.5), dpi=90)
-    pos = nx.spring_layout(g, seed=7)
-    colours = ["#e67e22" if n in servers else "#2e86c1" for n in g.nodes]
-    nx.draw_networkx_nodes(g, pos, node_color=colours, node_size=260, ax=ax)
-    for style, enc in (("solid", True), ("dashed", False)):
-        edges = [(u, v) for u, v, d in g.edges(data=True) if bool(d.get("encrypted")) is enc]
-        ecol = ["#c0392b" if tuple(sorted((str(u), str(v)))) in flagged else "#555" for u, v in edges]
-        nx.draw_networkx_edges(g, pos, edgelist=edges, style=style, edge_color=ecol, ax=ax)
-    nx.draw_networkx_labels(g, pos, labels={n: str(n)[:40] for n in g.nodes}, font_size=7, ax=ax)
+    pos = nx.spring_layout(g2, seed=7)
+    nx.draw_networkx_nodes(g2, pos, node_size=280, ax=ax,
+                           node_color=[ROLE_COLOURS.get(roles.get(n, "peer"), "#2e86c1") for n in g2.nodes])
+    for style, state in (("solid", True), ("dashed", False), ("dotted", None)):
+        edges = [(u, v) for u, v, d in g2.edges(data=True) if d["state"] is state]
+        colours = ["#c0392b" if g2.edges[u, v]["flagged"] else "#555" for u, v in edges]
+        nx.draw_networkx_edges(g2, pos, edgelist=edges, style=style, edge_color=colours, width=1.6, ax=ax)
+    nx.draw_networkx_labels(g2, pos, labels={n: str(n)[:40] for n in g2.nodes}, font_size=7, ax=ax)
     ax.set_axis_off()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight")
@@ -110,8 +133,11 @@ def section(doc: dict[str, Any], cap: Any = None) -> str:
     p.append("<h2>Topology</h2>")
     if png:
         p.append(f'<figure><img alt="topology: endpoints and legs" src="data:image/png;base64,{png}">'
-                 '<figcaption class="muted">orange: servers/relays; solid: encrypted, dashed: clear or unknown; '
-                 'red: named by a finding</figcaption></figure>')
+                 '<figcaption class="muted">nodes: <span style="color:#2e86c1">peer</span>, '
+                 '<span style="color:#27ae60">signalling server</span>, <span style="color:#e67e22">TURN server'
+                 '</span>, <span style="color:#f1c40f">STUN server</span>, <span style="color:#8e44ad">media server'
+                 '</span>; edges: solid encrypted, dashed clear, dotted unknown; red: hosts named by a finding'
+                 '</figcaption></figure>')
     else:
         p.append('<p class="muted">no endpoints to draw</p>')
     if ov.get("signalling"):

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from .safe import for_markdown as m
 from .safe import for_markdown_code as mc
+from .safe import json_inert
 
 ORDER = ("critical", "high", "medium", "low", "info")
 
@@ -54,7 +54,7 @@ def render(doc: dict[str, Any]) -> str:
         out.append(f"- identity: `{mc(f['identity'])}`")
         out.append("")
         out.append("```json")
-        out.append(mc(json.dumps(f["evidence"], indent=2, ensure_ascii=False, sort_keys=True)))
+        out.append(mc(json_inert(f["evidence"])))
         out.append("```")
         out.append("")
     out += ["## Coverage", "", "| check | slug | status | why |", "|---|---|---|---|"]

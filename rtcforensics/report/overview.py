@@ -41,7 +41,7 @@ def build_overview(cap: Any) -> dict[str, Any]:
         return out
     pk = _frame(cap, "packets", notes)
     if pk is not None and len(pk):
-        out["period"] = {"first": _iso(pk["ts"].min()), "last": _iso(pk["ts"].max()), "packets": int(len(pk))}
+        out["period"] = {"first": _iso(pk["ts"].min()), "last": _iso(pk["ts"].max()), "packets": len(pk)}
     fl = _frame(cap, "flows", notes)
     if fl is not None and len(fl):
         for _, r in fl.iterrows():

@@ -22,18 +22,18 @@ REDACTED = "<redacted>"
 
 # Keys whose values are secrets wherever they appear in a structure.
 SECRET_KEY = re.compile(r"(_secret$|^secret$|password|passwd|^pwd$|ice_pwd$|credential$|^token$|_token$|cookie|"
-                        r"^authorization$|^inline$|crypto_keys)", re.I)
+                        r"^authorization$|^inline$|crypto_keys)", re.IGNORECASE)
 
 # Secrets embedded in free text (SDP lines, headers, URLs, JSON). Group 1 is kept, group 2 is redacted.
 _TEXT_PATTERNS = [
     re.compile(r"(inline:)([A-Za-z0-9+/=]{16,})"),  # SDES a=crypto key||salt
     re.compile(r"(a=ice-pwd:)(\S+)"),
-    re.compile(r"((?:^|[\r\n])\s*(?:Authorization|Proxy-Authorization|Cookie|Set-Cookie)\s*:\s*)([^\r\n]+)", re.I),
+    re.compile(r"((?:^|[\r\n])\s*(?:Authorization|Proxy-Authorization|Cookie|Set-Cookie)\s*:\s*)([^\r\n]+)", re.IGNORECASE),
     re.compile(r"((?:Bearer|Basic|Digest)\s+)([A-Za-z0-9._~+/=-]{6,}[^\r\n\"']*)"),
     re.compile(r"([?&](?:token|access_token|auth|key|password|pwd|secret|credential|sig|signature)=)([^&#\s\"']+)",
-               re.I),
+               re.IGNORECASE),
     re.compile(r"(\"(?:credential|password|pwd|token|secret|iceUfragPwd|icePwd|ice_pwd)\"\s*:\s*\")([^\"]*)",
-               re.I),
+               re.IGNORECASE),
 ]
 
 # CSI (ESC [ ... final), OSC (ESC ] ... BEL/ST), other 2-byte ESC sequences, 8-bit CSI, and C0/C1 controls.
@@ -53,7 +53,7 @@ def redact(obj: Any, show_secrets: bool = False) -> Any:
     if show_secrets:
         return obj
     if isinstance(obj, dict):
-        return {k: (REDACTED if isinstance(k, str) and SECRET_KEY.search(k) and obj[k] not in (None, "", [], {})
+        return {k: (REDACTED if isinstance(k, str) and SECRET_KEY.search(k) and v not in (None, "", [], {})
                     else redact(v)) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [redact(v) for v in obj]
@@ -69,10 +69,11 @@ def redact_frame(df: pd.DataFrame, show_secrets: bool = False) -> pd.DataFrame:
     out = df.copy()
     for c in out.columns:
         if SECRET_KEY.search(str(c)):
-            out[c] = out[c].map(lambda v: v if v is None or (not isinstance(v, (list, dict)) and pd.isna(v))
-                                else REDACTED).astype(object)
+            out[c] = pd.Series([None if v is None or (not isinstance(v, (list, dict)) and pd.isna(v)) else REDACTED
+                                for v in out[c]], index=out.index, dtype=object)
         elif out[c].dtype == object or isinstance(out[c].dtype, pd.StringDtype):
-            out[c] = out[c].map(lambda v: redact(v) if isinstance(v, (str, list, dict)) else v)
+            out[c] = pd.Series([redact(v) if isinstance(v, (str, list, dict)) else v for v in out[c]],
+                               index=out.index, dtype=out[c].dtype)
     return out
 
 
@@ -102,6 +103,15 @@ def for_markdown(s: Any) -> str:
     t = _MD_LINE_START.sub(lambda m: f"{m.group(1)}{m.group(2)}\\{m.group(3)}" if m.group(2)
                            else f"{m.group(4)}\\{m.group(5)}", t)  # "1." list, "-" bullet, "=" heading, ">" quote
     return html.escape(t, quote=False)  # then < > & become entities: no raw HTML survives
+
+
+def json_inert(obj: Any, indent: int | None = 2) -> str:
+    """JSON text in which ``<``, ``>`` and ``&`` are ``\\u`` escapes (the same JSON value; no markup in any
+    viewer) and no escape sequence survives (JSON already escapes control characters)."""
+    import json
+
+    text = json.dumps(obj, indent=indent, ensure_ascii=False, sort_keys=True, default=str)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def for_markdown_code(s: Any) -> str:

@@ -80,4 +80,4 @@ def render(docs: dict[str, Any] | list[dict[str, Any]]) -> str:
     return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
 
 
-__all__ = ["render", "rules", "Severity"]
+__all__ = ["Severity", "render", "rules"]

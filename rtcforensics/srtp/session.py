@@ -48,13 +48,14 @@ class StreamState:
     no_key: int = 0
     failed_frames: list[int] = field(default_factory=list)
     payload_types: set[int] = field(default_factory=set)
+    keys_tried: int = 0  # candidate keys offered for this stream (none verified when key is None)
     # (frame, ts_ns, seq, pt, rtp_ts, marker, plaintext rtp packet) for output writers
     plain: list[tuple[int, int, int, int, int, int, bytes]] = field(default_factory=list)
 
     @property
     def status(self) -> str:
         if self.key is None:
-            return "no key"
+            return "authentication failed" if self.keys_tried else "no key"
         if self.authenticated and not self.auth_failed:
             return "authenticated"
         if self.authenticated:
@@ -131,7 +132,11 @@ def decrypt_streams(packets: Iterable[MediaPacket],
         buf = pending.pop(k)
         st = streams[k]
         rtp_first = [p for p in buf if not p.rtcp] or buf
-        chosen = choose_key(keys_for(buf[0]), rtp_first)
+        candidates = keys_for(buf[0])
+        # only keys bound to this stream (its SSRC, its flow and sender) make a failure "authentication failed";
+        # keys offered to any stream that don't fit just mean no key was found for it
+        st.keys_tried = keys_for.specific(buf[0])
+        chosen = choose_key(candidates, rtp_first)
         if chosen is not None:
             st.key, st.key_source = chosen
             st.session = _session(st.key)
@@ -170,6 +175,9 @@ class KeyLookup:
 
     def add_any(self, key: MasterKey, source: str) -> None:
         self.any.append((key, source))
+
+    def specific(self, pkt: MediaPacket) -> int:
+        return len(self.by_ssrc.get(pkt.ssrc, ())) + len(self.by_sender.get((pkt.flow_id, pkt.sender), ()))
 
     def __call__(self, pkt: MediaPacket) -> list[tuple[MasterKey, str]]:
         out = list(self.by_ssrc.get(pkt.ssrc, ()))

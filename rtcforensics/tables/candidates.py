@@ -65,8 +65,8 @@ CANDIDATES = frame_schema(
         ("raddr_ip", "string", "normalised related address"),
         ("raddr_scope", "category:" + _SCOPE_CATS, "scope of the related address"),
         ("raddr_mac", "string", "MAC revealed by an EUI-64 related address"),
-        ("in_clear", "boolean", "crossed the wire readable: plaintext signalling or STUN (false inside TLS, even "
-                                "when decrypted; NA for side files)"),
+        ("in_clear", "boolean", ("crossed the wire readable: plaintext signalling or STUN (false inside TLS, even "
+                                "when decrypted; NA for side files)")),
         ("sender", "string", "IP address that sent the carrying message"),
         ("flow_id", "Int64", "flow of the carrying frame"),
     ],
@@ -115,7 +115,7 @@ def build_candidates(cap: Capture) -> pd.DataFrame:
                          **_addr_cols(c)})
     msgs = messages(cap)
     flows = frame_flow_map(cap) if msgs else {}
-    trickles = [(f, {"frame": m.frame, "ts": m.ts_ns, "source": "wire", "signalling_msg": m.index,
+    trickles: list[tuple[Any, dict[str, Any]]] = [(f, {"frame": m.frame, "ts": m.ts_ns, "source": "wire", "signalling_msg": m.index,
                      "in_clear": not m.tls, "sender": m.src, "flow_id": flows.get(m.frame)})
                 for m in msgs for f in m.items if f.kind == "candidate"]
     trickles += [(it.found, {"frame": None, "ts": it.ts_ns, "source": it.source, "in_clear": None})

@@ -42,10 +42,10 @@ SDP = frame_schema(
         ("dst", "string", "receiver IP address"),
         ("dport", "Int32", "receiver port"),
         ("flow_id", "Int64", "flow of the carrying frame"),
-        ("direction", "string", "carrying message: request/response/client_to_server/server_to_client; side "
-                                "files: local/remote when the dump says"),
-        ("role", "category:offer,answer,pranswer,rollback", "offer/answer as signalled (type, SIP exchange, "
-                                                             "HTTP request/response)"),
+        ("direction", "string", ("carrying message: request/response/client_to_server/server_to_client; side "
+                                "files: local/remote when the dump says")),
+        ("role", "category:offer,answer,pranswer,rollback", ("offer/answer as signalled (type, SIP exchange, "
+                                                             "HTTP request/response)")),
         ("format", "category:sdp,json_params", "an SDP text, or ICE/DTLS parameters in JSON without SDP"),
         ("envelope", "string", "wrapping: plain, janus, livekit, mediasoup, whip, sip, webrtc_internals"),
         ("json_path", "string", "where in the JSON message the description was found"),
@@ -54,16 +54,16 @@ SDP = frame_schema(
         ("session_id", "string", "o= sess-id"),
         ("session_version", "string", "o= sess-version"),
         ("session_name", "string", "s= value"),
-        ("stack", "string", "implementation recognised from o=/s= (Firefox, libwebrtc, aiortc, Janus, "
-                            "FreeSWITCH, Asterisk, mediasoup-client) or the side file's user agent"),
+        ("stack", "string", ("implementation recognised from o=/s= (Firefox, libwebrtc, aiortc, Janus, "
+                            "FreeSWITCH, Asterisk, mediasoup-client) or the side file's user agent")),
         ("stack_version", "string", "its version where the SDP (or dump) tells"),
         ("ice_lite", "boolean", "a=ice-lite (typical of SFUs and media servers)"),
         ("media_count", "Int32", "number of m= lines"),
         ("kinds", "object", "list of m= media kinds"),
         ("protos", "object", "list of m= transport protocols, one per m-line (e.g. UDP/TLS/RTP/SAVPF)"),
         ("mids", "object", "list of a=mid values"),
-        ("fingerprints", "object", "list of (hash function, lowercase hex without colons), session+media, "
-                                   "deduplicated"),
+        ("fingerprints", "object", ("list of (hash function, lowercase hex without colons), session+media, "
+                                   "deduplicated")),
         ("fingerprint_sha256", "string", "the first sha-256 fingerprint (lowercase hex), for joins"),
         ("setup", "string", "a=setup (first seen: session level, then media)"),
         ("ice_ufrag", "string", "a=ice-ufrag (first seen)"),
@@ -71,8 +71,8 @@ SDP = frame_schema(
         ("ice_pwd_sha256", "string", "sha-256 prefix of a=ice-pwd (the password itself is never stored)"),
         ("crypto_suites", "object", "list of SDES a=crypto suites (RFC 4568)"),
         ("crypto_key_sha256", "object", "list of sha-256 prefixes of the inline keys"),
-        ("crypto_keys_secret", "object", "SECRET: list of the inline SDES key||salt values in clear (base64); "
-                                         "shown only with show_secrets"),
+        ("crypto_keys_secret", "object", ("SECRET: list of the inline SDES key||salt values in clear (base64); "
+                                         "shown only with show_secrets")),
         ("candidate_count", "Int32", "a=candidate lines in this description"),
         ("end_of_candidates", "boolean", "a=end-of-candidates present"),
         ("ssrcs", "object", "list of a=ssrc values"),
@@ -163,7 +163,7 @@ def describe(cap: Capture, found: Found, ctx: dict[str, Any], frame: int | None,
         "kinds": [m.kind for m in sd.media], "protos": [m.proto for m in sd.media],
         "mids": [m.mid for m in sd.media if m.mid is not None], "fingerprints": fps,
         "fingerprint_sha256": next((h for a, h in fps if a == "sha-256"), None),
-        "setup": (sd.setups() or [None])[0], "ice_ufrag": (sd.ufrags() or [None])[0], "ice_ufrags": sd.ufrags(),
+        "setup": next(iter(sd.setups()), None), "ice_ufrag": next(iter(sd.ufrags()), None), "ice_ufrags": sd.ufrags(),
         "ice_pwd_sha256": secret_hash(pwds[0]) if pwds else None,
         "crypto_suites": [c.suite for _, c in cryptos],
         "crypto_key_sha256": [secret_hash(c.key_secret) for _, c in cryptos if c.key_secret],

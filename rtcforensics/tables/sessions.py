@@ -42,9 +42,9 @@ SESSIONS = frame_schema(
     "`observed` / `missing` say which links were seen.",
     [
         ("session_id", "Int64", "session number in this capture"),
-        ("kind", "category:ice,sdp,stun_only,turn_only", "ice: from descriptions with ICE; sdp: descriptions without "
+        ("kind", "category:ice,sdp,stun_only,turn_only", ("ice: from descriptions with ICE; sdp: descriptions without "
          "ICE (plain SIP/SDES media, joined by c=/m= endpoints); stun_only: ufrag pair seen only in STUN; "
-         "turn_only: a TURN allocation no session used"),
+         "turn_only: a TURN allocation no session used")),
         ("offer_ufrag", "string", "ICE ufrag of the offerer (or the first ufrag of a STUN-only pair)"),
         ("answer_ufrag", "string", "ICE ufrag of the answerer"),
         ("offer_sdp", "object", "sdp.sdp_index of every copy of the offer"),
@@ -72,12 +72,12 @@ SESSIONS = frame_schema(
         ("dtls_first_frame", "Int64", "dtls.first_frame of that handshake"),
         ("dtls_version", "string", "its negotiated version"),
         ("dtls_client", "string", "its client ip:port"),
-        ("offerer_dtls_role", "category:client,server", "DTLS role of the offerer (from a=setup, else from the "
-                                                         "handshake endpoints)"),
+        ("offerer_dtls_role", "category:client,server", ("DTLS role of the offerer (from a=setup, else from the "
+                                                         "handshake endpoints)")),
         ("client_cert_sha256", "string", "SHA-256 of the DTLS client's certificate"),
         ("server_cert_sha256", "string", "SHA-256 of the DTLS server's certificate"),
-        ("offer_fingerprint_match", "boolean", "the offerer's certificate matches the sha-256 fingerprint of every "
-                                               "copy of the offer (NA: not observable)"),
+        ("offer_fingerprint_match", "boolean", ("the offerer's certificate matches the sha-256 fingerprint of every "
+                                               "copy of the offer (NA: not observable)")),
         ("answer_fingerprint_match", "boolean", "the answerer's certificate matches every copy of the answer"),
         ("fingerprint_status", "category:match,mismatch,not_observable",
          "mismatch when any certificate differs from a fingerprint signalled for its side"),
@@ -143,7 +143,7 @@ def _group_sides(descs: list[Desc]) -> list[_Side]:
     for d in descs:
         r = d.row
         role = r.get("role") or "unknown"
-        key = (role, r.get("session_id"), r.get("ice_ufrag"), r.get("source_kind") if r.get("source") != "wire"
+        key: tuple[Any, ...] = (role, r.get("session_id"), r.get("ice_ufrag"), r.get("source_kind") if r.get("source") != "wire"
                else "wire")
         if r.get("ice_ufrag") is None and r.get("session_id") is None:
             key = (role, d.index)
@@ -177,9 +177,9 @@ def _pair(sides: list[_Side]) -> list[_Session]:
     for i, a in enumerate(answers):
         if i not in taken:
             out.append(_Session("ice", answer=a))
-    for s in sides:
-        if s.role not in ("offer", "answer", "pranswer") and s.ufrags():
-            out.append(_Session("ice", offer=s))  # role unknown: keep it as a side of its own
+    for side in sides:
+        if side.role not in ("offer", "answer", "pranswer") and side.ufrags():
+            out.append(_Session("ice", offer=side))  # role unknown: keep it as a side of its own
     return out
 
 
@@ -435,7 +435,9 @@ def _row(s: _Session, dtls_rows: list[dict[str, Any]], stream_rows: list[dict[st
     row["selected_flow_id"] = sel
     row["selected_pair"] = flow_eps.get(sel) if sel is not None else None
     # DTLS on the selected flow first, else any flow of the session
-    hs.sort(key=lambda d: (d.get("flow_id") != sel, d.get("first_frame") or 0))
+    # a relayed handshake is seen on both client<->TURN legs: prefer the leg where the real client speaks
+    turn_servers = {al["server"] for al in allocations}
+    hs.sort(key=lambda d: (d.get("client") in turn_servers, d.get("flow_id") != sel, d.get("first_frame") or 0))
     if hs:
         obs.append("dtls")
         h = hs[0]

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pandas as pd
@@ -56,8 +57,8 @@ SIGNALLING = frame_schema(
          "HTTP/SIP request or response; WebSocket message direction"),
         ("method", "string", "HTTP/SIP request method"),
         ("status", "Int32", "HTTP/SIP response status code"),
-        ("url", "string", "request URL (for WebSocket messages the upgrade URL, ws:// or wss://); secret query "
-                          "values redacted"),
+        ("url", "string", ("request URL (for WebSocket messages the upgrade URL, ws:// or wss://); secret query "
+                          "values redacted")),
         ("host", "string", "HTTP Host header (or TLS SNI)"),
         ("content_type", "string", "Content-Type of the body"),
         ("user_agent", "string", "User-Agent (for WebSocket messages: of the upgrade request)"),
@@ -67,14 +68,14 @@ SIGNALLING = frame_schema(
         ("ws_compressed", "boolean", "WebSocket message was permessage-deflate compressed"),
         ("body_len", "Int64", "body length in bytes (after de-chunking / decompression)"),
         ("body_kind", "category:" + ",".join(BODY_KINDS),
-         "what the body carries: sdp (a description, also inside JSON), candidate (trickled candidates, "
-         "sdpfrag), ice (ICE/DTLS parameters without SDP), sip, json, form, text, binary, none"),
+         ("what the body carries: sdp (a description, also inside JSON), candidate (trickled candidates, "
+         "sdpfrag), ice (ICE/DTLS parameters without SDP), sip, json, form, text, binary, none")),
         ("sdp_count", "Int32", "session descriptions found in the body"),
         ("candidate_count", "Int32", "trickled candidates found in the body"),
-        ("auth_present", "boolean", "authentication material present (Authorization, Cookie, token, password, "
-                                    "TURN credential)"),
-        ("auth_kinds", "object", "list of kinds of authentication material, e.g. 'authorization:bearer', "
-                                 "'cookie', 'url:token', 'json:credential'"),
+        ("auth_present", "boolean", ("authentication material present (Authorization, Cookie, token, password, "
+                                    "TURN credential)")),
+        ("auth_kinds", "object", ("list of kinds of authentication material, e.g. 'authorization:bearer', "
+                                 "'cookie', 'url:token', 'json:credential'")),
         ("auth_sha256", "object", "list of sha-256 prefixes of those values (comparable, not reversible)"),
         ("sip_call_id", "string", "SIP Call-ID"),
         ("sip_cseq", "string", "SIP CSeq"),
@@ -263,7 +264,7 @@ class _Partial(DecodeError):
 
 def multipart_parts(content_type: str, body: bytes) -> list[tuple[str, bytes]]:
     """(content-type, body) of each part of a multipart body (RFC 2046 §5.1); [] when not multipart."""
-    m = re.search(r'boundary="?([^";]+)"?', content_type, re.I)
+    m = re.search(r'boundary="?([^";]+)"?', content_type, re.IGNORECASE)
     if not content_type.lower().startswith("multipart/") or not m:
         return []
     delim = b"--" + m.group(1).encode()
@@ -574,10 +575,11 @@ def _build_messages(cap: Capture) -> list[Message]:
         tail = chain[chain.index("tls") + 1:] if tls else chain
         decrypted = tls and any(x in tail for x in ("http", "websocket", "sip"))
 
-        def new(transport: str, **kw: Any) -> Message:
-            m = Message(index=len(out), frame=frame, ts_ns=ts, transport=transport,
-                        ip_proto="tcp" if is_tcp else "udp", src=src, sport=sport, dst=dst, dport=dport,
-                        tcp_stream=stream, tls=tls, decrypted=decrypted, **kw)
+        where = {"frame": frame, "ts_ns": ts, "ip_proto": "tcp" if is_tcp else "udp", "src": src, "sport": sport,
+                 "dst": dst, "dport": dport, "tcp_stream": stream, "tls": tls, "decrypted": decrypted}
+
+        def new(transport: str, where: dict[str, Any] = where, **kw: Any) -> Message:
+            m = Message(index=len(out), transport=transport, **where, **kw)
             out.append(m)
             return m
 
@@ -591,12 +593,12 @@ def _build_messages(cap: Capture) -> list[Message]:
             opcodes = p.all("ws_opcode")
             if "sip" in chain[chain.index("websocket"):]:
                 # RFC 7118: the SIP dissector took the payload; read the unmasked SIP bytes instead
-                for raw in sip_raw.get(frame, []):
+                for sip_bytes in sip_raw.get(frame, []):
                     m = new("websocket", direction=direction, url=conn.url, user_agent=conn.user_agent,
                             origin=conn.origin, host=conn.host, ws_opcode=1, ws_compressed=bool(p.get("ws_pmc")))
-                    m.body_len = len(raw)
+                    m.body_len = len(sip_bytes)
                     m.body_kind = "sip"
-                    _sip_into(cap, m, raw, sip_offers)
+                    _sip_into(cap, m, sip_bytes, sip_offers)
                 continue
             for i, t in enumerate(texts):
                 m = new("websocket", direction=direction, url=conn.url, user_agent=conn.user_agent,
@@ -624,7 +626,7 @@ def _build_messages(cap: Capture) -> list[Message]:
             hdrs = req_lines if method is not None else resp_lines
             hd = dict(hdrs)
             body = p.get("http_body")
-            raw = body if isinstance(body, bytes) else (body.encode("utf-8", "surrogateescape") if body else None)
+            raw: bytes | None = body if isinstance(body, bytes) else (body.encode("utf-8", "surrogateescape") if body else None)
             text = _text(body)
             url = p.get("http_full_uri") if method is not None else p.get("http_response_for_uri")
             if url is None and method is not None:
@@ -648,9 +650,9 @@ def _build_messages(cap: Capture) -> list[Message]:
                 conn.ws_deflate = "permessage-deflate" in hd.get("sec-websocket-extensions", "")
             continue
         if "sip" in chain:
-            for raw in sip_raw.get(frame, []):
+            for sip_bytes in sip_raw.get(frame, []):
                 m = new("sip")
-                _sip_into(cap, m, raw, sip_offers, out)
+                _sip_into(cap, m, sip_bytes, sip_offers, out)
             continue
 
     # TLS connections whose content was not readable: one row each
@@ -663,9 +665,9 @@ def _build_messages(cap: Capture) -> list[Message]:
                            decrypted=False, host=c.sni, body_kind="unknown"))
     # TLS facts of the connection on every message it carried
     for m in out:
-        c = conns.get(m.tcp_stream) if m.tcp_stream is not None else None
-        if c is not None and m.tls:
-            m.tls_version, m.tls_cipher_suite, m.sni = c.tls_version, c.tls_cipher_suite, c.sni
+        cc = conns.get(m.tcp_stream) if m.tcp_stream is not None else None
+        if cc is not None and m.tls:
+            m.tls_version, m.tls_cipher_suite, m.sni = cc.tls_version, cc.tls_cipher_suite, cc.sni
     out.sort(key=lambda m: (m.frame, m.index))
     for i, m in enumerate(out):
         m.index = i
@@ -675,9 +677,9 @@ def _build_messages(cap: Capture) -> list[Message]:
 def _sip_into(cap: Capture, first: Message, raw: bytes, offers: dict[str, bool],
               out: list[Message] | None = None) -> None:
     """Fill ``first`` (and further Messages appended to ``out`` for coalesced messages) from SIP text."""
+    err: DecodeError | None = None
     try:
         sips = parse_sip(raw)
-        err = None
     except _Partial as e:
         sips, err = e.done, e
     except DecodeError as e:

@@ -21,13 +21,15 @@ from .streams import plot_metric, streams_widget
 from .timeline import draw_timeline, timeline_widget
 from .topology import draw, topology_widget
 
-__all__ = ["analyze", "frame", 
+__all__ = [
+           "analyze",
            "check_answer",
            "draw",
            "draw_timeline",
            "explorer",
            "findings_table",
            "findings_widget",
+           "frame",
            "incident",
            "labs",
            "plot_metric",

@@ -27,11 +27,7 @@ def frame(cap: Any, name: str) -> tuple[pd.DataFrame | None, str]:
 def report(cap: Any) -> tuple[Any | None, str]:
     """``rtcforensics.analyze(cap)`` once per capture, or ``(None, reason)``."""
     try:
-        import rtcforensics
-
-        analyze = getattr(rtcforensics, "analyze", None)
-        if analyze is None:
-            from ..checks.analyze import analyze  # type: ignore[no-redef]
+        from ..checks.analyze import analyze
     except Exception as e:  # noqa: BLE001
         return None, f"the checks (rtcforensics.analyze) are not available yet ({type(e).__name__}: {e})"
     try:

@@ -44,9 +44,10 @@ def explorer(captures: Any, *, max_rows: int = 200) -> Any:
     loaded: dict[str, Any] = {}
 
     pick_cap = w.Dropdown(options=[label for label, _ in choices], description="Capture")
-    pick_session = w.Dropdown(options=[("all sessions", None)], description="Session")
-    protos = w.SelectMultiple(options=list(PROTOCOL_GROUPS), value=tuple(PROTOCOL_GROUPS), description="Protocols",
-                              rows=len(PROTOCOL_GROUPS))
+    pick_session = w.Dropdown(options=[("all sessions", 0)], value=0, description="Session")
+    # background traffic (class "other": neighbour discovery, multicast, ...) is off until asked for
+    protos = w.SelectMultiple(options=list(PROTOCOL_GROUPS), value=tuple(g for g in PROTOCOL_GROUPS if g != "other"),
+                              description="Protocols", rows=len(PROTOCOL_GROUPS))
     window = w.FloatRangeSlider(value=(0.0, 1.0), min=0.0, max=1.0, step=0.1, description="Seconds",
                                 continuous_update=False, layout=w.Layout(width="60%"))
     sev = w.Dropdown(options=["any"] + list(SEVERITIES), value="any", description="Severity ≥")
@@ -73,8 +74,10 @@ def explorer(captures: Any, *, max_rows: int = 200) -> Any:
         state.update(cap=cap, packets=packets, sessions=sessions, report=report)
         notes = [x for x in (why, rwhy) if x]
         status.value = "".join(f"<p class='rtcf-missing'>{_safe.escape(n)}</p>" for n in notes)
-        pick_session.options = session_options(sessions)
-        pick_session.value = None
+        opts = session_options(sessions)
+        state["session_keys"] = [key for _, key in opts]
+        pick_session.options = [(label, i) for i, (label, _) in enumerate(opts)]
+        pick_session.value = 0
         bounds = time_bounds(packets) if packets is not None else None
         span = (bounds[1] - bounds[0]).total_seconds() if bounds else 1.0
         window.max = max(span, 0.1)
@@ -92,9 +95,15 @@ def explorer(captures: Any, *, max_rows: int = 200) -> Any:
         pk, fd = apply_view(packets, state.get("report"), state.get("sessions"),
                             protocols=None if len(protos.value) == len(PROTOCOL_GROUPS) else list(protos.value),
                             start_s=None if full else window.value[0], end_s=None if full else window.value[1],
-                            min_severity=None if sev.value == "any" else sev.value, session=pick_session.value)
+                            min_severity=None if sev.value == "any" else sev.value,
+                            session=state.get("session_keys", [None])[pick_session.value or 0])
         cols = [c for c in PACKET_COLUMNS if c in pk.columns]
-        packets_out.value = (f"<h4>{len(pk)} of {len(packets)} packets</h4>" + _safe.frame_html(pk[cols], max_rows=max_rows))
+        shown = pk[cols].copy()
+        if "ts" in shown.columns and len(packets):
+            # seconds from the first packet of the capture, as the time slider counts
+            shown.insert(1, "t_s", ((shown["ts"] - packets["ts"].min()).dt.total_seconds()).round(6))
+            shown = shown.drop(columns=["ts"])
+        packets_out.value = (f"<h4>{len(pk)} of {len(packets)} packets</h4>" + _safe.frame_html(shown, max_rows=max_rows))
         if state.get("report") is None:
             findings_out.value = ""
         else:
@@ -144,12 +153,16 @@ def summary(cap: Any) -> Any:
     return box
 
 
-def table(df: Any, *, max_rows: int = 50, show_secrets: bool = False) -> Any:
-    """A frame as an escaped HTML table widget (secrets redacted unless ``show_secrets``)."""
+def table(df: Any, *, max_rows: int = 50, show_secrets: bool = False, empty: str = "nothing of this kind in "
+          "this capture") -> Any:
+    """A frame as an escaped HTML table widget (secrets redacted unless ``show_secrets``); ``empty`` is said
+    when it has no rows, "not available yet" when it is None."""
     import ipywidgets as w
 
     if df is None:
         return w.HTML("<p class='rtcf-missing'>not available yet</p>")
+    if not len(df):
+        return w.HTML(f"<p><i>{_safe.escape(empty)}</i></p>")
     return w.HTML(_safe.frame_html(df, max_rows=max_rows, show_secrets=show_secrets))
 
 

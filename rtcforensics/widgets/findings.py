@@ -103,7 +103,9 @@ def findings_widget(cap: Any, findings: Any = None, *, show_secrets: bool = Fals
             return
         f = df.loc[rows.value]
         detail.value = detail_html(f, show_secrets=show_secrets)
-        frame_pick.options = finding_frames(f)[:200]
+        frames = finding_frames(f)[:200]
+        frame_pick.options = frames
+        frame_pick.value = frames[0] if frames else None
 
     def dissect(_: Any = None) -> None:
         if frame_pick.value is None:

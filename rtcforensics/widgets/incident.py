@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from .labs import sdp_fingerprints
-from .select import _as_list, _col, encryption_of, findings_frame
+from .labs import fingerprint_mismatches, sdp_fingerprints
+from .select import _as_list, encryption_of, findings_frame
 
 INDICATOR_COLUMNS = ["kind", "value", "context"]
 
@@ -67,49 +67,93 @@ def fingerprint_table(dtls: pd.DataFrame | None, sdp: pd.DataFrame | None) -> pd
     return out
 
 
-def flow_encryption(flows: pd.DataFrame | None) -> pd.DataFrame:
-    """Flows with their encryption state in words (``encrypted`` / ``plaintext`` / ``unknown``)."""
+FLOW_COLUMNS = ("flow_id", "transport", "a", "b", "classes", "packets", "bytes", "first_ts", "last_ts", "via_turn")
+
+
+def conversation_flows(flows: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Flows that carried something we classify (STUN, DTLS, RTP, TLS, HTTP, …): neighbour discovery,
+    multicast and other background traffic (classes only ``other``) left out."""
+    if flows is None or not len(flows) or "classes" not in flows.columns:
+        return flows
+    keep = flows["classes"].map(lambda v: bool({str(x) for x in _as_list(v)} - {"other"}))
+    return flows[keep]
+
+
+def flow_encryption(flows: pd.DataFrame | None, *, background: bool = False) -> pd.DataFrame:
+    """Who talked to whom: the flows with their encryption state in words (``encrypted`` / ``plaintext`` /
+    ``unknown``); background traffic left out unless ``background``."""
     if flows is None or not len(flows):
         return pd.DataFrame({"flow_id": [], "encryption": []})
-    out = flows.copy()
-    out["encryption"] = [encryption_of(r) for _, r in flows.iterrows()]
-    return out
+    shown = flows if background else conversation_flows(flows)
+    cols = [c for c in FLOW_COLUMNS if c in shown.columns]  # type: ignore[union-attr]
+    out = shown[cols].copy() if cols else shown.copy()  # type: ignore[index,union-attr]
+    out["encryption"] = [encryption_of(r) for _, r in shown.iterrows()]  # type: ignore[union-attr]
+    return out.reset_index(drop=True)
+
+
+def _addr_kind(value: str) -> str:
+    v = str(value)
+    has_port = (v.startswith("[") and "]:" in v) or (v.count(":") == 1)
+    return "endpoint" if has_port else "address"
+
+
+STREAM_COLUMNS = ("flow_id", "ssrc", "src", "dst", "packets", "pt", "codec", "lost", "jitter_ms", "kbps", "via_turn",
+                  "keying", "plaintext_score", "plaintext_reason")
+
+
+def stream_encryption(rtp_streams: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Per RTP stream: the columns that say whether it was encrypted (keying, plaintext evidence)."""
+    if rtp_streams is None:
+        return None
+    return rtp_streams[[c for c in STREAM_COLUMNS if c in rtp_streams.columns]]
 
 
 def indicators(*, flows: pd.DataFrame | None = None, dtls: pd.DataFrame | None = None,
-               stun: pd.DataFrame | None = None, findings: Any = None) -> pd.DataFrame:
-    """Indicators to hand on (``kind``, ``value``, ``context``), deduplicated: endpoints of the flows,
-    certificate SHA-256s, TURN servers and relayed addresses, STUN SOFTWARE strings, and the endpoints of
-    every finding at medium or above."""
+               stun: pd.DataFrame | None = None, sdp: pd.DataFrame | None = None,
+               signalling: pd.DataFrame | None = None, findings: Any = None) -> pd.DataFrame:
+    """Indicators to hand on (``kind``, ``value``, ``context``), deduplicated on (kind, value), first
+    context kept: endpoints of the conversation flows, DTLS certificate SHA-256s, a=fingerprints that match
+    no certificate (rewritten in transit), TURN servers and relayed addresses, software strings (STUN
+    SOFTWARE, HTTP User-Agent / Server), and the addresses of every finding at medium or above."""
     rows: list[dict[str, str]] = []
+
+    def add(kind: str, value: Any, context: str) -> None:
+        if value is None or value is pd.NA or str(value) == "":
+            return
+        rows.append({"kind": kind, "value": str(value), "context": context})
+
+    flows = conversation_flows(flows)
     if flows is not None and len(flows):
-        for c in ("src", "dst", "a", "b", "endpoint_a", "endpoint_b"):
+        for c in ("a", "b", "src", "dst"):
             if c in flows.columns:
-                for v in flows[c].dropna().astype(str):
-                    rows.append({"kind": "address", "value": v, "context": "flow endpoint"})
-        ep = _col(flows, "endpoints")
-        if ep:
-            for v in flows[ep]:
-                for x in _as_list(v):
-                    rows.append({"kind": "endpoint", "value": str(x), "context": "flow endpoint"})
+                for _, r in flows.iterrows():
+                    add(_addr_kind(r[c]), r[c], f"flow {r['flow_id']} ({r.get('transport')})")
     if dtls is not None and len(dtls):
         for side in ("client", "server"):
             c = f"{side}_cert_sha256"
             if c in dtls.columns:
-                for v in dtls[c].dropna():
-                    rows.append({"kind": "cert_sha256", "value": str(v), "context": f"DTLS {side} certificate"})
+                for _, r in dtls[dtls[c].notna()].iterrows():
+                    add("cert_sha256", r[c], f"DTLS {side} certificate, flow {r['flow_id']}")
+    if sdp is not None and dtls is not None:
+        for _, r in fingerprint_mismatches(dtls, sdp).iterrows():
+            add("sdp_fingerprint_sha256" if r["kind"] == "fingerprint_without_certificate" else "cert_sha256",
+                r["sha256"], r["kind"].replace("_", " "))
     if stun is not None and len(stun):
         for _, r in relay_allocations(stun).iterrows():
-            rows.append({"kind": "turn_server", "value": r["server"], "context": "TURN Allocate success"})
-            if r["relayed"] is not None and r["relayed"] is not pd.NA:
-                rows.append({"kind": "relayed_address", "value": str(r["relayed"]), "context": "XOR-RELAYED-ADDRESS"})
+            add("turn_server", r["server"], "TURN Allocate success")
+            add("relayed_address", r["relayed"], f"XOR-RELAYED-ADDRESS for {r['client']}")
         if "software" in stun.columns:
             for v in stun["software"].dropna().unique():
-                rows.append({"kind": "software", "value": str(v), "context": "STUN SOFTWARE"})
+                add("software", v, "STUN SOFTWARE")
+    if signalling is not None and len(signalling):
+        for c, what in (("user_agent", "HTTP User-Agent"), ("server", "HTTP Server")):
+            if c in signalling.columns:
+                for v in signalling[c].dropna().unique():
+                    add("software", v, what)
     fd = findings_frame(findings)
     for _, f in fd.iterrows():
         if f["severity"] in ("medium", "high", "critical"):
             for e in _as_list(f["endpoints"]):
-                rows.append({"kind": "endpoint", "value": str(e), "context": f"finding {f['slug']}"})
+                add(_addr_kind(e), e, f"finding {f['slug']}")
     out = pd.DataFrame(rows, columns=INDICATOR_COLUMNS)
     return out.drop_duplicates(subset=["kind", "value"]).reset_index(drop=True)

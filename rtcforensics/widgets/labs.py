@@ -254,9 +254,20 @@ def _parse_int(v: Any) -> int | None:
 
 
 def check_answer(cap: Any, question: str, answer: Any) -> LabResult:
-    """Compare ``answer`` with what ``cap`` shows for ``question`` (see the module docstring)."""
+    """Compare ``answer`` with what ``cap`` shows for ``question`` (see the module docstring).
+
+    ``None`` is the right answer only when the capture shows nothing of the kind; otherwise it is read as
+    "no answer yet"."""
     if question not in QUESTIONS:
         raise ValueError(f"unknown question {question!r} (one of: {', '.join(QUESTIONS)})")
+    result = _check(cap, question, answer)
+    if answer is None and result.correct is False:
+        result.message = ("no answer yet: set ANSWER in the first cell (or `answer` in this cell) and run it "
+                          "again")
+    return result
+
+
+def _check(cap: Any, question: str, answer: Any) -> LabResult:
     if question == "private_address":
         got, why = _need(cap, "candidates")
         if why:

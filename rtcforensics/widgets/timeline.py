@@ -50,7 +50,7 @@ def draw_timeline(phases: pd.DataFrame, marks: pd.DataFrame | None, ax: Axes, *,
     ax.set_yticklabels([f"flow {f}" for f in flows], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("seconds from first packet")
-    handles = [Patch(facecolor=c, label=p) for p, c in PHASE_COLOURS.items() if p in set(phases["phase"])]
+    handles: list[Any] = [Patch(facecolor=c, label=p) for p, c in PHASE_COLOURS.items() if p in set(phases["phase"])]
     if marks is not None and len(marks):
         sevs = sorted(set(marks["severity"].astype(str)), key=severity_rank)
         handles += [Line2D([], [], marker="v", linestyle="", color=SEVERITY_COLOURS.get(s, "black"),

@@ -131,7 +131,8 @@ def draw(graph: Any, ax: Axes, highlight: Iterable[int] | Any = None, *, labels:
         roles_present = sorted({role_of(graph.nodes[n]) for n in graph.nodes}, key=list(ROLE_COLOURS).index)
         handles = [Line2D([], [], marker="o", linestyle="", markersize=9, markerfacecolor=ROLE_COLOURS[r],
                           markeredgecolor="black", label=r.replace("_", " ")) for r in roles_present]
-        handles += [Line2D([], [], color=EDGE, linestyle=s, label=e) for e, s in ENCRYPTION_STYLES.items()]
+        handles += [Line2D([], [], color=EDGE, linestyle=s, label=e)  # type: ignore[arg-type]
+                    for e, s in ENCRYPTION_STYLES.items()]
         if hl:
             handles.append(Line2D([], [], color=HIGHLIGHT, linewidth=3, label="selected finding"))
         ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=4, fontsize=7,

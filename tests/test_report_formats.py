@@ -1,0 +1,119 @@
+"""Every output format on every sample capture: JSON valid against its versioned schema, SARIF valid
+against the official 2.1.0 schema, HTML self-contained, markdown and table inert, secrets redacted."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+
+import jsonschema
+import pytest
+from conftest import ROOT, SAMPLES, load_truth, sample_names, sample_path
+
+import rtcforensics
+from rtcforensics.report import html, jsonout, markdown, sarif, table
+
+SARIF_SCHEMA = ROOT.parent / "shared" / "schemas" / "sarif-2.1.0-rtm.5.json"
+NAMES = sample_names()
+
+
+@functools.cache
+def analysed(name: str):
+    t = load_truth(name)
+    keylog = SAMPLES / t["keylog"] if t.get("keylog") and (SAMPLES / t["keylog"]).exists() else None
+    cap = rtcforensics.load(sample_path(name), keylog=keylog)
+    return cap, rtcforensics.analyze(cap)
+
+
+def doc(name: str, show_secrets: bool = False):
+    return jsonout.document(analysed(name)[1], show_secrets=show_secrets)
+
+
+def secrets_of(name: str) -> list[str]:
+    s = load_truth(name).get("secrets") or {}
+    out = [x["inline"] for x in s.get("sdes", [])]
+    out += [v for k, v in s.items() if isinstance(v, str)]
+    return out
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_json_is_valid_and_carries_every_finding(name):
+    d = doc(name)
+    jsonschema.validate(d, jsonout.SCHEMA)
+    text = jsonout.render(d)
+    back = json.loads(text)
+    assert back["schema"] == "rtcforensics-report/1"
+    assert [f["identity"] for f in back["findings"]] == [f.identity for f in analysed(name)[1].findings]
+    assert len(back["coverage"]) == len(analysed(name)[1].coverage)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sarif_is_valid_against_the_official_schema(name):
+    if not SARIF_SCHEMA.exists():
+        pytest.skip("SARIF schema not present")
+    log = json.loads(sarif.render(doc(name)))
+    jsonschema.validate(log, json.loads(SARIF_SCHEMA.read_text()))
+    run = log["runs"][0]
+    rules = [r["id"] for r in run["tool"]["driver"]["rules"]]
+    findings = analysed(name)[1].findings
+    assert len(run["results"]) == len(findings)
+    for res, f in zip(run["results"], findings):
+        assert rules[res["ruleIndex"]] == res["ruleId"] == f.id
+        assert res["partialFingerprints"]["rtcforensicsIdentity/v1"] == f.identity
+        if f.frames:
+            assert res["locations"][0]["logicalLocations"][0]["name"] == f"frame {f.frames[0]}"
+    assert run["artifacts"][0]["hashes"]["sha-256"] == analysed(name)[0].sha256()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_html_is_one_self_contained_file(name):
+    cap, _ = analysed(name)
+    out = html.render(doc(name), [cap])
+    assert out.startswith("<!DOCTYPE html>") and "Content-Security-Policy" in out
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", out, re.IGNORECASE)  # nothing fetched
+    assert "<script" not in out.lower() and "<link" not in out.lower()
+    assert 'src="data:image/png;base64,' in out  # the topology figure, inline
+    for f in analysed(name)[1].findings:
+        assert html.h(f.slug) in out
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_markdown_and_table_list_every_finding(name):
+    d = doc(name)
+    md, tb = markdown.render(d), table.render(d)
+    assert "\x1b" not in tb and "\x07" not in tb
+    for f in d["findings"]:
+        assert f["id"] in md and f["slug"] in tb
+        assert f"frame.number in {{{' '.join(map(str, f['frames'][:12]))}}}" in tb if f["frames"] else True
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if load_truth(n).get("secrets")])
+def test_secrets_never_in_any_output_unless_asked(name):
+    cap, _ = analysed(name)
+    d = doc(name)
+    outs = [jsonout.render(d), sarif.render(d), html.render(d, [cap]), markdown.render(d), table.render(d)]
+    for s in secrets_of(name):
+        assert not any(s in o for o in outs), s
+    if load_truth(name)["secrets"].get("sdes"):  # the SDES key is in the capture: shown only when asked
+        shown = jsonout.render(doc(name, show_secrets=True))
+        assert any(s in shown for s in secrets_of(name))
+
+
+def test_hostile_strings_render_inert_in_every_format():
+    name = "hostile_strings"
+    if name not in NAMES:
+        pytest.skip("hostile_strings sample not present")
+    hostile = load_truth(name)["hostile"]
+    cap, r = analysed(name)
+    d = doc(name)
+    raw = json.dumps(d)
+    assert "<script>alert(1)</script>" in raw  # the hostile text did reach the findings (as data)
+    h = html.render(d, [cap])
+    md = markdown.render(d)
+    tb = table.render(d) + table.render_overview(d)
+    assert "<script" not in h.lower() and "<img src=x" not in h.lower()
+    assert "<script" not in md.lower() and "<img" not in md.lower()
+    assert "\x1b" not in tb and "\x07" not in tb
+    assert "<script>alert(1)</script>" in tb  # visible as text in the terminal, but no escape sequence
+    assert hostile["user_agent"].split(" ")[0] in tb

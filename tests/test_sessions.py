@@ -1,0 +1,116 @@
+"""The `sessions` frame joins SDP ↔ STUN ↔ flow ↔ DTLS ↔ RTP on every sample capture (truth files)."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import SAMPLES, load_truth, sample_names, sample_path
+
+import rtcforensics
+
+
+def _cap(name: str, keylog: bool = True) -> rtcforensics.Capture:
+    p = sample_path(name)
+    kl = p.with_suffix(".keylog")
+    return rtcforensics.load(p, keylog=kl if keylog and kl.exists() else None)
+
+
+def _readable(name: str, t: dict) -> bool:
+    sdps = t.get("sdp") or []
+    return bool(sdps) and all(not e.get("tls") for e in sdps) or (SAMPLES / f"{name}.keylog").exists()
+
+
+ICE_CALLS = [n for n in sample_names()
+             if any(e.get("ice_ufrag") for e in load_truth(n).get("sdp") or []) and load_truth(n).get("dtls")
+             and _readable(n, load_truth(n))]
+
+
+@pytest.mark.parametrize("name", ICE_CALLS)
+def test_session_joins_sdp_stun_dtls_rtp(name: str) -> None:
+    t = load_truth(name)
+    cap = _cap(name)
+    s = cap.sessions
+    offer = next(e for e in t["sdp"] if e["role"] == "offer")
+    answer = next(e for e in t["sdp"] if e["role"] == "answer")
+    row = s[(s["offer_ufrag"] == offer["ice_ufrag"]) & (s["answer_ufrag"] == answer["ice_ufrag"])]
+    assert len(row) == 1, name
+    r = row.iloc[0]
+    assert r["kind"] == "ice"
+    assert {f"{offer['ice_ufrag']}:{answer['ice_ufrag']}", f"{answer['ice_ufrag']}:{offer['ice_ufrag']}"} \
+        >= set(r["stun_usernames"]) and len(r["stun_usernames"])
+    # the DTLS handshake of the truth is the one on the session's selected flow
+    hs = t["dtls"][0]
+    d = cap.dtls
+    linked = d[(d["flow_id"] == r["dtls_flow_id"]) & (d["first_frame"] == r["dtls_first_frame"])].iloc[0]
+    assert (linked["client"], linked["server"]) == (hs["client"], hs["server"])
+    assert r["dtls_flow_id"] == r["selected_flow_id"] == r["nominated_flow_id"]
+    assert r["dtls_client"] == hs["client"]
+    fp_offer = offer["fingerprint"]["sha-256"]
+    fp_answer = answer["fingerprint"]["sha-256"]
+    assert fp_offer in r["offer_fingerprints_sha256"] and fp_answer in r["answer_fingerprints_sha256"]
+    certs_visible = not hs.get("encrypted_handshake") or (SAMPLES / f"{name}.keylog").exists()
+    if certs_visible and r["client_cert_sha256"] is not None and r["client_cert_sha256"] == r["client_cert_sha256"]:
+        assert (r["client_cert_sha256"], r["server_cert_sha256"]) == (hs["client_cert_sha256"], hs["server_cert_sha256"])
+        expected = "mismatch" if t.get("mitm") else "match"
+        assert r["fingerprint_status"] == expected
+        assert r["offerer_dtls_role"] == ("server" if answer["setup"] == "active" else "client")
+    else:
+        assert r["fingerprint_status"] == "not_observable"
+        assert "dtls_certificates" in r["missing"]
+    want_ssrcs = {x["ssrc"] for x in t.get("rtp") or []}
+    assert want_ssrcs <= set(r["rtp_ssrcs"])
+    for link in ("offer", "answer", "stun_checks", "stun_success", "nominated_pair", "dtls"):
+        assert link in r["observed"], (name, link)
+
+
+def test_rewritten_fingerprint_fails_to_link() -> None:
+    t = load_truth("fingerprint_rewrite")
+    r = _cap("fingerprint_rewrite").sessions.iloc[0]
+    assert r["fingerprint_status"] == "mismatch" and bool(r["fingerprint_rewritten"])
+    # the answerer (DTLS client, a=setup:active) presented the certificate of the original answer, which the
+    # relay replaced in the copy it forwarded
+    assert r["client_cert_sha256"] == t["mitm"]["answer_fingerprint_sha256"]
+    assert not r["answer_fingerprint_match"] and r["offer_fingerprint_match"]
+    assert set(r["answer_fingerprints_sha256"]) == {t["mitm"]["answer_fingerprint_sha256"],
+                                                    t["mitm"]["fake_fingerprint_sha256"]}
+
+
+def test_clean_call_without_keylog_links_through_stun_only() -> None:
+    # WSS signalling unreadable: the session is still found from STUN USERNAMEs and joined to DTLS and RTP
+    t = load_truth("clean_call")
+    s = _cap("clean_call", keylog=False).sessions
+    assert list(s["kind"]) == ["stun_only"]
+    r = s.iloc[0]
+    assert {r["offer_ufrag"], r["answer_ufrag"]} == {e["ice_ufrag"] for e in t["sdp"]}
+    assert r["dtls_client"] == t["dtls"][0]["client"] and r["fingerprint_status"] == "not_observable"
+    assert {"offer", "answer"} <= set(r["missing"])
+
+
+def test_turn_relayed_call() -> None:
+    t = load_truth("turn_relay_longterm")
+    cap = _cap("turn_relay_longterm")
+    s = cap.sessions
+    assert list(s["kind"]) == ["stun_only"]  # WSS without keylog
+    r = s.iloc[0]
+    relays = {f"{c['address']}:{c['port']}" for c in t["candidates"] if c["type"] == "relay"}
+    assert r["relay"] and r["relayed_address"] in relays and set(r["turn_peers"]) == relays
+    assert r["turn_server"] == t["turn"]["server"]
+    assert r["dtls_client"] == t["dtls"][0]["client"]
+    assert {x["ssrc"] for x in t["rtp"]} <= set(r["rtp_ssrcs"])
+
+
+def test_turn_allocation_without_session() -> None:
+    t = load_truth("turn_internal_peer_allowed")
+    s = _cap("turn_internal_peer_allowed").sessions
+    r = s[s["kind"] == "turn_only"].iloc[0]
+    assert r["turn_server"] == t["turn"]["server"]
+    assert r["relayed_address"] == "{}:{}".format(*t["turn"]["relayed_address"])
+    assert set(r["turn_peers"]) == {p["peer"] for p in t["turn"]["peers"]}
+    assert r["observed"] == ["turn_allocation"]
+
+
+def test_sdes_session_joined_by_media_endpoints() -> None:
+    t = load_truth("sdes_plain_rtp")
+    r = _cap("sdes_plain_rtp").sessions.iloc[0]
+    assert r["kind"] == "sdp" and "media_endpoints" in r["observed"]
+    assert {x["ssrc"] for x in t["rtp"]} <= set(r["rtp_ssrcs"])
+    assert "dtls" not in r["missing"]  # SDES: no DTLS expected
