@@ -139,7 +139,7 @@ def run_target(name: str, *, runs: int, max_time: int = 0, work: Path, engine: s
     argv = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--engine", engine,
             "--runs", str(runs), "--max-time", str(max_time), "--work", str(work)]
     try:
-        cp = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+        cp = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False,
                             env={**os.environ, "PYTHONHASHSEED": "0"})
     except subprocess.TimeoutExpired as e:
         tail = (e.stderr or b"")[-3000:] if isinstance(e.stderr, bytes) else (e.stderr or "")[-3000:]

@@ -46,7 +46,19 @@ def load() -> None:
 
     from rtcforensics import errors
     from rtcforensics.anomalies import AnomalyLog
-    from rtcforensics.dissect import demux, dtls, fastpath, jsonsdp, keylog, pcapio, rtp, sctp, sdp, stun, x509
+    from rtcforensics.dissect import (
+        demux,
+        dtls,
+        fastpath,
+        jsonsdp,
+        keylog,
+        pcapio,
+        rtp,
+        sctp,
+        sdp,
+        stun,
+        x509,
+    )
     from rtcforensics.dissect.model import Datagram
     from rtcforensics.tables import signalling
 
@@ -382,8 +394,8 @@ def _pick(items: list[bytes], n: int) -> list[bytes]:
     return [uniq[int(i * step)] for i in range(n)]
 
 
-_SDP_RE = re.compile(rb"v=0(?:\r\n|\\r\\n|\n|\\n)o=.{0,6000}?(?=\"|\x00|$)", re.S)
-_JSON_RE = re.compile(rb"\{\"[^\x00-\x08]{8,6000}?\}(?=[\x00-\x1f]|$)", re.S)
+_SDP_RE = re.compile(rb"v=0(?:\r\n|\\r\\n|\n|\\n)o=.{0,6000}?(?=\"|\x00|$)", re.DOTALL)
+_JSON_RE = re.compile(rb"\{\"[^\x00-\x08]{8,6000}?\}(?=[\x00-\x1f]|$)", re.DOTALL)
 _SIP_RE = re.compile(rb"(?:INVITE|REGISTER|BYE|ACK|OPTIONS|SIP/2\.0) [^\x00]{20,4000}?\r\n\r\n[^\x00]{0,3000}")
 
 
@@ -410,7 +422,7 @@ def _all_seeds() -> dict[str, list[bytes]]:
     chan = by_cls.get(demux.TURN_CHANNEL, [])
     certs = _certificates(dtls_dg)
     seeds = {
-        "pcap": heads + _pcap_heads(),
+        "pcap": heads + _pcap_heads() + _mixed_pcaps(),
         "demux": _pick(stun, 20) + _pick(dtls_dg, 20) + _pick(rtp, 20) + _pick(chan, 10),
         "stun": _pick(stun, 150) + _pick(chan, 20),
         "dtls": [b"\x00" + d for d in _pick([d for d in dtls_dg if d[0] == 22], 80)] + _pick(dtls_dg, 40),
@@ -483,6 +495,30 @@ def _pcap_heads() -> list[bytes]:
                                 timeout=60, check=False)
             if cp.returncode == 0 and dst.exists():
                 out.append(dst.read_bytes()[:4096])
+    return out
+
+
+def _mixed_pcaps(per_file: int = 14, budget: int = 7000) -> list[bytes]:
+    """Per sample capture, a small classic pcap of frames of different kinds from anywhere in the file
+    (the heads alone are mostly ARP, TCP handshakes and the first STUN checks)."""
+    pcapio = _M["pcapio"]
+    out = []
+    for cap in sample_captures():
+        picked: dict[tuple[int, int, int], bytes] = {}
+        for b in pcapio.CaptureReader(cap, _M["AnomalyLog"]()).batches():
+            for i in range(len(b)):
+                p = bytes(b.packet(i))
+                if len(p) < 42 or int(b.linktype[i]) != 1:
+                    continue
+                v4 = p[12:14] == b"\x08\x00"
+                proto = p[23] if v4 else p[20] if p[12:14] == b"\x86\xdd" else -1
+                l4 = 14 + ((p[14] & 15) * 4 if v4 else 40)
+                first = p[l4 + 8] if proto == 17 and len(p) > l4 + 8 else -1
+                key = (proto, first >> 4 if first >= 0 else -1, len(p) > 600)
+                picked.setdefault(key, p)
+        frames = sorted(picked.values(), key=len)[:per_file]
+        body = b"".join(struct.pack("<IIII", 1_700_000_000, k, len(f), len(f)) + f for k, f in enumerate(frames))
+        out.append((struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1) + body)[:budget])
     return out
 
 

@@ -203,7 +203,7 @@ def cmd_export(a: argparse.Namespace) -> int:
     for name in cap.frame_names():
         try:
             df = cap.get_frame(name)
-        except Exception as e:  # one frame failing does not stop the export
+        except Exception as e:  # noqa: BLE001 - one frame failing does not stop the export
             _progress(f"{name}: not exported ({type(e).__name__}: {e})")
             continue
         df = redact_frame(df, a.show_secrets).copy()

@@ -93,7 +93,7 @@ def read_side_file(path: str | Path, cap: Capture | None = None) -> list[SideIte
         return _webrtc_internals(doc, name, problem)
     if doc is not None:
         try:
-            return [SideItem(f, name, "json_file") for f in jsonsdp.find(doc)]
+            return _from_message(doc, name, "json_file", None)
         except DecodeError as e:
             problem(e)
             return []
@@ -105,20 +105,22 @@ def read_side_file(path: str | Path, cap: Capture | None = None) -> list[SideIte
             continue
         nonblank += 1
         try:
-            obj = jsonsdp.loads(s)
-            found = jsonsdp.find(obj)
+            out += _from_message(jsonsdp.loads(s), name, "jsonl", i)
         except DecodeError as e:
             problem(DecodeError(e.name, f"line {i}: {e.detail}"))
-            continue
-        ts = _ts(obj.get("ts", obj.get("time", obj.get("timestamp")))) if isinstance(obj, dict) else None
-        direction = None
-        if isinstance(obj, dict):
-            d = obj.get("direction", obj.get("dir"))
-            direction = str(d) if d is not None else None
-        out += [SideItem(f, name, "jsonl", ts, direction, line=i) for f in found]
     if nonblank == 0:
         problem(DecodeError("side_file_empty", "side file is empty"))
     return out
+
+
+def _from_message(obj: Any, name: str, kind: str, line: int | None) -> list[SideItem]:
+    """Items of one logged JSON message; a top-level ts/time/timestamp and direction/dir apply to them."""
+    ts = direction = None
+    if isinstance(obj, dict):
+        ts = _ts(obj.get("ts", obj.get("time", obj.get("timestamp"))))
+        d = obj.get("direction", obj.get("dir"))
+        direction = str(d) if d is not None else None
+    return [SideItem(f, name, kind, ts, direction, line=line) for f in jsonsdp.find(obj)]
 
 
 _SDP_VALUE = re.compile(r"^\s*type:\s*(\w+),\s*sdp:\s*(v=0.*)$", re.DOTALL)

@@ -1,8 +1,9 @@
 """Test helper for the DTLS tests: DTLS datagrams of a capture as ``Datagram`` objects.
 
-Uses the fast path (``dissect.fastpath``) when it exists, otherwise tshark's ``udp.payload`` export (the
-innermost UDP layer, so GTP-tunnelled DTLS in nDPI/dtls.pcap is reached too). The payload bytes are the
-same either way; tshark is only the transport for them, our code does the parsing.
+tshark's ``udp.payload`` export (innermost UDP layer) carries the payload bytes, filtered by first byte as
+RFC 7983 says; our code does all the parsing. The decoder tests thus run independently of the fast path and
+also reach the GTP-tunnelled DTLS of nDPI/dtls.pcap, which the fast path does not unwrap. The end-to-end
+tests (``rtcforensics.load``) use the fast path.
 """
 
 from __future__ import annotations

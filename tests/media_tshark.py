@@ -9,8 +9,8 @@ import collections
 import shutil
 import struct
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import pytest
 
@@ -36,7 +36,7 @@ def fields(path: Path | str, names: Iterable[str], *args: str, display_filter: s
         cmd += ["-e", n]
     if display_filter:
         cmd += ["-Y", display_filter]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300).stdout
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False).stdout
     return [line.split("\t") for line in out.splitlines()]
 
 
@@ -110,6 +110,27 @@ def relink(recs: list[tuple[int, bytes, int]], kind: str) -> list[tuple[int, byt
     return out
 
 
+def write_pcapng(path: Path, linktype: int, recs: Iterable[tuple[int, bytes, int]], block: str) -> Path:
+    """A one-interface pcapng (if_tsresol 10^-9) whose packets are in ``block`` blocks: "epb", "spb" (no
+    timestamp) or "opb" (obsolete Packet Block)."""
+    def blk(btype: int, body: bytes) -> bytes:
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack("<II", btype, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+
+    with path.open("wb") as fh:
+        fh.write(blk(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)))
+        opts = struct.pack("<HHB3x", 9, 1, 9) + struct.pack("<HH", 0, 0)  # if_tsresol = 9, end of options
+        fh.write(blk(1, struct.pack("<HHI", linktype, 0, 262144) + opts))
+        for ts, data, orig in recs:
+            if block == "epb":
+                fh.write(blk(6, struct.pack("<IIIII", 0, ts >> 32, ts & 0xFFFFFFFF, len(data), orig) + data))
+            elif block == "opb":
+                fh.write(blk(2, struct.pack("<HHIIII", 0, 0, ts >> 32, ts & 0xFFFFFFFF, len(data), orig) + data))
+            else:
+                fh.write(blk(3, struct.pack("<I", orig) + data))
+    return path
+
+
 LINKTYPE = {"null": 0, "loop": 108, "sll2": 276, "sll": 113, "vlan": 1, "qinq": 1, "raw": 101}
 
 
@@ -128,6 +149,24 @@ def fragment_ipv4(data: bytes, l3: int, sizes: list[int]) -> list[bytes]:
         struct.pack_into("!H", h, 10, 0)
         struct.pack_into("!H", h, 10, _checksum(bytes(h)))
         frags.append(data[:l3] + bytes(h) + payload[off : off + size])
+        off += size
+    return frags
+
+
+def fragment_ipv6(data: bytes, l3: int, sizes: list[int], ident: int = 0x1234) -> list[bytes]:
+    """Split the IPv6 packet at ``l3`` (no extension headers) into fragments (RFC 8200 §4.5) carrying
+    ``sizes`` bytes of its payload each (multiples of 8; the rest in a last fragment)."""
+    hdr, nh = bytearray(data[l3 : l3 + 40]), data[l3 + 6]
+    payload = data[l3 + 40 : l3 + 40 + struct.unpack_from("!H", data, l3 + 4)[0]]
+    frags, off = [], 0
+    cuts = sizes + [len(payload) - sum(sizes)]
+    for k, size in enumerate(cuts):
+        h = bytearray(hdr)
+        struct.pack_into("!H", h, 4, 8 + size)
+        h[6] = 44
+        more = k < len(cuts) - 1
+        fh = struct.pack("!BBHI", nh, 0, off | int(more), ident)
+        frags.append(data[:l3] + bytes(h) + fh + payload[off : off + size])
         off += size
     return frags
 

@@ -126,3 +126,17 @@ def test_unreadable_capture_is_the_users_error(tmp_path):
     bad.write_bytes(b"hello, this is not a capture at all")
     with pytest.raises(rtcforensics.CaptureError, match="notacapture.pcap"):
         rtcforensics.analyze(rtcforensics.load(bad))
+
+
+def test_dtls13_without_keylog_is_not_observable_not_clean():
+    """Chromium negotiates DTLS 1.3: certificates and the SRTP profile travel encrypted. Without a keylog
+    the checks that need them say so instead of calling the call clean."""
+    cap = rtcforensics.load(sample_path("browsers_chromium"))
+    assert (cap.dtls["version"] == "DTLS 1.3").all()
+    r = rtcforensics.analyze(cap)
+    for cid in ("SRTP001", "SRTP002"):
+        c = _cov(r, cid)
+        assert c.status == "not observable" and "encrypted" in c.reason and "--keylog" in c.reason
+    assert _cov(r, "DTLS005").status == "not observable"
+    c = _cov(r, "DTLS001")  # descriptions could still be compared across legs: clean, with the caveat
+    assert c.status == "clean" and "no certificate readable" in c.reason

@@ -40,6 +40,8 @@ def test_truth_candidates(name: str) -> None:
             assert len(rows), (name, c)
             assert c["type"] in set(rows["type"]) or c["type"] == "host"
         assert set(rows["scope"]) == {c["scope"]}, (name, c)
+        if c.get("mdns"):
+            assert rows["mdns"].all() and rows["ip"].isna().all()
         if c.get("eui64_mac"):
             assert set(rows["mac"]) == {c["eui64_mac"]} and rows["eui64"].all()
         if c.get("raddr") and readable:
@@ -55,12 +57,21 @@ def test_in_clear_plain_vs_tls() -> None:
     assert len(sig) and not sig["in_clear"].any()  # decrypted with the keylog, but not readable on the wire
 
 
-def test_trickled_candidates_carry_their_ufrag() -> None:
-    t = load_truth("browsers_chromium")
-    df = _cap("browsers_chromium").candidates
-    tr = df[df["origin"] == "trickle"]
-    ufrags = {e["ice_ufrag"] for e in t["sdp"]}
-    assert len(tr) and set(tr["ufrag"]) <= ufrags
+@pytest.mark.parametrize("name", ["browsers_chromium", "browsers_firefox_chromium", "ws_plaintext_private"])
+def test_trickled_candidates_carry_their_ufrag(name: str) -> None:
+    # from usernameFragment (Chromium) or from the description their sender sent before (Firefox, aiortc)
+    t = load_truth(name)
+    cap = _cap(name)
+    df = cap.candidates
+    ws = set(cap.signalling[cap.signalling["transport"] == "websocket"]["msg_index"])
+    tr = df[(df["origin"] == "trickle") & df["signalling_msg"].isin(ws)]
+    by_addr = {(c["address"], c["port"]): c["side"] for c in t["candidates"]}
+    ufrag_of_role = {e["role"]: e["ice_ufrag"] for e in t["sdp"]}
+    assert len(tr) and tr["ufrag"].notna().all()
+    for r in tr.itertuples():
+        assert r.ufrag == ufrag_of_role[r.role]
+        side = by_addr[(r.address, r.port)]
+        assert (r.role, side) in {("offer", "offer"), ("offer", "caller"), ("answer", "answer"), ("answer", "callee")}
 
 
 def test_stun_observed_addresses_match_stun_frame() -> None:

@@ -18,8 +18,8 @@ SAMPLES_WITH_TRUTH = sample_names()
 
 
 @functools.cache
-def report_for(path: str, keylog: str | None = None) -> Report:
-    return rtcforensics.analyze(rtcforensics.load(path, keylog=keylog))
+def report_for(path: str, keylog: str | None = None, params: tuple = ()) -> Report:
+    return rtcforensics.analyze(rtcforensics.load(path, keylog=keylog), params=dict(params))
 
 
 def sample_report(name: str) -> Report:
@@ -28,11 +28,11 @@ def sample_report(name: str) -> Report:
     return report_for(str(sample_path(name)), keylog)
 
 
-def realcap_report(rel: str) -> Report:
+def realcap_report(rel: str, params: tuple = ()) -> Report:
     p = REALCAPS / rel
     if not p.exists():
         pytest.skip(f"{rel} not present")
-    return report_for(str(p))
+    return report_for(str(p), None, params)
 
 
 def _addr(endpoint: str) -> str:
@@ -194,6 +194,27 @@ def test_proprietary_allocate_is_low_confidence(realcaps):
     assert relay and all(f.confidence == "low" and f.evidence["proprietary"] for f in relay)
 
 
+# Checks whose thresholds keep them quiet on these captures; with the threshold moved, the same real
+# traffic exercises their logic (and proves the default is what keeps them quiet).
+THRESHOLD_CASES = [
+    # TLS 1.0 ServerHello (imap.gmail.com:993): not a signalling port by default
+    ("ogolosovskiy_srtp_decoder/WebRTC_PCMA_p2p_SDES_Call_1.pcap", "signalling-weak-tls",
+     (("SIG002.signalling_ports", [993]),), ["192.168.1.142", "173.194.222.109:993"]),
+    # stray single RTP-looking packets from hosts that never did ICE with the client
+    ("veondigital_srtp_decoder/udp_call_02_03_client.pcap", "unsolicited-media",
+     (("ICE005.min_packets", 1),), ["157.55.56.142:40030", "192.168.88.240:14486"]),
+]
+
+
+@pytest.mark.realcaps
+@pytest.mark.parametrize("rel,slug,params,eps", THRESHOLD_CASES, ids=[c[1] for c in THRESHOLD_CASES])
+def test_threshold_moves_a_check_on_real_traffic(realcaps, rel, slug, params, eps):
+    assert not [f for f in realcap_report(rel).findings if f.slug == slug]
+    got = [f for f in realcap_report(rel, tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in params)
+                                     ).findings if f.slug == slug]
+    assert any(all(endpoint_in(e, f.endpoints) for e in eps) for f in got), [(f.endpoints, f.message) for f in got]
+
+
 # -- the catalogue test: every check fires on a capture and stays quiet on another ----------------------
 # Captures known to exercise a check beyond the sample truth files (realcaps; relative to REALCAPS).
 REALCAP_FIRES = {slug: rel for rel, loud, quiet in REALCAP_EXPECT for slug in {**loud, **quiet}}
@@ -203,6 +224,9 @@ def _fires_on(slug: str) -> list[tuple[str, str]]:
     out = [("sample", n) for n in SAMPLES_WITH_TRUTH if slug in {f["slug"] for f in load_truth(n)["findings"]}]
     if REALCAP_FIRES.get(slug) and (REALCAPS / REALCAP_FIRES[slug]).exists():
         out.append(("realcap", REALCAP_FIRES[slug]))
+    for rel, s, params, _ in THRESHOLD_CASES:
+        if s == slug and (REALCAPS / rel).exists():
+            out.append(("realcap+params", (rel, params)))
     return out
 
 
@@ -217,7 +241,11 @@ def test_catalogue_check_fires_somewhere_and_is_quiet_elsewhere(cid):
     if not fires:
         pytest.skip(f"no sample or third-party capture exercises {chk.slug} yet")
     for kind, name in fires:
-        r = sample_report(name) if kind == "sample" else realcap_report(name)
+        if kind == "realcap+params":
+            rel, params = name
+            r = realcap_report(rel, tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in params))
+        else:
+            r = sample_report(name) if kind == "sample" else realcap_report(name)
         assert any(f.id == cid for f in r.findings), (cid, name)
         assert next(c for c in r.coverage if c.id == cid).status == "found"
     quiet = _quiet_on(chk.slug) or [n for n in SAMPLES_WITH_TRUTH if not any(

@@ -47,7 +47,7 @@ def test_clean_capture_exits_zero(capsys):
 
 def test_output_file_and_show_secrets(capsys, tmp_path):
     out_file = tmp_path / "r.json"
-    code, out, err = run(capsys, "analyze", sample_path("sdes_plain_rtp"), "--format", "json", "-o", out_file,
+    _code, out, err = run(capsys, "analyze", sample_path("sdes_plain_rtp"), "--format", "json", "-o", out_file,
                          "--show-secrets")
     assert out == "" and f"wrote {out_file}" in err
     text = out_file.read_text()
@@ -83,7 +83,7 @@ def test_console_script_bad_input(tmp_path):
     if exe is None:
         pytest.skip("console script not installed")
     p = subprocess.run([exe, "analyze", str(tmp_path / "absent.pcap")], capture_output=True, text=True,
-                       timeout=120)
+                       timeout=120, check=False)
     assert p.returncode == 2 and p.stdout == ""
     assert p.stderr.strip().splitlines()[-1] == f"rtcforensics: error: {tmp_path / 'absent.pcap'}: no such file"
 
@@ -122,7 +122,7 @@ def test_summary_and_version(capsys):
 
 
 def test_export_every_frame_redacted(capsys, tmp_path):
-    code, _, err = run(capsys, "export", sample_path("sdes_plain_rtp"), "--to", tmp_path / "x", "--format", "csv")
+    code, _, _err = run(capsys, "export", sample_path("sdes_plain_rtp"), "--to", tmp_path / "x", "--format", "csv")
     assert code == 0
     written = {p.stem for p in (tmp_path / "x").glob("*.csv")}
     assert {"packets", "flows", "sdp", "signalling", "rtp_streams", "anomalies"} <= written

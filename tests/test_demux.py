@@ -6,10 +6,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from media_tshark import fields
-from rtcforensics.dissect.demux import (CLASSES, DTLS, RTCP, RTP, STUN, TURN_CHANNEL, classify, classify_array,
-                                        tcp_kind)
+
+from rtcforensics.dissect.demux import (
+    CLASSES,
+    DTLS,
+    RTCP,
+    RTP,
+    STUN,
+    TURN_CHANNEL,
+    classify,
+    classify_array,
+    tcp_kind,
+)
 
 CAPS = ["veondigital_srtp_decoder/udp_call_02_03_client.pcap", "nDPI/stun_google_meet.pcapng",
         "nDPI/stun_zoom.pcapng", "sipcapture_heplify/rtp_rtcp_sip_ipv4_udp.pcap", "nDPI/discord.pcap",

@@ -260,7 +260,7 @@ def test_mutated_datagrams_never_crash(realcaps, cap):
 
     names = set()
     for k, d in enumerate(base):
-        for pos in range(0, min(len(d.data), 160)):
+        for pos in range(min(len(d.data), 160)):
             for v in (0x00, 0xFF, d.data[pos] ^ 0x80):
                 names |= {r["name"] for r in run(k, d.data[:pos] + bytes([v]) + d.data[pos + 1:]).rows}
         for cut in range(0, len(d.data), 7):

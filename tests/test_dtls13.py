@@ -244,7 +244,7 @@ def test_secrets_embedded_in_pcapng(sample, truth, tmp_path):
 
 def test_mutated_dtls13_records_with_keys_never_crash(firefox):
     """Bytes of the encrypted DTLS 1.3 flights mutated: decryption failures become anomalies, no exception."""
-    cap, t, kl = firefox
+    cap, _, kl = firefox
     text = kl.read_text()
     base = list(cap.dissection.dtls)[:6]
     Dg = type(base[0])

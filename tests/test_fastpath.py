@@ -11,9 +11,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from media_tshark import (
+    LINKTYPE,
+    epoch_ns,
+    fields,
+    fragment_ipv4,
+    fragment_ipv6,
+    frame_count,
+    records,
+    relink,
+    ssrc_counts,
+    write_pcap,
+)
 
-from media_tshark import (LINKTYPE, epoch_ns, fields, fragment_ipv4, frame_count, records, relink, ssrc_counts,
-                          write_pcap)
 from rtcforensics.dissect.fastpath import dissect
 from rtcforensics.errors import DecodeError
 
@@ -48,7 +58,7 @@ def test_rtp_per_ssrc_matches_tshark(realcaps: Path, name: str, decode_as: tuple
     assert want and our_ssrc_counts(d) == want
 
 
-def test_sample_captures_rtp_per_ssrc(sample) -> None:  # noqa: ANN001
+def test_sample_captures_rtp_per_ssrc(sample) -> None:
     from conftest import sample_names
 
     names = [n for n in sample_names() if n != "weak_dtls"]
@@ -144,6 +154,23 @@ def test_ipv4_fragments_reassembled(realcaps: Path, tmp_path: Path) -> None:
     assert [r["name"] for r in d2.anomalies.rows] == ["ip_fragments_incomplete"]
 
 
+def test_ipv6_fragments_reassembled(realcaps: Path, tmp_path: Path) -> None:
+    src = realcaps / "nDPI/stun_google_meet.pcapng"
+    recs = records(src)
+    # a large IPv6 SRTP video packet
+    target = next(i for i, (_, data, _) in enumerate(recs) if data[12:14] == b"\x86\xdd" and data[20] == 17
+                  and len(data) > 1000)
+    ts, data, _ = recs[target]
+    frags = fragment_ipv6(data, 14, [504, 304])
+    out_recs = recs[:target] + [(ts, f, len(f)) for f in frags] + recs[target + 1:]
+    out = write_pcap(tmp_path / "frag6.pcap", 1, out_recs)
+    d = dissect(out, progress=False)
+    want = ssrc_counts(out, "-d", "udp.port==19305,rtp")
+    assert our_ssrc_counts(d) == want == our_ssrc_counts(dissect(src, progress=False))
+    assert d.packets.iloc[target + 2]["cls"] in ("rtp", "rtcp", "dtls", "stun")  # reassembled in the last one
+    assert d.packets.iloc[target]["cls"] == "other" and not d.anomalies.rows
+
+
 def test_snaplen_truncated_packets(realcaps: Path, tmp_path: Path) -> None:
     src = realcaps / "veondigital_srtp_decoder/TCP_call_1.pcap"
     out = tmp_path / "snap.pcap"
@@ -160,7 +187,7 @@ def test_malformed_rtp_from_real_packet(realcaps: Path, tmp_path: Path) -> None:
     src = realcaps / "sipcapture_heplify/rtp_rtcp_sip_ipv4_udp.pcap"
     recs = records(src)[:900]
     k = next(i for i, (_, data, _) in enumerate(recs) if len(data) == 214 and i > 300)
-    ts, data, orig = recs[k]
+    ts, data, _ = recs[k]
     bad = bytearray(data)
     bad[42] = 0x8F  # RTP byte 0: version 2, CC = 15 -> 60 bytes of CSRC in a 172-byte packet is fine ...
     bad = bad[: 42 + 12 + 20]  # ... until the packet is cut to 32 bytes

@@ -68,7 +68,7 @@ def test_report_renders_in_chromium(browser, tmp_path, name):
 def test_hostile_capture_renders_inert(browser, tmp_path):
     if "hostile_strings" not in sample_names():
         pytest.skip("hostile_strings sample not present")
-    path, doc = _render(tmp_path, "hostile_strings")
+    path, _doc = _render(tmp_path, "hostile_strings")
     page, errors, _ = _open(browser, path)
     page.add_init_script("window.alert = () => { window.__alerted = true; }")
     page.reload()

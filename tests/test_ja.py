@@ -95,3 +95,31 @@ def test_ja4_dtls(realcaps):
     # wolfSSL DTLS 1.3: supported_versions {0xfefc} -> "d3"
     ch = parse_client_hello(hello(realcaps, "zeek/dtls13-wolfssl.pcap", 1, 1))
     assert ja4(ch)[:4] == "dd3i"
+
+
+# JA4 cross-checked with the independent ja4plus 1.4.0 (generate_ja4 fed the same hello fields)
+JA4 = [
+    ("pion_dtls/capture-chrome-Chromium_123.0.6312.0_.pcap", 1, "dd2i110700_c45550529adf_d9dd6182da81"),
+    ("pion_dtls/capture-firefox-Mozilla_Firefox_125.0.pcap", 1, "dd2i0808wc_c6c2b6ec87e0_06b1ae923e2a"),
+    ("nDPI/dtls.pcap", 7, "dd3i270600_991e33d7eb74_10f9deb96590"),
+    ("zeek/dtls13-wolfssl.pcap", 1, "dd3i270500_991e33d7eb74_06a427f2011b"),
+    ("nDPI/stun_dtls_unidirectional_client.pcap", 3, "dd1i350400_23b9269eae60_dbc12469f409"),
+]
+
+
+@pytest.mark.realcaps
+@pytest.mark.parametrize("cap,number,expected", JA4)
+def test_ja4_equals_ja4plus(realcaps, cap, number, expected):
+    assert ja4(parse_client_hello(hello(realcaps, cap, number, 1))) == expected
+
+
+def test_ja4_dtls13_and_12_offered_is_d2(sample):
+    """Chromium offers supported_versions {0xfefc, 0xfefd}: the spec's "highest value" is 0xfefd -> "d2"
+    (ja4plus 1.4.0 gives the same string)."""
+    import rtcforensics
+    from rtcforensics.tables.dtls import tracker
+
+    cap = rtcforensics.load(sample("browsers_chromium"), progress=False)
+    ch = next(h.client_hello for h in tracker(cap).handshakes if h.client_hello is not None)
+    assert ch.ext.supported_versions == [0xFEFC, 0xFEFD]
+    assert ja4(ch) == "dd2i140900_fa23b50283d1_01b4b87481e4"

@@ -1,6 +1,7 @@
 """The quickstart notebook in a real browser: JupyterLab started headless on a free localhost port, Debian's
 Chromium driven by Playwright runs every cell, and the widgets must render — no "Error displaying widget",
-the topology image present and decoded, the findings widget shown. A screenshot is kept as an artifact
+the topology image present and decoded, the findings widget shown, and picking a finding redraws the
+topology with its flows highlighted. A screenshot is kept as an artifact
 (``$RTCF_ARTIFACTS`` or ``<tmp>/rtcforensics-artifacts/``)."""
 
 from __future__ import annotations
@@ -151,6 +152,12 @@ def test_quickstart_renders_widgets_in_jupyterlab(jupyterlab: tuple[str, Path]) 
             assert img.evaluate("el => el.naturalWidth") >= 300
             summary = page.locator(".rtcf-summary").inner_text()
             assert "packets" in summary
+            # picking a finding goes through the kernel and comes back as a new drawing (its flows highlighted)
+            before = img.get_attribute("src")
+            page.locator(".rtcf-topology select").first.select_option(index=1)
+            page.wait_for_function("([el, src]) => el.getAttribute('src') !== src", arg=[img.element_handle(), before],
+                                   timeout=30_000)
+            assert "flows" in page.locator(".rtcf-topology").inner_text()
             # the screenshot shows the findings table and the topology below it
             page.locator(".rtcf-findings").first.scroll_into_view_if_needed()
             page.screenshot(path=str(shot))

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from media_tshark import epoch_ns, fields, frame_count, records, write_pcap, write_pcapng
 
-from media_tshark import epoch_ns, fields, frame_count, records, write_pcap
 from rtcforensics.anomalies import AnomalyLog
 from rtcforensics.dissect.pcapio import CaptureReader, read_all
 from rtcforensics.errors import CaptureError
@@ -92,7 +92,7 @@ def test_big_endian_pcap(realcaps: Path, tmp_path: Path, nanos: bool) -> None:
     src = realcaps / "nDPI/rtcp_multiple_pkts_in_the_same_datagram.pcap"
     recs = records(src)
     out = write_pcap(tmp_path / "be.pcap", 113, recs, nanos=nanos, big_endian=True)
-    ts, caplen = _ts_all(out)
+    ts, _ = _ts_all(out)
     want = [epoch_ns(t[0]) for t in fields(out, ["frame.time_epoch"], heuristics=False)]
     assert ts.tolist() == want
     assert [len(d) for _, d, _ in records(out)] == [len(d) for _, d, _ in recs]
@@ -112,6 +112,19 @@ def test_pcapng_several_interfaces_and_link_types(realcaps: Path, tmp_path: Path
     assert sorted(r.link_types) == [1, 113]
     encap = {"1": 1, "25": 113}  # Wireshark WTAP_ENCAP: 1 Ethernet, 25 SLL
     assert lts == [encap[row[1]] for row in rows]
+
+
+@pytest.mark.parametrize("block", ["epb", "opb", "spb"])
+def test_pcapng_packet_block_types(realcaps: Path, tmp_path: Path, block: str) -> None:
+    recs = records(realcaps / "nDPI/stun_google_meet.pcapng")
+    out = write_pcapng(tmp_path / f"{block}.pcapng", 1, recs, block)
+    rows = fields(out, ["frame.number", "frame.time_epoch", "frame.cap_len", "frame.len"], heuristics=False)
+    got = records(out)
+    assert len(got) == len(rows) == len(recs)
+    assert [d for _, d, _ in got] == [d for _, d, _ in recs]
+    assert [o for _, _, o in got] == [int(r[3]) for r in rows]
+    if block != "spb":  # SPB carries no timestamp
+        assert [t for t, _, _ in got] == [epoch_ns(r[1]) for r in rows] == [t for t, _, _ in recs]
 
 
 def test_small_chunks_carry_partial_records(realcaps: Path) -> None:

@@ -105,7 +105,7 @@ def test_hostile_strings_render_inert_in_every_format():
     if name not in NAMES:
         pytest.skip("hostile_strings sample not present")
     hostile = load_truth(name)["hostile"]
-    cap, r = analysed(name)
+    cap, _r = analysed(name)
     d = doc(name)
     raw = json.dumps(d)
     assert "<script>alert(1)</script>" in raw  # the hostile text did reach the findings (as data)

@@ -114,3 +114,36 @@ def test_sdes_session_joined_by_media_endpoints() -> None:
     assert r["kind"] == "sdp" and "media_endpoints" in r["observed"]
     assert {x["ssrc"] for x in t["rtp"]} <= set(r["rtp_ssrcs"])
     assert "dtls" not in r["missing"]  # SDES: no DTLS expected
+
+
+def test_connectivity_checks_decide_the_pairing(tmp_path) -> None:
+    # A second call's answer (clean_call's, read with its keylog) logged between this call's offer and
+    # answer: time order alone would pair it with this offer; the STUN USERNAMEs prove the real pair.
+    import json
+
+    from rtcforensics.tables.signalling import messages
+
+    other = _cap("clean_call")
+    raw, other_ufrag = next((f.text, f.text.split("a=ice-ufrag:")[1].split()[0])
+                            for m in messages(other) for f in m.items if f.kind == "sdp" and f.role == "answer")
+    base = _cap("ws_plaintext_private").sdp
+    t_offer = base[base["role"] == "offer"]["ts"].min().value
+    t_answer = base[base["role"] == "answer"]["ts"].min().value
+    log = tmp_path / "other_call.jsonl"
+    log.write_text(json.dumps({"ts": (t_offer + t_answer) // 2, "msg": {"type": "answer", "sdp": raw}}) + "\n")
+    t = load_truth("ws_plaintext_private")
+    cap = rtcforensics.load(sample_path("ws_plaintext_private"), signalling=[log])
+    s = cap.sessions
+    offer = next(e for e in t["sdp"] if e["role"] == "offer")
+    answer = next(e for e in t["sdp"] if e["role"] == "answer")
+    r = s[s["offer_ufrag"] == offer["ice_ufrag"]].iloc[0]
+    assert r["answer_ufrag"] == answer["ice_ufrag"] and r["fingerprint_status"] == "match"
+    stray = s[s["answer_ufrag"] == other_ufrag]
+    assert len(stray) == 1 and list(stray["offer_sdp"].iloc[0]) == []
+
+
+def test_datachannel_only_session_expects_no_media() -> None:
+    t = load_truth("datachannel_only")
+    r = _cap("datachannel_only").sessions.iloc[0]
+    assert list(r["missing"]) == [] and list(r["rtp_ssrcs"]) == []
+    assert r["dtls_client"] == t["dtls"][0]["client"] and r["fingerprint_status"] == "match"

@@ -99,3 +99,16 @@ def test_secrets_not_in_clear() -> None:
     text = cap.sdp.astype(str).to_csv()
     assert not any(p in text for p in pwds)
     assert {secret_hash(p) for p in pwds} == set(cap.sdp["ice_pwd_sha256"])
+
+
+def test_hostile_strings_kept_verbatim() -> None:
+    # Frames hold what was on the wire, byte for byte (escaping is the renderers' job): session name,
+    # candidate foundations (with terminal escapes) and the User-Agent of the WebSocket upgrade.
+    t = load_truth("hostile_strings")["hostile"]
+    cap = _cap("hostile_strings")
+    assert set(cap.sdp["session_name"]) == {t["session_name"]}
+    c = cap.candidates
+    sdp_c = c[c["origin"] == "sdp"]
+    assert set(zip(sdp_c["role"], sdp_c["foundation"])) == set(t["foundations"].items())
+    s = cap.signalling
+    assert t["user_agent"] in set(s["user_agent"].dropna())

@@ -238,3 +238,32 @@ def test_whip_trickle_sdpfrag_body() -> None:
     classify_body(_Cap(), m, body, "application/trickle-ice-sdpfrag")  # type: ignore[arg-type]
     assert m.body_kind == "candidate"
     assert [f.text for f in m.items] == [f"candidate:{line}"] and m.items[0].envelope == "whip"
+
+
+def test_socketio_framed_json() -> None:
+    # Socket.IO (Engine.IO message 4 + event 2) in front of the JSON array; SDP from aiortc
+    aiortc = pytest.importorskip("aiortc")
+    import asyncio
+    import json
+
+    from rtcforensics.tables.signalling import Message, classify_body
+
+    async def offer() -> str:
+        pc = aiortc.RTCPeerConnection()
+        pc.addTransceiver("audio")
+        await pc.setLocalDescription(await pc.createOffer())
+        sdp = pc.localDescription.sdp
+        await pc.close()
+        return sdp
+
+    sdp = asyncio.run(offer())
+
+    class _Cap:
+        strict = False
+
+    for text in ("42" + json.dumps(["offer", {"type": "offer", "sdp": sdp}]),
+                 "42/rooms,7" + json.dumps(["signal", {"description": {"type": "offer", "sdp": sdp}}])):
+        m = Message(index=0, frame=1, ts_ns=None, transport="websocket", ip_proto="tcp", src=None, sport=None,
+                    dst=None, dport=None, tcp_stream=0, tls=False, decrypted=False)
+        classify_body(_Cap(), m, text, None)  # type: ignore[arg-type]
+        assert m.body_kind == "sdp" and [(f.kind, f.role, f.text) for f in m.items] == [("sdp", "offer", sdp)]

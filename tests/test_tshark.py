@@ -24,6 +24,12 @@ def test_every_field_the_code_uses_exists_in_installed_tshark() -> None:
     assert set(signalling.TSHARK_FIELDS) <= set(tshark.FIELDS)
 
 
+def test_every_preference_we_set_exists_in_installed_tshark() -> None:
+    known = tshark.known_prefs()
+    assert tshark.KEYLOG_PREF in known
+    assert [p for p in tshark.PREFS if p.split(":", 1)[0] not in known] == []
+
+
 def test_field_types_match_tshark_dash_G() -> None:
     out = subprocess.run(["tshark", "-G", "fields"], capture_output=True, text=True, check=True).stdout
     rows = {p[2]: p[3] for p in (ln.split("\t") for ln in out.splitlines()) if len(p) > 3 and p[0] == "F"}

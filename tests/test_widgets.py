@@ -73,6 +73,19 @@ def test_topology_draw_styles_and_highlight() -> None:
     assert all(p.get_linestyle() not in ("-", "solid") for p in thick)
 
 
+def test_capture_text_on_plots_is_not_mathtext() -> None:
+    topo = pytest.importorskip("rtcforensics.topology")
+    g = topo.graph(cap("ws_plaintext_private"))
+    node = next(iter(g.nodes))
+    g.nodes[node]["label"] = "$\\frac{broken$"  # would raise in matplotlib's mathtext parser if parsed
+    for *_, d in g.edges(data=True):
+        d["protocols"] = ["$x^{$", "websocket"]
+    assert bytes(topology.render_png(g, title="$\\undefined{$")).startswith(PNG)
+    ax = Figure().add_subplot()
+    topology.draw(g, ax)
+    assert "$\\frac{broken$" in [t.get_text() for t in ax.texts]
+
+
 def test_topology_widget_renders_png_and_lists_frames_of_a_finding() -> None:
     pytest.importorskip("rtcforensics.topology")
     c = cap("ws_plaintext_private")
@@ -187,12 +200,31 @@ def test_explorer_filters_follow_the_controls() -> None:
     protos.value = tuple(select.PROTOCOL_GROUPS)
     assert f"{total} of {total} packets" in packets_out.value
     # picking the one ICE session keeps its flows only: no signalling
-    assert [lab for lab, _ in pick_session.options][0] == "all sessions" and len(pick_session.options) == 2
+    assert next(lab for lab, _ in pick_session.options) == "all sessions" and len(pick_session.options) == 2
     pick_session.value = 1
     key = select.session_options(c.sessions)[1][1]
     pk, _ = select.apply_view(c.packets, None, c.sessions, session=key)
     assert f"{len(pk)} of {total} packets" in packets_out.value
     assert "websocket" not in packets_out.value
+
+
+def test_explorer_switches_capture() -> None:
+    c = cap("ws_plaintext_private")
+    other = sample_path("clean_call")
+    need(c, "packets")
+    box = widgets.explorer({"clean_call.pcapng": other, "ws_plaintext_private.pcapng": c},
+                           selected="ws_plaintext_private.pcapng")
+    pick_cap = first(box, w.Dropdown)
+    protos = first(box, w.SelectMultiple)
+    packets_out = [x for x in walk(box) if isinstance(x, w.HTML)][-1]
+    protos.value = tuple(select.PROTOCOL_GROUPS)
+    assert f"{len(c.packets)} of {len(c.packets)} packets" in packets_out.value
+    pick_cap.value = "clean_call.pcapng"  # loaded now, with clean_call.keylog beside it
+    n = len(cap("clean_call").packets)
+    assert f"{n} of {n} packets" in packets_out.value
+    assert n != len(c.packets)
+    with pytest.raises(ValueError, match="no capture labelled"):
+        widgets.explorer({"a": other}, selected="b")
 
 
 def test_summary_counts_frames() -> None:

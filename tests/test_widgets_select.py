@@ -405,3 +405,42 @@ def test_indicators_of_the_sdes_call() -> None:
     assert not iocs.duplicated(subset=["kind", "value"]).any()
     # background traffic (IPv6 neighbour discovery, multicast) is not an indicator
     assert not iocs["value"].str.contains("ff02::").any()
+
+
+@pytest.mark.realcaps
+def test_stream_series_loss_and_jitter_on_a_real_turn_call(realcaps) -> None:
+    # veondigital's client-side TURN/UDP Opus call: one stream lost packets on the way
+    path = realcaps / "veondigital_srtp_decoder" / "udp_call_02_03_client.pcap"
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    c = rtcforensics.load(path, progress=False)
+    st = c.rtp_streams
+    lossy = 0
+    for _, s in st.iterrows():
+        fid, ssrc = int(s["flow_id"]), int(s["ssrc"])
+        series = select.stream_series(c.rtp, fid, ssrc)
+        p = select.stream_packets(c.rtp, fid, ssrc)
+        ext = select._unwrap16(p["seq"].to_numpy())
+        expected_lost = int(ext.max() - ext.min() + 1) - len(set(ext.tolist()))
+        assert series["lost"].sum() == expected_lost == int(s["lost"])
+        assert series["packets"].sum() == int(s["packets"])
+        assert series["jitter_ms"].dropna().iloc[-1] == pytest.approx(float(s["jitter_ms"]), rel=0.01)
+        lossy += expected_lost > 0
+    assert lossy >= 1
+
+
+@pytest.mark.realcaps
+def test_open_relay_on_a_real_coturn_capture(realcaps) -> None:
+    # nDPI's one-directional coturn 4.5 capture: the first Allocate carries no credentials and succeeds,
+    # then the client asks for permissions toward two private peers (realcaps/README.md inventory)
+    path = realcaps / "nDPI" / "stun_dtls_rtp_unidir.pcapng"
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    c = rtcforensics.load(path, progress=False)
+    allocs = labs.open_relay_allocations(c.stun)
+    assert list(allocs["request_frame"]) == [1] and list(allocs["response_frame"]) == [2]
+    assert labs.check_answer(c, "open_relay", 2).correct is True
+    rel = incident.relay_allocations(c.stun)
+    assert rel["authenticated"].tolist() == [False]
+    assert rel["relayed"].iloc[0].startswith("10.1.0.3:")
+    assert {p.rsplit(":", 1)[0] for p in rel["peers"].iloc[0]} == {"192.168.2.105", "10.0.0.147"}

@@ -18,7 +18,6 @@ the hostile payloads live next to the scenario that uses them. Truth: the string
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path

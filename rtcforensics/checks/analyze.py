@@ -283,7 +283,7 @@ def capture_info(cap: Any) -> dict[str, Any]:
         info["name"] = cap.path.name
     try:
         info["sha256"] = cap.sha256()
-    except Exception:  # an in-memory frame source has no file
+    except Exception:  # noqa: BLE001, S110 - an in-memory frame source has no file
         pass
     return info
 

@@ -133,8 +133,11 @@ def dtls_fingerprint_mismatch(ctx: Any) -> Iterator[Hit]:
                       frames=frames_of(val(r, "frames"), delivered_frames.get(peer_ip, [])),
                       evidence={"side": side, "cert_sha256": cert, "signalled_sha256": sorted(pool)},
                       key=("cert", side, cert, *hs_endpoints(r)), confidence=conf)
-    if n_cert == 0 and not legs:
-        raise NotObservable("no certificate readable in any DTLS handshake (DTLS 1.3 without keylog?)")
+    if n_cert == 0:
+        why = "no certificate readable in any DTLS handshake (DTLS 1.3 without keylog?)"
+        if not legs:
+            raise NotObservable(why)
+        ctx.missing.append(why + "; only descriptions were compared across legs")
 
 
 def _ip(endpoint: Any) -> str:
@@ -270,6 +273,8 @@ def dtls_handshake_failed(ctx: Any) -> Iterator[Hit]:
     False positives: captures that miss part of the handshake; ICE pairs abandoned in favour of another.
     References: RFC 9147 §5; RFC 6347 §4.2; RFC 5763 §6.7.1."""
     df = ctx.frame("dtls", ("completed",))
+    if df["completed"].isna().all() and not any(listish(a) for a in df.get("alerts", [])):
+        raise NotObservable("whether the DTLS handshakes completed cannot be seen (no alerts, completion NA)")
     for r in rows(df):
         alerts = [alert_text(a) for a in listish(val(r, "alerts"))]
         fatal = [t for a, t in zip(listish(val(r, "alerts")), alerts) if is_fatal(a)]

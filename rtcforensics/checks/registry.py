@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 FAMILIES = ("SIG", "SDP", "DTLS", "SRTP", "ICE", "TURN", "COMP")
-ID_RE = re.compile(r"^(%s)(\d{3})$" % "|".join(FAMILIES))
+ID_RE = re.compile(r"^(" + "|".join(FAMILIES) + r")(\d{3})$")
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 DOC_SECTIONS = ("What it flags", "Why it matters", "Evidence", "False positives", "References")
 LIFECYCLE = ("preview", "stable", "removed")
@@ -120,7 +120,7 @@ _BY_SLUG: dict[str, str] = {}
 def parse_doc(doc: str) -> dict[str, str]:
     """Split a check docstring into its fixed sections (``What it flags: ...`` paragraphs)."""
     text = "\n".join(line.strip() for line in (doc or "").strip().splitlines())
-    pat = re.compile(r"^(%s):\s*" % "|".join(re.escape(s) for s in DOC_SECTIONS), re.MULTILINE)
+    pat = re.compile(r"^(" + "|".join(re.escape(s) for s in DOC_SECTIONS) + r"):\s*", re.MULTILINE)
     parts: dict[str, str] = {}
     matches = list(pat.finditer(text))
     for i, m in enumerate(matches):

@@ -68,7 +68,7 @@ def signalling_plaintext(ctx: Any) -> Iterator[Hit]:
     for r in rows(df):
         if val(r, "tls", None) is False and carries_session(r):
             groups[_flow_key(r)].append(r)
-    for key, rs in groups.items():
+    for rs in groups.values():
         kinds = sorted({str(val(r, "body_kind") or val(r, "transport")) for r in rs})
         transports = sorted({str(val(r, "transport")) for r in rs})
         yield Hit(message=f"{'/'.join(transports)} signalling in clear: {len(rs)} message(s) carrying "

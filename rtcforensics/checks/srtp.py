@@ -17,11 +17,21 @@ def _profiles(ctx: Any) -> Iterator[tuple[str, Any, str]]:
     sdp = ctx.optional("sdp", ("crypto_suites",))
     if (dtls is None or not len(dtls)) and (sdp is None or not len(sdp)):
         raise NotObservable("no DTLS-SRTP handshake and no SDES description in this capture")
+    hidden = 0
     if dtls is not None:
         for r in rows(dtls):
             p = val(r, "srtp_profile")
             if p:
                 yield str(p), r, "dtls"
+            elif "srtp_profile" in listish(val(r, "encrypted_parts")):
+                hidden += 1
+    sdes_answers = 0 if sdp is None else sum(1 for r in rows(sdp) if val(r, "role") == "answer"
+                                             and listish(val(r, "crypto_suites")))
+    if hidden and dtls is not None and hidden == len(dtls) and not sdes_answers:
+        raise NotObservable(f"the SRTP profile travels encrypted in all {hidden} DTLS 1.3 handshake(s) "
+                            "(give --keylog)")
+    if hidden:
+        ctx.missing.append(f"SRTP profile encrypted in {hidden} DTLS 1.3 handshake(s) (no keylog)")
     if sdp is not None:
         for r in rows(sdp):
             if val(r, "role") == "answer":

@@ -52,13 +52,6 @@ def iana_name(table: str, code: int) -> str:
     return f"0x{code:04x}"
 
 
-def iana_code(table: str, name: str) -> int:
-    for c, n in _iana()[table].items():
-        if n == name:
-            return c
-    raise KeyError(f"{name!r} not in IANA table {table}")
-
-
 def is_grease(v: int) -> bool:
     """RFC 8701 GREASE values: 0x?a?a with both bytes equal."""
     return (v & 0x0F0F) == 0x0A0A and (v >> 8) == (v & 0xFF)

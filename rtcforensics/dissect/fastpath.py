@@ -32,8 +32,24 @@ import pandas as pd
 from ..anomalies import AnomalyLog
 from ..errors import DecodeError
 from . import demux
-from .demux import (CLASSES, DTLS, HTTP, OTHER, RTCP, RTP, SIP, STUN, TLS, TURN_CHANNEL, WEBSOCKET, ZRTP,
-                    TCP_DECIDE_BYTES, classify, classify_array, tcp_kind)
+from .demux import (
+    CLASSES,
+    DTLS,
+    HTTP,
+    OTHER,
+    RTCP,
+    RTP,
+    SIP,
+    STUN,
+    TCP_DECIDE_BYTES,
+    TLS,
+    TURN_CHANNEL,
+    WEBSOCKET,
+    ZRTP,
+    classify,
+    classify_array,
+    tcp_kind,
+)
 from .model import Datagram, Dissection
 from .pcapio import Batch, CaptureReader, link_type_name
 from .rtp import decode_rtp
@@ -172,6 +188,7 @@ class _Pass:
         self.ip4_ids: dict[int, int] = {}
         self.flow_ids: dict[tuple[int, int, int], int] = {}
         self.flow_first: list[int] = []
+        # per-batch packet columns for the `packets` frame ("frame" holds (first frame, count) per batch)
         self.cols: dict[str, list[np.ndarray]] = {k: [] for k in
                                                   ("frame", "ts_ns", "src", "sport", "dst", "dport", "transport",
                                                    "length", "cls", "via", "flow")}
@@ -350,6 +367,8 @@ class _Pass:
         dlists = self.datagrams
         ips = self.ip_list
         frames, tss = b.frame, b.ts_ns
+        tcp_ctl_f: list[int] = []
+        tcp_ctl_i: list[int] = []
         for i in np.flatnonzero(~fast).tolist():
             c0 = int(dgcls[i])
             if c0 >= 0:  # a media datagram whose headers were read above
@@ -372,7 +391,8 @@ class _Pass:
                     src[i], dst[i], sport[i], dport[i] = s_id[j], d_id[j], sp[j], dp[j]
                     transport[i], flow[i] = T_TCP, fl0
                     cls[i] = TLS if d.kind == "tls" else SIP if d.kind == "sip" else OTHER
-                    self.tcp_slow.append((fl0, int(frames[i])))
+                    tcp_ctl_f.append(fl0)
+                    tcp_ctl_i.append(i)
                     continue
             o = int(off[i])
             pkt = buf[o : o + int(cap[i])]
@@ -380,18 +400,20 @@ class _Pass:
             self.packet(int(frames[i]), int(tss[i]), pkt, int(l3[i]), int(et[i]), int(b.linktype[i]))
             if self._row is not None:
                 src[i], sport[i], dst[i], dport[i], transport[i], cls[i], via[i], flow[i] = self._row
+        if tcp_ctl_i:
+            self.tcp_seen.append((np.array(tcp_ctl_f, dtype=np.int64), frames[np.array(tcp_ctl_i)]))
         c_ = self.cols
-        c_["frame"].append(b.frame)
+        c_["frame"].append(np.array([b.frame[0], len(b)], dtype=np.int64))  # frames are consecutive
         c_["ts_ns"].append(b.ts_ns)
         c_["src"].append(src)
         c_["sport"].append(sport)
         c_["dst"].append(dst)
         c_["dport"].append(dport)
         c_["transport"].append(transport)
-        c_["length"].append(b.origlen.astype(np.int64))
+        c_["length"].append(b.origlen.astype(np.int32))
         c_["cls"].append(cls)
         c_["via"].append(via)
-        c_["flow"].append(flow)
+        c_["flow"].append(flow.astype(np.int32))  # provisional ids (renumbered at the end)
 
     def _rtp_fits(self, arr: np.ndarray, po: np.ndarray, plen: np.ndarray,
                   cand: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -634,7 +656,7 @@ class _Pass:
             self._set_row(src, sp, dst, dp, t, OTHER, -1, fl)
 
     # -- media demux --------------------------------------------------------------------------
-    def media(self, ctx: "_Ctx", data: bytes, via: int = -1, channel: int | None = None,
+    def media(self, ctx: _Ctx, data: bytes, via: int = -1, channel: int | None = None,
               peer: str | None = None) -> tuple[int, int]:
         """Classify one payload (RFC 7983) and file it; returns (class, via) for the packets row."""
         c = classify(data)
@@ -652,9 +674,9 @@ class _Pass:
                 dst=self.ip_list[ctx.dst], dport=ctx.dport, transport=ctx.transport, data=bytes(data),
                 via_turn=VIA[via] if via >= 0 else None, turn_channel=channel, turn_peer=peer))
             if c == STUN and via == -1:
-                inner = self._turn_stun(ctx, data)
-                if inner is not None:
-                    v, payload, p = inner
+                turn = self._turn_stun(ctx, data)
+                if turn is not None:
+                    v, payload, p = turn
                     ic, _ = self.media(ctx, payload, v, None, p)
                     return ic, v
         elif c == RTP:
@@ -669,7 +691,7 @@ class _Pass:
             return True
         return flow in self.dtls_flows
 
-    def _turn_stun(self, ctx: "_Ctx", data: bytes) -> tuple[int, bytes, str | None] | None:
+    def _turn_stun(self, ctx: _Ctx, data: bytes) -> tuple[int, bytes, str | None] | None:
         """For Send/Data indications: (via, DATA payload, XOR-PEER-ADDRESS). Remembers ChannelBind
         requests so ChannelData can name its peer. Malformed attributes are the STUN parser's business."""
         mtype = (data[0] << 8) | data[1]
@@ -697,7 +719,7 @@ class _Pass:
             return None
         return (V_SEND if mtype == STUN_SEND_INDICATION else V_DATA), payload, peer
 
-    def rtp_packet(self, ctx: "_Ctx", data: bytes, via: int) -> None:
+    def rtp_packet(self, ctx: _Ctx, data: bytes, via: int) -> None:
         try:
             p = decode_rtp(data)
         except DecodeError as e:
@@ -748,7 +770,7 @@ class _Pass:
             return WEBSOCKET
         return {"tls": TLS, "http": HTTP, "sip": SIP}.get(d.kind or "", OTHER)
 
-    def _tcp_data(self, ctx: "_Ctx", d: _TcpDir, seq: int, payload: bytes) -> int:
+    def _tcp_data(self, ctx: _Ctx, d: _TcpDir, seq: int, payload: bytes) -> int:
         assert d.next_seq is not None  # set by the caller (internal invariant)
         rel = (seq - d.next_seq) & 0xFFFFFFFF
         if rel >= 0x80000000:  # old data: retransmission, possibly with new bytes at its end
@@ -777,6 +799,12 @@ class _Pass:
             d.kind = tcp_kind(bytes(d.buf[:TCP_DECIDE_BYTES]))
             if d.kind is None:
                 return OTHER
+            if d.kind in ("tls", "sip", "other"):
+                # the reverse direction is the same protocol: a direction that only carries ACKs so far
+                # then takes the quick path too
+                rev = self.tcp.setdefault((ctx.flow, ctx.dst, ctx.dport), _TcpDir())
+                if rev.kind is None and not rev.buf:
+                    rev.kind = d.kind
         if d.kind in ("turn", "rfc4571"):
             return self._tcp_messages(ctx, d)
         if d.kind == "http" and d.buf.startswith(b"HTTP/1.1 101"):
@@ -790,7 +818,7 @@ class _Pass:
             d.buf += payload
         d.next_seq = (d.next_seq + len(payload)) & 0xFFFFFFFF
 
-    def _tcp_messages(self, ctx: "_Ctx", d: _TcpDir) -> int:
+    def _tcp_messages(self, ctx: _Ctx, d: _TcpDir) -> int:
         """Split the reassembled stream into messages; each complete one is demultiplexed."""
         buf = d.buf
         cls = OTHER
@@ -825,12 +853,11 @@ class _Pass:
                     break
                 msg = bytes(buf[pos + 2 : pos + total])
             pos += total
-            c, v = self.media(ctx, msg)
-            cls = c
+            cls, _ = self.media(ctx, msg)
         del buf[:pos]
         return cls
 
-    def _framing_lost(self, ctx: "_Ctx", d: _TcpDir, detail: str) -> None:
+    def _framing_lost(self, ctx: _Ctx, d: _TcpDir, detail: str) -> None:
         self.anomaly("tcp", "tcp_framing_lost", detail + "; the rest of this direction is not dissected",
                      frame=ctx.frame, ts_ns=ctx.ts, flow_id=ctx.flow)
         d.broken = True
@@ -854,9 +881,9 @@ class _Pass:
             sl = np.array(self.tcp_slow, dtype=np.int64)
             seen.append((sl[:, 0], sl[:, 1]))
         if seen:
-            fl = np.concatenate([f for f, _ in seen])
-            fr = np.concatenate([f for _, f in seen])
-            self.control.extend(fr[~np.isin(fl, media_flows)].tolist())
+            flows_ = np.concatenate([f for f, _ in seen])
+            frames_ = np.concatenate([f for _, f in seen])
+            self.control.extend(frames_[~np.isin(flows_, media_flows)].tolist())
 
 
 @dataclass(slots=True)
@@ -924,11 +951,13 @@ def dissect(path: str | os.PathLike[str], progress: bool | None = None, strict: 
     bar = _progress_bar(progress, reader.size)
     done = 0
     try:
-        for b in reader.batches():
+        batches = reader.batches()
+        while (b := next(batches, None)) is not None:
             st.batch(b)
             if bar is not None:
                 bar.update(b.progress_bytes - done)
                 done = b.progress_bytes
+            del b  # let the reader release this chunk before it reads the next
     finally:
         if bar is not None:
             bar.close()
@@ -980,18 +1009,25 @@ def _flow_renumbering(st: _Pass) -> np.ndarray:
 
 
 def _rtp_arrays(st: _Pass, flow_map: np.ndarray) -> dict[str, np.ndarray]:
-    parts = list(st.rtp_fast)
+    """Join the per-batch RTP columns (numpy path, then Python path) in frame order; the per-batch
+    arrays are released column by column as they are joined."""
+    parts = st.rtp_fast
     if st.rtp_slow:
         cols = list(zip(*st.rtp_slow))
         parts.append({name: np.asarray(cols[k], dtype=dt) for k, (name, dt) in enumerate(RTP_COLUMNS)})
+        st.rtp_slow = []
     if not parts:
         return {name: np.zeros(0, dtype=dt) for name, dt in RTP_COLUMNS}
-    out = {name: np.concatenate([p[name] for p in parts]).astype(dt, copy=False) for name, dt in RTP_COLUMNS}
-    order = np.argsort(out["frame"], kind="stable")
-    if len(parts) > 1 and not (np.diff(out["frame"]) >= 0).all():
-        out = {k: v[order] for k, v in out.items()}
+    out = {}
+    for name, dt in RTP_COLUMNS:
+        out[name] = np.concatenate([p.pop(name) for p in parts]).astype(dt, copy=False)
+    st.rtp_fast = []
+    if len(parts) > 1 and not (np.diff(out["frame"]) >= 0).all():  # Python-path rows interleave
+        order = np.argsort(out["frame"], kind="stable")
+        for k in list(out):
+            out[k] = out[k][order]
     out["flow_id"] = flow_map[out["flow_id"]]
     return out
 
 
-__all__ = ["dissect", "link_offsets", "CLASSES", "TRANSPORTS", "VIA"]
+__all__ = ["CLASSES", "TRANSPORTS", "VIA", "dissect", "link_offsets"]

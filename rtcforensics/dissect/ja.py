@@ -7,8 +7,11 @@ decimal, ``-``-joined, GREASE (RFC 8701) removed, and its MD5. For DTLS the vers
 
 JA4 (FoxIO, technical_details/JA4.md): the specification defines the protocol character ``d`` for DTLS
 (beside ``t`` for TLS over TCP and ``q`` for QUIC) and the DTLS version codes ``d1`` (0xfeff), ``d2``
-(0xfefd) and ``d3`` (0xfefc), the version being the highest non-GREASE value of supported_versions when
-present, else ``legacy_version``. We follow the specification as written; other codes give ``00``.
+(0xfefd) and ``d3`` (0xfefc), the version being "the highest value" of supported_versions (GREASE removed)
+when present, else ``legacy_version``. We follow the text literally, as the independent ja4plus 1.4.0 does:
+DTLS version codes count down, so a client offering DTLS 1.3 *and* 1.2 (0xfefc, 0xfefd) gets ``d2``, not
+``d3`` — fingerprints stay comparable with other JA4 tools and databases; what a client really offers is in
+the `dtls` frame's ``versions_offered``. Other codes give ``00``.
 """
 
 from __future__ import annotations
@@ -62,12 +65,7 @@ def ja4_parts(ch: ClientHello, proto: str = "d") -> tuple[str, list[str], list[s
     algorithm hex list in wire order)."""
     e = ch.ext
     versions = [v for v in (e.supported_versions or []) if not is_grease(v)]
-    if versions:
-        # DTLS versions count down (0xfefc is newer than 0xfefd): "highest" means newest.
-        dtls = [v for v in versions if v >= 0xFE00]
-        version = min(dtls) if dtls else max(versions)
-    else:
-        version = ch.version
+    version = max(versions) if versions else ch.version  # the spec's "highest value", literally
     ciphers = [f"{c:04x}" for c in ch.cipher_suites if not is_grease(c)]
     exts = [f"{t:04x}" for t in e.types if not is_grease(t)]
     a = (f"{proto}{_JA4_VERSIONS.get(version, '00')}{'d' if e.sni is not None else 'i'}"

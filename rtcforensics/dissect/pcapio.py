@@ -20,16 +20,17 @@ import hashlib
 import os
 import struct
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from ..anomalies import AnomalyLog
 from ..errors import CaptureError
 
-CHUNK_SIZE = 32 << 20
+CHUNK_SIZE = 16 << 20
 
 PCAP_MAGICS = {
     b"\xd4\xc3\xb2\xa1": ("<", 1000),  # microseconds, little-endian
@@ -146,8 +147,9 @@ class Interface:
 
 def _gather_u32(arr: np.ndarray, offs: np.ndarray, count: int, endian: str) -> np.ndarray:
     """Read ``count`` consecutive uint32 at each offset: returns shape (len(offs), count)."""
-    idx = offs[:, None] + np.arange(4 * count, dtype=np.int64)[None, :]
-    raw = np.ascontiguousarray(arr[idx])
+    raw = np.empty((len(offs), 4 * count), dtype=np.uint8)
+    for k in range(4 * count):  # column by column: no (n, 4*count) index array
+        raw[:, k] = arr[offs + k]
     return raw.view(endian + "u4").reshape(len(offs), count).astype(np.int64)
 
 
@@ -156,6 +158,8 @@ def _ts_to_ns(ts: np.ndarray, tsresol: int) -> np.ndarray:
     ts = ts.astype(np.uint64)
     if tsresol & 0x80:
         k = tsresol & 0x7F
+        if k >= 64:  # more fraction bits than a 64-bit timestamp holds (hostile if_tsresol)
+            return (ts.astype(np.float64) * 1e9 / 2.0**k).astype(np.int64)
         sec = ts >> np.uint64(k)
         frac = ts & np.uint64((1 << k) - 1)
         if k <= 30:
@@ -165,6 +169,8 @@ def _ts_to_ns(ts: np.ndarray, tsresol: int) -> np.ndarray:
         return (sec * np.uint64(10**9) + fns).astype(np.int64)
     if tsresol <= 9:
         return (ts * np.uint64(10 ** (9 - tsresol))).astype(np.int64)
+    if tsresol > 28:  # 10^(n-9) does not fit in uint64 (hostile if_tsresol)
+        return (ts.astype(np.float64) / 10.0 ** (tsresol - 9)).astype(np.int64)
     return (ts // np.uint64(10 ** (tsresol - 9))).astype(np.int64)
 
 
@@ -243,7 +249,7 @@ class CaptureReader:
             self._raw.close()
         self._fh = self._raw = None
 
-    def __enter__(self) -> "CaptureReader":
+    def __enter__(self) -> CaptureReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -336,13 +342,13 @@ class CaptureReader:
                                   f"file ends inside the record after frame {frame - 1} "
                                   f"({n - off} bytes of a partial record dropped)")
                 return
+            buf = buf[off:]  # the consumed part is released before the next chunk is read
             more = next(chunks, None)
             if more is None:
                 done = True
-                buf = buf[off:]
                 pos = 0
                 continue
-            buf = buf[off:] + more
+            buf += more
             pos = 0
 
     def _pcap_batch(self, buf: bytes, offs: list[int], endian: str, ts_mult: int, linktype: int,
@@ -365,6 +371,7 @@ class CaptureReader:
         ifaces: list[Interface] = []  # of the current section
         exhausted = False
         last_ts = 0
+        consumed = 0  # bytes of whole blocks dropped from buf so far
         while True:
             n = len(buf)
             pkts: list[int] = []  # block offsets of packet blocks
@@ -416,18 +423,21 @@ class CaptureReader:
             if new_section:
                 continue
             if exhausted:
+                if consumed + off == 0 and n:  # not even the section header block is whole: nothing to read
+                    raise CaptureError(self.path, f"pcapng section header block cut short (file has {n} bytes)")
                 if off < n:
                     self._problem("capture_truncated",
                                   f"file ends inside the block after frame {frame - 1} "
                                   f"({n - off} bytes of a partial block dropped)")
                 return
+            buf = buf[off:]
+            consumed += off
             more = next(chunks, None)
             if more is None:
                 exhausted = True
-                buf = buf[off:]
                 off = 0
                 continue
-            buf = buf[off:] + more
+            buf += more
             off = 0
 
     def _idb(self, buf: bytes, off: int, blen: int, endian: str) -> Interface:
@@ -442,7 +452,9 @@ class CaptureReader:
             if code == 9 and olen >= 1:
                 iface.tsresol = val[0]
             elif code == 14 and olen == 8:
-                iface.tsoffset_s = struct.unpack(endian + "q", val)[0]
+                tsoffset = struct.unpack(endian + "q", val)[0]
+                if abs(tsoffset) < 9_000_000_000:  # else its nanoseconds overflow int64: not a real clock
+                    iface.tsoffset_s = tsoffset
             p += 4 + olen + (-olen % 4)
         if linktype not in self.link_types:
             self.link_types.append(linktype)
@@ -456,7 +468,7 @@ class CaptureReader:
         # EPB layout: type, len, iface, ts_hi, ts_lo, caplen, origlen, data @ +28
         f = _gather_u32(arr, o, 7, endian)
         blen = f[:, 1]
-        iface = f[:, 2]
+        iface = f[:, 2].copy()
         ts_raw = (f[:, 3].astype(np.uint64) << np.uint64(32)) | f[:, 4].astype(np.uint64)
         caplen = f[:, 5].copy()
         origlen = f[:, 6].copy()
@@ -500,7 +512,7 @@ class CaptureReader:
             ts_ns[sel] = _ts_to_ns(ts_raw[sel], ifc.tsresol) + ifc.tsoffset_s * 1_000_000_000
             linktype[sel] = ifc.linktype
         if spb.any():  # SPB carries no time: Wireshark shows it with the previous packet's time
-            for i in np.flatnonzero(spb):
+            for i in np.flatnonzero(spb).tolist():
                 ts_ns[i] = ts_ns[i - 1] if i else last_ts
         return Batch(buf=buf, off=data_off, caplen=caplen, origlen=origlen, ts_ns=ts_ns, linktype=linktype,
                      frame=np.arange(frame, frame + n, dtype=np.int64),

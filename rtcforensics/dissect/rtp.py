@@ -42,6 +42,7 @@ class RtpPacket:
     extension_profile: int | None = None  # 0xBEDE one-byte, 0x100x two-byte (RFC 8285), else RFC 3550
     extensions: list[tuple[int, bytes]] = field(default_factory=list)  # (id, value) for RFC 8285 elements
     extension_data: bytes = b""  # raw header-extension body
+    extension_error: DecodeError | None = None  # RFC 8285 elements that did not parse (e.g. encrypted)
     padding_len: int = 0  # 0 when the padding count does not fit (SRTP: it is encrypted)
     payload_offset: int = 12
     payload: bytes = b""
@@ -75,7 +76,10 @@ def decode_rtp(data: bytes | memoryview) -> RtpPacket:
             raise TruncatedError("rtp_truncated_extension", "RTP packet has truncated extension value")
         pkt.extension_profile = profile
         pkt.extension_data = data[pos : pos + elen]
-        pkt.extensions = _decode_extension_elements(profile, pkt.extension_data)
+        try:
+            pkt.extensions = _decode_extension_elements(profile, pkt.extension_data)
+        except DecodeError as e:  # the fixed header is still good: keep it, say what was wrong
+            pkt.extension_error = e
         pos += elen
     if pkt.padding and n > pos:
         # RFC 3550 §5.1: the last byte counts the padding. In SRTP it lies inside the encrypted part and
@@ -286,6 +290,8 @@ def decode_rtcp_compound(data: bytes | memoryview) -> RtcpCompound:
     packets: list[RtcpPacket] = []
     pos = 0
     while pos < n:
+        if not any(data[pos:]):  # zero bytes after the last packet: padding some stacks add, not SRTCP
+            break
         try:
             pkt = decode_rtcp(data, pos)
         except DecodeError as e:

@@ -354,11 +354,16 @@ _SDPARTA = re.compile(r"^mozilla\.\.\.THIS_IS_SDPARTA-(\S+)$")
 def recognise_stack(sd: SessionDescription) -> tuple[str | None, str | None]:
     """(stack, version) as far as the o=/s= lines and telltale attributes tell.
 
-    Firefox writes its version into o= (``mozilla...THIS_IS_SDPARTA-128.0``); libwebrtc (Chrome, Safari,
-    Edge, native apps) writes ``o=- <19-digit id> <n> IN IP4 127.0.0.1``; aiortc ``o=- <NTP seconds>
-    <same> IN IP4 0.0.0.0``; FreeSWITCH and Asterisk name themselves in o= or s=."""
+    Firefox writes ``mozilla...THIS_IS_SDPARTA-<v>`` into o= (frozen at 99.0 since Firefox 100: the
+    table layer prefers the sender's User-Agent for the version); libwebrtc (Chrome, Safari, Edge, native
+    apps) writes ``o=- <19-digit id> <n> IN IP4 127.0.0.1``; aiortc ``o=- <NTP seconds> <same> IN IP4
+    0.0.0.0``; Janus ``a=msid-semantic: WMS janus``; mediasoup-client ``o=mediasoup-client``;
+    FreeSWITCH and Asterisk name themselves in o= or s= (Asterisk's version when s= carries it)."""
     user = sd.origin_username or ""
     sname = (sd.session_name or "").strip()
+    # Janus writes "a=msid-semantic: WMS janus" (and may keep the peer's o= line in its answers)
+    if any(k == "msid-semantic" and v and "janus" in v.split() for k, v in sd.attributes):
+        return "Janus", None
     m = _SDPARTA.match(user)
     if m:
         return "Firefox", m.group(1)
@@ -371,17 +376,12 @@ def recognise_stack(sd: SessionDescription) -> tuple[str | None, str | None]:
         return "mediasoup-client", None
     if "janus" in low_s or "janus" in low_user:
         return "Janus", _version_in(sname)
-    if low_s.split(" ")[0] in ("videoroom", "echotest", "streaming", "audiobridge", "videocall") \
-            and any(m.kind for m in sd.media):
-        return "Janus", None
     sid, sver = sd.session_id or "", sd.session_version or ""
     if user == "-" and sd.origin_address == "127.0.0.1" and sid.isdigit() and len(sid) >= 17:
         return "libwebrtc", None
     if user == "-" and sid.isdigit() and sid == sver and sd.origin_address == "0.0.0.0" \
             and 3_000_000_000 <= int(sid) < 5_000_000_000:
         return "aiortc", None
-    if user and user != "-":
-        return None, None
     return None, None
 
 

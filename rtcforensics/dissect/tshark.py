@@ -87,6 +87,8 @@ PREFS: tuple[str, ...] = (
     "websocket.decompress:TRUE",
 )
 
+KEYLOG_PREF = "tls.keylog_file"
+
 _FORBIDDEN = {"-i", "-D", "-L", "--list-interfaces", "-I", "-k", "-S", "-w", "-b", "-a", "-f", "-y", "-F"}
 
 
@@ -95,7 +97,7 @@ def tshark_path() -> str | None:
 
 
 def run_tool(argv: Sequence[str], *, path: str | os.PathLike[str], timeout: float = DEFAULT_TIMEOUT_S,
-             tool: str = "tshark") -> str:
+             tool: str = "tshark", warnings: list[str] | None = None) -> str:
     """Run ``tool`` (tshark or editcap) with ``argv`` on the offline file ``path``; return stdout.
 
     tshark is always run offline (``-r``), with ``-n``; capture options are refused. Raises
@@ -124,8 +126,9 @@ def run_tool(argv: Sequence[str], *, path: str | os.PathLike[str], timeout: floa
     if cp.returncode != 0:
         err = _clean_stderr(cp.stderr.decode("utf-8", "replace"))
         if tool == "tshark" and "cut short in the middle of a packet" in err and cp.stdout.strip():
-            # a truncated capture: what was read before the cut is still good (the fast path records
-            # the truncation as an anomaly)
+            # a truncated capture: what was read before the cut is still good; the caller is told
+            if warnings is not None:
+                warnings.append(f"{path}: {tool}: {err}")
             return cp.stdout.decode("utf-8", "surrogateescape")
         raise ToolError(f"{path}: {tool} failed (exit {cp.returncode}): {err or 'no message'}")
     return cp.stdout.decode("utf-8", "surrogateescape")
@@ -284,17 +287,27 @@ def _subset(path: str | os.PathLike[str], frames: Sequence[int] | np.ndarray | N
         yield sub, fr
 
 
+@lru_cache(maxsize=1)
+def known_prefs() -> frozenset[str]:
+    """Preference names the installed tshark accepts (``tshark -G defaultprefs``)."""
+    out = run_tool(["-G", "defaultprefs"], path="tshark -G defaultprefs", timeout=120)
+    return frozenset(m.group(1) for m in re.finditer(r"^#?([a-z0-9_.-]+):", out, re.MULTILINE))
+
+
 def _options(keylog: str | os.PathLike[str] | None, extra_opts: Sequence[str]) -> list[str]:
     opts: list[str] = []
+    known = known_prefs()
     for p in PREFS:
-        opts += ["-o", p]
+        if p.split(":", 1)[0] in known:  # an unknown -o is fatal to tshark; a renamed pref keeps its default
+            opts += ["-o", p]
     if keylog:
-        opts += ["-o", f"tls.keylog_file:{Path(keylog).resolve()}"]
+        opts += ["-o", f"{KEYLOG_PREF}:{Path(keylog).resolve()}"]
     return opts + list(extra_opts)
 
 
-def _run_json(path: str | os.PathLike[str], src: str, args: list[str], timeout: float) -> list[Any]:
-    out = run_tool(["-r", src, *args], path=path, timeout=timeout)
+def _run_json(path: str | os.PathLike[str], src: str, args: list[str], timeout: float,
+              warnings: list[str] | None = None) -> list[Any]:
+    out = run_tool(["-r", src, *args], path=path, timeout=timeout, warnings=warnings)
     try:
         docs = json.loads(out) if out.strip() else []
     except json.JSONDecodeError as e:
@@ -312,12 +325,14 @@ def _orig_frame(path: str | os.PathLike[str], num: int, mapping: np.ndarray | No
 
 def export(path: str | os.PathLike[str], logical: Sequence[str], *, display_filter: str | None = None,
            keylog: str | os.PathLike[str] | None = None, frames: Sequence[int] | np.ndarray | None = None,
-           timeout: float = DEFAULT_TIMEOUT_S, extra_opts: Sequence[str] = ()) -> list[Packet]:
+           timeout: float = DEFAULT_TIMEOUT_S, extra_opts: Sequence[str] = (),
+           warnings: list[str] | None = None) -> list[Packet]:
     """Export ``logical`` fields of the packets matching ``display_filter``.
 
     ``frames``: when given, only those frames of ``path`` are copied (editcap, in order) into a
     temporary capture that tshark dissects; frame numbers are mapped back to the original ones, so
-    TCP streams and TLS sessions stay whole as long as all their frames are listed."""
+    TCP streams and TLS sessions stay whole as long as all their frames are listed. ``warnings``
+    receives tshark's complaint when it read a damaged capture only up to the damage."""
     if frames is not None and len(frames) == 0:
         return []
     names = resolve_fields(logical)
@@ -330,7 +345,7 @@ def export(path: str | os.PathLike[str], logical: Sequence[str], *, display_filt
     if display_filter:
         args += ["-Y", display_filter]
     with _subset(path, frames, timeout) as (src, mapping):
-        docs = _run_json(path, src, args, timeout)
+        docs = _run_json(path, src, args, timeout, warnings)
     rev = {v: k for k, v in names.items()}
     packets: list[Packet] = []
     for d in docs:
@@ -353,7 +368,8 @@ def export(path: str | os.PathLike[str], logical: Sequence[str], *, display_filt
 
 def export_raw(path: str | os.PathLike[str], protocol: str, *, display_filter: str,
                keylog: str | os.PathLike[str] | None = None, frames: Sequence[int] | np.ndarray | None = None,
-               timeout: float = DEFAULT_TIMEOUT_S, extra_opts: Sequence[str] = ()) -> dict[int, list[bytes]]:
+               timeout: float = DEFAULT_TIMEOUT_S, extra_opts: Sequence[str] = (),
+               warnings: list[str] | None = None) -> dict[int, list[bytes]]:
     """The bytes each ``protocol`` layer covered, per frame: ``{frame: [bytes, ...]}`` (``-T json -x``).
 
     These are the bytes as that layer saw them (unmasked WebSocket payload, decrypted TLS, reassembled
@@ -363,7 +379,7 @@ def export_raw(path: str | os.PathLike[str], protocol: str, *, display_filter: s
     args = [*_options(keylog, extra_opts), "-T", "json", "-x", "--no-duplicate-keys", "-j", f"frame {protocol}",
             "-Y", display_filter]
     with _subset(path, frames, timeout) as (src, mapping):
-        docs = _run_json(path, src, args, timeout)
+        docs = _run_json(path, src, args, timeout, warnings)
     out: dict[int, list[bytes]] = {}
     for d in docs:
         layers = d.get("_source", {}).get("layers", {})

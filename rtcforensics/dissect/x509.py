@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa, x448, x25519
 
 from ..errors import DecodeError
@@ -63,32 +64,42 @@ def _self_signed(cert: x509.Certificate) -> bool:
     return True
 
 
+def _utc(cert: x509.Certificate, attr: str) -> datetime:
+    aware = getattr(cert, f"{attr}_utc", None)  # cryptography >= 42
+    if aware is not None:
+        return aware.astimezone(timezone.utc)
+    return getattr(cert, attr).replace(tzinfo=timezone.utc)
+
+
 def cert_facts(der: bytes) -> CertFacts:
     """Facts of one DER certificate. The hash is always available; when the DER does not parse,
     ``DecodeError("x509_parse", ...)`` is raised and the caller keeps :func:`sha256_hex` alone."""
     try:
         cert = x509.load_der_x509_certificate(der)
-    except ValueError as e:
+    except (ValueError, x509.InvalidVersion) as e:  # InvalidVersion is not a ValueError
         raise DecodeError("x509_parse", f"X.509 certificate cannot be parsed ({e})") from None
     key_type: str | None
     key_bits: int | None
     try:
         key_type, key_bits = _key_facts(cert.public_key())
-    except (ValueError, TypeError) as e:  # unsupported key algorithm: keep the OID name
+    except (ValueError, TypeError, UnsupportedAlgorithm) as e:  # unsupported key algorithm: keep the OID name
         key_type, key_bits = f"unsupported ({e})", None
-    try:
-        sig_alg = cert.signature_algorithm_oid._name
-    except Exception:  # noqa: BLE001
-        sig_alg = cert.signature_algorithm_oid.dotted_string
-    return CertFacts(
-        sha256=sha256_hex(der),
-        subject=cert.subject.rfc4514_string(),
-        issuer=cert.issuer.rfc4514_string(),
-        key_type=key_type,
-        key_bits=key_bits,
-        sig_alg=sig_alg,
-        not_before=cert.not_valid_before_utc.astimezone(timezone.utc),
-        not_after=cert.not_valid_after_utc.astimezone(timezone.utc),
-        self_signed=_self_signed(cert),
-        serial=format(cert.serial_number, "x"),
-    )
+    try:  # cryptography decodes fields lazily: a damaged name or time raises here, not at load
+        try:
+            sig_alg = cert.signature_algorithm_oid._name
+        except Exception:  # noqa: BLE001
+            sig_alg = cert.signature_algorithm_oid.dotted_string
+        return CertFacts(
+            sha256=sha256_hex(der),
+            subject=cert.subject.rfc4514_string(),
+            issuer=cert.issuer.rfc4514_string(),
+            key_type=key_type,
+            key_bits=key_bits,
+            sig_alg=sig_alg,
+            not_before=cert.not_valid_before_utc.astimezone(timezone.utc),
+            not_after=cert.not_valid_after_utc.astimezone(timezone.utc),
+            self_signed=_self_signed(cert),
+            serial=format(cert.serial_number, "x"),
+        )
+    except (ValueError, TypeError) as e:  # TypeError: e.g. a name attribute of an impossible ASN.1 type
+        raise DecodeError("x509_parse", f"X.509 certificate cannot be parsed ({e})") from None

@@ -54,7 +54,7 @@ def topology_png(doc: dict[str, Any], cap: Any = None) -> str | None:
     except ImportError:
         return None
     ov = doc["overview"]
-    pairs: dict[tuple[str, str], list[Any]] = {}
+    pairs: dict[tuple[str, ...], list[Any]] = {}
     roles: dict[str, str] = {}
     try:
         if cap is None:
@@ -66,7 +66,7 @@ def topology_png(doc: dict[str, Any], cap: Any = None) -> str | None:
             roles[str(n)] = str(d.get("role") or "peer")
         for u, v, d in g.edges(data=True):
             pairs.setdefault(tuple(sorted((str(u), str(v)))), []).append(d.get("encrypted"))
-    except Exception:  # topology unavailable or failed: draw what the overview knows
+    except Exception:  # noqa: BLE001 - topology unavailable or failed: draw what the overview knows
         for leg in ov.get("legs", [])[:80]:
             pairs.setdefault(tuple(sorted((_host(leg["a"]), _host(leg["b"])))), []).append(leg.get("encrypted"))
         for s in ov.get("signalling", []):

@@ -20,7 +20,7 @@ def _frame(cap: Any, name: str, notes: list[str]) -> pd.DataFrame | None:
             notes.append(f"{name}: not available in this version")
             return None
         return cap.get_frame(name)
-    except Exception as e:  # the overview never stops a report; say why a part is missing
+    except Exception as e:  # noqa: BLE001 - the overview never stops a report; say why a part is missing
         notes.append(f"{name}: could not be built ({type(e).__name__}: {e})")
         return None
 

@@ -37,7 +37,8 @@ CANDIDATES = frame_schema(
         ("stun_attr", "category:MAPPED-ADDRESS,XOR-MAPPED-ADDRESS,XOR-RELAYED-ADDRESS,XOR-PEER-ADDRESS",
          "STUN attribute it was read from (origin stun)"),
         ("stun_messages", "Int32", "STUN messages that carried this address on this flow (origin stun)"),
-        ("role", "category:offer,answer,pranswer,rollback", "role of the description (origin sdp)"),
+        ("role", "category:offer,answer,pranswer,rollback",
+         "role of the description that holds it (sdp) or that its sender sent last on that connection (trickle)"),
         ("mid", "string", "a=mid / sdpMid"),
         ("mline_index", "Int32", "m-line index / sdpMLineIndex"),
         ("ufrag", "string", "ICE ufrag the candidate belongs to (description's, usernameFragment or ufrag ext)"),
@@ -115,9 +116,27 @@ def build_candidates(cap: Capture) -> pd.DataFrame:
                          **_addr_cols(c)})
     msgs = messages(cap)
     flows = frame_flow_map(cap) if msgs else {}
-    trickles: list[tuple[Any, dict[str, Any]]] = [(f, {"frame": m.frame, "ts": m.ts_ns, "source": "wire", "signalling_msg": m.index,
-                     "in_clear": not m.tls, "sender": m.src, "flow_id": flows.get(m.frame)})
-                for m in msgs for f in m.items if f.kind == "candidate"]
+    # a trickled candidate without usernameFragment belongs to the last description its sender sent on the
+    # same signalling connection (RFC 8838 §4: candidates follow their description)
+    last_desc: dict[tuple[Any, ...], Any] = {}
+    by_msg: dict[Any, list[Any]] = {}
+    for d in descriptions(cap):
+        if d.row.get("signalling_msg") is not None:
+            by_msg.setdefault(d.row["signalling_msg"], []).append(d)
+    trickles: list[tuple[Any, dict[str, Any]]] = []
+    for m in msgs:
+        key = (m.tcp_stream, m.src, m.sport)
+        if m.index in by_msg:
+            # one description: candidates follow it; several in one message (a log upload): ambiguous
+            last_desc[key] = by_msg[m.index][0] if len(by_msg[m.index]) == 1 else None
+        for f in m.items:
+            if f.kind != "candidate":
+                continue
+            prev = last_desc.get(key)
+            ufrag = f.ufrag or (_ufrag_of(prev, f.mline_index) if prev is not None else None)
+            trickles.append((f, {"frame": m.frame, "ts": m.ts_ns, "source": "wire", "signalling_msg": m.index,
+                                 "in_clear": not m.tls, "sender": m.src, "flow_id": flows.get(m.frame),
+                                 "ufrag": ufrag, "role": prev.row.get("role") if prev is not None else None}))
     trickles += [(it.found, {"frame": None, "ts": it.ts_ns, "source": it.source, "in_clear": None})
                  for it in side_items(cap) if it.found.kind == "candidate"]
     for f, ctx in trickles:
@@ -129,7 +148,7 @@ def build_candidates(cap: Capture) -> pd.DataFrame:
             add_anomaly(cap, "sdp", e.name, e.detail, ctx.get("frame"), ctx.get("ts"))
             continue
         rows.append({**ctx, "origin": "trickle", "mid": f.mid, "mline_index": f.mline_index,
-                     "ufrag": c.ufrag or f.ufrag, **_addr_cols(c)})
+                     "ufrag": c.ufrag or f.ufrag or ctx.get("ufrag"), **_addr_cols(c)})
     rows += _stun_rows(cap)
     return CANDIDATES.from_records(rows)
 

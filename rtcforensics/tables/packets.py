@@ -90,12 +90,14 @@ def build_packets_frame(st: Any, flow_map: np.ndarray) -> pd.DataFrame:
         return PACKETS.empty()
 
     def cat(name: str) -> np.ndarray:
-        return np.concatenate(cols[name])
+        parts = cols.pop(name)  # free the per-batch arrays as they are joined
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    flow = cat("flow")
+    n = int(sum(int(fr[1]) for fr in cols.pop("frame")))  # every record has a row: frames 1..n
+    flow = cat("flow").astype(np.int64)
     flow = flow_map[np.where(flow < 0, len(flow_map) - 1, flow)]
     data = {
-        "frame": _int_array(cat("frame"), "Int64"),
+        "frame": _int_array(np.arange(1, n + 1, dtype=np.int64), "Int64"),
         "ts": pd.to_datetime(cat("ts_ns"), unit="ns", utc=True),
         "src": _ids_to_string(cat("src"), st.ip_list),
         "sport": _int_array(cat("sport"), "UInt16"),
@@ -125,39 +127,41 @@ def _endpoint(ip: Any, port: Any) -> Any:
 @register_frame(FLOWS)
 def build_flows(cap: Capture) -> pd.DataFrame:
     p = cap.packets
-    p = p[p["flow_id"].notna()]
-    if not len(p):
+    fid_all = p["flow_id"].to_numpy(dtype=np.int64, na_value=-1)
+    has = fid_all >= 0
+    if not has.any():
         return FLOWS.empty()
-    fid = p["flow_id"].to_numpy(dtype=np.int64)
+    fid = fid_all[has]
     n = int(fid.max()) + 1
-    ts = p["ts"].to_numpy(dtype="datetime64[ns]").view(np.int64)
-    length = p["length"].to_numpy(dtype=np.int64, na_value=0)
-    # first packet of each flow (packets are in frame order)
-    _, first = np.unique(fid, return_index=True)
-    fp = p.iloc[first]
-    a_ip = fp["src"].to_numpy(dtype=object, na_value=None)
-    b_ip = fp["dst"].to_numpy(dtype=object, na_value=None)
-    a_port = fp["sport"].to_numpy(dtype=object, na_value=None)
-    b_port = fp["dport"].to_numpy(dtype=object, na_value=None)
-    src = p["src"].to_numpy(dtype=object, na_value=None)
-    sport = p["sport"].to_numpy(dtype=np.int64, na_value=-1)
-    a_of_pkt = (src == a_ip[fid]) & (sport == fp["sport"].to_numpy(dtype=np.int64, na_value=-1)[fid])
+    ts = p["ts"].to_numpy(dtype="datetime64[ns]").view(np.int64)[has]
+    length = p["length"].to_numpy(dtype=np.int64, na_value=0)[has]
+    rows = np.flatnonzero(has)
+    _, first = np.unique(fid, return_index=True)  # flows are numbered by first appearance
+    fp = p.iloc[rows[first]]
+    # direction of every packet without materialising 1M address strings: compare factorized codes
+    src_codes = pd.factorize(p["src"])[0][has]
+    sport = p["sport"].to_numpy(dtype=np.int64, na_value=-1)[has]
+    a_code, a_sport = src_codes[first], sport[first]
+    a_of_pkt = (src_codes == a_code[fid]) & (sport == a_sport[fid])
     first_ts = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
     last_ts = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
     np.minimum.at(first_ts, fid, ts)
     np.maximum.at(last_ts, fid, ts)
-    cls_codes = p["cls"].cat.codes.to_numpy().astype(np.int64)
-    ncls = len(CLASSES)
-    seen = np.zeros((n, ncls), dtype=bool)
+    cls_codes = p["cls"].cat.codes.to_numpy()[has].astype(np.int64)
+    seen = np.zeros((n, len(CLASSES)), dtype=bool)
     seen[fid, cls_codes] = True
     via = np.zeros(n, dtype=bool)
-    via[fid[p["via_turn"].notna().to_numpy()]] = True
+    via[fid[p["via_turn"].notna().to_numpy()[has]]] = True
     code = {c: i for i, c in enumerate(CLASSES)}
     enc_true = seen[:, code["dtls"]] | seen[:, code["tls"]]
     enc_false = ~enc_true & (seen[:, code["http"]] | seen[:, code["websocket"]] | seen[:, code["sip"]])
     encrypted = pd.array([True if t else (False if f else None) for t, f in zip(enc_true, enc_false)],
                          dtype="boolean")
     classes = [sorted(CLASSES[k] for k in np.flatnonzero(row)) for row in seen]
+    a_ip = fp["src"].to_numpy(dtype=object, na_value=None)
+    b_ip = fp["dst"].to_numpy(dtype=object, na_value=None)
+    a_port = fp["sport"].to_numpy(dtype=object, na_value=None)
+    b_port = fp["dport"].to_numpy(dtype=object, na_value=None)
     df = pd.DataFrame({
         "flow_id": np.arange(n),
         "transport": fp["transport"].to_numpy(),

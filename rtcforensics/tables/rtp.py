@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ from ..dissect.fastpath import VIA
 from ..dissect.rtp import RTCP_PT_NAMES, decode_rtcp_compound, decode_rtp
 from ..errors import DecodeError
 from ..schema import frame_schema
+from .packets import _endpoint
 
 VIA_CATS = "category:" + ",".join(VIA)
 KEYINGS = ("dtls-srtp", "sdes", "none", "unknown")
@@ -240,7 +242,7 @@ def _opus_toc_ok(payloads: list[bytes]) -> bool:
     tocs = [p[0] for p in payloads if p]
     if len(tocs) < 6:
         return False
-    top, n = Counter(tocs).most_common(1)[0]
+    _, n = Counter(tocs).most_common(1)[0]
     if n / len(tocs) < 0.6:
         return False
     for p in payloads:
@@ -341,17 +343,19 @@ def _jitter(arrival_ns: np.ndarray, rtp_ts: np.ndarray, clock: int) -> np.ndarra
     if n < 2:
         return out
     a_ts = (arrival_ns - arrival_ns[0]).astype(np.float64) * clock / 1e9
-    ds = np.diff(rtp_ts.astype(np.int64))
+    ds: np.ndarray = np.diff(rtp_ts.astype(np.int64))
     ds = ((ds + (1 << 31)) % (1 << 32)) - (1 << 31)  # 32-bit timestamp wrap-around
     d = np.abs(np.diff(a_ts) - ds) / 16.0
     a = 15.0 / 16.0
     block = 4096  # (16/15)^4096 ~ 1e115 stays inside float64
+    k = np.arange(block, dtype=np.float64)
+    pw, pw1, inv = a ** k, a ** (k + 1), a ** -k
     j0 = 0.0
     for s0 in range(0, len(d), block):
         x = d[s0 : s0 + block]
-        k = np.arange(len(x), dtype=np.float64)
-        j = a ** (k + 1) * j0 + a ** k * np.cumsum(x * a ** -k)
-        out[1 + s0 : 1 + s0 + len(x)] = j
+        m = len(x)
+        j = pw1[:m] * j0 + pw[:m] * np.cumsum(x * inv[:m])
+        out[1 + s0 : 1 + s0 + m] = j
         j0 = float(j[-1])
     return out * 1000.0 / clock
 
@@ -363,13 +367,13 @@ def build_rtp_streams(cap: Capture) -> pd.DataFrame:
     if not n:
         return RTP_STREAMS.empty()
     key = (r["flow_id"].astype(np.int64) << 32) | r["ssrc"].astype(np.int64)
-    uniq, first_idx, inv = np.unique(key, return_index=True, return_inverse=True)
-    # streams numbered by first packet; packets grouped by stream, in arrival order inside each
-    order_streams = np.argsort(first_idx, kind="stable")
-    rank = np.empty(len(uniq), dtype=np.int64)
-    rank[order_streams] = np.arange(len(uniq))
-    g = rank[inv.reshape(-1)]
-    order = np.argsort(g, kind="stable")
+    # streams numbered by first packet (factorize keeps first-appearance order); packets grouped by
+    # stream, in arrival order inside each
+    g, uniq = pd.factorize(key)
+    if len(uniq) <= 64:  # the usual case: a few streams, one linear pass each beats a sort
+        order = np.concatenate([np.flatnonzero(g == k) for k in range(len(uniq))])
+    else:
+        order = np.argsort(g, kind="stable")
     g_sorted = g[order]
     starts = np.flatnonzero(np.r_[True, g_sorted[1:] != g_sorted[:-1]])
     ends = np.r_[starts[1:], n]
@@ -388,26 +392,21 @@ def build_rtp_streams(cap: Capture) -> pd.DataFrame:
     via = r["via_turn"][order]
 
     packets = cap.packets
-    frames_idx = packets["frame"].to_numpy(dtype=np.int64) if len(packets) else np.zeros(0, np.int64)
-    src_ip = packets["src"].to_numpy(dtype=object, na_value=None)
-    dst_ip = packets["dst"].to_numpy(dtype=object, na_value=None)
-    sport = packets["sport"].to_numpy(dtype=object, na_value=None)
-    dport = packets["dport"].to_numpy(dtype=object, na_value=None)
-
-    def endpoint(fr: int, ips: np.ndarray, ports: np.ndarray) -> str | None:
-        i = int(fr) - 1  # packets row i is frame i + 1
-        if not 0 <= i < len(frames_idx) or ips[i] is None:
-            return None
-        ip = ips[i]
-        ip = f"[{ip}]" if ":" in ip else ip
-        return f"{ip}:{ports[i]}"
+    # endpoints of each stream's first packet (packets row i is frame i + 1)
+    first_rows = packets.iloc[frame[starts] - 1]
+    ends_src = [_endpoint(ip, pt) for ip, pt in zip(first_rows["src"].to_numpy(dtype=object, na_value=None),
+                                                     first_rows["sport"].to_numpy(dtype=object, na_value=None))]
+    ends_dst = [_endpoint(ip, pt) for ip, pt in zip(first_rows["dst"].to_numpy(dtype=object, na_value=None),
+                                                     first_rows["dport"].to_numpy(dtype=object, na_value=None))]
 
     rows = []
     samples = cap.dissection.rtp_samples
     for k, (s0, s1) in enumerate(zip(starts.tolist(), ends.tolist())):
         e = ext[s0:s1]
-        pts = np.unique(pt[s0:s1])
-        main_pt = int(np.bincount(pt[s0:s1]).argmax())
+        pt_counts = np.bincount(pt[s0:s1])
+        pts = np.flatnonzero(pt_counts)
+        main_pt = int(pt_counts.argmax())
+        clock: int | None
         if main_pt in STATIC_PT:
             codec, clock, src = STATIC_PT[main_pt][0], STATIC_PT[main_pt][1], "static-pt"
         else:
@@ -417,8 +416,11 @@ def build_rtp_streams(cap: Capture) -> pd.DataFrame:
                 # too short to measure: video packets share timestamps (one frame, several packets)
                 same = np.diff(rtp_ts[s0:s1][sel].astype(np.int64)) == 0
                 clock = 90000 if same.mean() > 0.2 else 48000
-        distinct = len(np.unique(e))
         emax, emin = int(e.max()), int(e.min())
+        if emax - emin < 4 * len(e) + 1024:
+            distinct = int(np.count_nonzero(np.bincount(e - emin)))
+        else:
+            distinct = len(np.unique(e))
         dur = (int(ts_ns[s1 - 1]) - int(ts_ns[s0])) / 1e9
         flow_id = int(r["flow_id"][order[s0]])
         ssrc = int(r["ssrc"][order[s0]])
@@ -434,7 +436,7 @@ def build_rtp_streams(cap: Capture) -> pd.DataFrame:
         nbytes = int(length[s0:s1].sum())
         rows.append({
             "flow_id": flow_id, "ssrc": ssrc,
-            "src": endpoint(frame[s0], src_ip, sport), "dst": endpoint(frame[s0], dst_ip, dport),
+            "src": ends_src[k], "dst": ends_dst[k],
             "packets": s1 - s0, "pts": [int(x) for x in pts], "pt": main_pt, "codec": codec,
             "clock_rate": clock, "clock_rate_source": src if clock else None,
             "first_frame": int(frame[s0]), "last_frame": int(frame[s1 - 1]),

@@ -22,6 +22,7 @@ that no session used are ``turn_only`` rows.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,14 +157,27 @@ def _ts(d: Desc) -> Any:
     return t if t is not None else float("inf")
 
 
-def _pair(sides: list[_Side]) -> list[_Session]:
+def _pair(sides: list[_Side], stun_pairs: Iterable[frozenset[str]] = ()) -> list[_Session]:
+    """Offer ↔ answer: first by the ufrag pairs the connectivity checks prove, then in time order."""
     offers = sorted([s for s in sides if s.role == "offer"], key=lambda s: (_ts(s.first), s.first.index))
     answers = sorted([s for s in sides if s.role in ("answer", "pranswer")], key=lambda s: (_ts(s.first), s.first.index))
     taken: set[int] = set()
+    proven: dict[int, int] = {}
+    for pair in stun_pairs:
+        for oi, o in enumerate(offers):
+            if oi in proven or not pair & o.ufrags():
+                continue
+            for ai, a in enumerate(answers):
+                if ai not in taken and pair & a.ufrags() and pair <= (o.ufrags() | a.ufrags()):
+                    proven[oi] = ai
+                    taken.add(ai)
+                    break
     out: list[_Session] = []
-    for o in offers:
-        match = None
+    for oi, o in enumerate(offers):
+        match = proven.get(oi)
         for i, a in enumerate(answers):
+            if match is not None:
+                break
             if i in taken:
                 continue
             if _ts(a.first) >= _ts(o.first) or _ts(o.first) == float("inf"):
@@ -202,7 +216,6 @@ def _none(v: Any) -> Any:
 @register_frame(SESSIONS)
 def build_sessions(cap: Capture) -> pd.DataFrame:
     descs = descriptions(cap)
-    sessions = _pair(_group_sides(descs))
     stun = _frame(cap, "stun")
     dtls = _frame(cap, "dtls")
     streams = _frame(cap, "rtp_streams")
@@ -227,6 +240,7 @@ def build_sessions(cap: Capture) -> pd.DataFrame:
                     by_txid[str(r["txid"])].append(r)
             elif method in ("Allocate", "CreatePermission", "ChannelBind", "Refresh"):
                 turn_rows.append(r)
+    sessions = _pair(_group_sides(descs), checks.keys())
 
     used_pairs: set[frozenset[str]] = set()
     for s in sessions:
@@ -480,6 +494,9 @@ def _row(s: _Session, dtls_rows: list[dict[str, Any]], stream_rows: list[dict[st
         not_applicable.add("turn_allocation")
     if not ice:
         not_applicable.add("turn_allocation")
+    kinds = {k for x in sides for d in x.copies for k in (d.row.get("kinds") or [])}
+    if kinds and kinds <= {"application"}:
+        not_applicable.add("srtp_streams")  # data channels only: no RTP to expect
     if sides and not any(d.row.get("fingerprints") for x in sides for d in x.copies):
         not_applicable |= {"dtls", "dtls_certificates"}  # SDES or plain RTP: no DTLS to expect
     row["missing"] = [o for o in OBSERVABLES if o not in obs and o not in not_applicable]

@@ -144,14 +144,7 @@ def add_anomaly(cap: Capture, layer: str, name: str, detail: str, frame: int | N
     """Record an anomaly row on the capture's log (raise instead when the capture is strict)."""
     if cap.strict:
         raise DecodeError(name, detail)
-    try:
-        log = cap.dissection.anomalies
-    except (ImportError, AttributeError):
-        log = None
-    if log is not None:
-        log.add(layer, name, detail, frame=frame, ts_ns=ts_ns)
-    else:
-        cap.cached("pending_anomalies", list).append((layer, name, detail, frame, ts_ns))
+    cap.dissection.anomalies.add(layer, name, detail, frame=frame, ts_ns=ts_ns)
 
 
 def frame_flow_map(cap: Capture) -> dict[int, int]:
@@ -167,19 +160,6 @@ def frame_flow_map(cap: Capture) -> dict[int, int]:
         return dict(zip(p["frame"][ok].astype("int64"), p["flow_id"][ok].astype("int64")))
 
     return cap.cached("frame_flow_map", make)
-
-
-def frame_ts_map(cap: Capture) -> dict[int, int]:
-    def make() -> dict[int, int]:
-        try:
-            p = cap.packets
-        except (ImportError, AttributeError, KeyError):
-            return {}
-        if "frame" not in p.columns or "ts" not in p.columns:
-            return {}
-        return dict(zip(p["frame"].astype("int64"), p["ts"].astype("int64")))
-
-    return cap.cached("frame_ts_map", make)
 
 
 # -- SIP text -------------------------------------------------------------------------------------------
@@ -348,6 +328,9 @@ def classify_body(cap: Capture, msg: Message, body: str | None, content_type: st
         msg.items.append(Found("sdp", "body", text=body, envelope=env))
         msg.body_kind = "sdp"
         return
+    sio = _SOCKETIO.match(s)
+    if sio and not ct:
+        s = s[sio.end():]  # Socket.IO / Engine.IO packet: '42["offer",{...}]', '42/room,["ice",{...}]'
     if s[:1] in "{[" or ct.endswith("json"):
         try:
             obj = json.loads(s)
@@ -373,6 +356,9 @@ def classify_body(cap: Capture, msg: Message, body: str | None, content_type: st
         msg.body_kind = "form"
         return
     msg.body_kind = "text"
+
+
+_SOCKETIO = re.compile(r"^\d{1,2}(?:/[^,\[{]*,)?\d*(?=[\[{])")
 
 
 def _set_kind(msg: Message, default: str) -> None:
@@ -476,8 +462,12 @@ def export_control_plane(cap: Capture) -> list[Any]:
         frames = _control_frames(cap)
         if frames is not None and len(frames) == 0:
             return []
-        return tshark.export(cap.path, TSHARK_FIELDS, display_filter=DISPLAY_FILTER, keylog=cap.keylog,
-                             frames=frames, extra_opts=_decode_as(cap))
+        warnings: list[str] = []
+        out = tshark.export(cap.path, TSHARK_FIELDS, display_filter=DISPLAY_FILTER, keylog=cap.keylog,
+                            frames=frames, extra_opts=_decode_as(cap), warnings=warnings)
+        for w in warnings:
+            add_anomaly(cap, "tshark", "tshark_capture_damaged", f"signalling read up to the damage: {w}")
+        return out
 
     return cap.cached("tshark_control_plane", make)
 

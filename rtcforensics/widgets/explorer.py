@@ -29,9 +29,10 @@ def _keylog_for(path: Path) -> Path | None:
     return k if k.is_file() else None
 
 
-def explorer(captures: Any, *, max_rows: int = 200) -> Any:
-    """Explorer over one capture (a ``Capture`` or path) or several (a list of paths, or ``{label: path}``);
-    a capture is loaded when first chosen, with the keylog beside it (``NAME.keylog``) when present."""
+def explorer(captures: Any, *, selected: str | None = None, max_rows: int = 200) -> Any:
+    """Explorer over one capture (a ``Capture`` or path) or several (a list of paths or captures, or
+    ``{label: path or Capture}``, e.g. :func:`sample_captures`); ``selected`` is the label shown first. A
+    capture given as a path is loaded when first chosen, with the keylog beside it (``NAME.keylog``)."""
     import ipywidgets as w
 
     if isinstance(captures, (str, os.PathLike)) or hasattr(captures, "frame_names"):
@@ -43,7 +44,10 @@ def explorer(captures: Any, *, max_rows: int = 200) -> Any:
                     else Path(c).name, c) for c in captures]  # type: ignore[union-attr]
     loaded: dict[str, Any] = {}
 
-    pick_cap = w.Dropdown(options=[label for label, _ in choices], description="Capture")
+    labels = [label for label, _ in choices]
+    if selected is not None and selected not in labels:
+        raise ValueError(f"no capture labelled {selected!r} (have: {', '.join(labels)})")
+    pick_cap = w.Dropdown(options=labels, value=selected or labels[0], description="Capture")
     pick_session = w.Dropdown(options=[("all sessions", 0)], value=0, description="Session")
     # background traffic (class "other": neighbour discovery, multicast, ...) is off until asked for
     protos = w.SelectMultiple(options=list(PROTOCOL_GROUPS), value=tuple(g for g in PROTOCOL_GROUPS if g != "other"),

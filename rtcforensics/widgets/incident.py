@@ -15,8 +15,8 @@ INDICATOR_COLUMNS = ["kind", "value", "context"]
 
 def relay_allocations(stun: pd.DataFrame | None) -> pd.DataFrame:
     """One row per successful TURN Allocate: ``server`` (ip:port), ``client``, ``relayed``, ``username``,
-    ``authenticated`` (the request carried MESSAGE-INTEGRITY), ``peers`` (XOR-PEER-ADDRESSes that client asked
-    the same server for), ``frame``."""
+    ``authenticated`` (the request carried MESSAGE-INTEGRITY), ``peers`` (XOR-PEER-ADDRESSes the client host
+    asked the same server for, in CreatePermission / ChannelBind / Send), ``frame``."""
     cols = ["server", "client", "relayed", "username", "authenticated", "peers", "frame"]
     if stun is None or not len(stun):
         return pd.DataFrame({c: [] for c in cols})
@@ -33,8 +33,8 @@ def relay_allocations(stun: pd.DataFrame | None) -> pd.DataFrame:
         user = q["username"].iloc[-1] if q is not None else None
         integ = q["has_integrity"].iloc[-1] if q is not None else pd.NA
         peers: list[str] = []
-        p = perm[(perm["src"] == r["dst"]) & (perm["sport"] == r["dport"]) & (perm["dst"] == r["src"])
-                 & (perm["dport"] == r["sport"])]
+        # by host pair, not 5-tuple: a NAT may give the client's later requests another port
+        p = perm[(perm["src"] == r["dst"]) & (perm["dst"] == r["src"])]
         for v in p["xor_peer"]:
             for x in str(v).split(",") if v is not None and v is not pd.NA else []:
                 if x and x not in peers:

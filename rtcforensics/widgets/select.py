@@ -374,8 +374,8 @@ def finding_marks(findings: Any, packets: pd.DataFrame) -> pd.DataFrame:
             ts = None
             frame = None
             if by_frame is not None:
-                cited = [n for n in frames if n in by_frame.index and int(by_frame.at[n, "flow_id"]) == fl] \
-                    if frames else []
+                cited = [n for n in frames if n in by_frame.index and pd.notna(by_frame.at[n, "flow_id"])
+                         and int(by_frame.at[n, "flow_id"]) == fl]
                 if cited:
                     frame = cited[0]
                     ts = by_frame.at[frame, "ts"]

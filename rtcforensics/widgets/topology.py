@@ -34,10 +34,10 @@ HIGHLIGHT = "#d62728"
 EDGE = "#555555"
 
 
-def _plain(text: Any) -> str:
-    # Capture text on a plot: no mathtext ($...$ would be parsed), kept short.
+def _plain(text: Any, limit: int = 40) -> str:
+    # Capture text on a plot (drawn with parse_math=False, so $...$ stays literal), kept short.
     s = str(text)
-    return s if len(s) <= 40 else s[:39] + "…"
+    return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
 def layout(graph: Any) -> dict[Any, tuple[float, float]]:
@@ -83,7 +83,7 @@ def draw(graph: Any, ax: Axes, highlight: Iterable[int] | Any = None, *, labels:
     pos = layout(graph)
     ax.set_axis_off()
     if title:
-        ax.set_title(_plain(title), fontsize=10)
+        ax.set_title(_plain(title, 90), fontsize=10, parse_math=False)
     if not pos:
         ax.text(0.5, 0.5, "no hosts in this capture", ha="center", va="center", transform=ax.transAxes,
                 parse_math=False)
