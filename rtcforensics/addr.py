@@ -15,6 +15,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+import pandas as pd
+
 SCOPES = ("loopback", "private", "cgnat", "link_local", "ula", "unspecified", "multicast", "mdns", "public",
           "invalid")
 NOT_PUBLIC = frozenset({"loopback", "private", "cgnat", "link_local", "ula"})
@@ -140,3 +142,26 @@ def scope(text: str) -> str:
 def normalise(text: str) -> str | None:
     """Canonical text of the address (embedded IPv4 extracted); None when not an IP address."""
     return classify(text).ip
+
+
+def endpoint(ip: object, port: object = None) -> str | None:
+    """The project's endpoint notation: ``ip:port``, IPv6 in brackets; ``ip`` alone (bracketed for IPv6)
+    when there is no port; None when there is no address. NA-aware (frames hold pandas NA)."""
+    if ip is None or ip is pd.NA or (isinstance(ip, float) and ip != ip):
+        return None
+    text = str(ip)
+    host = f"[{text}]" if ":" in text else text
+    if port is None or port is pd.NA or (isinstance(port, float) and port != port):
+        return host
+    return f"{host}:{int(port)}"  # type: ignore[call-overload]
+
+
+def split_endpoint(text: str) -> tuple[str, int | None]:
+    """Inverse of :func:`endpoint`: ``("2001:db8::1", 5000)`` from ``"[2001:db8::1]:5000"``."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else None
+    host, sep, port = text.rpartition(":")
+    if sep and host and ":" not in host and port.isdigit():
+        return host, int(port)
+    return text, None

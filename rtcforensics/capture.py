@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -96,6 +97,15 @@ class Capture:
             self._frames[name] = schema.conform(df) if list(df.columns) != schema.names else df
         return self._frames[name]
 
+    def frame_or_none(self, name: str) -> pd.DataFrame | None:
+        """Frame ``name`` when this installation can build it, else None (optional layers)."""
+        if name not in _BUILDERS:
+            return None
+        try:
+            return self.get_frame(name)
+        except ImportError:
+            return None
+
     def cached(self, key: str, make: Callable[[], Any]) -> Any:
         """Compute an intermediate result once per capture (e.g. the fast-path pass, tshark export)."""
         if key not in self._cache:
@@ -154,4 +164,4 @@ def load(path: str | os.PathLike[str], *, keylog: str | os.PathLike[str] | None 
     return Capture(path, keylog=keylog, signalling=signalling, progress=progress, strict=strict)
 
 
-__all__ = ["Capture", "load", "register_frame", "SCHEMAS", "RtcForensicsError"]
+__all__ = ["SCHEMAS", "Capture", "RtcForensicsError", "load", "register_frame"]

@@ -49,8 +49,7 @@ def _host(ep: Any) -> str | None:
 
 
 def _frame(cap: Any, name: str) -> pd.DataFrame | None:
-    if name not in cap.frame_names():
-        return None
+    return cap.frame_or_none(name)
     try:
         return cap.get_frame(name)
     except ImportError:

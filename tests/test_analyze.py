@@ -7,7 +7,7 @@ import dataclasses
 
 import pandas as pd
 import pytest
-from conftest import load_truth, sample_path
+from samples import load_truth, sample_path
 
 import rtcforensics
 from rtcforensics.checks.analyze import FINDING_COLUMNS

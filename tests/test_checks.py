@@ -8,7 +8,7 @@ import functools
 from typing import Any
 
 import pytest
-from conftest import REALCAPS, SAMPLES, load_truth, sample_names, sample_path
+from samples import REALCAPS, SAMPLES, load_truth, sample_names, sample_path
 
 import rtcforensics
 from rtcforensics.checks.analyze import Report

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import ROOT, SAMPLES, load_truth, sample_path
+from samples import ROOT, SAMPLES, load_truth, sample_path
 
 from rtcforensics.checks.registry import load_catalogue
 from rtcforensics.cli import main

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import load_truth, sample_names
+from samples import load_truth, sample_names
 
 import rtcforensics
 from rtcforensics.tables.datachannels import DATACHANNELS

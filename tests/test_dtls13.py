@@ -7,7 +7,7 @@ import subprocess
 
 import pandas as pd
 import pytest
-from conftest import load_truth, sample_names
+from samples import load_truth, sample_names
 
 import rtcforensics
 from rtcforensics.anomalies import AnomalyLog

@@ -59,7 +59,7 @@ def test_rtp_per_ssrc_matches_tshark(realcaps: Path, name: str, decode_as: tuple
 
 
 def test_sample_captures_rtp_per_ssrc(sample) -> None:
-    from conftest import sample_names
+    from samples import sample_names
 
     names = [n for n in sample_names() if n != "weak_dtls"]
     if not names:

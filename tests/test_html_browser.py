@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import load_truth, sample_names, sample_path
+from samples import load_truth, sample_names, sample_path
 
 import rtcforensics
 from rtcforensics.report import html, jsonout

@@ -15,7 +15,7 @@ from typing import Any
 
 import nbformat
 import pytest
-from conftest import ROOT, SAMPLES, load_truth, sample_names, sample_path
+from samples import ROOT, SAMPLES, load_truth, sample_names, sample_path
 from nbclient import NotebookClient
 
 NOTEBOOKS = ROOT / "notebooks"

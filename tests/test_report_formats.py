@@ -9,7 +9,7 @@ import re
 
 import jsonschema
 import pytest
-from conftest import ROOT, SAMPLES, load_truth, sample_names, sample_path
+from samples import ROOT, SAMPLES, load_truth, sample_names, sample_path
 
 import rtcforensics
 from rtcforensics.report import html, jsonout, markdown, sarif, table

@@ -5,7 +5,7 @@ truth files record."""
 from __future__ import annotations
 
 import pytest
-from conftest import load_truth
+from samples import load_truth
 
 from rtcforensics.report.safe import (
     REDACTED,

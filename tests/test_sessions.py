@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SAMPLES, load_truth, sample_names, sample_path
+from samples import SAMPLES, load_truth, sample_names, sample_path
 
 import rtcforensics
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import load_truth, sample_path
+from samples import load_truth, sample_path
 
 import rtcforensics
 from rtcforensics.errors import CaptureError

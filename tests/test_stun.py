@@ -382,7 +382,7 @@ def test_long_term_integrity_verifies_with_the_lab_password(sample, truth, name:
 
 def test_sample_captures_counts_equal_truth(sample, truth) -> None:
     """The generator's STUN/TURN counts (from coturn and aiortc) from the messages tshark finds on the wire."""
-    from conftest import sample_names
+    from samples import sample_names
 
     checked = 0
     for name in sample_names():

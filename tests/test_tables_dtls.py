@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import load_truth, sample_names
+from samples import load_truth, sample_names
 from dtls_realcap import dtls_datagrams
 
 from rtcforensics.anomalies import AnomalyLog

@@ -92,7 +92,7 @@ def _plain(endpoint: str) -> str:
 
 
 def test_sample_truth_streams(sample, truth) -> None:
-    from conftest import sample_names
+    from samples import sample_names
 
     checked = 0
     for name in sample_names():

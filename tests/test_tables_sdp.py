@@ -6,7 +6,7 @@ import re
 import subprocess
 
 import pytest
-from conftest import SAMPLES, load_truth, sample_names, sample_path
+from samples import SAMPLES, load_truth, sample_names, sample_path
 
 import rtcforensics
 

@@ -198,7 +198,7 @@ def _sample_stun(sample, name: str) -> pd.DataFrame:
 def test_sample_captures_stun_truth(sample, truth) -> None:
     """Counts by method/class written by the generator from coturn/aiortc, for the messages on the wire
     (ICE checks relayed inside ChannelData/Send/Data are further rows with via_turn set)."""
-    from conftest import sample_names
+    from samples import sample_names
 
     checked = 0
     for name in sample_names():

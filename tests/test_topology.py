@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import networkx as nx
-from conftest import load_truth, sample_path
+from samples import load_truth, sample_path
 
 import rtcforensics
 from rtcforensics.topology import graph

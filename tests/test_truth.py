@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SAMPLES, load_truth, sample_names, sample_path
+from samples import SAMPLES, load_truth, sample_names, sample_path
 
 HEUR = ["--enable-heuristic", "rtp_udp", "--enable-heuristic", "rtp_stun", "--enable-heuristic", "dtls_stun"]
 NAMES = sample_names()

@@ -10,7 +10,7 @@ from functools import cache
 
 import ipywidgets as w
 import pytest
-from conftest import load_truth, sample_path
+from samples import load_truth, sample_path
 from matplotlib.figure import Figure
 
 import rtcforensics

@@ -9,7 +9,7 @@ from functools import cache
 
 import pandas as pd
 import pytest
-from conftest import load_truth, sample_path
+from samples import load_truth, sample_path
 
 import rtcforensics
 from rtcforensics.widgets import _safe, incident, labs, select

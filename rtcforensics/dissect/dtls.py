@@ -24,6 +24,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from ..addr import endpoint as _endpoint
 from ..anomalies import AnomalyLog
 from ..errors import DecodeError, TruncatedError
 from .model import Datagram
@@ -109,8 +110,8 @@ HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e
 
 
 def endpoint(ip: str, port: int) -> str:
-    """``ip:port``, IPv6 in brackets (the project's endpoint notation)."""
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+    """``ip:port``, IPv6 in brackets (the project's endpoint notation, :func:`rtcforensics.addr.endpoint`)."""
+    return _endpoint(ip, port) or ""
 
 
 def version_name(v: int | None) -> str | None:

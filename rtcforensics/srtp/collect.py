@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..addr import endpoint
 from ..anomalies import AnomalyLog
 from ..dissect import fastpath
 from ..dissect.demux import RTCP
@@ -38,7 +39,7 @@ class _KeepRtpPass(fastpath._Pass):
 
 
 def _ep(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+    return endpoint(ip, port) or ""
 
 
 def collect_media(path: str | os.PathLike[str]) -> tuple[list[MediaPacket], AnomalyLog]:

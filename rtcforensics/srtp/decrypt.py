@@ -14,12 +14,14 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from ..addr import endpoint, split_endpoint
 from ..errors import DecodeError, InputError
 from ..schema import frame_schema
 from . import audio
@@ -144,7 +146,7 @@ def _entropy(chunks: Iterable[bytes]) -> float:
     return -sum(v / n * math.log2(v / n) for v in c.values())
 
 
-def _dtls_keys(cap: "Capture", lookup: KeyLookup, anomalies: list[dict[str, Any]]) -> None:
+def _dtls_keys(cap: Capture, lookup: KeyLookup, anomalies: list[dict[str, Any]]) -> None:
     from ..tables.dtls import capture_keylog, tracker
 
     keylog = capture_keylog(cap)
@@ -172,9 +174,6 @@ def _dtls_keys(cap: "Capture", lookup: KeyLookup, anomalies: list[dict[str, Any]
             if secret is not None:
                 hash_name = "sha384" if len(secret) == 48 else "sha256"
                 pair = dtls13_srtp_keys(secret, prof, hash_name)
-                alt = dtls13_srtp_keys(secret, prof, hash_name, prefix=b"tls13")
-                for k, who in ((alt[0], hs.client), (alt[1], hs.server)):
-                    lookup.add_any(k, src + " (tls13 labels)")
         else:
             master = keylog.get(ch.random, "CLIENT_RANDOM")
             if master is not None and sh is not None:
@@ -191,12 +190,10 @@ def _dtls_keys(cap: "Capture", lookup: KeyLookup, anomalies: list[dict[str, Any]
 
 
 def _norm(ep: str) -> str:
-    host, _, port = ep.rpartition(":")
-    host = host.strip("[]")
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return endpoint(*split_endpoint(ep)) or ep
 
 
-def _sdes_keys(cap: "Capture", lookup: KeyLookup, anomalies: list[dict[str, Any]]) -> None:
+def _sdes_keys(cap: Capture, lookup: KeyLookup, anomalies: list[dict[str, Any]]) -> None:
     sdp = cap.sdp
     for _, row in sdp.iterrows():
         suites = list(row.crypto_suites) if isinstance(row.crypto_suites, list) else []
@@ -210,7 +207,7 @@ def _sdes_keys(cap: "Capture", lookup: KeyLookup, anomalies: list[dict[str, Any]
                                   "detail": e.detail})
 
 
-def _codecs(cap: "Capture") -> dict[int, tuple[str, int]]:
+def _codecs(cap: Capture) -> dict[int, tuple[str, int]]:
     out: dict[int, tuple[str, int]] = {}
     for codecs in cap.sdp.codecs:
         for c in codecs if isinstance(codecs, list) else []:
@@ -223,7 +220,7 @@ def _codecs(cap: "Capture") -> dict[int, tuple[str, int]]:
     return out
 
 
-def decrypt(cap: "Capture", keylog: str | os.PathLike[str] | None = None,
+def decrypt(cap: Capture, keylog: str | os.PathLike[str] | None = None,
             keys: Iterable[str] | None = None) -> DecryptResult:
     """Authenticate and decrypt every SRTP/SRTCP stream of ``cap`` with every key it can find.
 

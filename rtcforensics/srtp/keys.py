@@ -13,10 +13,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import hmac
-import struct
 from dataclasses import dataclass
 
+from ..dissect.dtls import DTLS1_0, DTLS1_2
+from ..dissect.dtls13 import hkdf_expand_label, prf
 from ..errors import DecodeError
 
 EXPORTER_LABEL = b"EXTRACTOR-dtls_srtp"
@@ -65,8 +65,7 @@ def parse_inline(suite: str, inline: str) -> MasterKey:
     """Parse an SDES key: suite name and ``inline:BASE64[|lifetime][|MKI:len]`` (the ``inline:`` prefix optional)."""
     p = profile(suite)
     text = inline.strip()
-    if text.startswith("inline:"):
-        text = text[len("inline:"):]
+    text = text.removeprefix("inline:")
     b64 = text.split("|", 1)[0]
     try:
         raw = base64.b64decode(b64 + "=" * (-len(b64) % 4), validate=True)
@@ -95,51 +94,23 @@ def parse_key_spec(spec: str) -> tuple[int | None, MasterKey]:
     return ssrc, parse_inline(parts[0], parts[1])
 
 
-# -- TLS 1.0-1.2 PRF (RFC 2246 §5, RFC 5246 §5) -----------------------------------------------------------------
-
-def _p_hash(hash_name: str, secret: bytes, seed: bytes, length: int) -> bytes:
-    out = b""
-    a = seed
-    while len(out) < length:
-        a = hmac.new(secret, a, hash_name).digest()
-        out += hmac.new(secret, a + seed, hash_name).digest()
-    return out[:length]
-
+# The PRFs and HKDF-Expand-Label are the DTLS module's (one implementation for record keys and exporters).
 
 def tls12_prf(secret: bytes, label: bytes, seed: bytes, length: int, hash_name: str = "sha256") -> bytes:
-    return _p_hash(hash_name, secret, label + seed, length)
+    return prf(DTLS1_2, hash_name, secret, label, seed, length)
 
 
 def tls10_prf(secret: bytes, label: bytes, seed: bytes, length: int) -> bytes:
-    half = (len(secret) + 1) // 2
-    s1, s2 = secret[:half], secret[len(secret) - half:]
-    md5 = _p_hash("md5", s1, label + seed, length)
-    sha = _p_hash("sha1", s2, label + seed, length)
-    return bytes(x ^ y for x, y in zip(md5, sha))
-
-
-# -- TLS 1.3 (RFC 8446 §7.1, §7.5) with the DTLS 1.3 label prefix (RFC 9147 §5.9) -------------------------------
-
-def hkdf_expand_label(secret: bytes, label: bytes, context: bytes, length: int, hash_name: str = "sha256",
-                      prefix: bytes = b"dtls13") -> bytes:
-    full = prefix + label
-    info = struct.pack("!HB", length, len(full)) + full + struct.pack("!B", len(context)) + context
-    out = b""
-    block = b""
-    i = 1
-    while len(out) < length:
-        block = hmac.new(secret, block + info + bytes([i]), hash_name).digest()
-        out += block
-        i += 1
-    return out[:length]
+    return prf(DTLS1_0, "sha256", secret, label, seed, length)
 
 
 def tls13_exporter(exporter_secret: bytes, label: bytes, context: bytes, length: int, hash_name: str = "sha256",
                    prefix: bytes = b"dtls13") -> bytes:
+    """RFC 8446 §7.5 exporter over the EXPORTER_SECRET (``prefix`` b"tls13" for a TLS-labelled stack)."""
     empty = hashlib.new(hash_name, b"").digest()
-    derived = hkdf_expand_label(exporter_secret, label, empty, len(empty), hash_name, prefix)
-    return hkdf_expand_label(derived, b"exporter", hashlib.new(hash_name, context).digest(), length, hash_name,
-                             prefix)
+    derived = hkdf_expand_label(exporter_secret, label.decode(), empty, len(empty), hash_name, prefix=prefix)
+    return hkdf_expand_label(derived, "exporter", hashlib.new(hash_name, context).digest(), length, hash_name,
+                             prefix=prefix)
 
 
 def split_keying_material(material: bytes, p: Profile) -> tuple[MasterKey, MasterKey]:

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO, Iterable
+from typing import BinaryIO
+
+from ..addr import split_endpoint
 
 LINKTYPE_RAW = 101
 
 
-def _split(endpoint: str) -> tuple[str, int]:
-    host, _, port = endpoint.rpartition(":")
-    return host.strip("[]"), int(port)
+def _split(text: str) -> tuple[str, int]:
+    host, port = split_endpoint(text)
+    return host, port or 0
 
 
 def _ip_udp(src: str, dst: str, payload: bytes) -> bytes:

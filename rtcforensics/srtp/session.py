@@ -6,8 +6,8 @@ seen twice on the wire (client→TURN and TURN→peer) is not taken for a replay
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
 
 import pylibsrtp
 
@@ -97,7 +97,7 @@ def choose_key(candidates: list[tuple[MasterKey, str]], first: list[MediaPacket]
 
 
 def decrypt_streams(packets: Iterable[MediaPacket],
-                    keys_for: "KeyLookup") -> dict[tuple[int, str, int], StreamState]:
+                    keys_for: KeyLookup) -> dict[tuple[int, str, int], StreamState]:
     """Run every packet through its stream's libsrtp session; returns per-stream state with plaintext RTP."""
     streams: dict[tuple[int, str, int], StreamState] = {}
     pending: dict[tuple[int, str, int], list[MediaPacket]] = {}

@@ -117,11 +117,7 @@ def build_packets(cap: Capture) -> pd.DataFrame:
     return cap.dissection.packets
 
 
-def _endpoint(ip: Any, port: Any) -> Any:
-    if ip is None or ip is pd.NA:
-        return None
-    ip = f"[{ip}]" if ":" in ip else ip
-    return ip if port is None or port is pd.NA else f"{ip}:{port}"
+from ..addr import endpoint as _endpoint
 
 
 @register_frame(FLOWS)

@@ -19,6 +19,7 @@ from ..dissect.jsonsdp import Found
 from ..dissect.sdp import Candidate, SessionDescription, parse_sdp, recognise_stack, secret_hash
 from ..errors import DecodeError
 from ..schema import frame_schema
+from .rtp import register_keying_refiner
 from .signalling import Message, add_anomaly, frame_flow_map, messages
 
 SOURCE_KINDS = "http,websocket,sip,sdp_file,webrtc_internals,jsonl,json_file"
@@ -77,6 +78,8 @@ SDP = frame_schema(
         ("end_of_candidates", "boolean", "a=end-of-candidates present"),
         ("ssrcs", "object", "list of a=ssrc values"),
         ("codecs", "object", "list of 'pt encoding/clock' from a=rtpmap"),
+        ("media_lines", "object",
+         "per m-line: {kind, port, proto, connection, sdes (a=crypto present), fingerprint, ssrcs}"),
         ("connection", "string", "c= address (session level, else first media)"),
         ("text_sha256", "string", "sha-256 prefix of the description text (same text seen twice = same value)"),
     ],
@@ -136,7 +139,8 @@ def describe(cap: Capture, found: Found, ctx: dict[str, Any], frame: int | None,
                     "ice_lite": p.get("ice_lite"), "candidate_count": len(p.get("candidates", [])),
                     "setup": {"client": "active", "server": "passive", "auto": "actpass"}.get(p.get("dtls_role") or ""),
                     "media_count": 0, "protos": [], "kinds": [], "mids": [], "crypto_suites": [],
-                    "crypto_key_sha256": [], "crypto_keys_secret": [], "ssrcs": [], "codecs": []})
+                    "crypto_key_sha256": [], "crypto_keys_secret": [], "ssrcs": [], "codecs": [],
+                    "media_lines": []})
         return row, None
     text = found.text or ""
     try:
@@ -172,6 +176,10 @@ def describe(cap: Capture, found: Found, ctx: dict[str, Any], frame: int | None,
         "end_of_candidates": any(m.end_of_candidates for m in sd.media),
         "ssrcs": [s for m in sd.media for s in m.ssrcs],
         "codecs": [f"{pt} {enc}" for m in sd.media for pt, enc in m.rtpmap.items()],
+        "media_lines": [{"kind": m.kind, "port": m.port, "proto": m.proto,
+                         "connection": m.connection or sd.connection, "sdes": bool(m.crypto),
+                         "fingerprint": bool(m.fingerprints or sd.fingerprints), "ssrcs": list(m.ssrcs)}
+                        for m in sd.media],
         "connection": sd.connection or next((m.connection for m in sd.media if m.connection), None),
         "text_sha256": hashlib.sha256("\n".join(ln.strip() for ln in text.splitlines() if ln.strip())
                                       .encode("utf-8", "surrogateescape")).hexdigest()[:16],
@@ -229,3 +237,46 @@ def _build(cap: Capture) -> list[Desc]:
 @register_frame(SDP)
 def build_sdp(cap: Capture) -> pd.DataFrame:
     return SDP.from_records([d.row for d in descriptions(cap)])
+
+
+def _mline_keying(line: dict) -> str | None:
+    proto = str(line.get("proto") or "")
+    if line.get("sdes"):
+        return "sdes"  # RFC 4568 a=crypto: whatever the proto says (ffmpeg writes RTP/AVP for SRTP too)
+    if "TLS" in proto or line.get("fingerprint"):
+        return "dtls-srtp"
+    if proto.startswith("RTP/AVP"):
+        return "none"  # RFC 3551 plain RTP with no key exchange at all
+    return None
+
+
+@register_keying_refiner
+def sdp_keying(cap: Capture, streams: pd.DataFrame) -> pd.Series:
+    """Keying of RTP streams from the SDP m-line that describes them: a=ssrc, else the m-line's
+    connection address and port equal to one end of the stream's flow."""
+    out = pd.Series([None] * len(streams), index=streams.index, dtype=object)
+    sdp = cap.sdp
+    if not len(sdp) or not len(streams):
+        return out
+    by_ssrc: dict[int, str] = {}
+    by_endpoint: dict[tuple[str, int], str] = {}
+    for lines in sdp.media_lines:
+        for line in lines if isinstance(lines, list) else []:
+            k = _mline_keying(line)
+            if k is None:
+                continue
+            for ssrc in line.get("ssrcs") or []:
+                by_ssrc[int(ssrc)] = k
+            if line.get("connection") and line.get("port"):
+                addr = str(line["connection"]).split()[-1].split("/")[0]  # "IN IP4 192.0.2.20[/ttl]"
+                by_endpoint[(addr, int(line["port"]))] = k
+    flows = cap.flows.set_index("flow_id")
+    for i, (fid, ssrc) in enumerate(zip(streams["flow_id"], streams["ssrc"])):
+        k = by_ssrc.get(int(ssrc))
+        if k is None and fid in flows.index:
+            f = flows.loc[fid]
+            for ip, port in ((f.a_ip, f.a_port), (f.b_ip, f.b_port)):
+                if not pd.isna(port):
+                    k = k or by_endpoint.get((str(ip), int(port)))
+        out.iloc[i] = k
+    return out

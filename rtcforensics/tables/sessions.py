@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..addr import normalise
+from ..addr import endpoint, normalise
 from ..capture import Capture, register_frame
 from ..schema import frame_schema
 from .sdp import Desc, descriptions
@@ -131,8 +131,7 @@ class _Session:
 
 
 def _frame(cap: Capture, name: str) -> pd.DataFrame | None:
-    if name not in cap.frame_names():
-        return None
+    return cap.frame_or_none(name)
     try:
         return cap.get_frame(name)
     except ImportError:
@@ -198,10 +197,7 @@ def _pair(sides: list[_Side], stun_pairs: Iterable[frozenset[str]] = ()) -> list
 
 
 def _ep(ip: Any, port: Any) -> str | None:
-    if ip is None or ip is pd.NA or port is None or port is pd.NA:
-        return None
-    ip = str(ip)
-    return f"[{ip}]:{int(port)}" if ":" in ip else f"{ip}:{int(port)}"
+    return None if port is None or port is pd.NA else endpoint(ip, port)
 
 
 def _none(v: Any) -> Any:
