@@ -162,6 +162,34 @@ def install_hooks() -> None:
     T.start = start  # type: ignore[method-assign]
 
 
+def disable_check_integrity() -> None:
+    """--no-integrity: aioice sends its ICE connectivity checks (Binding requests) without
+    MESSAGE-INTEGRITY (FINGERPRINT kept); everything else unchanged. The other side's aioice answers
+    them with 400 Bad Request (RFC 8489 section 9.1.3)."""
+    orig_request = StunProtocol.request
+
+    async def request(self: StunProtocol, request: stun.Message, addr: tuple, integrity_key: Any = None,
+                      retransmissions: Any = None) -> Any:
+        if (
+            integrity_key is not None
+            and request.message_method == stun.Method.BINDING
+            and request.message_class == stun.Class.REQUEST
+            and "USERNAME" in request.attributes
+        ):
+            REC["checks_without_integrity"] = REC.get("checks_without_integrity", 0) + 1
+            request.add_fingerprint()
+            integrity_key = None
+        try:
+            return await orig_request(self, request, addr, integrity_key=None if integrity_key is None
+                                      else integrity_key, retransmissions=retransmissions)
+        except stun.TransactionError as exc:
+            if exc.response is not None:
+                REC.setdefault("check_errors", Counter())[str(exc.response.attributes.get("ERROR-CODE"))] += 1
+            raise
+
+    StunProtocol.request = request  # type: ignore[method-assign]
+
+
 def hp(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -338,6 +366,10 @@ class Peer:
         if not self.args.cafile:
             return None
         ctx = ssl.create_default_context(cafile=self.args.cafile)
+        if self.args.tls10:
+            # TLS 1.0 only, security level 0 (what an old signalling client would negotiate)
+            ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1
+            ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
         if self.args.keylog:
             ctx.keylog_filename = self.args.keylog
         return ctx
@@ -347,7 +379,33 @@ class Peer:
             await self.pc.setLocalDescription(await self.pc.createOffer())
         else:
             await self.pc.setLocalDescription(await self.pc.createAnswer())
-        return self.pc.localDescription.sdp
+        sdp = self.pc.localDescription.sdp
+        if self.args.fingerprint_hash:
+            sdp = self.rewrite_fingerprint(sdp, self.args.fingerprint_hash)
+        return sdp
+
+    def rewrite_fingerprint(self, sdp: str, alg: str) -> str:
+        """--fingerprint-hash ALG: replace every a=fingerprint line of the SDP we are about to send by one
+        line with ALG, computed from our own DTLS certificate (what aiortc would write for that hash)."""
+        cert = self.pc._RTCPeerConnection__certificates[0]._cert  # type: ignore[attr-defined]
+        der = cert.public_bytes(Encoding.DER)
+        digest = hashlib.new(alg.replace("-", ""), der).hexdigest().upper()
+        line = f"a=fingerprint:{alg} " + ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+        REC["sdp_as_generated"] = sdp
+        REC["fingerprint_rewritten"] = {"algorithm": alg, "value": digest.lower(),
+                                        "cert_sha256": hashlib.sha256(der).hexdigest()}
+        out, done = [], set()
+        section = 0
+        for ln in sdp.split("\r\n"):
+            if ln.startswith("m="):
+                section += 1
+            if ln.startswith("a=fingerprint:"):
+                if section not in done:
+                    out.append(line)
+                    done.add(section)
+                continue
+            out.append(ln)
+        return "\r\n".join(out)
 
     async def run_ws(self) -> None:
         a = self.args
@@ -494,9 +552,14 @@ async def main() -> None:
     ap.add_argument("--duration", type=float, default=3.0)
     ap.add_argument("--linger", type=float, default=1.0)
     ap.add_argument("--timeout", type=float, default=20.0)
+    ap.add_argument("--fingerprint-hash", help="send our SDP with a=fingerprint in this hash only (e.g. sha-1)")
+    ap.add_argument("--no-integrity", action="store_true", help="ICE checks without MESSAGE-INTEGRITY")
+    ap.add_argument("--tls10", action="store_true", help="signalling TLS client limited to TLS 1.0")
     args = ap.parse_args()
     KEYLOG = Path(args.keylog) if args.keylog else None
     install_hooks()
+    if args.no_integrity:
+        disable_check_integrity()
     peer = Peer(args)
     REC["role"] = args.role
     if args.http_listen:

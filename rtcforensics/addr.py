@@ -147,11 +147,11 @@ def normalise(text: str) -> str | None:
 def endpoint(ip: object, port: object = None) -> str | None:
     """The project's endpoint notation: ``ip:port``, IPv6 in brackets; ``ip`` alone (bracketed for IPv6)
     when there is no port; None when there is no address. NA-aware (frames hold pandas NA)."""
-    if ip is None or ip is pd.NA or (isinstance(ip, float) and ip != ip):
+    if ip is None or pd.isna(ip):
         return None
     text = str(ip)
     host = f"[{text}]" if ":" in text else text
-    if port is None or port is pd.NA or (isinstance(port, float) and port != port):
+    if port is None or pd.isna(port):
         return host
     return f"{host}:{int(port)}"  # type: ignore[call-overload]
 
