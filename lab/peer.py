@@ -180,8 +180,8 @@ def disable_check_integrity() -> None:
             request.add_fingerprint()
             integrity_key = None
         try:
-            return await orig_request(self, request, addr, integrity_key=None if integrity_key is None
-                                      else integrity_key, retransmissions=retransmissions)
+            return await orig_request(self, request, addr, integrity_key=integrity_key,
+                                      retransmissions=retransmissions)
         except stun.TransactionError as exc:
             if exc.response is not None:
                 REC.setdefault("check_errors", Counter())[str(exc.response.attributes.get("ERROR-CODE"))] += 1

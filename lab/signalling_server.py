@@ -56,6 +56,7 @@ class Rooms:
 
 async def ws_handler(request: web.Request) -> web.WebSocketResponse:
     rooms: Rooms = request.app["rooms"]
+    note_tls(request)
     room, role = request.match_info["room"], request.match_info["role"]
     other = "answer" if role == "offer" else "offer"
     ws = web.WebSocketResponse()
@@ -76,7 +77,19 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
+def note_tls(request: web.Request) -> None:
+    """What the server's own TLS stack negotiated on this connection (Python ssl / OpenSSL)."""
+    so = request.transport.get_extra_info("ssl_object") if request.transport else None
+    if so is not None:
+        peer = request.transport.get_extra_info("peername")
+        request.app["rooms"].log.append(
+            {"event": "tls", "path": request.path, "peer": f"{peer[0]}:{peer[1]}", "version": so.version(),
+             "cipher": so.cipher()[0]}
+        )
+
+
 async def config_handler(request: web.Request) -> web.Response:
+    note_tls(request)
     return web.json_response({"server": "rtcf-lab", "ws": "/ws/{room}/{role}"})
 
 
@@ -87,6 +100,7 @@ async def main() -> None:
     ap.add_argument("--cert")
     ap.add_argument("--key")
     ap.add_argument("--keylog")
+    ap.add_argument("--tls10", action="store_true", help="TLS 1.0 only, security level 0")
     ap.add_argument("--rewrite-fingerprint", action="store_true")
     ap.add_argument("--fake-cert", help="PEM certificate whose SHA-256 replaces the answer's fingerprint")
     ap.add_argument("--log")
@@ -107,6 +121,9 @@ async def main() -> None:
     if args.cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.cert, args.key)
+        if args.tls10:
+            ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1
+            ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
         if args.keylog:
             ctx.keylog_filename = args.keylog
     runner = web.AppRunner(app)

@@ -1,8 +1,8 @@
-"""Command line: ``rtcforensics analyze | summary | export | checks | explain``.
+"""Command line: ``rtcforensics analyze | summary | export | decrypt | checks | explain``.
 
-Exit codes: 0 nothing at or above ``--fail-on``; 1 findings at or above it; 2 usage or input error, reported
-as ONE line naming the file and the problem (never a traceback for a user's mistake). Progress goes to
-stderr, results to stdout or ``-o``.
+Exit codes: 0 nothing at or above ``--fail-on``; 1 findings at or above it (``decrypt``: packets that failed
+authentication); 2 usage or input error, reported as ONE line naming the file and the problem (never a
+traceback for a user's mistake). Progress goes to stderr, results to stdout or ``-o``.
 """
 
 from __future__ import annotations
@@ -222,6 +222,81 @@ def cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
+DECRYPT_COLUMNS = (("flow", 4), ("sender → receiver", 44), ("SSRC", 10), ("status", 22), ("rtp+rtcp", 10),
+                   ("verified", 10),
+                   ("failed", 6), ("key", 18), ("profile", 27), ("codec", 6), ("audio", 9))
+
+
+def _key_specs(specs: Sequence[str] | None) -> list[str]:
+    """--key values checked before the capture is read: ``[SSRC=]SUITE:inline:BASE64`` (or a space before
+    ``inline:``). The error names the --key by position, never its value (a key is a secret)."""
+    from .errors import DecodeError, InputError
+    from .srtp.keys import parse_key_spec
+
+    out = []
+    for i, spec in enumerate(specs or (), 1):
+        where = f"--key #{i}"
+        if not spec.strip():
+            raise InputError(where, "empty; expected [SSRC=]SUITE:inline:BASE64")
+        try:
+            ssrc, _ = parse_key_spec(spec)
+        except DecodeError as e:
+            from .report.safe import redact_text
+
+            raise InputError(where, redact_text(e.detail.replace(repr(spec), "given"))) from None
+        if ssrc is not None and not 0 <= ssrc <= 0xFFFFFFFF:
+            raise InputError(where, f"SSRC {ssrc} is not a 32-bit value")
+        out.append(spec)
+    return out
+
+
+def render_decrypt(streams: Any, written: Sequence[Path]) -> str:
+    """The per-stream table of ``rtcforensics decrypt`` (capture-derived text stripped of escapes; keys never
+    appear: a stream shows where its key came from, not the key)."""
+    from .checks.common import isna
+    from .report.safe import for_terminal_line as t
+
+    def cell(v: Any) -> str:
+        return "-" if isna(v) else t(v)
+
+    lines = ["  ".join(f"{h:{w}}" for h, w in DECRYPT_COLUMNS).rstrip()]
+    for r in streams.itertuples():
+        rtp, rtcp = int(r.rtp_packets or 0), int(r.rtcp_packets or 0)
+        audio = "-" if isna(r.audio_dbfs) else f"{r.audio_dbfs:.1f} dBFS"
+        codec = cell(r.codec) + ("" if isna(r.e2ee_suspected) or not r.e2ee_suspected else " e2ee?")
+        vals = (cell(r.flow_id), f"{cell(r.sender)} → {cell(r.receiver)}", f"{int(r.ssrc):#010x}", cell(r.status),
+                f"{rtp}+{rtcp}", f"{int(r.authenticated or 0)}/{rtp + rtcp}", str(int(r.auth_failed or 0)),
+                cell(r.key_source),
+                cell(r.profile), codec, audio)
+        lines.append("  ".join(f"{v:{w}}" for v, (_, w) in zip(vals, DECRYPT_COLUMNS)).rstrip())
+        if int(r.auth_failed or 0):
+            frames = [int(f) for f in (r.failed_frames or [])]
+            lines.append(f"      failed authentication in frame(s) {', '.join(map(str, frames[:12]))}"
+                         + (" …" if int(r.auth_failed) > len(frames[:12]) else ""))
+    if not len(streams):
+        lines.append("  no SRTP/SRTCP stream in this capture")
+    lines.append("")
+    nothing = "nothing decrypted: no key verified any packet (give --keylog or --key)"
+    lines += [f"wrote {t(p)}" for p in written] or [nothing]
+    return "\n".join(lines) + "\n"
+
+
+def cmd_decrypt(a: argparse.Namespace) -> int:
+    keys = _key_specs(a.key)
+    cap = _load(Path(a.capture), a.keylog, a.signalling)
+    _progress(f"decrypting {a.capture} …")
+    try:
+        res = cap.decrypt(keys=keys)
+    except ImportError as e:
+        raise RtcForensicsError(f"decrypt needs the srtp extra (pip install rtcforensics[srtp]): {e}") from None
+    try:
+        written = res.write(a.output)
+    except OSError as e:
+        raise RtcForensicsError(f"{a.output}: cannot write the decrypted output ({e.strerror or e})") from None
+    _emit(render_decrypt(res.streams, written), None)
+    return 1 if int(res.streams["auth_failed"].fillna(0).sum()) else 0
+
+
 def cmd_checks(a: argparse.Namespace) -> int:
     from .checks.registry import load_catalogue
 
@@ -290,6 +365,17 @@ def build_parser() -> argparse.ArgumentParser:
     inputs(p)
     p.set_defaults(fn=cmd_export)
 
+    p = sub.add_parser("decrypt", help="authenticate and decrypt SRTP/SRTCP; write a plain-RTP pcap and WAV audio",
+                       description="Keys: SDES a=crypto lines in the capture or --signalling files, DTLS-SRTP "
+                                   "via --keylog, and --key. Exit 1 when packets fail authentication.")
+    p.add_argument("capture", metavar="CAPTURE")
+    p.add_argument("--key", action="append", metavar="[SSRC=]SUITE:inline:BASE64",
+                   help="an SRTP master key (for one SSRC, or for any stream); repeatable")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for decrypted.pcap and WAV files")
+    p.add_argument("--keylog", metavar="F", help="SSLKEYLOGFILE with DTLS secrets (DTLS-SRTP keys)")
+    p.add_argument("--signalling", metavar="F", action="append", help="side file with SDP (SDES keys); repeatable")
+    p.set_defaults(fn=cmd_decrypt)
+
     p = sub.add_parser("checks", help="list the check catalogue")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_checks)
@@ -304,7 +390,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         a = build_parser().parse_args(argv)
         if not getattr(a, "command", None):
-            raise UsageError("a command is needed: analyze, summary, export, checks or explain (see --help)")
+            raise UsageError("a command is needed: analyze, summary, export, decrypt, checks or explain "
+                             "(see --help)")
         if getattr(a, "jobs", 1) < 1:
             raise UsageError("--jobs must be at least 1")
         return int(a.fn(a))

@@ -185,3 +185,31 @@ def build(out: Path, bases: tuple[str, ...] = ("ws_plaintext_private", "turn_ope
     dst = write_pcap(out / "tiny_100k.pcap", (frame, tiny_packets))
     cases.append(Case(dst.name, dst, READABLE, f"{tiny_packets} copies of a {len(frame)}-byte real frame"))
     return cases
+
+
+def flip_packet_byte(src: Path, dst: Path, frame: int, from_end: int) -> Path:
+    """Copy a little-endian pcapng ``src`` to ``dst`` with one byte of packet ``frame`` flipped: the byte
+    ``from_end`` bytes before the end of its data (for SRTP with an N-byte tag, ``N + 1`` is the last
+    encrypted payload byte: what an on-path injector or a corrupting link leaves)."""
+    data = bytearray(src.read_bytes())
+    off = [b for b in pcapng_blocks(bytes(data)) if b[1] == 6][frame - 1][0]  # Enhanced Packet Blocks
+    caplen = struct.unpack_from("<I", data, off + 20)[0]
+    data[off + 28 + caplen - from_end] ^= 0x01  # packet data starts 28 bytes into the block
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def tampered_sdes_capture(dst: Path) -> tuple[Path, int]:
+    """sdes_plain_rtp with the last encrypted payload byte of one packet flipped: the middle packet of its
+    SDES-keyed PCMU stream (AES_CM_128_HMAC_SHA1_80, 10-byte tag). Returns (path, that packet's frame)."""
+    import json
+
+    import rtcforensics
+
+    src = SAMPLES / "sdes_plain_rtp.pcapng"
+    truth = json.loads((SAMPLES / "sdes_plain_rtp.truth.json").read_text())
+    ssrc = next(s["ssrc"] for s in truth["rtp"] if s["keying"] == "sdes")
+    rtp = rtcforensics.load(src).rtp
+    frames = rtp[rtp.ssrc == ssrc].frame.tolist()
+    victim = int(frames[len(frames) // 2])
+    return flip_packet_byte(src, dst, victim, 10 + 1), victim

@@ -132,3 +132,92 @@ def test_export_every_frame_redacted(capsys, tmp_path):
     assert key in (tmp_path / "y" / "sdp.csv").read_text()
     code, _, _ = run(capsys, "export", sample_path("weak_dtls"), "--to", tmp_path / "z")
     assert code == 0 and (tmp_path / "z" / "dtls.parquet").exists()
+
+
+# -- decrypt -----------------------------------------------------------------------------------------------
+def _decrypt_rows(out: str) -> dict[tuple[str, str], list[str]]:
+    """(sender → receiver, SSRC) → the row's columns after them (status, rtp+rtcp, verified, failed, key, ...)."""
+    rows = {}
+    for ln in out.splitlines()[1:]:
+        parts = ln.split()
+        if len(parts) >= 8 and parts[0].isdigit() and parts[2] == "→":
+            rows[(f"{parts[1]} → {parts[3]}", parts[4])] = parts[5:]
+    return rows
+
+
+def test_decrypt_sdes_capture_writes_pcap_and_audio(capsys, tmp_path):
+    t = load_truth("sdes_plain_rtp")
+    s = next(x for x in t["rtp"] if x["keying"] == "sdes")
+    code, out, err = run(capsys, "decrypt", sample_path("sdes_plain_rtp"), "-o", tmp_path)
+    assert code == 0 and "decrypting" in err
+    row = _decrypt_rows(out)[(f"{s['src']} → {s['dst']}", f"{s['ssrc']:#010x}")]
+    assert row[:4] == ["authenticated", f"{s['packets']}+0", f"{s['packets']}/{s['packets']}", "0"]
+    assert row[4].startswith("sdes:frame")
+    assert (tmp_path / "decrypted.pcap").exists()
+    wav = list(tmp_path.glob("*.wav"))
+    assert len(wav) == 1 and wav[0].name.endswith("_pcmu.wav") and f"wrote {wav[0]}" in out
+    for secret in t["secrets"]["sdes"]:
+        assert secret["inline"] not in out + err
+
+
+def test_decrypt_dtls_srtp_call_with_keylog(capsys, tmp_path):
+    t = load_truth("clean_call")
+    code, out, _ = run(capsys, "decrypt", sample_path("clean_call"), "--keylog", SAMPLES / t["keylog"], "-o", tmp_path)
+    assert code == 0
+    rows = _decrypt_rows(out)
+    for s in t["rtp"]:
+        row = rows[(f"{s['src']} → {s['dst']}", f"{s['ssrc']:#010x}")]
+        rtp, rtcp = map(int, row[1].split("+"))
+        assert row[0] == "authenticated" and rtp == s["packets"] and row[2:4] == [f"{rtp + rtcp}/{rtp + rtcp}", "0"]
+        assert row[4].startswith("dtls-srtp:")
+    assert (tmp_path / "decrypted.pcap").exists() and list(tmp_path.glob("*_opus.wav"))
+
+
+def test_decrypt_reports_the_tampered_frame_and_exits_1(capsys, tmp_path):
+    from corrupt import tampered_sdes_capture
+
+    sample_path("sdes_plain_rtp")  # skips when absent
+    bad, victim = tampered_sdes_capture(tmp_path / "flipped.pcapng")
+    code, out, _ = run(capsys, "decrypt", bad, "-o", tmp_path / "out")
+    assert code == 1
+    assert "partly authenticated" in out and f"failed authentication in frame(s) {victim}\n" in out
+
+
+@pytest.mark.parametrize("key,needle", [
+    ("", "--key #1: empty"),
+    ("1=AES_CM_128_HMAC_SHA1_80:inline:bm90LWEta2V5LWF0LWFsbA!!", "--key #1: SDES inline key is not valid base64"),
+    ("1=AES_CM_128_HMAC_SHA1_80:inline:c2hvcnQta2V5", "--key #1: SDES inline key has 9 bytes"),
+    ("x1=AES_CM_128_HMAC_SHA1_80:inline:c2hvcnQta2V5", "--key #1: key given: SSRC 'x1' is not a number"),
+    ("4294967296=AES_CM_128_HMAC_SHA1_80:inline:FfLxRxclZ/lNM/g5MNSZgmvAUzR/pgSIVyOHUHji",
+     "--key #1: SSRC 4294967296 is not a 32-bit value"),
+    ("AES_CM_128_HMAC_SHA1_80", "--key #1: key given is not of the form SUITE inline:BASE64"),
+])
+def test_decrypt_malformed_key_exits_2_without_echoing_it(capsys, tmp_path, key, needle):
+    code, out, err = run(capsys, "decrypt", sample_path("sdes_plain_rtp"), "-o", tmp_path, "--key", key)
+    lines = err.strip().splitlines()
+    assert code == 2 and out == "" and len(lines) == 1 and lines[0].startswith(f"rtcforensics: error: {needle}")
+    secret = key.split("inline:")[-1] if "inline:" in key else None
+    assert not secret or secret not in err
+    assert not list(tmp_path.iterdir())  # refused before anything was read or written
+
+
+@pytest.mark.realcaps
+@pytest.mark.parametrize("capture", ["ogolosovskiy_srtp_decoder/WebRTC_PCMA_p2p_SDES_Call_1.pcap",
+                                     "ogolosovskiy_srtp_decoder/webrtc_opus_p2p.pcap",
+                                     "veondigital_srtp_decoder/TCP_call_1.pcap",
+                                     "veondigital_srtp_decoder/udp_call_02_03_client.pcap"])
+def test_decrypt_third_party_sdes_calls_with_published_keys(capsys, tmp_path, realcaps, capture):
+    published = [k for k in json.loads((realcaps / "sdes_keys.json").read_text()) if k["capture"] == capture]
+    argv = ["decrypt", realcaps / capture, "-o", tmp_path]
+    for k in published:
+        argv += ["--key", f"{k['ssrc']}={k['suite']}:inline:{k['inline_key_b64']}"]
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    rows = _decrypt_rows(out)
+    verified = {ssrc: r for (_, ssrc), r in rows.items() if r[0] == "authenticated"}
+    assert verified and set(verified) <= {f"{int(k['ssrc'], 16):#010x}" for k in published}
+    for r in verified.values():  # a key that authenticates verifies every packet of its stream
+        done, total = r[2].split("/")
+        assert done == total and r[3] == "0" and r[4] == "user"
+    assert list(tmp_path.glob("*.wav")) and (tmp_path / "decrypted.pcap").exists()
+    assert not [k for k in published if k["inline_key_b64"] in out + err]

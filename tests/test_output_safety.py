@@ -50,7 +50,10 @@ class _Inspector(HTMLParser):
                 self.live.append(f"{tag} {k}={v!r}")
             if k in ("href", "src") and (v or "").strip().lower().startswith("javascript:"):
                 self.live.append(f"{tag} {k}={v!r}")
-        if tag == "script":
+        # a <script> whose type is not JavaScript is a data block, never run (HTML spec, "data block"):
+        # the JSON report embedded in <script type="application/json"> is data, its text is not script text
+        js = dict(attrs).get("type") in (None, "", "text/javascript", "module", "application/javascript")
+        if tag == "script" and js:
             self._in_script = True
 
     def handle_endtag(self, tag: str) -> None:

@@ -117,3 +117,33 @@ def test_hostile_strings_render_inert_in_every_format():
     assert "\x1b" not in tb and "\x07" not in tb
     assert "<script>alert(1)</script>" in tb  # visible as text in the terminal, but no escape sequence
     assert hostile["user_agent"].split(" ")[0] in tb
+
+
+def test_damaged_capture_is_said_in_every_format(tmp_path):
+    """A capture cut short inside a packet block: the capture-layer anomaly and ``capture.truncated`` reach
+    the table, JSON, SARIF (a toolExecutionNotification), markdown and HTML; the whole file says nothing."""
+    src = sample_path("sdes_plain_rtp")
+    data = src.read_bytes()
+    cut = tmp_path / "cut.pcapng"
+    cut.write_bytes(data[: len(data) // 2])
+    cap = rtcforensics.load(cut)
+    d = jsonout.document(rtcforensics.analyze(cap))
+    assert cap.info["truncated"] and d["capture"]["truncated"] is True
+    jsonschema.validate(d, jsonout.SCHEMA)
+    rows = [a for a in d["anomalies"] if a["layer"] == "capture"]
+    assert [a["name"] for a in rows] == ["capture_truncated"] and d["summary"]["anomalies"]["capture"] == 1
+    detail = rows[0]["detail"]
+    assert detail.startswith("file ends inside the block after frame ")
+    log = json.loads(sarif.render(d))
+    if SARIF_SCHEMA.exists():
+        jsonschema.validate(log, json.loads(SARIF_SCHEMA.read_text()))
+    notes = [n["message"]["text"] for n in log["runs"][0]["invocations"][0]["toolExecutionNotifications"]]
+    assert any("damaged or cut short" in n for n in notes) and any(detail in n for n in notes)
+    back = json.loads(jsonout.render(d))  # JSON carries the facts the other formats put in words
+    assert back["capture"]["truncated"] is True and detail in [a["detail"] for a in back["anomalies"]]
+    for fmt, text in (("table", table.render(d)), ("markdown", markdown.render(d)), ("html", html.render([d], [cap], {}))):
+        assert "damaged or cut short" in text and "capture_truncated" in text.replace("\\_", "_"), fmt
+    whole = doc("sdes_plain_rtp")
+    assert whole["capture"]["truncated"] is False and not jsonout.input_warnings(whole)
+    assert "damaged" not in table.render(whole)
+    assert not json.loads(sarif.render(whole))["runs"][0]["invocations"][0]["toolExecutionNotifications"]

@@ -14,6 +14,7 @@ from rtcforensics.report.safe import (
     for_markdown_code,
     for_terminal,
     for_terminal_line,
+    json_inert,
     redact,
     redact_frame,
 )
@@ -31,6 +32,16 @@ def test_terminal_escapes_are_stripped(hostile):
     assert for_terminal(hostile["foundations"]["answer"]) == "<script>alert(1)</script>"
     assert for_terminal_line("a\r\nb\tc") == "a b c"
     assert for_terminal("8-bit CSI \x9b2J and C1 \x85 gone") == "8-bit CSI  and C1  gone"
+
+
+def test_json_inert_escapes_markup_and_parses_back_equal(hostile):
+    import json
+
+    doc = {"s": hostile["session_name"], "all": hostile["strings"], "amp": "a&b"}
+    text = json_inert(doc, sort_keys=False)
+    assert not {"<", ">", "&"} & set(text)
+    assert "\\u003cscript\\u003e" in text and "\\u0026" in text
+    assert json.loads(text) == doc
 
 
 def test_html_is_inert(hostile):

@@ -79,3 +79,7 @@ def test_tshark_failure_reaches_the_cli_report(broken_tshark: dict[str, str]) ->
     doc = json.loads(cp.stdout)
     said = json.dumps([doc.get("anomalies"), doc["overview"].get("notes"), doc.get("coverage")]) + cp.stderr
     assert "tshark" in said, "tshark failed, yet neither the report nor stderr says so"
+    cov = {c["slug"]: c for c in doc["coverage"]}
+    for slug in ("signalling-plaintext", "sdes-key-exposed"):  # signalling and SDP come from tshark's export
+        assert cov[slug]["status"] == "not observable" and cov[slug]["reason"].startswith("tshark failed"), cov[slug]
+        assert "absent" not in cov[slug]["reason"]

@@ -399,6 +399,13 @@ def _tshark(cap: Path, keylog: Path | None, media_ports: list[int]) -> dict:
         for r in fields(decode, "rtp.version == 2 && !(rtp.p_type >= 64 && rtp.p_type <= 95)", "rtp.ssrc")
         if r[0]
     )
+    # RTP header payload type per SSRC (Decode-As), to cross-check the PT the negotiated SDP gives
+    rtp_pts: dict[int, Counter] = {}
+    for r in fields(
+        decode, "rtp.version == 2 && !(rtp.p_type >= 64 && rtp.p_type <= 95)", "rtp.ssrc", "rtp.p_type"
+    ):
+        if r[0] and len(r) > 1 and r[1]:
+            rtp_pts.setdefault(int(r[0], 16), Counter())[int(r[1])] += 1
     stun = Counter(
         stun_key_from_type(int(r[0], 16)) for r in fields(heur, "stun && udp && !icmp", "stun.type") if r[0]
     )
@@ -440,6 +447,7 @@ def _tshark(cap: Path, keylog: Path | None, media_ports: list[int]) -> dict:
         "http": http,
         "rtp_heur": rtp_heur,
         "rtp": rtp_all,
+        "rtp_pts": rtp_pts,
         "stun": dict(sorted(stun.items())),
         "dtls": dtls,
         "mdns": mdns,
@@ -620,8 +628,21 @@ def _run_call(name: str, out: Path, caller: str, callee: str, net: str, keylog_f
             if line.startswith("a=ssrc-group:FID "):
                 media, rtx_ssrc = (int(x) for x in line.split()[1:3])
                 fid[media] = rtx_ssrc
+        answer_sdp = next(
+            d["sdp"]
+            for d in (res[r]["localDescription"], res[r].get("currentRemoteDescription") or {},
+                      res[r]["remoteDescription"])
+            if d.get("type") == "answer"
+        )
         for o in f["outbound"]:
             o["rtx_ssrc"] = o["rtx_ssrc"] or fid.get(o["ssrc"])
+            header_pt, red_pt = _header_pt(answer_sdp, o)
+            wire_pts = sorted(ts["rtp_pts"].get(o["ssrc"], {}))
+            if wire_pts and wire_pts != [header_pt]:
+                mismatches.append(
+                    f"{kinds[r]} {o['kind']} ssrc {o['ssrc']}: RTP header PT on the wire {wire_pts}, "
+                    f"negotiated SDP gives {header_pt} (getStats codec PT {o['pt']}, red {red_pt})"
+                )
             wire = ts["rtp"].get(o["ssrc"], 0)
             wire_rtx = ts["rtp"].get(o["rtx_ssrc"], 0) if o["rtx_ssrc"] else 0
             row = {
@@ -629,9 +650,11 @@ def _run_call(name: str, out: Path, caller: str, callee: str, net: str, keylog_f
                 "packets": wire,
                 "src": f["selected_pair"]["local"],
                 "dst": f["selected_pair"]["remote"],
-                "pt": o["pt"],
+                "pt": header_pt,
                 "kind": o["kind"],
                 "codec": o["codec"],
+                "codec_pt": o["pt"],
+                "encapsulation": "red" if red_pt is not None else None,
                 "side": r,
                 "browser": kinds[r],
                 "getstats_packets_sent": o["packets_sent"],
@@ -868,6 +891,32 @@ _STUN_CLASS = {
     "2": "success",
     "3": "error",
 }
+
+
+def _header_pt(answer_sdp: str, o: dict) -> tuple[int | None, int | None]:
+    """RTP header payload type of an outbound stream: (header PT, RED PT or None).
+
+    getStats' codecId names the media codec (e.g. VP8, PT 96). When the negotiated answer's section for the
+    stream (a=mid) carries both red/90000 and ulpfec/90000, Chromium and Firefox send video inside RED
+    (RFC 2198, the ULPFEC wrapper, RFC 5109): the RTP header then has the RED PT and the codec PT sits in
+    the (encrypted) RED block header. Cross-checked against the wire by the caller."""
+    sections, cur = [], None
+    for line in answer_sdp.splitlines():
+        if line.startswith("m="):
+            cur = {"mid": None, "codecs": {}}
+            sections.append(cur)
+        elif cur is not None and line.startswith("a=mid:"):
+            cur["mid"] = line.split(":", 1)[1].strip()
+        elif cur is not None and line.startswith("a=rtpmap:"):
+            pt, enc = line[len("a=rtpmap:") :].split(" ", 1)
+            cur["codecs"].setdefault(enc.split("/")[0].lower(), int(pt))
+    sec = next((x for x in sections if x["mid"] == str(o.get("mid"))), None)
+    if sec is None or o.get("pt") is None:
+        return o.get("pt"), None
+    codecs = sec["codecs"]
+    if o.get("kind") == "video" and "red" in codecs and "ulpfec" in codecs and codecs["red"] != o["pt"]:
+        return codecs["red"], codecs["red"]
+    return o["pt"], None
 
 
 def _cand(c: str, candidate_fact: Any, scope: Any) -> dict:

@@ -23,6 +23,7 @@ from lab.scenarios.aiortc_calls import (
     absent,
     call_truth,
     cross_check_rtp,
+    dedupe_keylog,
     load,
     onlink,
     stop,
@@ -132,7 +133,7 @@ def check_software(clients: list[dict]) -> str:
 def turn_relay_longterm(out: Path) -> dict[str, Any]:
     name = "turn_relay_longterm"
     w = T.workdir(name)
-    cap = out / f"{name}.pcapng"
+    cap, keylog = out / f"{name}.pcapng", out / f"{name}.keylog"
     user, password = "rtcf-user", "Lab-Turn-Pw-7f3a91"
     with Lab(name) as lab:
         turn = lab.host("turn", f"{TURN_IP}/24")
@@ -158,6 +159,7 @@ def turn_relay_longterm(out: Path) -> dict[str, Any]:
         base = {
             "signal": f"wss://{sig.ip}:8443",
             "cafile": str(w / "signal.crt"),
+            "keylog": str(keylog),
             "media": "audio",
             "ice_servers": ice,
             "relay_only": True,
@@ -169,6 +171,7 @@ def turn_relay_longterm(out: Path) -> dict[str, Any]:
             stop(holder["turn"])
 
         offer, answer = two_peers(lab, w, cap, alice, bob, base, base, before=before, after=after)
+    dedupe_keylog(keylog)
     if not (offer["connected"] and answer["connected"]):
         raise RuntimeError(f"{name} did not connect")
     core = call_truth(offer, answer, transport="websocket", tls=True, wire_copies=2)
@@ -181,8 +184,10 @@ def turn_relay_longterm(out: Path) -> dict[str, Any]:
     return {
         "description": "aiortc audio call forced through coturn (iceTransportPolicy relay, lt-cred-mech static "
         "user): 401 challenge, authenticated Allocate, CreatePermission/ChannelBind, media in "
-        "ChannelData (each RTP packet on the wire twice); signalling over WSS (no keylog)",
-        "keylog": None,
+        "ChannelData (each RTP packet on the wire twice); signalling over WSS; TLS keys of the signalling "
+        "and the DTLS master secret (CLIENT_RANDOM) in keylog, so the SRTP inside ChannelData can be "
+        "decrypted",
+        "keylog": keylog.name,
         "stacks": {"coturn": T.coturn_version()},
         "findings": [software_finding()],
         "absent_findings": [s for s in absent() if s not in ("outdated-component",)],

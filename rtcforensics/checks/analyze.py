@@ -38,6 +38,23 @@ EMPTY_REASON = {
     "sessions": "no ICE session could be reconstructed",
     "datachannels": "no data channels seen",
 }
+# Frames read (wholly or partly) from tshark's control-plane export: when tshark failed, an empty frame says
+# nothing about the traffic, and the reason must say so.
+TSHARK_FRAMES = frozenset({"signalling", "sdp", "candidates", "sessions"})
+
+
+def tool_failures(cap: Any) -> list[str]:
+    """Details of the tshark failures recorded on ``cap``'s anomaly log (empty for other frame sources)."""
+    log = getattr(getattr(cap, "dissection", None), "anomalies", None)
+    return [str(r["detail"]) for r in getattr(log, "rows", ()) if r["layer"] == "tshark" and r["name"] == "tshark_failed"]
+
+
+def empty_reason(cap: Any, name: str) -> str:
+    """Why frame ``name`` is empty, in words for the coverage table."""
+    failed = tool_failures(cap) if name in TSHARK_FRAMES else []
+    if failed:
+        return f"tshark failed, so {name} could not be read: {failed[0]}"
+    return EMPTY_REASON.get(name, f"frame {name!r} is empty")
 
 
 class FrameSource(Protocol):
@@ -143,7 +160,7 @@ class CheckContext:
         if missing:
             raise NotObservable(f"frame {name!r} has no column(s) {', '.join(missing)}")
         if len(df) == 0 and not allow_empty:
-            raise NotObservable(EMPTY_REASON.get(name, f"frame {name!r} is empty"))
+            raise NotObservable(empty_reason(self.cap, name))
         return df
 
     def optional(self, name: str, columns: Sequence[str] = ()) -> pd.DataFrame | None:
@@ -285,6 +302,9 @@ def capture_info(cap: Any) -> dict[str, Any]:
         info["sha256"] = cap.sha256()
     except Exception:  # noqa: BLE001, S110 - an in-memory frame source has no file
         pass
+    dis = getattr(cap, "dissection", None)  # read by now (the checks built their frames from it)
+    if dis is not None:
+        info["truncated"] = bool(dis.info.get("truncated"))
     return info
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .common import endpoints, frames_of, listish, rows, val
+from .common import endpoints, frames_of, listish, rows, truthy, val
 from .dtls import hs_endpoints, hs_key
 from .registry import Confidence, Hit, NotObservable, Severity, check
 from .sdp import sdp_endpoints, sdp_where
@@ -116,3 +116,85 @@ def rtp_unencrypted(ctx: Any) -> Iterator[Hit]:
                             "plaintext_reason": val(r, "plaintext_reason"), "pt": val(r, "pt"),
                             "codec": val(r, "codec"), "packets": val(r, "packets")},
                   key=(*eps, ssrc), severity=sev, confidence=conf)
+
+
+def decrypted_streams(ctx: Any) -> Any:
+    """The capture's SRTP streams after decryption (``cap.decrypt()``, run once per capture and cached), when
+    keys exist: a keylog was given, or an SDP carried SDES keys. Raises NotObservable otherwise."""
+    cap = ctx.cap
+    sdp = ctx.optional("sdp", ("crypto_keys_secret",))
+    sdes = sdp is not None and any(listish(v) for v in sdp["crypto_keys_secret"])
+    if getattr(cap, "keylog", None) is None and not sdes:
+        raise NotObservable("no SRTP keys: no keylog given (--keylog) and no SDES key in any SDP seen")
+    if not hasattr(cap, "cached") or not hasattr(cap, "decrypt"):
+        raise NotObservable("SRTP decryption needs a capture file")
+    try:
+        res = cap.cached("decrypt", cap.decrypt)
+    except ImportError as e:
+        raise NotObservable(f"SRTP decryption is not available in this installation ({e})") from None
+    streams = res.streams
+    keyed = streams[streams["authenticated"].fillna(0) > 0]
+    if not len(keyed):
+        why = "keylog given" if getattr(cap, "keylog", None) is not None else "SDES keys in the SDP"
+        raise NotObservable(f"no SRTP packet authenticated with the keys available ({why}; "
+                            f"{len(streams)} stream(s) without a working key)")
+    return keyed
+
+
+def _stream_hit(r: Any, message: str, frames: Any, evidence: dict[str, Any], **kw: Any) -> Hit:
+    ssrc = val(r, "ssrc")
+    eps = endpoints(val(r, "sender"), val(r, "receiver"))
+    return Hit(message=message, endpoints=eps, flow_id=val(r, "flow_id"), frames=frames_of(frames),
+               evidence={"ssrc": ssrc, "sender": val(r, "sender"), "receiver": val(r, "receiver"),
+                         "key_source": val(r, "key_source"), "profile": val(r, "profile"), **evidence},
+               key=(*eps, ssrc), **kw)
+
+
+@check(id="SRTP004", slug="srtp-auth-failure", title="SRTP packets failing authentication in a keyed stream",
+       severity=Severity.HIGH, confidence=Confidence.MEDIUM,
+       references=("RFC 3711 §3.3", "RFC 3711 §9.5", "RFC 5764 §4.2", "RFC 4568 §6.1"))
+def srtp_auth_failure(ctx: Any) -> Iterator[Hit]:
+    """What it flags: SRTP/SRTCP packets whose authentication tag does not verify inside a stream whose key
+    verifies its other packets (the capture is decrypted with the keylog or the SDES keys it carries).
+    Why it matters: a receiver drops such packets; on the wire they are packets injected by someone without
+    the key (media injection, replay with altered bytes, a fuzzing probe) or corrupted in transit or capture.
+    Evidence: one row per stream (SSRC, sender, key source, counts, the frames that failed).
+    False positives: corruption by a faulty link or capture tool (truncated snaplen, editcap); packets of a
+    re-keyed stream (new SDES offer) sent before the new key took effect.
+    References: RFC 3711 §3.3 and §9.5; RFC 5764 §4.2; RFC 4568 §6.1."""
+    for r in rows(decrypted_streams(ctx)):
+        failed = int(val(r, "auth_failed", 0))
+        if not failed:
+            continue
+        ok = int(val(r, "authenticated", 0))
+        ssrc = int(val(r, "ssrc"))
+        yield _stream_hit(r, f"{failed} packet(s) of SRTP stream SSRC {ssrc:#010x} from {val(r, 'sender')} fail "
+                             f"authentication while {ok} verify with the same key ({val(r, 'key_source')}): "
+                             "injected or corrupted packets",
+                          val(r, "failed_frames"),
+                          {"authenticated": ok, "auth_failed": failed, "status": val(r, "status")})
+
+
+@check(id="SRTP005", slug="srtp-e2ee-payload", title="Media additionally end-to-end encrypted",
+       severity=Severity.INFO, confidence=Confidence.MEDIUM,
+       references=("RFC 9605", "W3C WebRTC Encoded Transform"))
+def srtp_e2ee_payload(ctx: Any) -> Iterator[Hit]:
+    """What it flags: an SRTP stream that authenticates and decrypts, yet whose decrypted payloads still look
+    random (about 8 bits of entropy per byte where the codec leaves structure): media additionally end-to-end
+    encrypted (e.g. insertable streams / SFrame).
+    Why it matters: the hop-by-hop SRTP keys (keylog, SDES) do not reveal the media; an analyst learns that
+    the application encrypts end to end and that decrypted audio will be noise, rather than hearing silence.
+    Evidence: one row per stream (SSRC, sender, payload entropy, codec).
+    False positives: payloads that are already compressed near-random with no codec known for them.
+    References: RFC 9605 (SFrame); W3C WebRTC Encoded Transform (insertable streams)."""
+    for r in rows(decrypted_streams(ctx)):
+        if not truthy(r, "e2ee_suspected"):
+            continue
+        ent = float(val(r, "payload_entropy"))
+        ssrc = int(val(r, "ssrc"))
+        yield _stream_hit(r, f"SRTP stream SSRC {ssrc:#010x} from {val(r, 'sender')} decrypts, yet its payloads "
+                             f"still look encrypted ({ent:.2f} bits/byte): media additionally end-to-end "
+                             "encrypted (e.g. insertable streams/SFrame)",
+                          (),
+                          {"payload_entropy": round(ent, 3), "codec": val(r, "codec"),
+                           "payload_types": listish(val(r, "payload_types"))})

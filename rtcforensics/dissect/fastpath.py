@@ -53,6 +53,7 @@ from .demux import (
 from .model import Datagram, Dissection
 from .pcapio import Batch, CaptureReader, link_type_name
 from .rtp import decode_rtp
+from .stun import AttrType, StunClass, StunMethod, message_type, walk_attributes, xor_address
 
 TRANSPORTS = ("udp", "tcp", "sctp", "icmp", "icmpv6", "other")
 T_UDP, T_TCP, T_SCTP, T_ICMP, T_ICMP6, T_OTHER = range(len(TRANSPORTS))
@@ -65,8 +66,11 @@ ETH_IPV4, ETH_IPV6 = 0x0800, 0x86DD
 VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
 IPV6_EXT = {0, 43, 60, 135, 139, 140}  # hop-by-hop, routing, dest options, mobility, HIP, shim6
 
-STUN_SEND_INDICATION, STUN_DATA_INDICATION, STUN_CHANNELBIND_REQUEST = 0x0016, 0x0017, 0x0009
-ATTR_XOR_PEER_ADDRESS, ATTR_DATA, ATTR_CHANNEL_NUMBER = 0x0012, 0x0013, 0x000C
+STUN_SEND_INDICATION = message_type(StunMethod.SEND, StunClass.INDICATION)  # 0x0016
+STUN_DATA_INDICATION = message_type(StunMethod.DATA, StunClass.INDICATION)  # 0x0017
+STUN_CHANNELBIND_REQUEST = message_type(StunMethod.CHANNEL_BIND, StunClass.REQUEST)  # 0x0009
+ATTR_XOR_PEER_ADDRESS, ATTR_DATA, ATTR_CHANNEL_NUMBER = (int(AttrType.XOR_PEER_ADDRESS), int(AttrType.DATA),
+                                                         int(AttrType.CHANNEL_NUMBER))
 STUN_MAGIC_BYTES = b"\x21\x12\xa4\x42"
 
 RTP_SAMPLES_PER_STREAM = 16
@@ -697,20 +701,19 @@ class _Pass:
         mtype = (data[0] << 8) | data[1]
         if mtype not in (STUN_SEND_INDICATION, STUN_DATA_INDICATION, STUN_CHANNELBIND_REQUEST):
             return None
-        mlen = (data[2] << 8) | data[3]
-        end = min(len(data), 20 + mlen)
-        p = 20
+        end = min(len(data), 20 + ((data[2] << 8) | data[3]))
+        key = data[4:20]
         peer = payload = channel = None
-        while p + 4 <= end:
-            at, al = struct.unpack_from("!HH", data, p)
-            val = data[p + 4 : p + 4 + al]
+        for at, start, al in walk_attributes(data, end)[0]:  # a framing error ends the walk; parse reports it
             if at == ATTR_XOR_PEER_ADDRESS:
-                peer = _xor_address(val, data[4:20])
+                try:
+                    peer = str(xor_address(data[start : start + al], key))
+                except DecodeError:
+                    peer = None
             elif at == ATTR_DATA:
-                payload = val
+                payload = data[start : start + al]
             elif at == ATTR_CHANNEL_NUMBER and al >= 2:
-                channel = (val[0] << 8) | val[1]
-            p += 4 + al + (-al % 4)
+                channel = (data[start] << 8) | data[start + 1]
         if mtype == STUN_CHANNELBIND_REQUEST:
             if channel is not None and peer is not None:
                 self.channels[(ctx.flow, channel)] = peer
@@ -896,21 +899,6 @@ class _Ctx:
     dst: int
     dport: int
     transport: str
-
-
-def _xor_address(val: bytes, cookie_txid: bytes) -> str | None:
-    """RFC 8489 §14.2 XOR-*-ADDRESS value to ``ip:port`` (``[v6]:port``)."""
-    if len(val) < 8:
-        return None
-    fam = val[1]
-    port = ((val[2] << 8) | val[3]) ^ 0x2112
-    if fam == 1 and len(val) >= 8:
-        ip = bytes(a ^ b for a, b in zip(val[4:8], cookie_txid[:4]))
-        return f"{socket.inet_ntoa(ip)}:{port}"
-    if fam == 2 and len(val) >= 20:
-        ip = bytes(a ^ b for a, b in zip(val[4:20], cookie_txid[:16]))
-        return f"[{socket.inet_ntop(socket.AF_INET6, ip)}]:{port}"
-    return None
 
 
 # --------------------------------------------------------------------------------------------------

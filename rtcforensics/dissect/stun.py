@@ -15,6 +15,7 @@ import enum
 import hashlib
 import hmac
 import ipaddress
+import socket
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -200,36 +201,42 @@ def _length_error(spec: AttrSpec, detail: str) -> DecodeError:
     return DecodeError("stun_attr_length", f"STUN {spec.name} {detail}")
 
 
-def _address(value: bytes, spec: AttrSpec, key: bytes, xor: bool = False) -> Address:
-    if len(value) < 4:
+_XOR_PORT = MAGIC_COOKIE >> 16
+_inet_ntoa = socket.inet_ntoa
+_tuple_new = tuple.__new__  # Address(...) through NamedTuple's Python-level __new__ costs 4x more
+
+
+def _address(value: bytes, spec: AttrSpec, xor_port: int, key: bytes | None) -> Address:
+    """An address attribute value; XORed (RFC 8489 §14.2) when ``key`` (magic cookie + transaction id) is
+    given: the port with the cookie's top 16 bits, IPv4 with the cookie, IPv6 with cookie + transaction id."""
+    n = len(value)
+    if n < 4:
         raise _length_error(spec, "is too short for an address")
     family = value[1]
-    port = struct.unpack_from("!H", value, 2)[0]
-    if xor:
-        port ^= MAGIC_COOKIE >> 16
+    port = ((value[2] << 8) | value[3]) ^ xor_port
     if family == 0x01:
-        if len(value) != 8:
+        if n != 8:
             raise _length_error(spec, "has invalid length for IPv4")
         raw = value[4:8]
-        if xor:
-            raw = bytes(a ^ b for a, b in zip(raw, key[:4]))
-        return Address(4, str(ipaddress.IPv4Address(raw)), port)
+        if key is not None:
+            raw = (int.from_bytes(raw, "big") ^ MAGIC_COOKIE).to_bytes(4, "big")
+        return _tuple_new(Address, (4, _inet_ntoa(raw), port))
     if family == 0x02:
-        if len(value) != 20:
+        if n != 20:
             raise _length_error(spec, "has invalid length for IPv6")
         raw = value[4:20]
-        if xor:  # RFC 8489 §14.2: IPv6 is XORed with magic cookie || transaction id
-            raw = bytes(a ^ b for a, b in zip(raw, key[:16]))
-        return Address(6, str(ipaddress.IPv6Address(raw)), port)
+        if key is not None:
+            raw = (int.from_bytes(raw, "big") ^ int.from_bytes(key[:16], "big")).to_bytes(16, "big")
+        return _tuple_new(Address, (6, str(ipaddress.IPv6Address(raw)), port))
     raise DecodeError("stun_address_family", f"STUN {spec.name} has unknown address family 0x{family:02x}")
 
 
 def _plain_address(value: bytes, spec: AttrSpec, key: bytes) -> Address:
-    return _address(value, spec, key)
+    return _address(value, spec, 0, None)
 
 
 def _xor_address(value: bytes, spec: AttrSpec, key: bytes) -> Address:
-    return _address(value, spec, key, xor=True)
+    return _address(value, spec, _XOR_PORT, key)
 
 
 def _text(value: bytes, spec: AttrSpec, key: bytes) -> str:
@@ -450,6 +457,39 @@ def attr_name(code: int) -> str:
     return spec.name if spec else f"0x{code:04x}"
 
 
+_NAMES: dict[int, str] = {code: spec.name for code, spec in ATTRIBUTES.items()}
+_TYPE_LENGTH = struct.Struct("!HH").unpack_from
+
+
+def walk_attributes(data: bytes, end: int) -> tuple[list[tuple[int, int, int]], DecodeError | None]:
+    """The attribute framing of a STUN message (RFC 8489 §14), values not decoded.
+
+    Returns ``(type, value offset, value length)`` of each attribute between the 20-byte header and ``end``
+    (20 + the header's length field), in wire order, and the :class:`DecodeError` that stopped the walk
+    early (a truncated attribute header, or a value running past ``end``), None when it reached ``end``.
+    The one walk over attributes: :meth:`StunMessage.parse` decodes what it finds, and the fast path uses
+    it to unwrap TURN Send/Data indications."""
+    spans: list[tuple[int, int, int]] = []
+    off = HEADER_LENGTH
+    while off < end:
+        if off + 4 > end:
+            return spans, DecodeError("stun_attr_truncated", "STUN attribute header is truncated")
+        atype, alen = _TYPE_LENGTH(data, off)
+        off += 4
+        if off + alen > end:
+            return spans, DecodeError("stun_attr_overflow",
+                                      f"STUN {attr_name(atype)} length {alen} runs past the end of the message")
+        spans.append((atype, off, alen))
+        off += alen + (-alen % 4)  # values are padded to 4 bytes
+    return spans, None
+
+
+def xor_address(value: bytes, key: bytes) -> Address:
+    """An XOR-*-ADDRESS value (RFC 8489 §14.2) de-XORed with ``key`` (magic cookie + transaction id, the
+    16 bytes after the message length); raises :class:`DecodeError` like the attribute decoder."""
+    return _xor_address(value, ATTRIBUTES[AttrType.XOR_PEER_ADDRESS], key)
+
+
 # -- message ------------------------------------------------------------------------------------------
 
 @dataclass(slots=True)
@@ -482,6 +522,8 @@ class StunMessage:
     attributes: list[StunAttribute] = field(default_factory=list)
     errors: list[DecodeError] = field(default_factory=list)
     raw: bytes = field(default=b"", repr=False)
+    #: first attribute of each type, by type code (what :meth:`get` / :meth:`has` read)
+    first: dict[int, StunAttribute] = field(default_factory=dict, repr=False, compare=False)
 
     # -- parsing ---------------------------------------------------------------------------------
     @classmethod
@@ -495,7 +537,7 @@ class StunMessage:
         data = bytes(data)
         if len(data) < HEADER_LENGTH:
             raise TruncatedError("stun_truncated", f"STUN message is shorter than its header ({len(data)} bytes)")
-        msg_type, length, cookie = struct.unpack_from("!HHI", data)
+        msg_type, length, cookie = _HEADER(data)
         if msg_type & 0xC000:
             raise DecodeError("stun_not_stun", f"STUN message type 0x{msg_type:04x} has the top two bits set")
         if length % 4 and cookie != MAGIC_COOKIE:
@@ -507,39 +549,32 @@ class StunMessage:
             raise DecodeError("stun_trailing_data",
                               f"STUN message has {len(data) - 20 - length} bytes after its declared length")
         classic = cookie != MAGIC_COOKIE
-        msg = cls(method=_method_of(msg_type), cls=_class_of(msg_type),
-                  transaction_id=data[4:20] if classic else data[8:20], classic=classic, raw=data)
+        method_class = _TYPES.get(msg_type) or _split_type(msg_type)
+        msg = cls(*method_class, data[4:20] if classic else data[8:20], classic, [], [], data, {})
         if length % 4:  # RFC 8489 §6: always a multiple of 4; WhatsApp sends others (tshark accepts them)
             msg._fail(DecodeError("stun_length", f"STUN message length {length} is not a multiple of 4"), strict)
         key = data[4:20]
-        end = HEADER_LENGTH + length
-        off = HEADER_LENGTH
-        while off < end:
-            if off + 4 > end:
-                msg._fail(DecodeError("stun_attr_truncated", "STUN attribute header is truncated"), strict)
-                break
-            atype, alen = struct.unpack_from("!HH", data, off)
-            vstart = off + 4
-            if vstart + alen > end:
-                msg._fail(DecodeError("stun_attr_overflow",
-                                      f"STUN {attr_name(atype)} length {alen} runs past the end of the message"),
-                          strict)
-                break
-            value_bytes = data[vstart:vstart + alen]
-            attr = StunAttribute(type=atype, value=value_bytes, offset=off, length=alen, raw=value_bytes)
-            spec = ATTRIBUTES.get(atype)
+        spans, framing_error = walk_attributes(data, HEADER_LENGTH + length)
+        attrs, first = msg.attributes, msg.first
+        table = ATTRIBUTES
+        for atype, vstart, alen in spans:
+            value = data[vstart:vstart + alen]
+            spec = table.get(atype)
             if spec is None:
-                attr.known = False
+                attr = StunAttribute(atype, value, vstart - 4, alen, value, False)
+            elif spec.secret:
+                attr = StunAttribute(atype, None, vstart - 4, alen, b"")
             else:
                 try:
-                    attr.value = spec.decode(value_bytes, spec, key)
+                    attr = StunAttribute(atype, spec.decode(value, spec, key), vstart - 4, alen, value)
                 except DecodeError as e:
-                    attr.error = e
+                    attr = StunAttribute(atype, value, vstart - 4, alen, value, True, e)
                     msg._fail(e, strict)
-                if spec.secret:
-                    attr.value, attr.raw = None, b""
-            msg.attributes.append(attr)
-            off = vstart + alen + (-alen % 4)  # RFC 8489 §14: values are padded to 4 bytes
+            attrs.append(attr)
+            if atype not in first:
+                first[atype] = attr
+        if framing_error is not None:
+            msg._fail(framing_error, strict)
         return msg
 
     def _fail(self, err: DecodeError, strict: bool) -> None:
@@ -564,21 +599,20 @@ class StunMessage:
         return iter(self.attributes)
 
     def has(self, atype: int) -> bool:
-        return any(a.type == atype for a in self.attributes)
+        return atype in self.first
 
     def get(self, atype: int, default: Any = None) -> Any:
         """Decoded value of the first attribute of that type (``default`` when absent or undecodable)."""
-        for a in self.attributes:
-            if a.type == atype:
-                return default if a.error is not None else a.value
-        return default
+        a = self.first.get(atype)
+        return default if a is None or a.error is not None else a.value
 
     def get_all(self, atype: int) -> list[Any]:
         return [a.value for a in self.attributes if a.type == atype and a.error is None]
 
     @property
     def attribute_names(self) -> list[str]:
-        return [a.name for a in self.attributes]
+        names = _NAMES
+        return [names.get(a.type) or attr_name(a.type) for a in self.attributes]
 
     @property
     def unknown_attributes(self) -> list[int]:
@@ -592,12 +626,12 @@ class StunMessage:
     @property
     def fingerprint_ok(self) -> bool | None:
         """FINGERPRINT verified (RFC 8489 §14.7); None when the message has none."""
-        for a in self.attributes:
-            if a.type == AttrType.FINGERPRINT:
-                if a.error is not None:
-                    return False
-                return fingerprint(self.raw[:a.offset]) == a.value
-        return None
+        a = self.first.get(AttrType.FINGERPRINT)
+        if a is None:
+            return None
+        if a.error is not None:
+            return False
+        return fingerprint(self.raw[:a.offset]) == a.value
 
     def check_integrity(self, key: bytes) -> bool | None:
         """Verify MESSAGE-INTEGRITY (HMAC-SHA1) or, failing that, MESSAGE-INTEGRITY-SHA256 with ``key``
@@ -657,8 +691,18 @@ def _method_of(msg_type: int) -> int:
     return (msg_type & 0x000F) | ((msg_type & 0x00E0) >> 1) | ((msg_type & 0x3E00) >> 2)
 
 
+_CLASSES = (StunClass.REQUEST, StunClass.INDICATION, StunClass.SUCCESS, StunClass.ERROR)
+_HEADER = struct.Struct("!HHI").unpack_from
+_TYPES: dict[int, tuple[int, StunClass]] = {}  # message type -> (method, class), filled as types are met
+
+
+def _split_type(msg_type: int) -> tuple[int, StunClass]:
+    split = _TYPES[msg_type] = (_method_of(msg_type), _class_of(msg_type))
+    return split
+
+
 def _class_of(msg_type: int) -> StunClass:
-    return StunClass(((msg_type & 0x0100) >> 7) | ((msg_type & 0x0010) >> 4))
+    return _CLASSES[((msg_type & 0x0100) >> 7) | ((msg_type & 0x0010) >> 4)]
 
 
 def message_type(method: int, cls: StunClass) -> int:
@@ -716,4 +760,6 @@ __all__ = [
     "fingerprint",
     "message_type",
     "method_name",
+    "walk_attributes",
+    "xor_address",
 ]

@@ -9,6 +9,7 @@ import io
 import json
 from typing import Any
 
+from .jsonout import input_warnings
 from .safe import for_html as h
 
 ORDER = ("critical", "high", "medium", "low", "info")
@@ -20,7 +21,8 @@ text-align:left;vertical-align:top}th{background:#f4f4f4}pre{background:#f7f7f7;
 white-space:pre-wrap;word-break:break-all}.sev{font-weight:bold;padding:.1em .4em;border-radius:3px;color:#fff}
 .critical{background:#7b0000}.high{background:#c0392b}.medium{background:#d68910}.low{background:#2e86c1}
 .info{background:#7f8c8d}.clear{color:#c0392b;font-weight:bold}.finding{border:1px solid #ddd;padding:.5em 1em;
-margin:.8em 0;border-radius:4px}.muted{color:#777}figure{margin:0}img{max-width:100%}
+margin:.8em 0;border-radius:4px}.warning{border:2px solid #d68910;background:#fdf2e3;padding:0 1em;
+margin:1em 0;border-radius:4px}.muted{color:#777}figure{margin:0}img{max-width:100%}
 """
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
@@ -129,6 +131,10 @@ def section(doc: dict[str, Any], cap: Any = None) -> str:
         f'<span class="sev {s}">{counts.get(s, 0)} {s}</span>' for s in ORDER) + "</td></tr>")
     p.append(f"<tr><th>tool</th><td>rtcforensics {h(doc['tool']['version'])}, generated {h(doc['generated'])}"
              + (" — <b>secrets shown</b>" if doc.get("secrets_shown") else "") + "</td></tr></table>")
+    warnings = input_warnings(doc)
+    if warnings:
+        p.append('<div class="warning"><h2>Warnings</h2><ul>' + "".join(f"<li>{h(w)}</li>" for w in warnings)
+                 + "</ul></div>")
     png = topology_png(doc, cap)
     p.append("<h2>Topology</h2>")
     if png:

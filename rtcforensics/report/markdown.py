@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .jsonout import input_warnings
 from .safe import for_markdown as m
 from .safe import for_markdown_code as mc
 from .safe import json_inert
@@ -27,6 +28,9 @@ def render(doc: dict[str, Any]) -> str:
     counts = doc["summary"]["findings"]
     out.append("- findings: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in ORDER))
     out.append("")
+    warnings = input_warnings(doc)
+    if warnings:
+        out += ["## Warnings", ""] + [f"- **warning**: {m(w)}" for w in warnings] + [""]
     if ov.get("signalling"):
         out += ["## Signalling", "", "| client | server | transport | encryption | messages |", "|---|---|---|---|---|"]
         for s in ov["signalling"]:

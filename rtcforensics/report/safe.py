@@ -105,12 +105,13 @@ def for_markdown(s: Any) -> str:
     return html.escape(t, quote=False)  # then < > & become entities: no raw HTML survives
 
 
-def json_inert(obj: Any, indent: int | None = 2) -> str:
+def json_inert(obj: Any, indent: int | None = 2, sort_keys: bool = True) -> str:
     """JSON text in which ``<``, ``>`` and ``&`` are ``\\u`` escapes (the same JSON value; no markup in any
-    viewer) and no escape sequence survives (JSON already escapes control characters)."""
+    viewer, safe inside ``<script type="application/json">``) and no escape sequence survives (JSON already
+    escapes control characters). The serialiser of every JSON output (report, SARIF, evidence blocks)."""
     import json
 
-    text = json.dumps(obj, indent=indent, ensure_ascii=False, sort_keys=True, default=str)
+    text = json.dumps(obj, indent=indent, ensure_ascii=False, sort_keys=sort_keys, default=str)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 

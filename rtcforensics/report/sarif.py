@@ -3,12 +3,13 @@ locations ``frame N``), the finding identity as a partial fingerprint."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from .._version import __version__
 from ..checks.registry import Severity, load_catalogue
+from .jsonout import input_warnings
+from .safe import json_inert
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
@@ -63,11 +64,15 @@ def run_for(doc: dict[str, Any]) -> dict[str, Any]:
     not_seen = [{"level": "note", "message": {"text": f"{c['id']} {c['slug']}: {c['status']}: {c['reason']}"},
                  "descriptor": {"id": c["id"], "index": index[c["id"]]}}
                 for c in doc["coverage"] if c["status"] in ("not observable", "failed") and c["id"] in index]
+    problems = [{"level": "warning", "message": {"text": w}} for w in input_warnings(doc)]
+    tool_failed = any(a.get("layer") == "tshark" and a.get("name") == "tshark_failed" for a in doc["anomalies"])
     return {
         "tool": {"driver": {"name": "rtcforensics", "version": __version__, "semanticVersion": __version__,
                             "informationUri": "https://rtcforensics.invalid/", "rules": rule_list}},
         "artifacts": [artifact],
-        "invocations": [{"executionSuccessful": not any(c["status"] == "failed" for c in doc["coverage"]),
+        "invocations": [{"executionSuccessful": not tool_failed and not any(c["status"] == "failed"
+                                                                             for c in doc["coverage"]),
+                         "toolExecutionNotifications": problems,
                          "toolConfigurationNotifications": not_seen}],
         "results": results,
         "columnKind": "unicodeCodePoints",
@@ -77,7 +82,7 @@ def run_for(doc: dict[str, Any]) -> dict[str, Any]:
 def render(docs: dict[str, Any] | list[dict[str, Any]]) -> str:
     docs = docs if isinstance(docs, list) else [docs]
     log = {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run_for(d) for d in docs]}
-    return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
+    return json_inert(log, sort_keys=False) + "\n"
 
 
 __all__ = ["Severity", "render", "rules"]

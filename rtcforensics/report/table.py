@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .jsonout import input_warnings
 from .safe import for_terminal_line as t
 
 ORDER = ("critical", "high", "medium", "low", "info")
@@ -70,6 +71,7 @@ def _overview_lines(doc: dict[str, Any]) -> list[str]:
 
 def render(doc: dict[str, Any]) -> str:
     out = _overview_lines(doc)
+    out[1:1] = [f"WARNING   {_short(w, 200)}" for w in input_warnings(doc)]
     counts = doc["summary"]["findings"]
     out.append("")
     out.append("findings  " + ", ".join(f"{counts.get(s, 0)} {s}" for s in ORDER))
