@@ -235,17 +235,10 @@ def _key_specs(specs: Sequence[str] | None) -> list[str]:
 
     out = []
     for i, spec in enumerate(specs or (), 1):
-        where = f"--key #{i}"
-        if not spec.strip():
-            raise InputError(where, "empty; expected [SSRC=]SUITE:inline:BASE64")
         try:
-            ssrc, _ = parse_key_spec(spec)
+            parse_key_spec(spec)  # its messages never contain the key
         except DecodeError as e:
-            from .report.safe import redact_text
-
-            raise InputError(where, redact_text(e.detail.replace(repr(spec), "given"))) from None
-        if ssrc is not None and not 0 <= ssrc <= 0xFFFFFFFF:
-            raise InputError(where, f"SSRC {ssrc} is not a 32-bit value")
+            raise InputError(f"--key #{i}", e.detail) from None
         out.append(spec)
     return out
 

@@ -184,13 +184,13 @@ def test_decrypt_reports_the_tampered_frame_and_exits_1(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("key,needle", [
-    ("", "--key #1: empty"),
+    ("", "--key #1: empty key"),
     ("1=AES_CM_128_HMAC_SHA1_80:inline:bm90LWEta2V5LWF0LWFsbA!!", "--key #1: SDES inline key is not valid base64"),
     ("1=AES_CM_128_HMAC_SHA1_80:inline:c2hvcnQta2V5", "--key #1: SDES inline key has 9 bytes"),
-    ("x1=AES_CM_128_HMAC_SHA1_80:inline:c2hvcnQta2V5", "--key #1: key given: SSRC 'x1' is not a number"),
+    ("x1=AES_CM_128_HMAC_SHA1_80:inline:c2hvcnQta2V5", "--key #1: SSRC 'x1' is not a number"),
     ("4294967296=AES_CM_128_HMAC_SHA1_80:inline:FfLxRxclZ/lNM/g5MNSZgmvAUzR/pgSIVyOHUHji",
-     "--key #1: SSRC 4294967296 is not a 32-bit value"),
-    ("AES_CM_128_HMAC_SHA1_80", "--key #1: key given is not of the form SUITE inline:BASE64"),
+     "--key #1: SSRC '4294967296' does not fit in 32 bits"),
+    ("AES_CM_128_HMAC_SHA1_80", "--key #1: key is not of the form [SSRC=]SUITE inline:BASE64"),
 ])
 def test_decrypt_malformed_key_exits_2_without_echoing_it(capsys, tmp_path, key, needle):
     code, out, err = run(capsys, "decrypt", sample_path("sdes_plain_rtp"), "-o", tmp_path, "--key", key)

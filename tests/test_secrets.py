@@ -29,7 +29,9 @@ CLI = [sys.executable, "-m", "rtcforensics.cli"]
 FORMATS = ("table", "json", "sarif", "html", "markdown")
 CAPTURES = sorted(p.name[: -len(".pcapng")] for p in SAMPLES.glob("*.pcapng"))
 
-pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark needed for the secret oracle")
+# slow: every CLI format of every sample capture, about 4.5 minutes on 2 cores (still run in CI)
+pytestmark = [pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark needed for the secret oracle"),
+              pytest.mark.slow]
 
 _WIRE = [
     re.compile(r"ice-pwd:([A-Za-z0-9+/]{16,})"),

@@ -63,6 +63,7 @@ def test_dtls12_keys_from_aiortc_keylog_authenticate_every_packet(sample, truth)
         assert row.status == "authenticated" and row.auth_failed == 0
         assert row.key_source.startswith("dtls-srtp:")
         assert row.profile == t["dtls"][0]["srtp_profile"]
+        assert row.e2ee_suspected is not True
 
 
 def test_without_keylog_dtls_streams_have_no_key(sample):
@@ -131,6 +132,11 @@ def test_key_spec_and_inline_parsing():
     with pytest.raises(DecodeError) as e:
         parse_inline("AES_CM_128_HMAC_SHA1_80", "inline:FfLxRxclZ/lNM/g5MNSZgmvAUzR/pgSIVyOH")
     assert e.value.name == "sdes_key_length"
+    for bad in ("", "0x1ffffffff=AES_CM_128_HMAC_SHA1_80 inline:FfLxRxclZ/lNM/g5MNSZgmvAUzR/pgSIVyOHUHji",
+                "AES_CM_128_HMAC_SHA1_80"):
+        with pytest.raises(DecodeError) as e:
+            parse_key_spec(bad)
+        assert e.value.name == "srtp_key_spec"
     with pytest.raises(DecodeError) as e:
         profile("SRTP_NULL_HMAC_SHA1_80")
     assert e.value.name == "srtp_unknown_profile"
@@ -173,6 +179,8 @@ def test_published_sdes_keys_on_third_party_calls(realcaps: Path, capture, tmp_p
         # every packet of a stream whose key authenticates verifies: no failure, nothing lost
         assert r.auth_failed == 0 and r.authenticated == r.rtp_packets + r.rtcp_packets
         assert r.audio_dbfs > -60  # decoded audio, not silence
+    # real audio after decryption is not taken for an end-to-end-encrypted payload
+    assert not verified.e2ee_suspected.fillna(False).any()
     # a published key that belongs to no SSRC of the call decrypts nothing
     published_ssrcs = {int(k["ssrc"], 16) for k in published}
     assert set(verified.ssrc.astype(int)) <= published_ssrcs

@@ -134,6 +134,8 @@ def decrypted_streams(ctx: Any) -> Any:
         raise NotObservable(f"SRTP decryption is not available in this installation ({e})") from None
     streams = res.streams
     keyed = streams[streams["authenticated"].fillna(0) > 0]
+    if not len(streams):
+        raise NotObservable("no SRTP/SRTCP stream in this capture")
     if not len(keyed):
         why = "keylog given" if getattr(cap, "keylog", None) is not None else "SDES keys in the SDP"
         raise NotObservable(f"no SRTP packet authenticated with the keys available ({why}; "

@@ -270,12 +270,12 @@ def _empty(value: bytes, spec: AttrSpec, key: bytes) -> bool:
 
 
 def _uint(size: int) -> Decoder:
-    fmt = {1: "!B", 2: "!H", 4: "!I", 8: "!Q"}[size]
+    unpack = struct.Struct({1: "!B", 2: "!H", 4: "!I", 8: "!Q"}[size]).unpack
 
     def decode(value: bytes, spec: AttrSpec, key: bytes) -> int:
         if len(value) != size:
             raise _length_error(spec, f"has invalid length {len(value)} (expected {size})")
-        return int(struct.unpack(fmt, value)[0])
+        return unpack(value)[0]
 
     return decode
 

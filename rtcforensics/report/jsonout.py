@@ -116,8 +116,8 @@ def input_warnings(doc: dict[str, Any]) -> list[str]:
             where = f" (after frame {a['frame']})" if a.get("frame") else ""
             out.append(f"capture {a.get('name')}{where}: {a.get('detail')}")
         elif a.get("layer") == "tshark":
-            out.append(f"tshark {a.get('name')}: {a.get('detail')} — signalling, SDP and candidates could not be "
-                       "read completely")
+            out.append(f"tshark {a.get('name')}: signalling, SDP and candidates could not be read completely "
+                       f"({a.get('detail')})")
     return out
 
 

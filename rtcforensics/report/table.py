@@ -71,7 +71,7 @@ def _overview_lines(doc: dict[str, Any]) -> list[str]:
 
 def render(doc: dict[str, Any]) -> str:
     out = _overview_lines(doc)
-    out[1:1] = [f"WARNING   {_short(w, 200)}" for w in input_warnings(doc)]
+    out[1:1] = [f"WARNING   {_short(w, 300)}" for w in input_warnings(doc)]
     counts = doc["summary"]["findings"]
     out.append("")
     out.append("findings  " + ", ".join(f"{counts.get(s, 0)} {s}" for s in ORDER))

@@ -135,6 +135,21 @@ def _probe_opus(pt: int, payloads: list[bytes]) -> tuple[str, int] | None:
     return ("opus?", 48000)
 
 
+def _e2ee_suspected(codec: tuple[str, int] | None, pt: int | None, sample: list[bytes], ent: float) -> bool | None:
+    """Decrypted payloads that still look encrypted (insertable streams / SFrame). Compressed codecs already sit
+    near 7.5-7.9 bits/byte, so entropy alone only speaks for G.711; Opus must decode with libopus."""
+    if len(sample) < 10 or math.isnan(ent):
+        return None
+    name = codec[0].lower() if codec else None
+    if name in ("pcmu", "pcma"):
+        return ent > 7.9  # G.711 speech/tones never approach random bytes
+    if name in ("opus", "opus?"):
+        return _probe_opus(pt or 96, sample) is None  # libopus rejects SFrame-wrapped frames
+    if name is None:
+        return ent > 7.97 and _probe_opus(pt or 96, sample) is None
+    return None  # video and other codecs: no reliable test here
+
+
 def _entropy(chunks: Iterable[bytes]) -> float:
     c: Counter[int] = Counter()
     n = 0
@@ -251,16 +266,17 @@ def decrypt(cap: Capture, keylog: str | os.PathLike[str] | None = None,
         pts = sorted(st.payload_types)
         main_pt = Counter(r[3] for r in st.plain).most_common(1)[0][0] if st.plain else None
         codec = (codecs.get(main_pt) or STATIC_PT.get(main_pt)) if main_pt is not None else None
-        ent = _entropy(_rtp_payload(r[6]) for r in st.plain[:200])
+        sample = [_rtp_payload(r[6]) for r in st.plain[:200] if r[3] == main_pt]
+        if codec is None and main_pt is not None:
+            codec = _probe_opus(main_pt, sample)
+        ent = _entropy(sample)
         rows.append({
             "flow_id": st.flow_id, "sender": st.sender, "receiver": st.receiver, "ssrc": st.ssrc,
             "status": st.status, "key_source": st.key_source, "profile": st.key.profile.dtls_name if st.key else None,
             "rtp_packets": st.rtp_packets, "rtcp_packets": st.rtcp_packets, "authenticated": st.authenticated,
             "auth_failed": st.auth_failed, "replayed": st.replayed, "failed_frames": list(st.failed_frames),
             "payload_types": pts, "codec": codec[0] if codec else None, "payload_entropy": ent,
-            # Opus/VP8 payloads sit near 7.5-7.9 bits/byte already; only flag what is indistinguishable from random
-            "e2ee_suspected": (None if math.isnan(ent) else bool(ent > 7.97 and (codec is None or codec[0] in
-                                                                                   ("PCMU", "PCMA")))),
+            "e2ee_suspected": _e2ee_suspected(codec, main_pt, sample, ent),
             "audio_dbfs": math.nan,
         })
     return DecryptResult(str(cap.path), STREAMS.from_records(rows), states, codecs, anomalies)

@@ -81,16 +81,20 @@ def parse_key_spec(spec: str) -> tuple[int | None, MasterKey]:
     """Parse a user key ``[SSRC=]SUITE inline:BASE64`` (SSRC decimal or 0x-hex; ':' or space after the suite)."""
     ssrc: int | None = None
     text = spec.strip()
+    if not text:
+        raise DecodeError("srtp_key_spec", "empty key: expected [SSRC=]SUITE inline:BASE64")
     if "=" in text.split()[0] and not text.startswith("inline:"):
         head, text = text.split("=", 1)
         try:
             ssrc = int(head, 0)
         except ValueError:
-            raise DecodeError("srtp_key_spec", f"key {spec!r}: SSRC {head!r} is not a number") from None
+            raise DecodeError("srtp_key_spec", f"SSRC {head!r} is not a number") from None
+        if not 0 <= ssrc < 1 << 32:
+            raise DecodeError("srtp_key_spec", f"SSRC {head!r} does not fit in 32 bits")
     text = text.replace(":inline:", " inline:", 1)
     parts = text.split(None, 1)
     if len(parts) != 2:
-        raise DecodeError("srtp_key_spec", f"key {spec!r} is not of the form SUITE inline:BASE64")
+        raise DecodeError("srtp_key_spec", "key is not of the form [SSRC=]SUITE inline:BASE64")
     return ssrc, parse_inline(parts[0], parts[1])
 
 

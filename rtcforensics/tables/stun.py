@@ -13,7 +13,7 @@ import pandas as pd
 from ..anomalies import AnomalyLog
 from ..capture import Capture, register_frame
 from ..dissect.model import Datagram
-from ..dissect.stun import METHOD_NAMES, TURN_METHODS, AttrType, StunClass, StunMessage
+from ..dissect.stun import TURN_METHODS, AttrType, StunClass, StunMessage
 from ..errors import DecodeError
 from ..schema import frame_schema
 
@@ -84,7 +84,8 @@ _REST_USERNAME = re.compile(r"^(\d{9,11}):")
 _TRANSPORTS = {17: "udp", 6: "tcp"}
 
 
-_ERROR_CODE, _XOR_MAPPED, _MS_XOR_MAPPED = AttrType.ERROR_CODE, AttrType.XOR_MAPPED_ADDRESS, AttrType.MS_XOR_MAPPED_ADDRESS
+_ERROR_CODE, _XOR_MAPPED, _MS_XOR_MAPPED = (AttrType.ERROR_CODE, AttrType.XOR_MAPPED_ADDRESS,
+                                             AttrType.MS_XOR_MAPPED_ADDRESS)
 _XOR_PEER, _CONTROLLING, _CONTROLLED = AttrType.XOR_PEER_ADDRESS, AttrType.ICE_CONTROLLING, AttrType.ICE_CONTROLLED
 _USERNAME, _TRANSPORT, _REALM, _NONCE = (AttrType.USERNAME, AttrType.REQUESTED_TRANSPORT, AttrType.REALM,
                                          AttrType.NONCE)
@@ -93,10 +94,6 @@ _SOFTWARE, _MAPPED, _RELAYED, _LIFETIME = (AttrType.SOFTWARE, AttrType.MAPPED_AD
 _CHANNEL, _PRIORITY, _USE_CANDIDATE = AttrType.CHANNEL_NUMBER, AttrType.PRIORITY, AttrType.USE_CANDIDATE
 _INTEGRITY, _INTEGRITY_SHA256, _FINGERPRINT = (AttrType.MESSAGE_INTEGRITY, AttrType.MESSAGE_INTEGRITY_SHA256,
                                                AttrType.FINGERPRINT)
-
-
-_METHOD_NAMES = {int(code): name for code, name in METHOD_NAMES.items()}
-_CLASS_NAMES = tuple(StunClass(c).label for c in range(4))
 
 
 def _row(d: Datagram, msg: StunMessage) -> tuple[Any, ...]:
@@ -123,8 +120,7 @@ def _row(d: Datagram, msg: StunMessage) -> tuple[Any, ...]:
     return (
         d.frame, d.ts_ns, d.flow_id, d.src, d.sport, d.dst, d.dport, d.transport, d.via_turn, d.turn_peer,
         d.turn_channel,
-        _METHOD_NAMES.get(msg.method) or msg.method_name, _CLASS_NAMES[msg.cls], msg.transaction_id.hex(),
-        msg.classic,
+        msg.method_name, msg.class_name, msg.transaction_id.hex(), msg.classic,
         username, g(_REALM), _NONCE in first, g(_SOFTWARE),
         err.code if err else None, err.reason if err else None,
         None if mapped is None else str(mapped), None if xmapped is None else str(xmapped),
@@ -157,8 +153,8 @@ def _match_transactions(cols: dict[str, list[Any]]) -> None:
     response: list[int | None] = [None] * n
     request: list[int | None] = [None] * n
     # key -> (row numbers of its requests in capture order, those not yet answered)
-    same_flow: dict[tuple[Any, str, str], tuple[list[int], list[int]]] = {}
-    any_flow: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
+    same_flow: dict[tuple[Any, ...], tuple[list[int], list[int]]] = {}  # (flow_id, txid, method)
+    any_flow: dict[tuple[Any, ...], tuple[list[int], list[int]]] = {}  # (txid, method)
     for i in range(n):
         cls = classes[i]
         if cls == "request":
