@@ -239,6 +239,14 @@ def build_sdp(cap: Capture) -> pd.DataFrame:
     return SDP.from_records([d.row for d in descriptions(cap)])
 
 
+def sdp_readable(cap: Capture) -> bool:
+    """Could this capture (with its side inputs) show any SDP? Cleartext HTTP/WebSocket/SIP on the wire, a keylog
+    or pcapng-embedded secrets for TLS, or side files. Decided from the fast path's classes, without tshark."""
+    if cap.keylog is not None or cap.signalling_files or cap.info.get("decryption_secrets"):
+        return True
+    return bool(cap.packets["cls"].isin(["http", "websocket", "sip"]).any())
+
+
 def _mline_keying(line: dict) -> str | None:
     proto = str(line.get("proto") or "")
     if line.get("sdes"):
@@ -255,6 +263,8 @@ def sdp_keying(cap: Capture, streams: pd.DataFrame) -> pd.Series:
     """Keying of RTP streams from the SDP m-line that describes them: a=ssrc, else the m-line's
     connection address and port equal to one end of the stream's flow."""
     out = pd.Series([None] * len(streams), index=streams.index, dtype=object)
+    if not sdp_readable(cap):
+        return out  # no SDP can be read: don't pay for a tshark pass over the control plane
     sdp = cap.sdp
     if not len(sdp) or not len(streams):
         return out
