@@ -184,3 +184,17 @@ def test_published_sdes_keys_on_third_party_calls(realcaps: Path, capture, tmp_p
     # a published key that belongs to no SSRC of the call decrypts nothing
     published_ssrcs = {int(k["ssrc"], 16) for k in published}
     assert set(verified.ssrc.astype(int)) <= published_ssrcs
+
+
+def test_relayed_call_decrypts_on_both_turn_legs(sample, truth):
+    # relay-only through coturn: each packet crosses the wire twice inside ChannelData (client<->TURN per peer);
+    # each leg is its own stream and must authenticate with the keys of the one DTLS-SRTP handshake
+    t = truth("turn_relay_longterm")
+    path = sample("turn_relay_longterm")
+    res = rtcforensics.load(path, keylog=path.with_suffix(".keylog"), progress=False).decrypt()
+    rtp = res.streams[res.streams.rtp_packets > 0]
+    for s in t["rtp"]:
+        legs = rtp[rtp.ssrc == s["ssrc"]]
+        assert len(legs) == 2 and legs.flow_id.nunique() == 2
+        assert (legs.status == "authenticated").all() and (legs.auth_failed == 0).all()
+        assert (legs.rtp_packets == s["packets"]).all()
