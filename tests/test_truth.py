@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from samples import SAMPLES, load_truth, sample_names, sample_path
 
-HEUR = ["--enable-heuristic", "rtp_udp", "--enable-heuristic", "rtp_stun", "--enable-heuristic", "dtls_stun"]
+from lab.truthlib import tshark_fields
+
 NAMES = sample_names()
 
 # RFC 5389 §6: class bits C1 (0x100) and C0 (0x10) of the message type; tshark's stun.type.class is not this
@@ -92,33 +93,10 @@ def decode_as(truth: dict[str, Any]) -> list[str]:
 
 @functools.cache
 def tshark(name: str, fields: tuple[str, ...], display_filter: str, keylog: bool = False) -> list[list[str]]:
-    cap = sample_path(name)
     truth = load_truth(name)
-    argv = [
-        "tshark",
-        "-n",
-        "-r",
-        str(cap),
-        *HEUR,
-        *decode_as(truth),
-        "-T",
-        "fields",
-        "-E",
-        "separator=\t",
-        "-E",
-        "occurrence=a",
-        "-E",
-        "aggregator=,",
-        "-Y",
-        display_filter,
-    ]
-    if keylog and truth.get("keylog"):
-        argv += ["-o", f"tls.keylog_file:{SAMPLES / truth['keylog']}"]
-    for f in fields:
-        argv += ["-e", f]
-    res = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=180)
-    assert res.returncode == 0, f"tshark failed on {cap.name}: {res.stderr[-400:]}"
-    return [line.split("\t") for line in res.stdout.splitlines()]
+    kl = SAMPLES / truth["keylog"] if keylog and truth.get("keylog") else None
+    return tshark_fields(sample_path(name), list(fields), display_filter=display_filter, extra=decode_as(truth),
+                         keylog=kl)
 
 
 def endpoint(ip4: str, ip6: str, port: str) -> str:
