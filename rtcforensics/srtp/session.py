@@ -156,6 +156,10 @@ def decrypt_streams(packets: Iterable[MediaPacket],
         feed(streams[k], pkt)
     for k in list(pending):
         settle(k)
+    for st in streams.values():
+        # free libsrtp state now: a Session kept in a cached result until interpreter exit would be finalised
+        # after libsrtp itself is torn down, and pylibsrtp then prints a traceback
+        st.session = None
     return streams
 
 
