@@ -20,33 +20,12 @@ from typing import Any
 import pytest
 from samples import SAMPLES, load_truth, sample_names, sample_path
 
-from lab.truthlib import tshark_fields
+from lab.truthlib import SRTP_IDS, STUN_CLASS, STUN_METHOD, tshark_fields
 
 NAMES = sample_names()
 
-# RFC 5389 §6: class bits C1 (0x100) and C0 (0x10) of the message type; tshark's stun.type.class is not this
-STUN_CLASS = {0: "request", 1: "indication", 2: "success", 3: "error"}
-STUN_METHOD = {
-    0x001: "Binding",
-    0x003: "Allocate",
-    0x004: "Refresh",
-    0x006: "Send",
-    0x007: "Data",
-    0x008: "CreatePermission",
-    0x009: "ChannelBind",
-    0x00A: "Connect",
-    0x00B: "ConnectionBind",
-    0x00C: "ConnectionAttempt",
-}
-# RFC 5764 §4.1.2, RFC 7714 §14.2
-SRTP_PROFILES = {
-    0x0001: "SRTP_AES128_CM_HMAC_SHA1_80",
-    0x0002: "SRTP_AES128_CM_HMAC_SHA1_32",
-    0x0005: "SRTP_NULL_HMAC_SHA1_80",
-    0x0006: "SRTP_NULL_HMAC_SHA1_32",
-    0x0007: "SRTP_AEAD_AES_128_GCM",
-    0x0008: "SRTP_AEAD_AES_256_GCM",
-}
+# tshark's stun.type.class is not the RFC 5389 §6 class: stun_key() converts from the message type
+SRTP_PROFILES = {v: k for k, v in SRTP_IDS.items()}  # RFC 5764 §4.1.2, RFC 7714 §14.2
 DTLS_VERSIONS = {0xFEFF: "DTLS 1.0", 0xFEFD: "DTLS 1.2", 0xFEFC: "DTLS 1.3"}
 
 pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
