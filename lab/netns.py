@@ -73,6 +73,20 @@ class Host:
         self.lab._procs.append(p)
         return p
 
+    def wait_listening(self, port: int, *, proto: str = "tcp", timeout: float = 20,
+                       proc: subprocess.Popen | None = None) -> None:
+        """Return once a socket of this host listens on ``port`` (``proto`` "tcp" or "udp"); raise after
+        ``timeout`` seconds, or as soon as ``proc`` (the server being waited for) has exited."""
+        deadline = time.monotonic() + timeout
+        flag = "-ltn" if proto == "tcp" else "-lun"
+        while time.monotonic() < deadline:
+            if f":{port}" in self.run("ss", flag, f"sport = :{port}", check=False).stdout:
+                return
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"the server for {self.name} {proto}/{port} exited ({proc.returncode})")
+            time.sleep(0.1)
+        raise RuntimeError(f"nothing listening on {self.name} {proto}/{port}")
+
     def add_address(self, cidr: str) -> None:
         fam = "-6" if ":" in cidr else "-4"
         extra = ["nodad"] if fam == "-6" else []

@@ -13,7 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,33 @@ def openssl_iana_names() -> dict[str, str]:
         if len(parts) >= 2:
             names[parts[1].split()[0]] = parts[0].strip()
     return names
+
+
+def openssl(*args: str, cwd: Path) -> str:
+    """Run the openssl command line in ``cwd``; its stdout, or RuntimeError with its stderr."""
+    r = subprocess.run(["openssl", *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError(f"openssl {' '.join(args[:2])} failed: {r.stderr[-1000:]}")
+    return r.stdout
+
+
+def self_signed_cert(work: Path, stem: str, newkey: Sequence[str], subject: str) -> dict[str, Any]:
+    """A self-signed certificate ``<stem>.pem`` with key ``<stem>.key`` made by ``openssl req`` (``newkey``:
+    e.g. ["rsa:1024"] or ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"]), and what openssl says of it:
+    SHA-256 of the DER, subject, key type and size, signature algorithm."""
+    pem = f"{stem}.pem"
+    openssl("req", "-x509", "-newkey", *newkey, "-sha256", "-days", "30", "-nodes", "-subj", subject,
+            "-keyout", f"{stem}.key", "-out", pem, cwd=work)
+    fp = openssl("x509", "-in", pem, "-noout", "-fingerprint", "-sha256", cwd=work)
+    text = openssl("x509", "-in", pem, "-noout", "-text", cwd=work)
+    bits = re.search(r"Public-Key: \((\d+) bit\)", text)
+    return {
+        "sha256": fp.split("=", 1)[1].strip().replace(":", "").lower(),
+        "subject": openssl("x509", "-in", pem, "-noout", "-subject", cwd=work).split("=", 1)[1].strip(),
+        "key_type": "RSA" if "rsaEncryption" in text else "EC",
+        "key_bits": int(bits.group(1)) if bits else None,
+        "signature_algorithm": re.search(r"Signature Algorithm: (\S+)", text).group(1),
+    }
 
 
 @functools.cache

@@ -315,7 +315,7 @@ def sdes_plain_rtp(out: Path) -> dict:
             raise RuntimeError("ffmpeg's SDP has no a=crypto with our key")
         with lab.capture(cap):
             server = srv.popen([*py, "serve", "--work", str(work)], log=work / "server.log", cwd=str(ROOT))
-            _wait_port(srv, HTTP_PORT)
+            srv.wait_listening(HTTP_PORT)
             base = f"http://{SRV_IP}:{HTTP_PORT}"
             c = pub.popen(
                 [
@@ -503,15 +503,6 @@ def _ffmpeg_version() -> str:
     out = subprocess.run(["ffmpeg", "-version"], check=False, capture_output=True, text=True).stdout.split()
     return out[2] if len(out) > 2 else "?"
 
-
-def _wait_port(host, port: int, timeout: float = 15) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        r = host.run("ss", "-ltn", f"sport = :{port}", check=False)
-        if f":{port}" in r.stdout:
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listening on {host.name}:{port}")
 
 
 SCENARIOS = {NAME: sdes_plain_rtp}

@@ -28,66 +28,14 @@ PROFILE = "SRTP_AES128_CM_SHA1_32"
 RUNS = [("dtls1.0", "-dtls1", 50010, 4433), ("dtls1.2", "-dtls1_2", 50012, 4434)]
 
 
-def _openssl(*args: str, cwd: Path) -> str:
-    r = subprocess.run(["openssl", *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=60)
-    if r.returncode != 0:
-        raise RuntimeError(f"openssl {' '.join(args[:2])} failed: {r.stderr[-1000:]}")
-    return r.stdout
-
-
 def _certs(work: Path) -> dict[str, dict]:
     """Self-signed certificates: server RSA-1024 (weak on purpose), client ECDSA P-256 (as browsers use)."""
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:1024",
-        "-sha256",
-        "-days",
-        "30",
-        "-nodes",
-        "-subj",
-        "/CN=weak-dtls-server",
-        "-keyout",
-        "srv.key",
-        "-out",
-        "srv.pem",
-        cwd=work,
-    )
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-sha256",
-        "-days",
-        "30",
-        "-nodes",
-        "-subj",
-        "/CN=WebRTC",
-        "-keyout",
-        "cli.key",
-        "-out",
-        "cli.pem",
-        cwd=work,
-    )
-    facts = {}
-    for side in ("srv", "cli"):
-        fp = _openssl("x509", "-in", f"{side}.pem", "-noout", "-fingerprint", "-sha256", cwd=work)
-        text = _openssl("x509", "-in", f"{side}.pem", "-noout", "-text", cwd=work)
-        bits = re.search(r"Public-Key: \((\d+) bit\)", text)
-        facts[side] = {
-            "sha256": fp.split("=", 1)[1].strip().replace(":", "").lower(),
-            "subject": _openssl("x509", "-in", f"{side}.pem", "-noout", "-subject", cwd=work)
-            .split("=", 1)[1]
-            .strip(),
-            "key_type": "RSA" if "rsaEncryption" in text else "EC",
-            "key_bits": int(bits.group(1)) if bits else None,
-            "signature_algorithm": re.search(r"Signature Algorithm: (\S+)", text).group(1),
-        }
-    return facts
+    from lab.truthlib import self_signed_cert
+
+    return {
+        "srv": self_signed_cert(work, "srv", ["rsa:1024"], "/CN=weak-dtls-server"),
+        "cli": self_signed_cert(work, "cli", ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "/CN=WebRTC"),
+    }
 
 
 def _session_facts(log: str) -> dict:
@@ -208,7 +156,7 @@ def _der_sha256(cap: Path) -> list[tuple[str, str]]:
 
 def weak_dtls(out: Path) -> dict:
     from lab.netns import Lab
-    from lab.truthlib import DTLS_VERSION, SRTP_IANA, workdir
+    from lab.truthlib import DTLS_VERSION, SRTP_IANA, openssl_iana_names, workdir
 
     work = workdir(NAME)
     certs = _certs(work)
@@ -234,7 +182,7 @@ def weak_dtls(out: Path) -> dict:
                     log=work / f"s_server_{label}.log",
                     cwd=str(work),
                 )
-                _wait_udp(srv, sport)
+                srv.wait_listening(sport, proto="udp")
                 c = cli.popen(
                     [
                         "sh",
@@ -271,7 +219,7 @@ def weak_dtls(out: Path) -> dict:
     keylog.chmod(0o644)
     randoms = {line.split()[1].lower(): line.split()[2].lower() for line in lines}
 
-    iana = _iana_names()
+    iana = openssl_iana_names()
     rows, appdata = _tshark_handshakes(cap, keylog)
     certs_on_wire = _der_sha256(cap)
     dtls = []
@@ -410,34 +358,10 @@ def weak_dtls(out: Path) -> dict:
     }
 
 
-def _iana_names() -> dict[str, str]:
-    """OpenSSL cipher name -> IANA name, as the installed openssl lists them (``openssl ciphers -stdname``)."""
-    out = subprocess.run(
-        ["openssl", "ciphers", "-stdname", "ALL:COMPLEMENTOFALL:@SECLEVEL=0"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    ).stdout
-    return {
-        line.split(" - ")[1].split()[0]: line.split(" - ")[0].strip()
-        for line in out.splitlines()
-        if " - " in line
-    }
-
-
 def _grab(text: str, pattern: str) -> str | None:
     m = re.search(pattern, text, flags=re.MULTILINE)
     return m.group(1) if m else None
 
-
-def _wait_udp(host, port: int, timeout: float = 15) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if f":{port}" in host.run("ss", "-lun", f"sport = :{port}", check=False).stdout:
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listening on {host.name} udp/{port}")
 
 
 SCENARIOS = {NAME: weak_dtls}

@@ -19,7 +19,6 @@ import json
 import secrets
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -308,21 +307,6 @@ async def uas(args: argparse.Namespace) -> None:
 # the scenario
 
 
-def _iana_names() -> dict[str, str]:
-    out = subprocess.run(
-        ["openssl", "ciphers", "-stdname", "ALL:COMPLEMENTOFALL:@SECLEVEL=0"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    ).stdout
-    return {
-        line.split(" - ")[1].split()[0]: line.split(" - ")[0].strip()
-        for line in out.splitlines()
-        if " - " in line
-    }
-
-
 def _pair(row: dict) -> tuple[str | None, str | None]:
     if "src" in row:
         return row["src"], row["dst"]
@@ -426,7 +410,15 @@ def _tshark(cap: Path, keylog: Path) -> dict:
 
 def sip_ws(out: Path) -> dict:
     from lab.netns import Lab
-    from lab.truthlib import DTLS_VERSION, SRTP_IANA, add_counts, candidates_from_sdp, sdp_facts, workdir
+    from lab.truthlib import (
+        DTLS_VERSION,
+        SRTP_IANA,
+        add_counts,
+        candidates_from_sdp,
+        openssl_iana_names,
+        sdp_facts,
+        workdir,
+    )
 
     work = workdir(NAME)
     cap = out / f"{NAME}.pcapng"
@@ -443,7 +435,7 @@ def sip_ws(out: Path) -> dict:
                 log=work / "uas.log",
                 cwd=str(ROOT),
             )
-            _wait_port(b, WS_PORT)
+            b.wait_listening(WS_PORT)
             c = a.popen(
                 [*py, "uac", "--out", str(work / "uac.json"), "--keylog", str(keylog)],
                 log=work / "uac.log",
@@ -464,7 +456,7 @@ def sip_ws(out: Path) -> dict:
     keylog.write_text("\n".join(lines) + "\n")
     keylog.chmod(0o644)
 
-    iana = _iana_names()
+    iana = openssl_iana_names()
     dtls = []
     for me, other in ((uacr, uasr), (uasr, uacr)):
         for hs in me["dtls"]:
@@ -619,14 +611,6 @@ def sip_ws(out: Path) -> dict:
         ),
     }
 
-
-def _wait_port(host, port: int, timeout: float = 20) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if f":{port}" in host.run("ss", "-ltn", f"sport = :{port}", check=False).stdout:
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listening on {host.name}:{port}")
 
 
 SCENARIOS = {NAME: sip_ws}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from .common import endpoints, frames_of, listish, rows, truthy, val
@@ -55,12 +56,21 @@ def srtp_null_cipher(ctx: Any) -> Iterator[Hit]:
     """What it flags: a DTLS-SRTP handshake that selected ``SRTP_NULL_HMAC_SHA1_80/_32``, or an SDES answer
     that accepted a ``NULL_*`` crypto suite.
     Why it matters: media is authenticated but not encrypted; anyone on the path hears and sees it.
-    Evidence: one row per handshake or description (frames, flow, profile).
+    A client that offers a NULL profile while the server chose an encrypting one is reported at info: the
+    offer invites a server (or an on-path attacker who controls the answer) to pick it.
+    Evidence: one row per handshake or description (frames, flow, profile; ``negotiated``).
     False positives: labs that disable encryption on purpose.
     References: RFC 5764 §4.1.2; RFC 8827 §6.5; RFC 4568 §6.2."""
     for prof, r, src in _profiles(ctx):
         if "NULL" in prof.upper():
-            yield _hit(ctx, prof, r, src, f"{prof} negotiated ({src}): media not encrypted")
+            h = _hit(ctx, prof, r, src, f"{prof} negotiated ({src}): media not encrypted")
+            yield replace(h, evidence={**h.evidence, "negotiated": True})
+        elif src == "dtls":
+            offered = [str(o) for o in listish(val(r, "srtp_profiles_offered")) if "NULL" in str(o).upper()]
+            if offered:
+                h = _hit(ctx, prof, r, src, f"client offers {', '.join(offered)}; {prof} was chosen")
+                yield replace(h, evidence={**h.evidence, "negotiated": False, "null_offered": offered},
+                              severity=Severity.INFO, key=(*h.key, "offered"))
 
 
 @check(id="SRTP002", slug="srtp-weak-profile", title="SRTP profile with a 32-bit authentication tag",
