@@ -173,14 +173,18 @@ def cmd_analyze(a: argparse.Namespace) -> int:
 
 
 def cmd_summary(a: argparse.Namespace) -> int:
+    from .checks.analyze import capture_info
+    from .report.jsonout import capture_anomalies
     from .report.overview import build_overview
     from .report.safe import redact
     from .report.table import render_overview
 
     for p in expand_captures(a.captures):
         cap = _load(p, a.keylog, a.signalling)
-        _emit(render_overview({"capture": {"name": p.name, "path": str(p)}, "tool": {"version": __version__},
-                               "overview": redact(build_overview(cap), a.show_secrets)}), None)
+        overview = redact(build_overview(cap), a.show_secrets)
+        # after the overview: the capture has been read, so damage and tool failures are known
+        _emit(render_overview({"capture": capture_info(cap), "tool": {"version": __version__},
+                               "overview": overview, "anomalies": capture_anomalies(cap)[0]}), None)
     return 0
 
 

@@ -119,7 +119,7 @@ def test_hostile_strings_render_inert_in_every_format():
     assert hostile["user_agent"].split(" ")[0] in tb
 
 
-def test_damaged_capture_is_said_in_every_format(tmp_path):
+def test_damaged_capture_is_said_in_every_format(tmp_path, capsys):
     """A capture cut short inside a packet block: the capture-layer anomaly and ``capture.truncated`` reach
     the table, JSON, SARIF (a toolExecutionNotification), markdown and HTML; the whole file says nothing."""
     src = sample_path("sdes_plain_rtp")
@@ -143,6 +143,13 @@ def test_damaged_capture_is_said_in_every_format(tmp_path):
     assert back["capture"]["truncated"] is True and detail in [a["detail"] for a in back["anomalies"]]
     for fmt, text in (("table", table.render(d)), ("markdown", markdown.render(d)), ("html", html.render([d], [cap], {}))):
         assert "damaged or cut short" in text and "capture_truncated" in text.replace("\\_", "_"), fmt
+    # `rtcforensics summary` says it too (it renders no findings, only the overview)
+    from rtcforensics.cli import main
+
+    assert main(["summary", str(cut)]) == 0
+    said = capsys.readouterr().out
+    assert "WARNING   the capture file is damaged or cut short" in said and detail in said
+    assert main(["summary", str(src)]) == 0 and "WARNING" not in capsys.readouterr().out
     whole = doc("sdes_plain_rtp")
     assert whole["capture"]["truncated"] is False and not jsonout.input_warnings(whole)
     assert "damaged" not in table.render(whole)

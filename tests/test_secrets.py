@@ -97,6 +97,10 @@ def test_oracle_finds_secrets() -> None:
     assert any(known_secrets(n) for n in ("ws_plaintext_private", "hostile_strings"))
     assert known_secrets("clean_call"), "ICE passwords inside WSS not found with the keylog"
     assert len(known_secrets("sdes_plain_rtp")) >= 2
+    # the WHIP bearer token and session cookie the lab's client and server exchanged in clear
+    whip = json.loads((SAMPLES / "sdes_plain_rtp.truth.json").read_text())["secrets"]["whip"]
+    assert {whip["bearer_token"], whip["session_cookie"]} <= known_secrets("sdes_plain_rtp")
+    assert f"Bearer {whip['bearer_token']}" in known_secrets("sdes_plain_rtp")  # as tshark reads the header
     assert "Lab-Turn-Pw-7f3a91" in known_secrets("turn_relay_longterm")
     assert keylog_secrets("clean_call")
 

@@ -7,9 +7,11 @@ Scenario ``sdes_plain_rtp``:
   plain RTP. ffmpeg 5.1 writes ``RTP/AVP`` on both m-lines (it does not write ``RTP/SAVP`` for SRTP): the SRTP
   stream is recognisable only by its ``a=crypto`` line.
 - ``pub`` POSTs that SDP (``application/sdp``) to an aiohttp server on ``srv`` (192.0.2.20:8080) over plain
-  HTTP; the server answers ``201 Created`` with an answer SDP carrying its own ``a=crypto`` key, and starts an
-  ffmpeg receiver from the offer (it decrypts the SRTP stream with the offered key).
-- ffmpeg on ``pub`` sends 5 s of two sine tones; ``pub`` then DELETEs the resource (WHIP teardown), the server
+  HTTP with a WHIP bearer token (``Authorization: Bearer``, RFC 9725 §4.5); the server checks it, answers
+  ``201 Created`` with an answer SDP carrying its own ``a=crypto`` key and a session cookie (``Set-Cookie``), and
+  starts an ffmpeg receiver from the offer (it decrypts the SRTP stream with the offered key).
+- ffmpeg on ``pub`` sends 5 s of two sine tones; ``pub`` then DELETEs the resource (WHIP teardown, with the
+  token and the cookie), the server
   stops the receiver, and the decoded audio levels (ffmpeg ``volumedetect``) show the SRTP was decrypted with the
   key that crossed the wire in clear.
 
@@ -123,7 +125,12 @@ def serve(args: argparse.Namespace) -> None:
     work = Path(args.work)
     state: dict[str, subprocess.Popen] = {}
 
+    def authorised(request: web.Request) -> bool:
+        return request.headers.get("Authorization") == f"Bearer {args.token}"
+
     async def post(request: web.Request) -> web.Response:
+        if not authorised(request):
+            return web.Response(status=401, headers={"WWW-Authenticate": "Bearer"})
         if request.content_type != "application/sdp":
             return web.Response(status=415, text="expected application/sdp\n")
         offer = await request.text()
@@ -156,14 +163,20 @@ def serve(args: argparse.Namespace) -> None:
                 stderr=subprocess.STDOUT,
             )
         await asyncio.sleep(0.5)  # let the receiver bind its ports before the publisher starts sending
-        return web.Response(
+        resp = web.Response(
             status=201,
             text=answer,
             content_type="application/sdp",
             headers={"Location": "/whip/lab/resource/1"},
         )
+        state["cookie"] = secrets.token_urlsafe(18)
+        (work / "session_cookie.txt").write_text(state["cookie"])
+        resp.set_cookie("whip_session", state["cookie"], path="/whip", httponly=True)
+        return resp
 
     async def delete(request: web.Request) -> web.Response:
+        if not authorised(request) or request.cookies.get("whip_session") != state.get("cookie"):
+            return web.Response(status=403)
         rx = state.pop("rx", None)
         if rx is not None:
             rx.send_signal(signal.SIGINT)
@@ -188,14 +201,18 @@ def client(args: argparse.Namespace) -> None:
         async with aiohttp.ClientSession() as s:
             if args.cmd == "post":
                 body = Path(args.sdp).read_text()
-                async with s.post(args.url, data=body, headers={"Content-Type": "application/sdp"}) as r:
+                headers = {"Content-Type": "application/sdp", "Authorization": f"Bearer {args.token}"}
+                async with s.post(args.url, data=body, headers=headers) as r:
+                    cookie = r.cookies.get("whip_session")
                     return {
                         "status": r.status,
                         "location": r.headers.get("Location"),
                         "answer": await r.text(),
                         "server": r.headers.get("Server"),
+                        "cookie": cookie.value if cookie else None,
                     }
-            async with s.delete(args.url) as r:
+            headers = {"Authorization": f"Bearer {args.token}", "Cookie": f"whip_session={args.cookie}"}
+            async with s.delete(args.url, headers=headers) as r:
                 return {"status": r.status}
 
     result = asyncio.run(go())
@@ -303,6 +320,7 @@ def sdes_plain_rtp(out: Path) -> dict:
     py = [sys.executable, "-m", "lab.scenarios.ffmpeg_sdes"]
     key = base64.b64encode(os.urandom(30)).decode()  # 16-byte master key + 14-byte salt (RFC 4568 §6.1)
     ssrcs = (secrets.randbits(31), secrets.randbits(31))  # ffmpeg's -ssrc is a signed int
+    token = secrets.token_urlsafe(24)  # the WHIP bearer token (RFC 9725 §4.5), sent in clear over plain HTTP
     cap = out / f"{NAME}.pcapng"
     with Lab(NAME) as lab:
         pub = lab.host("pub", f"{PUB_IP}/24")
@@ -314,7 +332,9 @@ def sdes_plain_rtp(out: Path) -> dict:
         if f"inline:{key}" not in offer:
             raise RuntimeError("ffmpeg's SDP has no a=crypto with our key")
         with lab.capture(cap):
-            server = srv.popen([*py, "serve", "--work", str(work)], log=work / "server.log", cwd=str(ROOT))
+            server = srv.popen(
+                [*py, "serve", "--work", str(work), "--token", token], log=work / "server.log", cwd=str(ROOT)
+            )
             srv.wait_listening(HTTP_PORT)
             base = f"http://{SRV_IP}:{HTTP_PORT}"
             c = pub.popen(
@@ -327,6 +347,8 @@ def sdes_plain_rtp(out: Path) -> dict:
                     str(work / "offer.sdp"),
                     "--result",
                     str(work / "post.json"),
+                    "--token",
+                    token,
                 ],
                 log=work / "post.log",
                 cwd=str(ROOT),
@@ -341,7 +363,18 @@ def sdes_plain_rtp(out: Path) -> dict:
                 raise RuntimeError(f"ffmpeg sender failed: {(work / 'ffmpeg_tx.log').read_text()[-2000:]}")
             time.sleep(0.3)
             c = pub.popen(
-                [*py, "delete", "--url", f"{base}{post['location']}", "--result", str(work / "del.json")],
+                [
+                    *py,
+                    "delete",
+                    "--url",
+                    f"{base}{post['location']}",
+                    "--result",
+                    str(work / "del.json"),
+                    "--token",
+                    token,
+                    "--cookie",
+                    post["cookie"] or "",
+                ],
                 log=work / "del.log",
                 cwd=str(ROOT),
             )
@@ -370,6 +403,12 @@ def sdes_plain_rtp(out: Path) -> dict:
     server_hdr = next((r[5] for r in http if r[2] == "201"), "")
     post_frame = next((int(r[0]) for r in http if r[1] == "POST"), None)
     answer_frame = next((int(r[0]) for r in http if r[2] == "201"), None)
+    cookie = (work / "session_cookie.txt").read_text().strip()
+    deleted = json.loads((work / "del.json").read_text())
+    if post["status"] != 201 or post["cookie"] != cookie or deleted["status"] != 200:
+        raise RuntimeError(
+            f"WHIP with token and cookie failed: POST {post['status']}, DELETE {deleted['status']}"
+        )
     vol_srtp, vol_rtp = _volume(work / "rx_srtp.wav"), _volume(work / "rx_rtp.wav")
     if not vol_srtp["samples"] or (vol_srtp["mean_volume_db"] or -99) < -40:
         raise RuntimeError(f"receiver did not decrypt the SRTP stream: {vol_srtp}")
@@ -379,8 +418,8 @@ def sdes_plain_rtp(out: Path) -> dict:
     srtp_ep = [f"{PUB_IP}:{src_ports[ssrcs[0]]}", f"{SRV_IP}:{SRTP_PORT}"]
     rtp_ep = [f"{PUB_IP}:{src_ports[ssrcs[1]]}", f"{SRV_IP}:{RTP_PORT}"]
     return {
-        "description": "SDP with a=crypto (SDES) POSTed over plain HTTP (WHIP-style) + ffmpeg SDES-SRTP PCMU "
-        "and plain RTP PCMA",
+        "description": "SDP with a=crypto (SDES) POSTed over plain HTTP (WHIP-style, bearer token, session cookie) + "
+        "ffmpeg SDES-SRTP PCMU and plain RTP PCMA",
         "stacks": {"ffmpeg": _ffmpeg_version()},
         "keylog": None,
         "findings": [
@@ -393,6 +432,13 @@ def sdes_plain_rtp(out: Path) -> dict:
             {"slug": "sdp-plain-rtp-offered", "endpoints": [pub_http, srv_http]},
             {"slug": "rtp-unencrypted", "endpoints": rtp_ep},
             {"slug": "signalling-plaintext", "endpoints": [pub_http, srv_http]},
+            {
+                # the bearer token on POST and DELETE, the session cookie set by the 201 and sent back on DELETE
+                "slug": "signalling-secret-exposed",
+                "severity": "high",
+                "endpoints": [pub_http, srv_http],
+                "evidence": {"in_clear": True},
+            },
             {
                 "slug": "software-disclosure",
                 "endpoints": [pub_http, srv_http],
@@ -416,10 +462,11 @@ def sdes_plain_rtp(out: Path) -> dict:
             "signalling-weak-tls",
         ],
         "secrets": {
+            "whip": {"bearer_token": token, "session_cookie": cookie},
             "sdes": [
                 {"sdp": "offer", "suite": SUITE, "inline": key, "keys_stream": srtp_ep},
                 {"sdp": "answer", "suite": SUITE, "inline": answer_key, "keys_stream": None},
-            ]
+            ],
         },
         "dtls": [],
         "sdp": [
@@ -490,7 +537,9 @@ def sdes_plain_rtp(out: Path) -> dict:
             "a Debian build quirk). The SDP offer was taken from a 40 ms ffmpeg dry run before the tap started "
             "(same key, ports, SSRCs; the real run wrote the identical SDP). The server's ffmpeg receiver decoded "
             "the SRTP stream with the offered key (receiver.srtp_decoded: non-silent 440 Hz tone). "
-            "secrets.sdes holds the raw inline keys: redact them in any output."
+            "secrets.sdes holds the raw inline keys, secrets.whip the bearer token the publisher sent on POST and "
+            "DELETE (the server refuses requests without it) and the session cookie the server set on its 201 "
+            "and got back on DELETE; all cross the wire in clear and must be redacted in any output."
         ),
     }
 
@@ -504,7 +553,6 @@ def _ffmpeg_version() -> str:
     return out[2] if len(out) > 2 else "?"
 
 
-
 SCENARIOS = {NAME: sdes_plain_rtp}
 
 
@@ -513,13 +561,17 @@ def main(argv: list[str] | None = None) -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("serve")
     s.add_argument("--work", required=True)
+    s.add_argument("--token", required=True, help="the bearer token POST and DELETE must present")
     p = sub.add_parser("post")
     p.add_argument("--url", required=True)
     p.add_argument("--sdp", required=True)
     p.add_argument("--result", required=True)
+    p.add_argument("--token", required=True)
     d = sub.add_parser("delete")
     d.add_argument("--url", required=True)
     d.add_argument("--result", required=True)
+    d.add_argument("--token", required=True)
+    d.add_argument("--cookie", required=True)
     args = ap.parse_args(argv)
     if args.cmd == "serve":
         serve(args)

@@ -142,9 +142,11 @@ def srtp_null(out: Path) -> dict[str, Any]:
                     [
                         "sh",
                         "-c",
-                        (f"(echo 'hello over {label} from gnutls-cli'; sleep 1.5) | exec gnutls-cli --udp -p {sport}"
-                        f" {SRV_IP} --insecure --x509keyfile cli.key --x509certfile cli.pem"
-                        f" --srtp-profiles={offer}"),
+                        (
+                            f"(echo 'hello over {label} from gnutls-cli'; sleep 1.5) | exec gnutls-cli --udp -p {sport}"
+                            f" {SRV_IP} --insecure --x509keyfile cli.key --x509certfile cli.pem"
+                            f" --srtp-profiles={offer}"
+                        ),
                     ],
                     log=work / f"cli_{label}.log",
                     env={"SSLKEYLOGFILE": str(work / f"cli_{label}.keylog")},

@@ -93,7 +93,7 @@ INPUT_LAYERS = ("capture", "tshark")
 MAX_INPUT_ROWS = 50
 
 
-def _capture_anomalies(cap: Any) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def capture_anomalies(cap: Any) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """(rows of the input layers, counts of every row by layer) from the capture's anomaly log."""
     log = getattr(getattr(cap, "dissection", None), "anomalies", None)
     if log is None:
@@ -127,7 +127,7 @@ def document(report: Report, show_secrets: bool = False) -> dict[str, Any]:
     for c in report.coverage:
         cov[c.status] = cov.get(c.status, 0) + 1
     anomalies = [{k: _plain(v) for k, v in row.items()} for row in report.anomalies.to_dict("records")]
-    input_rows, anomaly_counts = _capture_anomalies(report.cap)
+    input_rows, anomaly_counts = capture_anomalies(report.cap)
     doc = {
         "schema": SCHEMA_ID,
         "tool": {"name": "rtcforensics", "version": __version__},

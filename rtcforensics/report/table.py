@@ -39,6 +39,7 @@ def _overview_lines(doc: dict[str, Any]) -> list[str]:
     cap, ov = doc["capture"], doc["overview"]
     out.append(f"rtcforensics {t(doc['tool']['version'])} — {t(cap.get('name') or cap.get('path'))}"
                + (f"  sha256 {t(cap['sha256'][:16])}…" if cap.get("sha256") else ""))
+    out += [f"WARNING   {_short(w, 300)}" for w in input_warnings(doc)]
     if ov.get("period"):
         p = ov["period"]
         out.append(f"period    {t(p['first'])} → {t(p['last'])}  ({p['packets']} packets)")
@@ -71,7 +72,6 @@ def _overview_lines(doc: dict[str, Any]) -> list[str]:
 
 def render(doc: dict[str, Any]) -> str:
     out = _overview_lines(doc)
-    out[1:1] = [f"WARNING   {_short(w, 300)}" for w in input_warnings(doc)]
     counts = doc["summary"]["findings"]
     out.append("")
     out.append("findings  " + ", ".join(f"{counts.get(s, 0)} {s}" for s in ORDER))
