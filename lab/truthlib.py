@@ -7,6 +7,7 @@ here parses captures with our own code.
 from __future__ import annotations
 
 import functools
+import hashlib
 import ipaddress
 import json
 import re
@@ -116,8 +117,23 @@ def self_signed_cert(work: Path, stem: str, newkey: Sequence[str], subject: str)
     e.g. ["rsa:1024"] or ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"]), and what openssl says of it:
     SHA-256 of the DER, subject, key type and size, signature algorithm."""
     pem = f"{stem}.pem"
-    openssl("req", "-x509", "-newkey", *newkey, "-sha256", "-days", "30", "-nodes", "-subj", subject,
-            "-keyout", f"{stem}.key", "-out", pem, cwd=work)
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        *newkey,
+        "-sha256",
+        "-days",
+        "30",
+        "-nodes",
+        "-subj",
+        subject,
+        "-keyout",
+        f"{stem}.key",
+        "-out",
+        pem,
+        cwd=work,
+    )
     fp = openssl("x509", "-in", pem, "-noout", "-fingerprint", "-sha256", cwd=work)
     text = openssl("x509", "-in", pem, "-noout", "-text", cwd=work)
     bits = re.search(r"Public-Key: \((\d+) bit\)", text)
@@ -312,6 +328,46 @@ def tshark_fields(
     return [line.split("\t") for line in res.stdout.splitlines()]
 
 
+def dtls_wire(
+    cap: Path, ports: Iterable[int], keylog: Path
+) -> tuple[list[dict[str, str]], dict[str, set[str]], dict[str, bytes]]:
+    """What tshark reads of the DTLS on ``ports`` (Decode-As), with ``keylog``: the handshake rows (dicts keyed
+    by field name, repeated fields joined by ","), the SHA-256 of every certificate sent from each UDP source
+    port, and the decrypted application data received on each UDP destination port."""
+    decode = [a for port in ports for a in ("-d", f"udp.port=={port},dtls")]
+    fields = [
+        "frame.number",
+        "ip.src",
+        "udp.srcport",
+        "ip.dst",
+        "udp.dstport",
+        "dtls.handshake.type",
+        "dtls.record.version",
+        "dtls.handshake.version",
+        "dtls.handshake.random",
+        "dtls.handshake.ciphersuite",
+        "dtls.use_srtp.protection_profile",
+        "dtls.alert_message.desc",
+        "dtls.handshake.certificate",
+    ]
+    rows = [
+        dict(zip(fields, r))
+        for r in tshark_fields(cap, fields, display_filter="dtls", extra=decode, keylog=keylog)
+    ]
+    certs: dict[str, set[str]] = {}
+    for r in rows:
+        for der in filter(None, r["dtls.handshake.certificate"].split(",")):
+            certs.setdefault(r["udp.srcport"], set()).add(
+                hashlib.sha256(bytes.fromhex(der.replace(":", ""))).hexdigest()
+            )
+    data: dict[str, bytes] = {}
+    for port, hexdata in tshark_fields(
+        cap, ["udp.dstport", "data.data"], display_filter="dtls.app_data", extra=decode, keylog=keylog
+    ):
+        data[port] = data.get(port, b"") + bytes.fromhex(hexdata.replace(":", "").replace(",", ""))
+    return rows, certs, data
+
+
 def run_json(argv: list[str], timeout: float = 60) -> Any:
     res = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=timeout)
     if res.returncode != 0:
@@ -320,31 +376,25 @@ def run_json(argv: list[str], timeout: float = 60) -> Any:
 
 
 def make_cert(out_dir: Path, cn: str, ip: str) -> tuple[Path, Path]:
-    """Self-signed ECDSA certificate for ``ip`` made by the openssl CLI."""
-    key, crt = out_dir / f"{cn}.key", out_dir / f"{cn}.crt"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(crt),
-            "-days",
-            "30",
-            "-subj",
-            f"/CN={cn}",
-            "-addext",
-            f"subjectAltName=IP:{ip}",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
+    """Self-signed ECDSA certificate ``<cn>.crt`` (key ``<cn>.key``) for a TLS server at ``ip``."""
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        f"{cn}.key",
+        "-out",
+        f"{cn}.crt",
+        "-days",
+        "30",
+        "-subj",
+        f"/CN={cn}",
+        "-addext",
+        f"subjectAltName=IP:{ip}",
+        cwd=out_dir,
     )
-    return key, crt
+    return out_dir / f"{cn}.key", out_dir / f"{cn}.crt"

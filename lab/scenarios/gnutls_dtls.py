@@ -19,7 +19,6 @@ client's ephemeral port is read from tshark's ClientHello carrying the keylog's 
 
 from __future__ import annotations
 
-import hashlib
 import re
 import subprocess
 import time
@@ -77,35 +76,9 @@ def _client_facts(log: str) -> dict[str, Any]:
     }
 
 
-def _tshark(cap: Path, keylog: Path, fields: list[str], display: str) -> list[dict[str, str]]:
-    from lab.truthlib import TSHARK_TIMEOUT
-
-    args = [
-        "tshark",
-        "-r",
-        str(cap),
-        "-o",
-        f"tls.keylog_file:{keylog}",
-        "-Y",
-        display,
-        "-T",
-        "fields",
-        "-E",
-        "occurrence=a",
-        "-E",
-        "aggregator=,",
-    ]
-    for *_, sport in RUNS:
-        args += ["-d", f"udp.port=={sport},dtls"]
-    for f in fields:
-        args += ["-e", f]
-    out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=TSHARK_TIMEOUT).stdout
-    return [dict(zip(fields, line.split("\t"))) for line in out.splitlines() if line]
-
-
 def srtp_null(out: Path) -> dict[str, Any]:
     from lab.netns import Lab
-    from lab.truthlib import SRTP_IDS, self_signed_cert, workdir
+    from lab.truthlib import SRTP_IDS, dtls_wire, self_signed_cert, workdir
 
     work = workdir(NAME)
     ec = ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
@@ -170,22 +143,7 @@ def srtp_null(out: Path) -> dict[str, Any]:
     keylog.chmod(0o644)
     randoms = {line.split()[1].lower() for line in lines}
 
-    hs = _tshark(
-        cap,
-        keylog,
-        [
-            "udp.srcport",
-            "udp.dstport",
-            "dtls.handshake.type",
-            "dtls.handshake.version",
-            "dtls.handshake.random",
-            "dtls.handshake.ciphersuite",
-            "dtls.use_srtp.protection_profile",
-            "dtls.handshake.certificate",
-        ],
-        "dtls.handshake",
-    )
-    appdata = _tshark(cap, keylog, ["udp.srcport", "data.data"], "dtls.app_data")
+    hs, on_wire, echoed_on = dtls_wire(cap, [sport for *_, sport in RUNS], keylog)
     dtls = []
     for label, offer, support, sport in RUNS:
         facts = _client_facts((work / f"cli_{label}.log").read_text())
@@ -216,21 +174,11 @@ def srtp_null(out: Path) -> dict[str, Any]:
             )
         if offered_on_wire != {SRTP_IDS[GNUTLS_SRTP[p]] for p in offer.split(":")}:
             raise RuntimeError(f"{label}: the ClientHello offers {offered_on_wire}, we configured {offer}")
-        on_wire = {}
-        for r in hs:
-            for c in filter(None, r["dtls.handshake.certificate"].split(",")):
-                on_wire.setdefault(r["udp.srcport"], set()).add(
-                    hashlib.sha256(bytes.fromhex(c.replace(":", ""))).hexdigest()
-                )
         if on_wire.get(str(sport)) != {certs["srv"]["sha256"]} or on_wire.get(str(cport)) != {
             certs["cli"]["sha256"]
         }:
             raise RuntimeError(f"{label}: certificates on the wire differ from ours")
-        echoed = b"".join(
-            bytes.fromhex(r["data.data"].replace(":", "").replace(",", ""))
-            for r in appdata
-            if r["udp.srcport"] == str(sport)
-        )
+        echoed = echoed_on.get(str(cport), b"")
         if f"hello over {label}".encode() not in echoed:
             raise RuntimeError(f"tshark could not decrypt {label}'s echoed line with the keylog")
         dtls.append(

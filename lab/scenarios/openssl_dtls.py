@@ -16,7 +16,6 @@ openssl speaks no SRTP itself: the handshakes negotiate the profile but no media
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from pathlib import Path
 
@@ -56,107 +55,9 @@ def _session_facts(log: str) -> dict:
     }
 
 
-def _tshark_handshakes(cap: Path, keylog: Path) -> list[dict]:
-    ports = []
-    for _, _, _, sport in RUNS:
-        ports += ["-d", f"udp.port=={sport},dtls"]
-    fields = [
-        "frame.number",
-        "ip.src",
-        "udp.srcport",
-        "ip.dst",
-        "udp.dstport",
-        "dtls.handshake.type",
-        "dtls.record.version",
-        "dtls.handshake.version",
-        "dtls.handshake.random",
-        "dtls.handshake.ciphersuite",
-        "dtls.use_srtp.protection_profile",
-        "dtls.alert_message.desc",
-    ]
-    args = [
-        "tshark",
-        "-r",
-        str(cap),
-        *ports,
-        "-o",
-        f"tls.keylog_file:{keylog}",
-        "-Y",
-        "dtls",
-        "-T",
-        "fields",
-        "-E",
-        "occurrence=a",
-        "-E",
-        "aggregator=,",
-    ]
-    for f in fields:
-        args += ["-e", f]
-    out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=120).stdout
-    rows = [dict(zip(fields, line.split("\t"))) for line in out.splitlines() if line]
-    data = subprocess.run(
-        [
-            "tshark",
-            "-r",
-            str(cap),
-            *ports,
-            "-o",
-            f"tls.keylog_file:{keylog}",
-            "-Y",
-            "dtls.app_data",
-            "-T",
-            "fields",
-            "-e",
-            "udp.dstport",
-            "-e",
-            "data.data",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
-    return rows, data
-
-
-def _der_sha256(cap: Path) -> list[tuple[str, str]]:
-    """(udp.srcport, SHA-256 of each certificate) as tshark exports the Certificate messages."""
-    import hashlib
-
-    ports = []
-    for _, _, _, sport in RUNS:
-        ports += ["-d", f"udp.port=={sport},dtls"]
-    out = subprocess.run(
-        [
-            "tshark",
-            "-r",
-            str(cap),
-            *ports,
-            "-Y",
-            "dtls.handshake.certificate",
-            "-T",
-            "fields",
-            "-e",
-            "udp.srcport",
-            "-e",
-            "dtls.handshake.certificate",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
-    res = []
-    for line in out.splitlines():
-        port, certs = line.split("\t")
-        for c in certs.split(","):
-            res.append((port, hashlib.sha256(bytes.fromhex(c.replace(":", ""))).hexdigest()))
-    return res
-
-
 def weak_dtls(out: Path) -> dict:
     from lab.netns import Lab
-    from lab.truthlib import DTLS_VERSION, SRTP_IANA, openssl_iana_names, workdir
+    from lab.truthlib import DTLS_VERSION, SRTP_IANA, dtls_wire, openssl_iana_names, workdir
 
     work = workdir(NAME)
     certs = _certs(work)
@@ -220,8 +121,7 @@ def weak_dtls(out: Path) -> dict:
     randoms = {line.split()[1].lower(): line.split()[2].lower() for line in lines}
 
     iana = openssl_iana_names()
-    rows, appdata = _tshark_handshakes(cap, keylog)
-    certs_on_wire = _der_sha256(cap)
+    rows, certs_on_wire, appdata = dtls_wire(cap, [sport for *_, sport in RUNS], keylog)
     dtls = []
     for label, flag, cport, sport in RUNS:
         clog = (work / f"s_client_{label}.log").read_text()
@@ -255,17 +155,11 @@ def weak_dtls(out: Path) -> dict:
             raise RuntimeError(
                 f"tshark disagrees on {label}: suite {wire_suite:#x} version {wire_ver} srtp {wire_srtp:#x}"
             )
-        srv_on_wire = {h for p, h in certs_on_wire if p == str(sport)}
-        cli_on_wire = {h for p, h in certs_on_wire if p == str(cport)}
+        srv_on_wire = certs_on_wire.get(str(sport), set())
+        cli_on_wire = certs_on_wire.get(str(cport), set())
         if srv_on_wire != {certs["srv"]["sha256"]} or cli_on_wire != {certs["cli"]["sha256"]}:
             raise RuntimeError(f"certificates on the wire differ from ours for {label}")
-        if f"hello over {label}" not in bytes.fromhex(
-            "".join(
-                line.split("\t")[1].replace(":", "").replace(",", "")
-                for line in appdata.splitlines()
-                if line.split("\t")[0] == str(sport)
-            )
-        ).decode(errors="replace"):
+        if f"hello over {label}".encode() not in appdata.get(str(sport), b""):
             raise RuntimeError(f"tshark could not decrypt {label}'s application data with the keylog")
         dtls.append(
             {
@@ -361,7 +255,6 @@ def weak_dtls(out: Path) -> dict:
 def _grab(text: str, pattern: str) -> str | None:
     m = re.search(pattern, text, flags=re.MULTILINE)
     return m.group(1) if m else None
-
 
 
 SCENARIOS = {NAME: weak_dtls}
