@@ -1,9 +1,10 @@
 """The media-plane fast path: one pass over a capture that hands a :class:`Dissection` to the table builders.
 
-Per batch of records (``pcapio``) the common case — IPv4/UDP (behind any supported link layer) carrying
-RTP, directly or inside TURN ChannelData, or carrying nothing of interest — is taken with numpy: link
-offsets, IP and UDP headers, RFC 7983 class, RTP header columns. Every other packet (STUN, DTLS, RTCP,
-ZRTP, Send/Data indications, IPv6, fragments, TCP, anything malformed) goes through the Python path below,
+Per batch of records (``pcapio``) the common case — UDP over IPv4 or IPv6 without extension headers (behind
+any supported link layer) carrying RTP, directly or inside TURN ChannelData, or carrying nothing of interest
+— is taken with numpy: link offsets, IP and UDP headers, RFC 7983 class, RTP header columns. Every other
+packet (STUN, DTLS, RTCP, ZRTP, Send/Data indications, IPv6 extension headers, fragments, TCP, anything
+malformed) goes through the Python path below,
 which handles the general case completely; the numpy path is only a shortcut for packets it can fully
 decode.
 
@@ -190,6 +191,7 @@ class _Pass:
         self.ips: dict[str, int] = {}
         self.ip_list: list[str] = []
         self.ip4_ids: dict[int, int] = {}
+        self.ip6_ids: dict[bytes, int] = {}
         self.flow_ids: dict[tuple[int, int, int], int] = {}
         self.flow_first: list[int] = []
         # per-batch packet columns for the `packets` frame ("frame" holds (first frame, count) per batch)
@@ -261,19 +263,24 @@ class _Pass:
 
         l3, et = link_offsets(arr, b)
         last = len(arr) - 1
-        # ---- IPv4 / UDP, unfragmented, fully captured ------------------------------------------
+        # ---- IPv4 (unfragmented) and IPv6 (no extension header), fully captured ----------------------
         v4 = (et == ETH_IPV4) & (cap >= l3 + 20)
-        i3 = np.where(v4, off + l3, 0)
-        vihl = _u8(arr, np.minimum(i3, last))
-        ihl = (vihl & 0x0F) * 4
-        v4 &= ((vihl >> 4) == 4) & (ihl >= 20) & (cap >= l3 + ihl + 8)
-        i3 = np.where(v4, i3, 0)
-        fragword = _be16(arr, np.minimum(i3 + 6, last - 1))
-        proto = _u8(arr, np.minimum(i3 + 9, last))
-        udp = v4 & ((fragword & 0x3FFF) == 0) & (proto == 17)
+        v6 = (et == ETH_IPV6) & (cap >= l3 + 48)
+        i3 = np.where(v4 | v6, off + l3, 0)
+        b0 = _u8(arr, np.minimum(i3, last))
+        ihl = np.where(v6, 40, (b0 & 0x0F) * 4)  # header length
+        v4 &= ((b0 >> 4) == 4) & (ihl >= 20) & (cap >= l3 + ihl + 8)
+        v4 &= (_be16(arr, np.minimum(i3 + 6, last - 1)) & 0x3FFF) == 0  # not a fragment
+        v6 &= (b0 >> 4) == 6
+        ip = v4 | v6
+        i3 = np.where(ip, i3, 0)
+        proto = np.where(v6, _u8(arr, np.minimum(i3 + 6, last)), _u8(arr, np.minimum(i3 + 9, last)))
+        udp = ip & (proto == 17)
         i4 = np.where(udp, i3 + ihl, 0)
         ulen = _be16(arr, np.minimum(i4 + 4, last - 1))
         udp &= (ulen >= 8) & (l3 + ihl + ulen <= cap)
+        # IPv6: the UDP datagram is the whole payload (a jumbogram or padding goes the long way)
+        udp &= ~v6 | (_be16(arr, np.minimum(i3 + 4, last - 1)) == ulen)
         idx = np.flatnonzero(udp)
         fast = np.zeros(n, dtype=bool)  # row fully filled here
         dgcls = np.full(n, -1, dtype=np.int8)  # media datagram to file in the loop below (UDP payload known)
@@ -318,8 +325,7 @@ class _Pass:
             dgcls[idx[dg]] = c[dg]
             pay_off[idx[dg]] = po[dg]
             pay_len[idx[dg]] = plen[dg]
-            src[t_idx] = self._ip4_ids(_be32(arr, i3[t_idx] + 12))
-            dst[t_idx] = self._ip4_ids(_be32(arr, i3[t_idx] + 16))
+            src[t_idx], dst[t_idx] = self._ip_ids(arr, i3[t_idx], v6[t_idx])
             sport[t_idx] = sp[rows]
             dport[t_idx] = dp[rows]
             transport[t_idx] = T_UDP
@@ -330,8 +336,8 @@ class _Pass:
             r = np.flatnonzero(rtp_ok)
             if len(r):
                 rtp_args = (idx[r], rtp_po[r], rtp_len[r], hdr[r], padlen[r], v[r])
-        # ---- IPv4 / TCP of directions already known to be control plane ---------------------------
-        tcp = v4 & ((fragword & 0x3FFF) == 0) & (proto == 6) & (cap >= l3 + ihl + 20)
+        # ---- TCP of directions already known to be control plane ------------------------------------
+        tcp = ip & (proto == 6) & (cap >= l3 + ihl + 20)
         tidx = np.flatnonzero(tcp)
         tcp_j = np.full(n, -1, dtype=np.int64)  # index into the TCP arrays, for the loop's quick check
         if len(tidx):
@@ -339,8 +345,7 @@ class _Pass:
             doff = (_u8(arr, t4 + 12) >> 4) * 4
             good = (doff >= 20) & (l3[tidx] + ihl[tidx] + doff <= cap[tidx])
             tidx, t4 = tidx[good], t4[good]
-            s_id = self._ip4_ids(_be32(arr, i3[tidx] + 12))
-            d_id = self._ip4_ids(_be32(arr, i3[tidx] + 16))
+            s_id, d_id = self._ip_ids(arr, i3[tidx], v6[tidx])
             sp, dp = _be16(arr, t4), _be16(arr, t4 + 2)
             fl = self._flows_vec(T_TCP, s_id, sp, d_id, dp, b.frame[tidx])
             # direction = flow and which end sent it
@@ -481,6 +486,32 @@ class _Pass:
                 i = self.ip4_ids[u] = self.ip_id(socket.inet_ntoa(u.to_bytes(4, "big")))
             ids[k] = i
         return ids[inv]
+
+    def _ip6_ids(self, arr: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """Interned ids of the 16-byte addresses starting at ``at`` in ``arr`` (the text is inet_ntop's, as
+        the Python path writes it)."""
+        raw = np.ascontiguousarray(arr[at[:, None] + np.arange(16)]).view(np.dtype((np.void, 16))).ravel()
+        uniq, inv = np.unique(raw, return_inverse=True)
+        ids = np.empty(len(uniq), dtype=np.int32)
+        for k, u in enumerate(uniq.tolist()):
+            i = self.ip6_ids.get(u)
+            if i is None:
+                i = self.ip6_ids[u] = self.ip_id(socket.inet_ntop(socket.AF_INET6, u))
+            ids[k] = i
+        return ids[inv.reshape(-1)]
+
+    def _ip_ids(self, arr: np.ndarray, i3: np.ndarray, is6: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(source ids, destination ids) of the IPv4 or IPv6 headers starting at ``i3``."""
+        src = np.empty(len(i3), dtype=np.int32)
+        dst = np.empty(len(i3), dtype=np.int32)
+        four = ~is6
+        if four.any():
+            src[four] = self._ip4_ids(_be32(arr, i3[four] + 12))
+            dst[four] = self._ip4_ids(_be32(arr, i3[four] + 16))
+        if is6.any():
+            src[is6] = self._ip6_ids(arr, i3[is6] + 8)
+            dst[is6] = self._ip6_ids(arr, i3[is6] + 24)
+        return src, dst
 
     def _flows_vec(self, transport: int, src: np.ndarray, sport: np.ndarray, dst: np.ndarray,
                    dport: np.ndarray, frames: np.ndarray) -> np.ndarray:
