@@ -58,3 +58,31 @@ def test_unreadable_keylog(tmp_path):
     with pytest.raises(InputError) as e:
         read_keylog(tmp_path / "missing.keylog")
     assert "missing.keylog" in str(e.value)
+
+
+def test_wrong_keylog_is_said_in_the_report(sample):
+    """A file that is no keylog, and the keylog of another session: both reach the report as warnings, and
+    the keylog that belongs to the capture raises neither."""
+    import rtcforensics
+    from rtcforensics.report import jsonout
+
+    cap_path = sample("clean_call")
+    not_a_keylog = cap_path.with_name("clean_call.truth.json")
+    other = cap_path.with_name("weak_dtls.keylog")
+    own = cap_path.with_name("clean_call.keylog")
+    if not (other.exists() and own.exists()):
+        pytest.skip("keylogs not present")
+
+    def warnings(keylog):
+        return jsonout.input_warnings(jsonout.document(rtcforensics.analyze(rtcforensics.load(cap_path,
+                                                                                            keylog=keylog))))
+
+    w = warnings(not_a_keylog)
+    lines = sum(1 for ln in not_a_keylog.read_text().splitlines() if ln.strip() and not ln.startswith("#"))
+    assert w == [f"keylog: {not_a_keylog}: no usable key line ({lines} line(s), {lines} unreadable): not an "
+                 "SSLKEYLOGFILE? Nothing can be decrypted with it"]
+    w = warnings(other)
+    n_other = len({ln.split()[1] for ln in other.read_text().splitlines() if ln.strip()})
+    assert w == [f"keylog: {other}: none of its {n_other} client random(s) belongs to one of the 1 DTLS "
+                 "handshake(s) of this capture (a keylog of another session?)"]
+    assert warnings(own) == []

@@ -82,6 +82,10 @@ def parse_keylog(text: str, anomalies: AnomalyLog | None = None, path: str | Non
                 anomalies.add("keylog", "keylog_bad_line", f"{where}: {problem}")
             continue
         kl.secrets.setdefault(cr, {})[parts[0]] = secret
+    if not kl.secrets and anomalies is not None:
+        anomalies.add("keylog", "keylog_unusable",
+                      f"{where}: no usable key line ({kl.lines} line(s), {kl.bad_lines} unreadable): not an "
+                      "SSLKEYLOGFILE? Nothing can be decrypted with it")
     return kl
 
 

@@ -88,8 +88,10 @@ SCHEMA: dict[str, Any] = {
 }
 
 
-# Anomaly layers about the input and the tools rather than one packet: each row goes into the report.
+# Anomaly layers about the input and the tools rather than one packet: each row goes into the report; and
+# the keylog rows that say the whole keylog is of no use (not each unreadable line).
 INPUT_LAYERS = ("capture", "tshark")
+KEYLOG_WARNINGS = ("keylog_unusable", "keylog_no_match")
 MAX_INPUT_ROWS = 50
 
 
@@ -100,7 +102,8 @@ def capture_anomalies(cap: Any) -> tuple[list[dict[str, Any]], dict[str, int]]:
         return [], {}
     df = log.frame()
     counts = {str(k): int(v) for k, v in df["layer"].astype(str).value_counts().sort_index().items()}
-    rows = df[df["layer"].astype(str).isin(INPUT_LAYERS)].head(MAX_INPUT_ROWS)
+    rows = df[df["layer"].astype(str).isin(INPUT_LAYERS) | df["name"].astype(str).isin(KEYLOG_WARNINGS)]
+    rows = rows.head(MAX_INPUT_ROWS)
     return [{k: _plain(v) for k, v in r.items()} for r in rows.to_dict("records")], counts
 
 
@@ -115,6 +118,8 @@ def input_warnings(doc: dict[str, Any]) -> list[str]:
         if a.get("layer") == "capture":
             where = f" (after frame {a['frame']})" if a.get("frame") else ""
             out.append(f"capture {a.get('name')}{where}: {a.get('detail')}")
+        elif a.get("name") in KEYLOG_WARNINGS:
+            out.append(f"keylog: {a.get('detail')}")
         elif a.get("layer") == "tshark":
             out.append(f"tshark {a.get('name')}: signalling, SDP and candidates could not be read completely "
                        f"({a.get('detail')})")

@@ -259,7 +259,12 @@ TLS_KEY_LOG_SECRET = 0x544C534B  # pcapng Decryption Secrets Block type "TLSK": 
 
 
 def capture_keylog(cap: Capture) -> Any:
-    """The keylog for ``cap``: its ``keylog=`` file plus any TLS key log embedded in the pcapng (DSB)."""
+    """The keylog for ``cap``: its ``keylog=`` file plus any TLS key log embedded in the pcapng (DSB); read
+    once per capture (its unreadable lines are anomalies, said once)."""
+    return cap.cached("keylog", lambda: _read_capture_keylog(cap))
+
+
+def _read_capture_keylog(cap: Capture) -> Any:
     from ..dissect.keylog import parse_keylog, read_keylog
 
     anomalies = cap.dissection.anomalies
@@ -279,8 +284,27 @@ def capture_keylog(cap: Capture) -> Any:
 
 def tracker(cap: Capture) -> DtlsTracker:
     """The DTLS pass over ``cap`` (shared by the `dtls` and `datachannels` frames)."""
-    return cap.cached("dtls_tracker", lambda: analyze_datagrams(
-        cap.dissection.dtls, cap.dissection.anomalies, capture_keylog(cap), cap.strict))
+
+    def run() -> DtlsTracker:
+        keylog = capture_keylog(cap)
+        t = analyze_datagrams(cap.dissection.dtls, cap.dissection.anomalies, keylog, cap.strict)
+        _note_keylog_unmatched(cap, keylog, t)
+        return t
+
+    return cap.cached("dtls_tracker", run)
+
+
+def _note_keylog_unmatched(cap: Capture, keylog: Any, t: DtlsTracker) -> None:
+    """A keylog given by the user whose client randoms match none of the capture's DTLS handshakes is most
+    likely the keylog of another session: say so (anomaly ``keylog_no_match``), not just decrypt nothing."""
+    if cap.keylog is None or keylog is None or not keylog.secrets:
+        return
+    randoms = [hs.client_hello.random for hs in t.handshakes if hs.client_hello is not None]
+    if randoms and not any(r in keylog for r in randoms):
+        cap.dissection.anomalies.add(
+            "keylog", "keylog_no_match",
+            f"{cap.keylog}: none of its {len(keylog.secrets)} client random(s) belongs to one of the "
+            f"{len(randoms)} DTLS handshake(s) of this capture (a keylog of another session?)")
 
 
 @register_frame(DTLS)
