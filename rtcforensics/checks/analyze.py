@@ -226,7 +226,15 @@ def resolve_params(catalogue: Mapping[str, Check], params: Mapping[str, Any] | N
         if cid is None or pname not in out[cid]:
             raise ValueError(f"unknown check parameter {k!r}")
         default = out[cid][pname]
-        out[cid][pname] = type(default)(v) if isinstance(default, (int, float)) and not isinstance(v, bool) else v
+        if isinstance(default, (int, float)) and not isinstance(default, bool) and not isinstance(v, bool):
+            kind = "an integer" if isinstance(default, int) else "a number"
+            try:
+                if isinstance(default, int) and isinstance(v, float) and not v.is_integer():
+                    raise ValueError(v)
+                v = type(default)(v)
+            except (TypeError, ValueError):
+                raise ValueError(f"check parameter {k!r} takes {kind} (default {default!r}), not {v!r}") from None
+        out[cid][pname] = v
     return out
 
 
