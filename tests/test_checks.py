@@ -138,7 +138,8 @@ REALCAP_EXPECT = [
     ("nDPI/discord.pcap", {}, {}),  # own encryption over RTP framing: random payload, no plaintext evidence
     ("nDPI/geforcenow.pcapng", {}, {}),
     ("pion_dtls/capture-chrome-Chromium_123.0.6312.0_.pcap", {}, {}),
-    ("pion_dtls/capture-firefox-Mozilla_Firefox_125.0.pcap", {}, {}),
+    # the ClientHello's JA4 is the one Firefox 125.0 sends (data/dtls_fingerprints.json): a lead, low/low
+    ("pion_dtls/capture-firefox-Mozilla_Firefox_125.0.pcap", {}, {"outdated-component": ("low", "low")}),
     # true problems
     ("nDPI/stun_dtls_rtp_unidir.pcapng",  # coturn 4.5.0.3, first Allocate succeeds with no credentials
      {"turn-open-relay": ("high", "high"), "outdated-component": ("high", "high"),
@@ -178,6 +179,30 @@ def test_outdated_component_cites_cve_and_source(realcaps):
     assert f.evidence["read_from"] == ["software"] and f.endpoints == ["10.1.0.3:5853"]
     cves = {c["cve"]: c for c in f.evidence["cves"]}
     assert cves["CVE-2020-26262"]["fixed_in"] == "4.5.2" and cves["CVE-2020-26262"]["source"]
+
+
+@pytest.mark.realcaps
+def test_outdated_component_from_dtls_fingerprint(realcaps):
+    """A JA4 read from the ClientHello names the version only through the fingerprint table, and only as
+    a lead: Firefox 125's fingerprint points at the Firefox CVEs fixed in ESR 140.9 / 149 (low, low);
+    Chromium 123's at no CVE in the table; Chromium 156 and Firefox ESR 153 share one JA4, so it names
+    neither."""
+    from rtcforensics.checks.comp import identify_ja4
+
+    r = realcap_report("pion_dtls/capture-firefox-Mozilla_Firefox_125.0.pcap")
+    f = next(f for f in r.findings if f.slug == "outdated-component")
+    assert (f.severity, f.confidence, f.endpoints) == ("low", "low", ["10.1.0.191:53771"])
+    assert f.evidence["read_from"] == ["ja4"] and f.evidence["component"] == "firefox"
+    assert f.evidence["version"] == "125.0" and f.evidence["text"] == "dd2i0808wc_c6c2b6ec87e0_06b1ae923e2a"
+    assert {c["cve"] for c in f.evidence["cves"]} == {"CVE-2026-4704", "CVE-2026-4718"}
+    assert "pion/dtls" in f.evidence["fingerprint_source"]
+    # software-disclosure is about banners: a fingerprint is not one
+    assert not [f for f in r.findings if f.slug == "software-disclosure"]
+    assert not [f for f in realcap_report("pion_dtls/capture-chrome-Chromium_123.0.6312.0_.pcap").findings
+                if f.slug == "outdated-component"]
+    chromium156 = sample_report("browsers_chromium")
+    ja4 = rtcforensics.load(sample_path("browsers_chromium")).dtls.ja4.dropna().iloc[0]
+    assert identify_ja4(ja4) is None and not [f for f in chromium156.findings if f.slug == "outdated-component"]
 
 
 @pytest.mark.realcaps

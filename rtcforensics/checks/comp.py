@@ -2,7 +2,8 @@
 
 Version knowledge is data: ``rtcforensics/data/vulns.json`` (component, affected ranges, CVE, fixed in,
 source). Where a version is read: STUN/TURN SOFTWARE attribute, HTTP/SIP User-Agent and Server headers,
-SDP o= / s= lines.
+SDP o= / s= lines, and the DTLS ClientHello's JA4 when ``rtcforensics/data/dtls_fingerprints.json`` knows it
+(a lead, reported at low severity and confidence: other versions may send the same ClientHello).
 """
 
 from __future__ import annotations
@@ -27,14 +28,18 @@ SOURCES = (
     ("signalling", "server", "server"),
     ("sdp", "origin", "sdp_origin"),
     ("sdp", "session_name", "sdp_session_name"),
+    ("dtls", "ja4", "ja4"),
 )
 CONFIDENCE_BY_SOURCE = {"software": Confidence.HIGH, "server": Confidence.HIGH, "user_agent": Confidence.MEDIUM,
-                        "sdp_origin": Confidence.MEDIUM, "sdp_session_name": Confidence.MEDIUM}
+                        "sdp_origin": Confidence.MEDIUM, "sdp_session_name": Confidence.MEDIUM,
+                        "ja4": Confidence.LOW}
+# sources that name software themselves (banners); a fingerprint is matched, not disclosed
+BANNERS = frozenset(k for _, _, k in SOURCES) - {"ja4"}
 
 
 @dataclass(frozen=True)
 class Observation:
-    kind: str  # software | user_agent | server | sdp_origin | sdp_session_name
+    kind: str  # software | user_agent | server | sdp_origin | sdp_session_name | ja4 (+ sip_ prefix)
     text: str
     sender: str | None  # endpoint that sent it
     group: tuple[Any, ...]  # flow-level grouping key
@@ -56,6 +61,22 @@ def version_tuple(v: str) -> tuple[int, ...]:
 def in_range(v: str, lo: str, hi: str) -> bool:
     t = version_tuple(v)
     return version_tuple(lo) <= t < version_tuple(hi)
+
+
+@lru_cache(maxsize=1)
+def dtls_fingerprints() -> dict[str, list[dict[str, Any]]]:
+    """JA4 -> the known stacks sending that ClientHello (``rtcforensics/data/dtls_fingerprints.json``)."""
+    data = json.loads(resources.files("rtcforensics").joinpath("data/dtls_fingerprints.json").read_text())
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for e in data["fingerprints"]:
+        out[e["ja4"]].append(e)
+    return dict(out)
+
+
+def identify_ja4(ja4: str) -> dict[str, Any] | None:
+    """The one known stack a DTLS ClientHello fingerprint belongs to, or None (unknown, or shared by two)."""
+    known = dtls_fingerprints().get(ja4, [])
+    return known[0] if len(known) == 1 else None
 
 
 def identify(text: str) -> list[tuple[str, str]]:
@@ -91,10 +112,14 @@ def _msg_endpoints(r: Any, kind: str) -> tuple[str | None, tuple[str, ...], tupl
     return src, tuple(endpoints(src, dst)), ("sender", src)
 
 
-def observations(ctx: Any) -> list[Observation]:
+def observations(ctx: Any, kinds: frozenset[str] | None = None) -> list[Observation]:
+    """What the capture says of its software, from the ``SOURCES`` of ``kinds`` (default: all); raises
+    NotObservable when no frame holding those sources can be built."""
     out: list[Observation] = []
     available = False
     for frame, col, kind in SOURCES:
+        if kinds is not None and kind not in kinds:
+            continue
         df = ctx.optional(frame, (col,))
         if df is None:
             continue
@@ -102,6 +127,11 @@ def observations(ctx: Any) -> list[Observation]:
         for r in rows(df[df[col].notna()]):
             text = str(val(r, col, "")).strip()
             if not text:
+                continue
+            if frame == "dtls":  # the ClientHello's fingerprint: the DTLS client's stack
+                client = val(r, "client")
+                out.append(Observation(kind, text, client, ("sender", client), tuple(endpoints(client, val(r, "server"))),
+                                       val(r, "flow_id"), (val(r, "frames") or [None])[0]))
                 continue
             sender, eps, group = _msg_endpoints(r, kind)
             k = f"sip_{kind}" if frame == "signalling" and str(val(r, "transport")) == "sip" else kind
@@ -119,32 +149,59 @@ def outdated_component(ctx: Any) -> Iterator[Hit]:
     component version inside an affected range of the version table (coturn, Chrome/libwebrtc, Firefox,
     Janus, FreeSWITCH, Asterisk). Severity is the worst CVE matched; confidence is high for server-sent
     SOFTWARE/Server, medium for User-Agent and SDP (clients can lie, distributions backport fixes).
+    A DTLS ClientHello whose JA4 is the one a known-vulnerable version sends (``data/dtls_fingerprints.json``,
+    each fingerprint read from a capture of a stack whose version is known) is reported at low severity and
+    low confidence: other versions may send the same ClientHello, so it is a lead, not a verdict.
     Why it matters: a known-vulnerable relay, media server or browser in the call path can be attacked
     with public exploits (e.g. CVE-2022-2294 heap overflow in libwebrtc, exploited in the wild).
     Evidence: component, version, where it was read, the CVEs with their fixed versions and sources.
-    False positives: distribution packages with backported fixes keep the old version string.
+    False positives: distribution packages with backported fixes keep the old version string; a JA4 shared by
+    newer, fixed versions than the ones the fingerprint table has seen.
     References: rtcforensics/data/vulns.json (each entry cites its advisory); CVE-2022-2294; CVE-2020-26262."""
     seen: dict[tuple[Any, ...], dict[str, Any]] = {}
     for o in observations(ctx):
-        for comp, version in identify(o.text):
-            vulns = known_vulns(comp, version)
-            if not vulns:
-                continue
+        for comp, version, vulns, match in _versions_with_cves(o):
             k = (comp, version, o.sender or o.endpoints)
-            entry = seen.setdefault(k, {"obs": o, "frames": [], "vulns": vulns, "kinds": set()})
+            entry = seen.setdefault(k, {"obs": o, "frames": [], "vulns": vulns, "kinds": set(), "match": None})
             entry["frames"] += frames_of(o.frame)
             entry["kinds"].add(o.kind)
+            entry["match"] = entry["match"] or match
     for (comp, version, _), e in seen.items():
         o, vulns = e["obs"], e["vulns"]
         sev = max(Severity.parse(v["severity"]) for v in vulns)
         conf = max(CONFIDENCE_BY_SOURCE.get(k, Confidence.MEDIUM) for k in e["kinds"])
-        yield Hit(message=f"{comp} {version} (read from {', '.join(sorted(e['kinds']))}) is affected by "
-                          f"{', '.join(v['cve'] for v in vulns)}",
-                  endpoints=[o.sender] if o.sender else list(o.endpoints), flow_id=o.flow_id, frames=e["frames"],
-                  evidence={"component": comp, "version": version, "read_from": sorted(e["kinds"]), "text": o.text,
-                            "cves": [{"cve": v["cve"], "fixed_in": v["fixed_in"], "severity": v["severity"],
-                                      "source": v["source"]} for v in vulns]},
-                  key=(comp, version, o.sender or ""), severity=sev, confidence=conf)
+        ev: dict[str, Any] = {"component": comp, "version": version, "read_from": sorted(e["kinds"]), "text": o.text,
+                              "cves": [{"cve": v["cve"], "fixed_in": v["fixed_in"], "severity": v["severity"],
+                                        "source": v["source"]} for v in vulns]}
+        msg = f"{comp} {version} (read from {', '.join(sorted(e['kinds']))}) is affected by " \
+              f"{', '.join(v['cve'] for v in vulns)}"
+        if e["kinds"] == {"ja4"}:  # only a fingerprint match: a lead for the analyst, not a finding to act on
+            sev = Severity.LOW
+            ev["fingerprint_source"] = e["match"]["source"]
+            msg = (f"DTLS ClientHello fingerprint {o.text} is the one {comp} {version} sends (seen in "
+                   f"{e['match']['source'].split(':')[0]}); {comp} {version} is affected by "
+                   f"{', '.join(v['cve'] for v in vulns)} (other versions may send the same ClientHello)")
+        yield Hit(message=msg, endpoints=[o.sender] if o.sender else list(o.endpoints), flow_id=o.flow_id,
+                  frames=e["frames"], evidence=ev, key=(comp, version, o.sender or ""), severity=sev,
+                  confidence=conf)
+
+
+def _versions_with_cves(o: Observation) -> Iterator[tuple[str, str, list[dict[str, Any]], dict[str, Any] | None]]:
+    """(component, version, CVEs, fingerprint entry or None) an observation points at, when CVEs apply. A JA4
+    match counts only when every version known to send that ClientHello is affected by the same CVEs."""
+    if o.kind == "ja4":
+        match = identify_ja4(o.text)
+        if match is None:
+            return
+        per_version = [known_vulns(match["component"], v) for v in match["versions"]]
+        common = [v for v in per_version[0] if all(v in other for other in per_version[1:])]
+        if common:
+            yield match["component"], ", ".join(match["versions"]), common, match
+        return
+    for comp, version in identify(o.text):
+        vulns = known_vulns(comp, version)
+        if vulns:
+            yield comp, version, vulns, None
 
 
 @check(id="COMP002", slug="software-disclosure", title="Software and version disclosed",
@@ -160,7 +217,7 @@ def software_disclosure(ctx: Any) -> Iterator[Hit]:
     False positives: informational by nature.
     References: RFC 8489 §14.14 (SOFTWARE is optional); RFC 9110 §10.1.5, §10.2.4; RFC 3261 §20.35."""
     groups: dict[tuple[Any, ...], list[Observation]] = defaultdict(list)
-    for o in observations(ctx):
+    for o in observations(ctx, BANNERS):
         if o.kind.startswith("sdp_") and not identify(o.text) and not re.search(r"[A-Za-z]{3,}[-/ ]?\d", o.text):
             continue  # "o=- 4611 2 IN IP4 ..." names no software
         groups[o.group].append(o)
