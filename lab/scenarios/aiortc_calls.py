@@ -475,6 +475,7 @@ def fingerprint_rewrite(out: Path) -> dict[str, Any]:
         raise RuntimeError("offerer accepted a rewritten fingerprint")
     cross_check_rtp(cap, core["rtp"])
     mitm_fp = relay_log["fake_fingerprints"]["sha-256"].replace(":", "").lower()
+    answer_facts = T.sdp_facts(answer["local_sdp"], "answer", "", False)
     return {
         "description": "signalling relay (MITM, plain WebSocket) rewrites the a=fingerprint of the aiortc "
         "answer; the DTLS handshake completes on the wire, then the offerer rejects the "
@@ -482,8 +483,15 @@ def fingerprint_rewrite(out: Path) -> dict[str, Any]:
         "keylog": None,
         "findings": [
             {
+                # the certificate on the wire is not the one the (rewritten) answer announces
                 "slug": "dtls-fingerprint-mismatch",
                 "endpoints": [d["client"] for d in core["dtls"]] + [d["server"] for d in core["dtls"]],
+            },
+            {
+                # the same answer (ICE ufrag) seen on both signalling legs with different fingerprints
+                "slug": "dtls-fingerprint-mismatch",
+                "endpoints": [bob.ip, f"{relay.ip}:8080", alice.ip],
+                "evidence": {"ice_ufrag": answer_facts["ice_ufrag"]},
             },
             {"slug": "signalling-plaintext", "endpoints": [f"{relay.ip}:8080"]},
         ],
@@ -496,9 +504,7 @@ def fingerprint_rewrite(out: Path) -> dict[str, Any]:
         "mitm": {
             "relay": relay.ip,
             "fake_fingerprint_sha256": mitm_fp,
-            "answer_fingerprint_sha256": T.sdp_facts(answer["local_sdp"], "answer", "", False)[
-                "fingerprint"
-            ].get("sha-256"),
+            "answer_fingerprint_sha256": answer_facts["fingerprint"].get("sha-256"),
             "dtls_states": states,
         },
         "notes": "Both SDPs of the answer crossed the wire (bob->relay and relay->alice); their sha-256 "
