@@ -15,6 +15,11 @@ received, every STUN message aioice sent (and received from a TURN server), ever
 per SSRC, the DTLS connection's version / cipher / SRTP profile / both certificates / client random, and
 getStats(). With ``--keylog`` the TLS keys of the signalling connections and the DTLS master secret
 (CLIENT_RANDOM line) are appended to that file.
+
+``--media-report PATH`` (opt-in, for injection scenarios): once connected, the peer writes its selected ICE
+pair, its senders' SSRCs and the RTP it has sent so far to PATH (read by the scenario mid-call), and records
+what arrived at its sockets: non-STUN datagrams per source address, and every SRTP/SRTCP packet its libsrtp
+session accepted or rejected, per SSRC and with libsrtp's reason (``srtp_rx``, ``rx_by_source``).
 """
 
 from __future__ import annotations
@@ -162,6 +167,69 @@ def install_hooks() -> None:
     T.start = start  # type: ignore[method-assign]
 
 
+def count_received_media() -> None:
+    """--media-report: count what reaches this peer's sockets and what its libsrtp makes of it.
+
+    aioice hands every non-STUN datagram of every candidate socket to aiortc whatever its source (it keeps no
+    per-address filter), and aiortc's RTCDtlsTransport runs each RTP/RTCP one through its receive-side
+    pylibsrtp Session. The Session class aiortc uses is replaced by a subclass that counts, per SSRC, packets
+    accepted and packets rejected (with libsrtp's error text); the sending Session only protects, so it counts
+    nothing. RTCP this peer sends is also counted per sender SSRC (``rtcp_sent_by_ssrc``), and the last RTP
+    sequence number it sent per SSRC is kept (``rtp_last_seq``, in the mid-call report). Nothing else
+    changes: the packets are processed exactly as before."""
+    import pylibsrtp
+
+    REC.setdefault("rtcp_sent_by_ssrc", Counter())
+    REC.setdefault("rtp_last_seq", {})
+    rx: dict[str, dict[str, Any]] = REC.setdefault("srtp_rx", {})
+    by_source: dict[str, Counter] = REC.setdefault("rx_by_source", {})
+
+    def note(kind: str, data: bytes, error: str | None) -> None:
+        if len(data) < 12:
+            return
+        ssrc = struct.unpack("!L", data[4:8] if kind == "rtcp" else data[8:12])[0]
+        row = rx.setdefault(str(ssrc), {"rtp_accepted": 0, "rtp_rejected": 0, "rtcp_accepted": 0,
+                                        "rtcp_rejected": 0, "reasons": Counter()})
+        row[f"{kind}_{'rejected' if error else 'accepted'}"] += 1
+        if error:
+            row["reasons"][f"{kind}: {error}"] += 1
+
+    class CountingSession(pylibsrtp.Session):
+        def unprotect(self, packet: bytes) -> bytes:
+            try:
+                out = super().unprotect(packet)
+            except pylibsrtp.Error as e:
+                note("rtp", packet, str(e))
+                raise
+            note("rtp", packet, None)
+            return out
+
+        def unprotect_rtcp(self, packet: bytes) -> bytes:
+            try:
+                out = super().unprotect_rtcp(packet)
+            except pylibsrtp.Error as e:
+                note("rtcp", packet, str(e))
+                raise
+            note("rtcp", packet, None)
+            return out
+
+    rtcdtlstransport.Session = CountingSession  # type: ignore[attr-defined, misc]
+
+    orig_recv = StunProtocol.datagram_received
+
+    def recv(self: StunProtocol, data: bytes, addr: tuple) -> None:
+        try:
+            stun.parse_message(data)
+        except ValueError:
+            # RFC 7983: 20..63 DTLS, 128..191 RTP/RTCP
+            b = data[0] if data else 0
+            kind = "dtls" if 20 <= b <= 63 else "rtp/rtcp" if 128 <= b <= 191 else "other"
+            by_source.setdefault(hp(addr[0], addr[1]), Counter())[kind] += 1
+        return orig_recv(self, data, addr)
+
+    StunProtocol.datagram_received = recv  # type: ignore[method-assign]
+
+
 def disable_check_integrity() -> None:
     """--no-integrity: aioice sends its ICE connectivity checks (Binding requests) without
     MESSAGE-INTEGRITY (FINGERPRINT kept); everything else unchanged. The other side's aioice answers
@@ -200,10 +268,14 @@ def note_media(data: bytes, src: str, dst: str) -> None:
         return
     if 192 <= data[1] <= 223:
         REC["rtcp_sent"] += 1
+        if "rtcp_sent_by_ssrc" in REC:  # --media-report: SRTCP per sender SSRC (first packet of the compound)
+            REC["rtcp_sent_by_ssrc"][str(struct.unpack("!L", data[4:8])[0])] += 1
         return
     ssrc = struct.unpack("!L", data[8:12])[0]
     row = REC["rtp_sent"].setdefault(str(ssrc), {"packets": 0, "pt": data[1] & 0x7F, "src": src, "dst": dst})
     row["packets"] += 1
+    if "rtp_last_seq" in REC:  # --media-report: the sequence number last sent per SSRC
+        REC["rtp_last_seq"][str(ssrc)] = struct.unpack("!H", data[2:4])[0]
 
 
 def pair_of(dtls: Any) -> dict[str, Any]:
@@ -502,6 +574,8 @@ class Peer:
             return_when=asyncio.FIRST_COMPLETED,
         )
         REC["connected"] = self.connected.is_set()
+        if self.connected.is_set() and a.media_report:
+            asyncio.ensure_future(self.write_media_report())
         if self.connected.is_set():
             t0 = time.monotonic()
             await asyncio.sleep(a.duration)
@@ -519,6 +593,27 @@ class Peer:
         ]
         REC["ice_connection_state"] = self.pc.iceConnectionState
         await self.pc.close()
+
+    async def write_media_report(self) -> None:
+        """--media-report: selected pair, own SSRCs and RTP sent so far, written once media flows."""
+        deadline = time.monotonic() + self.args.timeout
+        while not REC["rtp_sent"] and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        senders = [s for s in self.pc.getSenders() if s.transport is not None]
+        report = {
+            "role": self.args.role,
+            "pair": pair_of(senders[0].transport) if senders else {},
+            "senders": [{"kind": s.kind, "ssrc": s._ssrc, "rtx_ssrc": getattr(s, "_rtx_ssrc", None)}
+                        for s in senders],
+            "rtp_sent": json.loads(json.dumps(REC["rtp_sent"])),
+            "rtp_last_seq": dict(REC.get("rtp_last_seq", {})),
+            "written_monotonic": time.monotonic(),
+        }
+        tmp = Path(self.args.media_report + ".tmp")
+        tmp.write_text(json.dumps(report, indent=1))
+        tmp.rename(self.args.media_report)
+        REC["media_report"] = report
 
     async def stats(self) -> list[dict]:
         report = await self.pc.getStats()
@@ -555,11 +650,15 @@ async def main() -> None:
     ap.add_argument("--fingerprint-hash", help="send our SDP with a=fingerprint in this hash only (e.g. sha-1)")
     ap.add_argument("--no-integrity", action="store_true", help="ICE checks without MESSAGE-INTEGRITY")
     ap.add_argument("--tls10", action="store_true", help="signalling TLS client limited to TLS 1.0")
+    ap.add_argument("--media-report", help="write selected pair + own SSRCs here once media flows; count what "
+                    "arrives (per source) and what libsrtp accepts/rejects (per SSRC)")
     args = ap.parse_args()
     KEYLOG = Path(args.keylog) if args.keylog else None
     install_hooks()
     if args.no_integrity:
         disable_check_integrity()
+    if args.media_report:
+        count_received_media()
     peer = Peer(args)
     REC["role"] = args.role
     if args.http_listen:

@@ -111,6 +111,11 @@ def test_vuln_table_entries_are_complete():
         assert v["component"] in data["components"]
 
 
+def test_frozen_firefox_sdp_version_names_none():
+    # every Firefox from 99 on writes SDPARTA-99.0 (ESR 153.7 does, in browsers_firefox_chromium)
+    assert identify("mozilla...THIS_IS_SDPARTA-99.0 6330767648244164092 0 IN IP4 0.0.0.0") == []
+
+
 @pytest.mark.parametrize("text,comp,version,cve,hit", [
     ("Coturn-4.4.5.4 'Ardee West'", "coturn", "4.4.5.4", "CVE-2020-26262", True),   # realcaps SOFTWARE
     ("Coturn-4.6.1 'Gorst'", "coturn", "4.6.1", "CVE-2020-26262", False),          # sample captures' coturn
@@ -118,7 +123,7 @@ def test_vuln_table_entries_are_complete():
      "CVE-2022-2294", False),                                                       # the fixed version itself
     ("Mozilla/5.0 (X11) AppleWebKit/537.36 Chrome/103.0.5060.53 Safari/537.36", "chrome", "103.0.5060.53",
      "CVE-2022-2294", True),
-    ("mozilla...THIS_IS_SDPARTA-99.0", "firefox", "99.0", "CVE-2026-4704", True),
+    ("mozilla...THIS_IS_SDPARTA-68.0", "firefox", "68.0", "CVE-2026-4704", True),   # before the freeze at 99
     ("Asterisk PBX 20.5.0", "asterisk", "20.5.0", "CVE-2023-49786", True),
     ("Asterisk PBX 20.5.1", "asterisk", "20.5.1", "CVE-2023-49786", False),
     ("FreeSWITCH-mod_sofia/1.10.10-release", "freeswitch", "1.10.10", "CVE-2023-51443", True),

@@ -8,6 +8,11 @@ remote SDP, getStats(), navigator.userAgent, candidates, data-channel messages. 
 - ``browsers_chromium``: two Chromium instances on a private LAN (10.10.0.0/24).
 - ``browsers_firefox_chromium``: Firefox ESR (caller, SSLKEYLOGFILE → ``<name>.keylog``) calling Chromium on
   documentation addresses (198.51.100.0/24).
+- ``browsers_e2ee``: the same call (203.0.113.0/24) with the page's ``e2ee=1``: both browsers run every
+  encoded audio/video frame through an RTCRtpScriptTransform worker (``lab/web/e2ee_worker.js``) that seals it
+  with AES-GCM (WebCrypto, SFrame-style header) under keys derived from a secret both pages get in the URL
+  fragment; the keylog still decrypts SRTP, but the payloads inside stay encrypted. The worker's frame
+  counters and the SSRCs it saw are in the truth (``e2ee``), the secret only under ``secrets``.
 
 Chromium and Firefox negotiate DTLS 1.3: certificates and the SRTP profile travel encrypted, so the truth file
 records ``encrypted_handshake: true`` and takes DTLS facts from the browsers' own getStats() (transport and
@@ -135,7 +140,7 @@ def serve(args: argparse.Namespace) -> None:
 
     async def page(request: web.Request) -> web.FileResponse:
         name = request.match_info["name"]
-        if name not in ("call.html", "call.js"):
+        if name not in ("call.html", "call.js", "e2ee_worker.js"):
             raise web.HTTPNotFound()
         return web.FileResponse(WEB / name, headers={"Cache-Control": "no-store"})
 
@@ -201,9 +206,10 @@ def _chromium(host: Any, url: str, work: Path, tag: str) -> Any:
     ), profile
 
 
-def _firefox(host: Any, url: str, work: Path, tag: str, keylog: Path) -> Any:
+def _firefox(host: Any, url: str, work: Path, tag: str, keylog: Path, extra_prefs: dict | None = None) -> Any:
     profile = Path(tempfile.mkdtemp(prefix=f"rtcf-firefox-{tag}-"))
-    prefs = "".join(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in FIREFOX_PREFS.items())
+    all_prefs = {**FIREFOX_PREFS, **(extra_prefs or {})}
+    prefs = "".join(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in all_prefs.items())
     (profile / "user.js").write_text(prefs)
     env = {
         "HOME": str(profile),
@@ -457,7 +463,9 @@ def _tshark(cap: Path, keylog: Path | None, media_ports: list[int]) -> dict:
     }
 
 
-def _run_call(name: str, out: Path, caller: str, callee: str, net: str, keylog_from_firefox: bool) -> dict:
+def _run_call(
+    name: str, out: Path, caller: str, callee: str, net: str, keylog_from_firefox: bool, e2ee: bool = False
+) -> dict:
     from lab.netns import Lab
     from lab.truthlib import candidate_fact, dedupe, scope, sdp_facts, workdir
 
@@ -470,8 +478,19 @@ def _run_call(name: str, out: Path, caller: str, callee: str, net: str, keylog_f
     sig_ip, a_ip, b_ip = f"{net}.2", f"{net}.11", f"{net}.12"
     room = "lab"
     url = f"http://{sig_ip}:{HTTP_PORT}/call.html?room={room}&seconds={SECONDS}&messages={MESSAGES}&role="
+    # E2EE: the pages share a fresh secret through the URL fragment, which a browser never sends to the server
+    secret = os.urandom(16) if e2ee else b""
+    secret_b64 = base64.urlsafe_b64encode(secret).decode().rstrip("=")
+    suffix = f"&e2ee=1#e2ee-secret={secret_b64}" if e2ee else ""
+    # WebCrypto (crypto.subtle) exists only in secure contexts: let Firefox count the lab's page origin as one
+    # (Chromium gets --unsafely-treat-insecure-origin-as-secure for getUserMedia already)
+    ff_prefs = {"dom.securecontext.allowlist": sig_ip} if e2ee else None
     profiles: list[Path] = []
-    lab_tag = {"browsers_chromium": "chrchr", "browsers_firefox_chromium": "ffxchr"}[name]
+    lab_tag = {
+        "browsers_chromium": "chrchr",
+        "browsers_firefox_chromium": "ffxchr",
+        "browsers_e2ee": "ffxe2e",
+    }[name]
     try:
         with Lab(lab_tag) as lab:
             sig = lab.host("sig", f"{sig_ip}/24")
@@ -499,9 +518,9 @@ def _run_call(name: str, out: Path, caller: str, callee: str, net: str, keylog_f
                 procs = []
                 for host, kind, role in ((hb, callee, "callee"), (ha, caller, "caller")):
                     if kind == "chromium":
-                        p, prof = _chromium(host, url + role, work, role)
+                        p, prof = _chromium(host, url + role + suffix, work, role)
                     else:
-                        p, prof = _firefox(host, url + role, work, role, raw_keylog)
+                        p, prof = _firefox(host, url + role + suffix, work, role, raw_keylog, ff_prefs)
                     procs.append(p)
                     profiles.append(prof)
                     time.sleep(1.0)
@@ -877,7 +896,114 @@ def _run_call(name: str, out: Path, caller: str, callee: str, net: str, keylog_f
         "datachannel_stats": {r: side[r]["data_channels"] for r in side},
         "notes": " ".join(notes),
     }
+    if e2ee:
+        _e2ee_truth(truth, res, kinds, secret, secret_b64)
     return truth
+
+
+def _e2ee_truth(truth: dict, res: dict, kinds: dict, secret: bytes, secret_b64: str) -> None:
+    """What the pages' E2EE worker (lab/web/e2ee_worker.js) did, cross-checked against getStats(); the
+    srtp-e2ee-payload findings for the streams it sealed."""
+    facts: dict[str, Any] = {}
+    problems: list[str] = []
+    for r in ("caller", "callee"):
+        e = res[r].get("e2ee")
+        if not e:
+            raise RuntimeError(f"{r} page reports no E2EE facts")
+        stats = res[r]["stats"]
+        inbound = {}
+        for i in _by_type(stats, "inbound-rtp"):
+            inbound[i.get("kind")] = {
+                k: i.get(k)
+                for k in (
+                    "ssrc",
+                    "packetsReceived",
+                    "packetsLost",
+                    "framesDecoded",
+                    "keyFramesDecoded",
+                    "totalSamplesReceived",
+                    "concealedSamples",
+                    "silentConcealedSamples",
+                    "audioLevel",
+                    "totalAudioEnergy",
+                )
+                if k in i
+            }
+        facts[r] = {
+            "browser": kinds[r],
+            "api": e["api"],
+            "secure_context": e["secure_context"],
+            "secret_bytes": e["secret_bytes"],
+            "transforms": sorted(e["transforms"], key=lambda t: (t["side"], t["kind"])),
+            "inbound_after_decrypt": inbound,
+        }
+    for r in ("caller", "callee"):
+        other = "callee" if r == "caller" else "caller"
+        mine = {(t["side"], t["kind"]): t for t in facts[r]["transforms"]}
+        theirs = {(t["side"], t["kind"]): t for t in facts[other]["transforms"]}
+        for kind in ("audio", "video"):
+            snd, rcv = mine.get(("send", kind)), theirs.get(("receive", kind))
+            if not snd or not snd["frames"]:
+                problems.append(f"{kinds[r]} sealed no {kind} frame")
+                continue
+            if not rcv or not rcv["frames"]:
+                problems.append(f"{kinds[other]} opened no {kind} frame")
+                continue
+            if rcv["failures"]:
+                problems.append(
+                    f"{kinds[other]}: {rcv['failures']} {kind} frame(s) failed to open ({rcv['first_error']})"
+                )
+            out_ssrc = [
+                o["ssrc"] for o in truth["rtp"] if o["side"] == r and o["kind"] == kind and "rtx_of" not in o
+            ]
+            if sorted(snd["ssrcs"]) != sorted(out_ssrc) or sorted(rcv["ssrcs"]) != sorted(out_ssrc):
+                problems.append(
+                    f"{kinds[r]} {kind}: sealing transform saw SSRC {snd['ssrcs']}, opening transform "
+                    f"{rcv['ssrcs']}, getStats outbound {out_ssrc}"
+                )
+            if kind == "audio" and rcv["frames"] != snd["frames"]:
+                # one Opus frame per packet, no loss on the lab's bridge: every sealed frame is opened
+                problems.append(
+                    f"{kind}: {kinds[r]} sealed {snd['frames']} frames, {kinds[other]} opened {rcv['frames']}"
+                )
+    if problems:
+        raise RuntimeError("E2EE facts disagree: " + "; ".join(problems))
+    truth["e2ee"] = {
+        "scheme": (
+            "lab/web/e2ee_worker.js: AES-128-GCM (WebCrypto) per encoded frame, SFrame-style layout (RFC "
+            "9605 header: config byte + counter; 16-byte tag); audio frames sealed whole, video frames keep "
+            "the VP8 payload header (10 bytes key / 3 bytes delta) in clear as associated data; one key+salt "
+            "per sender and kind (HKDF-SHA-256 from a shared 16-byte secret), nonce = salt XOR counter"
+        ),
+        "secret_shared_via": "URL fragment of both pages (#e2ee-secret=...), never sent over HTTP",
+        "sides": facts,
+    }
+    truth["secrets"] = {"e2ee_secret_b64url": secret_b64, "e2ee_secret_hex": secret.hex()}
+    # every media stream the pages sealed (RTX streams carry padding probes and retransmissions of them)
+    for row in truth["rtp"]:
+        if "rtx_of" not in row:
+            truth["findings"].append(
+                {
+                    "slug": "srtp-e2ee-payload",
+                    "endpoints": [row["src"], row["dst"]],
+                    "evidence": {"ssrc": row["ssrc"]},
+                    "kind": row["kind"],
+                }
+            )
+    # nothing on the lab's bridge alters packets, and every frame the receivers got opened
+    truth["absent_findings"].append("srtp-auth-failure")
+    truth["description"] += (
+        "; every audio and video frame end-to-end encrypted by the pages (encoded transform, AES-GCM, "
+        "SFrame-style header)"
+    )
+    truth["notes"] += (
+        " E2EE: frame counters and SSRCs from the pages' transform worker (lab/web/e2ee_worker.js, "
+        "RTCEncodedFrame.getMetadata().synchronizationSource), equal to the getStats outbound SSRCs; the "
+        "receivers decoded the opened frames (inbound_after_decrypt: totalSamplesReceived, framesDecoded; "
+        "concealedSamples are mostly the 1.5 s after the senders stopped). The shared secret is under "
+        "'secrets' (never on the wire: it travels only in the URL fragment given on the browsers' command "
+        "lines)."
+    )
 
 
 _STUN_METHOD = {"0x0001": "Binding", "0x001": "Binding", "1": "Binding"}
@@ -965,7 +1091,17 @@ def browsers_firefox_chromium(out: Path) -> dict:
     )
 
 
-SCENARIOS = {"browsers_chromium": browsers_chromium, "browsers_firefox_chromium": browsers_firefox_chromium}
+def browsers_e2ee(out: Path) -> dict:
+    return _run_call(
+        "browsers_e2ee", out, "firefox", "chromium", "203.0.113", keylog_from_firefox=True, e2ee=True
+    )
+
+
+SCENARIOS = {
+    "browsers_chromium": browsers_chromium,
+    "browsers_firefox_chromium": browsers_firefox_chromium,
+    "browsers_e2ee": browsers_e2ee,
+}
 
 
 def main(argv: list[str] | None = None) -> None:

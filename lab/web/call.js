@@ -3,6 +3,9 @@
 // Signalling: plain WebSocket ws://<page host>/ws/<room>/<role>, JSON {type, sdp} and trickled
 // {candidate, sdpMid, sdpMLineIndex} ({candidate: null} at the end). Everything the browser itself reports
 // (local/remote SDP, getStats(), userAgent, candidates, data-channel messages) is POSTed to /result/<room>/<role>.
+// e2ee=1: every encoded audio/video frame is end-to-end encrypted by e2ee_worker.js (AES-GCM, SFrame-style header)
+// with a secret both pages get in the URL fragment (#e2ee-secret=<base64url>, never sent to the server); the
+// worker's per-kind frame counters are added to the result (the secret is not).
 "use strict";
 
 const params = new URLSearchParams(location.search);
@@ -13,6 +16,7 @@ const nMessages = Number(params.get("messages") || "3");
 const out = {role, room, userAgent: navigator.userAgent, events: [], localCandidates: [], remoteCandidates: [],
              dcSent: [], dcReceived: [], errors: []};
 const t0 = performance.now();
+let e2ee = null;
 
 function log(what) {
   const line = `${((performance.now() - t0) / 1000).toFixed(3)} ${what}`;
@@ -31,12 +35,60 @@ async function statsList(pc) {
   return rows;
 }
 
+function startE2ee() {
+  const frag = new URLSearchParams(location.hash.slice(1));
+  const b64 = (frag.get("e2ee-secret") || "").replace(/-/g, "+").replace(/_/g, "/");
+  const secret = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  if (secret.length < 16) throw new Error("e2ee=1 needs #e2ee-secret=<at least 16 bytes, base64url>");
+  const worker = new Worker("e2ee_worker.js");
+  worker.postMessage({type: "secret", role, secret: secret.buffer});
+  // createEncodedStreams(): fallback for Chromium builds without RTCRtpScriptTransform (the lab's Chromium 156 and
+  // Firefox ESR 153 both have it)
+  const api = typeof RTCRtpScriptTransform === "function" ? "RTCRtpScriptTransform" : "createEncodedStreams";
+  const attach = (side, kind, senderOrReceiver) => {
+    if (api === "RTCRtpScriptTransform") {
+      senderOrReceiver.transform = new RTCRtpScriptTransform(worker, {side, kind});
+    } else {
+      const {readable, writable} = senderOrReceiver.createEncodedStreams();
+      worker.postMessage({type: "streams", side, kind, readable, writable}, [readable, writable]);
+    }
+  };
+  const stats = () => new Promise((resolve) => {
+    worker.addEventListener("message", (e) => { if (e.data.type === "stats") resolve(e.data.stats); });
+    worker.postMessage({type: "stats"});
+  });
+  return {api, secretBytes: secret.length, attach, stats, secureContext: window.isSecureContext};
+}
+
 async function main() {
+  if (params.get("e2ee") === "1") e2ee = startE2ee();
   const media = await navigator.mediaDevices.getUserMedia(
       {audio: true, video: {width: 320, height: 240, frameRate: 15}});
   log("getUserMedia ok: " + media.getTracks().map((t) => t.kind + ":" + t.label).join(", "));
-  const pc = new RTCPeerConnection({iceServers: []});
-  media.getTracks().forEach((t) => pc.addTrack(t, media));
+  const pc = new RTCPeerConnection(e2ee && e2ee.api === "createEncodedStreams"
+                                   ? {iceServers: [], encodedInsertableStreams: true} : {iceServers: []});
+  media.getTracks().forEach((t) => {
+    const sender = pc.addTrack(t, media);
+    if (e2ee) {
+      // the transceiver addTrack made carries both directions (both pages add audio+video before negotiating):
+      // its receiver gets the decrypting transform before any frame can arrive (Chromium 156 passed no frame to
+      // a receive transform set later, in ontrack during setRemoteDescription(offer))
+      const tr = pc.getTransceivers().find((x) => x.sender === sender);
+      e2ee.attach("send", t.kind, sender);
+      e2ee.attach("receive", t.kind, tr.receiver);
+    }
+  });
+  if (e2ee) {
+    pc.ontrack = (e) => {
+      log("track " + e.track.kind + " mid " + e.transceiver.mid);
+      if (e.track.kind !== "audio") return;
+      // play the decrypted audio, so the receiver's inbound-rtp counts decoded samples (Chromium decodes remote
+      // audio only for a sink)
+      const sink = new Audio();
+      sink.srcObject = new MediaStream([e.track]);
+      sink.play().then(() => log("playing remote audio"), (err) => log("audio sink: " + err));
+    };
+  }
   const ws = new WebSocket(`ws://${location.host}/ws/${room}/${role}`);
   const wsOpen = new Promise((resolve) => { ws.onopen = resolve; });
   const send = async (obj) => { await wsOpen; ws.send(JSON.stringify(obj)); };
@@ -130,6 +182,10 @@ async function main() {
   out.stats = await statsList(pc);
   out.senders = pc.getSenders().map((s) => ({kind: s.track ? s.track.kind : null,
                                              params: s.getParameters()}));
+  if (e2ee) {
+    out.e2ee = {api: e2ee.api, secret_bytes: e2ee.secretBytes, secure_context: e2ee.secureContext,
+                transforms: await e2ee.stats()};
+  }
   log("stats collected");
   await post(`/result/${room}/${role}`, out);
   // wait for the other side's result before closing, so its counters are not disturbed

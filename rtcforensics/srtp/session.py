@@ -2,6 +2,12 @@
 
 A stream is (flow_id, sender ip:port, SSRC): each leg of a relayed call is its own stream, so the same packet
 seen twice on the wire (client→TURN and TURN→peer) is not taken for a replay.
+
+libsrtp checks the replay window before it authenticates: a packet it rejects as a replay was never
+authenticated. Such a packet counts as ``replayed`` only when its tag verifies with the stream's key (at the
+rollover counter a receiver would give it, :mod:`.verify`; SRTCP carries its index, so a fresh libsrtp session
+verifies it); otherwise it is an authentication failure: injected packets that share a real SSRC with their own
+sequence numbers fall behind the window about half of the time.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from dataclasses import dataclass, field
 import pylibsrtp
 
 from .keys import MasterKey
+from .verify import guess_index, rtp_tag_verifies
 
 REPLAY_WINDOW = 1024  # a capture may reorder within a flow; 1024 keeps genuine replays visible
 
@@ -49,6 +56,7 @@ class StreamState:
     failed_frames: list[int] = field(default_factory=list)
     payload_types: set[int] = field(default_factory=set)
     keys_tried: int = 0  # candidate keys offered for this stream (none verified when key is None)
+    highest_index: int | None = None  # highest RTP packet index (ROC << 16 | SEQ) that authenticated
     # (frame, ts_ns, seq, pt, rtp_ts, marker, plaintext rtp packet) for output writers
     plain: list[tuple[int, int, int, int, int, int, bytes]] = field(default_factory=list)
 
@@ -83,6 +91,20 @@ class _Replay(Exception):
     pass
 
 
+def _verifies_outside_window(st: StreamState, pkt: MediaPacket) -> bool:
+    """A packet libsrtp turned away as a replay: does its tag verify with the stream's key? SRTP: at the ROC a
+    receiver would estimate for it, or one either side (libsrtp estimates ROC 0 until the index passes 2^15);
+    SRTCP: a fresh session (the index travels in the packet, so there is nothing to estimate)."""
+    assert st.key is not None
+    if pkt.rtcp:
+        try:
+            return _try(_session(st.key), pkt) is not None
+        except _Replay:
+            return False
+    roc = guess_index(st.highest_index, int.from_bytes(pkt.data[2:4], "big")) >> 16
+    return any(rtp_tag_verifies(st.key, pkt.data, r) for r in (roc, roc - 1, roc + 1))
+
+
 def choose_key(candidates: list[tuple[MasterKey, str]], first: list[MediaPacket]) -> tuple[MasterKey, str] | None:
     """The candidate key that authenticates the stream's first packets (a tag cannot verify by chance)."""
     for key, source in candidates:
@@ -114,8 +136,10 @@ def decrypt_streams(packets: Iterable[MediaPacket],
         try:
             out = _try(st.session, pkt)
         except _Replay:
-            st.replayed += 1
-            return
+            if _verifies_outside_window(st, pkt):
+                st.replayed += 1
+                return
+            out = None
         if out is None:
             st.auth_failed += 1
             if len(st.failed_frames) < 50:
@@ -124,6 +148,8 @@ def decrypt_streams(packets: Iterable[MediaPacket],
         st.authenticated += 1
         if not pkt.rtcp and len(out) >= 12:
             seq = int.from_bytes(out[2:4], "big")
+            idx = guess_index(st.highest_index, seq)
+            st.highest_index = idx if st.highest_index is None else max(st.highest_index, idx)
             pt = out[1] & 0x7F
             st.payload_types.add(pt)
             st.plain.append((pkt.frame, pkt.ts_ns, seq, pt, int.from_bytes(out[4:8], "big"), out[1] >> 7, out))
