@@ -194,24 +194,21 @@ def count_received_media() -> None:
         if error:
             row["reasons"][f"{kind}: {error}"] += 1
 
+    def counted(kind: str, unprotect: Any, packet: bytes) -> bytes:
+        try:
+            out = unprotect(packet)
+        except pylibsrtp.Error as e:
+            note(kind, packet, str(e))
+            raise
+        note(kind, packet, None)
+        return out
+
     class CountingSession(pylibsrtp.Session):
         def unprotect(self, packet: bytes) -> bytes:
-            try:
-                out = super().unprotect(packet)
-            except pylibsrtp.Error as e:
-                note("rtp", packet, str(e))
-                raise
-            note("rtp", packet, None)
-            return out
+            return counted("rtp", super().unprotect, packet)
 
         def unprotect_rtcp(self, packet: bytes) -> bytes:
-            try:
-                out = super().unprotect_rtcp(packet)
-            except pylibsrtp.Error as e:
-                note("rtcp", packet, str(e))
-                raise
-            note("rtcp", packet, None)
-            return out
+            return counted("rtcp", super().unprotect_rtcp, packet)
 
     rtcdtlstransport.Session = CountingSession  # type: ignore[attr-defined, misc]
 

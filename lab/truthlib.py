@@ -298,23 +298,25 @@ def tshark_fields(
     display_filter: str | None = None,
     extra: list[str] | None = None,
     keylog: Path | None = None,
+    heuristics: bool = True,
+    first_only: bool = False,
 ) -> list[list[str]]:
-    """tshark -T fields rows (bounded); each row a list of the field strings ('' when absent)."""
+    """tshark -T fields rows (bounded); each row a list of the field strings ('' when absent). A field that
+    occurs several times in a packet gives its values joined by "," (``first_only``: the first value).
+    ``heuristics``: the WebRTC heuristics (RTP on any UDP port, RTP/DTLS inside TURN); ``extra``: more
+    options (e.g. Decode-As ``-d``)."""
     argv = [
         "tshark",
         "-n",
         "-r",
         str(cap),
-        *TSHARK_HEUR,
+        *(TSHARK_HEUR if heuristics else []),
         *(extra or []),
         "-T",
         "fields",
         "-E",
         "separator=\t",
-        "-E",
-        "occurrence=a",
-        "-E",
-        "aggregator=,",
+        *(["-E", "occurrence=f"] if first_only else ["-E", "occurrence=a", "-E", "aggregator=,"]),
     ]
     if keylog:
         argv += ["-o", f"tls.keylog_file:{keylog}"]
@@ -366,6 +368,11 @@ def dtls_wire(
     ):
         data[port] = data.get(port, b"") + bytes.fromhex(hexdata.replace(":", "").replace(",", ""))
     return rows, certs, data
+
+
+def no_media() -> dict[str, Any]:
+    """The truth keys of a capture with handshakes only: no SDP, RTP, STUN or candidates to check."""
+    return {"sdp": [], "rtp": [], "stun": {}, "candidates": []}
 
 
 def run_json(argv: list[str], timeout: float = 60) -> Any:

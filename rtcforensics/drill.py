@@ -112,17 +112,31 @@ def _dissect_in_own_loop(path: Path, number: int, keylog: Path | None, timeout: 
         cap = pyshark.FileCapture(str(path), display_filter=f"frame.number == {number}", keep_packets=False,
                                   custom_parameters=_tshark_args(number), override_prefs=prefs, eventloop=loop)
         started.append(cap)
-        loop.run_until_complete(asyncio.wait_for(cap.packets_from_tshark(packets.append), timeout))
+        loop.run_until_complete(asyncio.wait_for(cap.packets_from_tshark(packets.append, close_tshark=False),
+                                                 timeout))
     except asyncio.TimeoutError:
         raise ToolError(f"tshark (pyshark) took longer than {timeout:g}s to dissect frame {number} of {path}") from None
     finally:
         try:
-            if cap is not None:  # kills tshark if it is still running
-                loop.run_until_complete(cap.close_async())
+            if cap is not None:
+                _reap(loop, cap)
+                loop.run_until_complete(cap.close_async())  # kills tshark if it is still running
         finally:
             asyncio.set_event_loop(None)
             loop.close()
     return packets[0] if packets else None
+
+
+def _reap(loop: asyncio.AbstractEventLoop, cap: Any) -> None:
+    """Let this loop see tshark's exit before pyshark closes the pipes. tshark stops by itself after frame
+    ``number`` (-c); closing its transport before asyncio's child watcher (a thread per child on Python 3.11)
+    has reported the exit makes the transport reap the child itself, and the watcher then logs "Unknown child
+    process pid N". Waiting here (bounded) gives the watcher the child first."""
+    for proc in list(getattr(cap, "_running_processes", ())):
+        try:
+            loop.run_until_complete(asyncio.wait_for(proc.wait(), 5))
+        except (asyncio.TimeoutError, ProcessLookupError):
+            pass  # close_async kills it
 
 
 def dissect_frame(path: str | os.PathLike[str], number: int, keylog: str | os.PathLike[str] | None = None,

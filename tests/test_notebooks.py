@@ -21,7 +21,7 @@ from nbclient import NotebookClient
 NOTEBOOKS = ROOT / "notebooks"
 CELL_TIMEOUT_S = 300
 NB_NAMES = ["01_quickstart", "02_incident_response", "03_lab_private_address", "03_lab_mitm",
-            "03_lab_open_relay", "03_lab_encryption"]
+            "03_lab_open_relay", "03_lab_encryption", "03_lab_injection"]
 
 
 def _workdir(tmp_path: Path) -> Path:
@@ -128,6 +128,8 @@ def _lab_answer(name: str) -> tuple[str, Any]:
     if name == "03_lab_open_relay":
         ip, port = load_truth("turn_open_relay")["turn"]["relayed_address"]
         return "turn_open_relay", f"{ip}:{port}"
+    if name == "03_lab_injection":
+        return "media_injection", load_truth("media_injection")["attack"]["attacker"]
     t = load_truth("sdes_plain_rtp")
     return "sdes_plain_rtp", next(s["ssrc"] for s in t["rtp"] if not s["encrypted"])
 
@@ -141,3 +143,36 @@ def test_lab_accepts_the_answer_the_capture_shows(tmp_path: Path, name: str) -> 
     assert errors(nb) == []
     verdict = _lab_verdict(nb)
     assert "✔ correct" in verdict, verdict
+
+
+@pytest.mark.slow
+def test_injection_lab_shows_who_sent_the_forged_packets(tmp_path: Path) -> None:
+    """On media_injection the lab's tables show the unsolicited flow, the stream whose forged packets fail
+    SRTP authentication, and the drill-down puts the attacker's MAC under the caller's IP address."""
+    sample_path("media_injection")
+    pytest.importorskip("pylibsrtp")
+    a = load_truth("media_injection")["attack"]
+    nb = run(tmp_path, "03_lab_injection")
+    assert errors(nb) == []
+    assert "Traceback" not in outputs_text(nb)
+    state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    tables = "\n".join(str(m.get("state", {}).get("value", "")) for m in state.values())
+    assert a["probe"]["src"] in tables and a["spoofed_source"] in tables
+    assert "partly authenticated" in tables and "no ICE consent" in tables
+    drill = nb.cells[-3]  # the drill-down table, before the answer's markdown and cell
+    assert "cap.frame(" in drill.source
+    views = [o["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] for o in drill.outputs
+             if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(views) == 1
+    html = state[views[0]]["state"]["value"]
+    rows = re.findall(r"<tr>(.*?)</tr>", html, re.DOTALL)
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", r, re.DOTALL) for r in rows]
+    cells = [[c.strip() for c in r] for r in cells if r]
+    caller_ip = a["spoofed_source"].rsplit(":", 1)[0]
+    forged = next(r for r in cells if "failing SRTP authentication" in r[0])
+    assert forged[2:] == [caller_ip, a["attacker_mac"]]
+    honest = next(r for r in cells if "Binding request" in r[0])
+    assert honest[2:] == [caller_ip, a["macs"]["alice"]]
+    probe = next(r for r in cells if "no ICE consent" in r[0])
+    assert probe[2:] == [a["attacker"], a["attacker_mac"]]
+    assert "no answer yet" in _lab_verdict(nb)

@@ -371,6 +371,48 @@ def test_lab_plaintext_stream() -> None:
     assert labs.check_answer(clean, "media_encrypted", True).correct is True
 
 
+def test_lab_injector() -> None:
+    c = cap("media_injection")
+    need(c, "packets", "stun")
+    pytest.importorskip("pylibsrtp")
+    from rtcforensics.checks.analyze import analyze
+
+    t = load_truth("media_injection")
+    a = t["attack"]
+    caller_ip = a["spoofed_source"].rsplit(":", 1)[0]
+    victim_ip = a["victim_media"].rsplit(":", 1)[0]
+    unsolicited = next(f for f in t["findings"] if f["slug"] == "unsolicited-media")
+    assert unsolicited["endpoints"][0].rsplit(":", 1)[0] == a["attacker"]
+    # the answer key reads the two checks' findings: who sent media without consent, what was forged under whom
+    ev = labs.injection_evidence(analyze(c, only=list(labs.INJECTION_CHECKS)))
+    assert set(ev.injectors) == {a["attacker"]}
+    assert ev.injectors[a["attacker"]] == [(a["probe"]["src"], a["probe"]["dst"], a["probe"]["packets"])]
+    assert ev.spoofed == {caller_ip} and ev.forged_packets == a["inject"]["packets"]
+    assert [f[2] for f in ev.forged] == [a["inject"]["ssrc"]]
+    # right: the attacker's IP, alone or with the port it sent from; the forged packets are counted
+    for answer in (a["attacker"], a["probe"]["src"]):
+        got = labs.check_answer(c, "injector", answer)
+        assert got.correct is True, got
+        assert f"{a['inject']['packets']} SRTP packet(s)" in got.message and "srtp-auth-failure" in got.message
+    # wrong: the caller's address the forged packets carry, and the victim
+    wrong = labs.check_answer(c, "injector", caller_ip)
+    assert wrong.correct is False and "forged" in wrong.message
+    assert labs.check_answer(c, "injector", a["spoofed_source"]).correct is False
+    assert labs.check_answer(c, "injector", victim_ip).correct is False
+    assert "no answer yet" in labs.check_answer(c, "injector", None).message
+    assert labs.check_answer(c, "injector", None).correct is False
+    # without the keylog the injector is still found; the result says the forged packets need it
+    bare = rtcforensics.load(sample_path("media_injection"), progress=False)
+    got = labs.check_answer(bare, "injector", a["attacker"])
+    assert got.correct is True and "keylog" in got.message and "SRTP packet(s)" not in got.message
+    # a call nobody injected into: None is the right answer, any address is wrong
+    clean = cap("clean_call")
+    need(clean, "packets", "stun")
+    assert "unsolicited-media" in load_truth("clean_call")["absent_findings"]
+    assert labs.check_answer(clean, "injector", None).correct is True
+    assert labs.check_answer(clean, "injector", a["attacker"]).correct is False
+
+
 def test_check_answer_rejects_unknown_question() -> None:
     with pytest.raises(ValueError, match="unknown question"):
         labs.check_answer(None, "who-dunnit", 1)

@@ -369,34 +369,17 @@ def _side_facts(res: dict) -> dict:
 
 
 def _tshark(cap: Path, keylog: Path | None, media_ports: list[int]) -> dict:
-    from lab.truthlib import stun_key_from_type
+    from lab.truthlib import stun_key_from_type, tshark_fields
 
-    heur = [
-        "tshark",
-        "-n",
-        "-r",
-        str(cap),
-        "--enable-heuristic",
-        "rtp_udp",
-        "--enable-heuristic",
-        "rtp_stun",
-        "--enable-heuristic",
-        "dtls_stun",
-    ]
-    if keylog:
-        heur += ["-o", f"tls.keylog_file:{keylog}"]
-    decode = ["tshark", "-n", "-r", str(cap)]
-    for p in media_ports:
-        decode += ["-d", f"udp.port=={p},rtp"]
+    heur: dict[str, Any] = {"keylog": keylog}
+    decode: dict[str, Any] = {
+        "heuristics": False,
+        "extra": [a for p in media_ports for a in ("-d", f"udp.port=={p},rtp")],
+    }
 
-    def fields(base: list[str], filt: str, *f: str) -> list[list[str]]:
-        args = [*base, "-Y", filt, "-T", "fields", "-E", "occurrence=f"]
-        for x in f:
-            args += ["-e", x]
-        res = subprocess.run(args, check=False, capture_output=True, text=True, timeout=180)
-        if res.returncode != 0:
-            raise RuntimeError(f"tshark failed: {res.stderr[-500:]}")
-        return [line.split("\t") for line in res.stdout.splitlines() if line]
+    def fields(how: dict[str, Any], filt: str, *f: str) -> list[list[str]]:
+        rows = tshark_fields(cap, list(f), display_filter=filt, first_only=True, **how)
+        return [r for r in rows if any(r)]
 
     rtp_heur = Counter(int(r[0], 16) for r in fields(heur, "rtp && !rtcp", "rtp.ssrc") if r[0])
     # Decode-As on the media ports; RFC 5761 §4: payload types 64-95 there are RTCP, first byte < 128 is not RTP
@@ -416,9 +399,10 @@ def _tshark(cap: Path, keylog: Path | None, media_ports: list[int]) -> dict:
         stun_key_from_type(int(r[0], 16)) for r in fields(heur, "stun && udp && !icmp", "stun.type") if r[0]
     )
     # Decode-As DTLS on the media ports: tshark 4.0's heuristic misses the large (ML-KEM key share) ServerHello
-    as_dtls = ["tshark", "-n", "-r", str(cap)]
-    for p in media_ports:
-        as_dtls += ["-d", f"udp.port=={p},dtls"]
+    as_dtls: dict[str, Any] = {
+        "heuristics": False,
+        "extra": [a for p in media_ports for a in ("-d", f"udp.port=={p},dtls")],
+    }
     dtls = fields(
         as_dtls,
         "dtls.handshake.type == 1 || dtls.handshake.type == 2",
@@ -514,7 +498,7 @@ def _run_call(
                     log=work / "server.log",
                     cwd=str(ROOT),
                 )
-                _wait_port(sig, HTTP_PORT)
+                sig.wait_listening(HTTP_PORT)
                 procs = []
                 for host, kind, role in ((hb, callee, "callee"), (ha, caller, "caller")):
                     if kind == "chromium":
@@ -649,8 +633,11 @@ def _run_call(
                 fid[media] = rtx_ssrc
         answer_sdp = next(
             d["sdp"]
-            for d in (res[r]["localDescription"], res[r].get("currentRemoteDescription") or {},
-                      res[r]["remoteDescription"])
+            for d in (
+                res[r]["localDescription"],
+                res[r].get("currentRemoteDescription") or {},
+                res[r]["remoteDescription"],
+            )
             if d.get("type") == "answer"
         )
         for o in f["outbound"]:
@@ -1070,15 +1057,6 @@ def _version(binary: str) -> str:
     except OSError:
         return "?"
     return out.strip().split()[-1] if "Firefox" in out else (out.split()[1] if out.split() else "?")
-
-
-def _wait_port(host: Any, port: int, timeout: float = 20) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if f":{port}" in host.run("ss", "-ltn", f"sport = :{port}", check=False).stdout:
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listening on {host.name}:{port}")
 
 
 def browsers_chromium(out: Path) -> dict:

@@ -78,7 +78,7 @@ def _client_facts(log: str) -> dict[str, Any]:
 
 def srtp_null(out: Path) -> dict[str, Any]:
     from lab.netns import Lab
-    from lab.truthlib import SRTP_IDS, dtls_wire, self_signed_cert, workdir
+    from lab.truthlib import SRTP_IDS, dtls_wire, no_media, self_signed_cert, workdir
 
     work = workdir(NAME)
     ec = ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
@@ -231,10 +231,7 @@ def srtp_null(out: Path) -> dict[str, Any]:
         ],
         "dtls": dtls,
         "certificates": {"server": certs["srv"], "client": certs["cli"]},
-        "sdp": [],
-        "rtp": [],
-        "stun": {},
-        "candidates": [],
+        **no_media(),
         "tshark_decode_as": [f"udp.port=={sport},dtls" for *_, sport in RUNS],
         "notes": (
             "Facts from gnutls-cli's session printout ('- Description:', '- SRTP profile:', '- Options:'), the "

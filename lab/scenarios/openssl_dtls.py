@@ -57,7 +57,7 @@ def _session_facts(log: str) -> dict:
 
 def weak_dtls(out: Path) -> dict:
     from lab.netns import Lab
-    from lab.truthlib import DTLS_VERSION, SRTP_IANA, dtls_wire, openssl_iana_names, workdir
+    from lab.truthlib import DTLS_VERSION, SRTP_IANA, dtls_wire, no_media, openssl_iana_names, workdir
 
     work = workdir(NAME)
     certs = _certs(work)
@@ -234,10 +234,7 @@ def weak_dtls(out: Path) -> dict:
         ],
         "dtls": dtls,
         "certificates": {"server": certs["srv"], "client": certs["cli"]},
-        "sdp": [],
-        "rtp": [],
-        "stun": {},
-        "candidates": [],
+        **no_media(),
         "notes": (
             "Facts from openssl's own session printout (s_client: Protocol, Cipher, SRTP Extension "
             "negotiated, Master-Key; s_server: CIPHER is, SRTP profile) and the certificates we generated "

@@ -3,7 +3,8 @@
 ``check_answer(cap, question, answer)`` works the answer out from the capture's frames (never from a truth
 file or a stored key) and compares. The answer keys are pure functions over frames
 (``leaked_private_addresses``, ``fingerprint_mismatches``, ``open_relay_allocations``,
-``unencrypted_streams``), so the labs are tested without a kernel.
+``unencrypted_streams``) or over the checks' report (``injection_evidence``), so the labs are tested without a
+kernel.
 
 Questions:
 
@@ -15,6 +16,10 @@ Questions:
   MESSAGE-INTEGRITY, or the frame number of that Allocate success (or of the request)
 - ``plaintext_ssrc``: the SSRC (int, or hex string) of an RTP stream sent without encryption
 - ``media_encrypted``: True or False — was all media encrypted?
+- ``injector``: the IP address (``"ip"`` or ``"ip:port"``) of the host that sent media into the call on a
+  5-tuple without ICE consent (check ICE005 ``unsolicited-media``); packets it forged under a call
+  participant's address are found by SRTP authentication (SRTP004 ``srtp-auth-failure``, with the keylog) but
+  carry the spoofed address, so they do not name it
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from . import _avail, _safe
 from .select import _as_list, _col
 
 NOT_PUBLIC = ("loopback", "private", "cgnat", "link_local", "ula")
-QUESTIONS = ("private_address", "mitm", "open_relay", "plaintext_ssrc", "media_encrypted")
+QUESTIONS = ("private_address", "mitm", "open_relay", "plaintext_ssrc", "media_encrypted", "injector")
+INJECTION_CHECKS = ("unsolicited-media", "srtp-auth-failure")
 
 
 @dataclass
@@ -227,6 +233,52 @@ def unencrypted_streams(rtp_streams: pd.DataFrame) -> pd.DataFrame:
     return rtp_streams[mask]
 
 
+@dataclass
+class InjectionEvidence:
+    """What the injection checks of a report show (``injection_evidence``).
+
+    ``injectors``: sender IP -> ``[(sender ip:port, receiver ip:port, packets)]`` of the unsolicited-media
+    findings (media on a 5-tuple that never had ICE consent); ``receivers``: the addresses that media went to;
+    ``forged``: ``[(claimed sender ip:port, receiver ip:port, SSRC, packets, frames)]`` of the
+    srtp-auth-failure findings; ``spoofed``: the IPs those forged packets claim; ``status``: slug ->
+    ``(coverage status, reason)`` of both checks."""
+
+    injectors: dict[str, list[tuple[str, str, int]]] = field(default_factory=dict)
+    receivers: set[str] = field(default_factory=set)
+    forged: list[tuple[str, str, int | None, int, list[int]]] = field(default_factory=list)
+    spoofed: set[str] = field(default_factory=set)
+    status: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    @property
+    def forged_packets(self) -> int:
+        return sum(f[3] for f in self.forged)
+
+
+def injection_evidence(report: Any) -> InjectionEvidence:
+    """Read the ``unsolicited-media`` and ``srtp-auth-failure`` findings (and their coverage) of a checks
+    report (``rtcforensics.checks.analyze.analyze``): who sent media without ICE consent, and which SRTP
+    packets a keyed stream did not authenticate. The checks decide; this only reads their findings."""
+    ev = InjectionEvidence()
+    for c in getattr(report, "coverage", ()):
+        if c.slug in INJECTION_CHECKS:
+            ev.status[c.slug] = (str(c.status), str(c.reason))
+    for f in getattr(report, "findings", ()):
+        eps = [str(e) for e in f.endpoints]
+        if f.slug == "unsolicited-media" and eps:
+            ip = _norm_addr(eps[0])
+            dst = eps[1] if len(eps) > 1 else ""
+            ev.injectors.setdefault(ip, []).append((eps[0], dst, int(f.evidence.get("packets", len(f.frames)))))
+            if dst:
+                ev.receivers.add(_norm_addr(dst))
+        elif f.slug == "srtp-auth-failure" and eps:
+            ssrc = f.evidence.get("ssrc")
+            n = int(f.evidence.get("auth_failed", len(f.frames)))
+            ev.forged.append((eps[0], eps[1] if len(eps) > 1 else "", None if ssrc is None else int(ssrc), n,
+                              [int(x) for x in f.frames]))
+            ev.spoofed.add(_norm_addr(eps[0]))
+    return ev
+
+
 # -- checking -----------------------------------------------------------------------------------------------
 def _need(cap: Any, *names: str) -> tuple[list[pd.DataFrame], str]:
     frames = []
@@ -268,6 +320,8 @@ def check_answer(cap: Any, question: str, answer: Any) -> LabResult:
 
 
 def _check(cap: Any, question: str, answer: Any) -> LabResult:
+    if question == "injector":
+        return _check_injector(cap, answer)
     if question == "private_address":
         got, why = _need(cap, "candidates")
         if why:
@@ -347,3 +401,80 @@ def _check(cap: Any, question: str, answer: Any) -> LabResult:
         return LabResult(question, answer, True, "all media was encrypted" if truth else
                          f"{len(plain)} stream(s) travelled without encryption")
     return LabResult(question, answer, False, "look again at rtp_streams.keying and the SDP's m= protos")
+
+
+def _injection_report(cap: Any) -> tuple[Any | None, str]:
+    """The two injection checks run over ``cap`` (once per capture), or ``(None, reason)``."""
+    try:
+        from ..checks.analyze import analyze
+    except Exception as e:  # noqa: BLE001
+        return None, f"the checks (rtcforensics.analyze) are not available ({type(e).__name__}: {e})"
+
+    def make() -> Any:
+        return analyze(cap, only=list(INJECTION_CHECKS))
+
+    try:
+        return (cap.cached("labs.injection_report", make) if hasattr(cap, "cached") else make()), ""
+    except Exception as e:  # noqa: BLE001
+        return None, f"analysis failed ({type(e).__name__}: {e})"
+
+
+def _forged_note(cap: Any, ev: InjectionEvidence) -> str:
+    """What SRTP authentication adds: the forged packets, or why they could not be looked for."""
+    if ev.forged:
+        spoofed = ", ".join(sorted(ev.spoofed))
+        return (f". Besides, {ev.forged_packets} SRTP packet(s) claiming to come from {spoofed} failed "
+                f"authentication (srtp-auth-failure): forged under that address by a host without the key")
+    status, reason = ev.status.get("srtp-auth-failure", ("not observable", "the check did not run"))
+    if status == "clean":
+        return ". Every SRTP packet authenticated with the call's keys: nothing was forged under a participant's address"
+    if getattr(cap, "keylog", None) is None and "keylog" in reason:
+        return (". Packets forged under a participant's address were not looked for: authenticating SRTP needs the "
+                "keys, so load the capture with its keylog (KEYLOG)")
+    return f". SRTP authentication could not be checked: {reason}"
+
+
+def _check_injector(cap: Any, answer: Any) -> LabResult:
+    q = "injector"
+    report, why = _injection_report(cap)
+    if report is None:
+        return LabResult(q, answer, None, why)
+    ev = injection_evidence(report)
+    details = [f"{src} -> {dst}: {n} media packet(s) without ICE consent" for ips in ev.injectors.values()
+               for src, dst, n in ips]
+    details += [f"{src} -> {dst}: SSRC {ssrc:#010x}, {n} packet(s) failing SRTP authentication (frames "
+                f"{', '.join(map(str, frames[:10]))}{', ...' if len(frames) > 10 else ''})"
+                if ssrc is not None else f"{src} -> {dst}: {n} packet(s) failing SRTP authentication"
+                for src, dst, ssrc, n, frames in ev.forged]
+    note = _forged_note(cap, ev)
+    a = "" if answer is None else _norm_addr(answer)
+    if not ev.injectors:
+        status, reason = ev.status.get("unsolicited-media", ("not observable", "the check did not run"))
+        if ev.forged:
+            return LabResult(q, answer, None, "no host sent media without ICE consent here, but "
+                             f"{ev.forged_packets} SRTP packet(s) under {', '.join(sorted(ev.spoofed))} failed "
+                             "authentication: forged under a participant's address, so no IP address in the capture "
+                             "names their sender (on one LAN, their Ethernet source does)", 0, details)
+        if status != "clean":
+            return LabResult(q, answer, None, f"whether media arrived without ICE consent cannot be told: {reason}",
+                             0, details)
+        ok = a in ("", "none")
+        return LabResult(q, answer, ok, "every media 5-tuple here had ICE consent: no host injected media" +
+                         ("" if ok else ", so answer None") + note, 0, details)
+    if a in ev.injectors:
+        sent = ev.injectors[a]
+        n = sum(x[2] for x in sent)
+        dsts = ", ".join(sorted({x[1] for x in sent}))
+        return LabResult(q, answer, True, f"{a} sent {n} media packet(s) to {dsts} on a 5-tuple that never had ICE "
+                         f"consent: no Binding check there was ever answered" + note, len(ev.injectors), details)
+    if a in ev.spoofed:
+        hint = (f"{a} is the address the packets failing SRTP authentication carry, but they were forged under it. "
+                "Which host sent media on a 5-tuple that never saw a Binding success?")
+    elif a in ev.receivers:
+        hint = f"{a} received the unsolicited media; who sent it?"
+    elif a:
+        hint = (f"{a} sent no media without ICE consent. Compare the media flows with the flows that saw a Binding "
+                "success.")
+    else:
+        hint = "give an IP address"
+    return LabResult(q, answer, False, hint, len(ev.injectors), details)
