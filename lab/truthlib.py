@@ -330,6 +330,10 @@ def tshark_fields(
     return [line.split("\t") for line in res.stdout.splitlines()]
 
 
+# who sent a UDP datagram to whom, in which frame: the first fields of most truth cross-checks
+UDP_FRAME_FIELDS = ("frame.number", "ip.src", "udp.srcport", "ip.dst", "udp.dstport")
+
+
 def dtls_wire(
     cap: Path, ports: Iterable[int], keylog: Path
 ) -> tuple[list[dict[str, str]], dict[str, set[str]], dict[str, bytes]]:
@@ -338,11 +342,7 @@ def dtls_wire(
     port, and the decrypted application data received on each UDP destination port."""
     decode = [a for port in ports for a in ("-d", f"udp.port=={port},dtls")]
     fields = [
-        "frame.number",
-        "ip.src",
-        "udp.srcport",
-        "ip.dst",
-        "udp.dstport",
+        *UDP_FRAME_FIELDS,
         "dtls.handshake.type",
         "dtls.record.version",
         "dtls.handshake.version",

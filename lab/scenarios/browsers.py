@@ -369,7 +369,7 @@ def _side_facts(res: dict) -> dict:
 
 
 def _tshark(cap: Path, keylog: Path | None, media_ports: list[int]) -> dict:
-    from lab.truthlib import stun_key_from_type, tshark_fields
+    from lab.truthlib import UDP_FRAME_FIELDS, stun_key_from_type, tshark_fields
 
     heur: dict[str, Any] = {"keylog": keylog}
     decode: dict[str, Any] = {
@@ -406,11 +406,7 @@ def _tshark(cap: Path, keylog: Path | None, media_ports: list[int]) -> dict:
     dtls = fields(
         as_dtls,
         "dtls.handshake.type == 1 || dtls.handshake.type == 2",
-        "frame.number",
-        "ip.src",
-        "udp.srcport",
-        "ip.dst",
-        "udp.dstport",
+        *UDP_FRAME_FIELDS,
         "dtls.handshake.type",
         "dtls.handshake.version",
         "dtls.handshake.ciphersuite",

@@ -116,9 +116,14 @@ async function seal(kind, frame, controller) {
   const sealed = new Uint8Array(await crypto.subtle.encrypt(
       {name: "AES-GCM", iv: nonce(salt, ctr), additionalData: aad, tagLength: TAG_BYTES * 8}, key,
       data.subarray(clear.length)));
-  const outBuf = new Uint8Array(aad.length + sealed.length);
-  outBuf.set(aad, 0);
-  outBuf.set(sealed, aad.length);
+  deliver(b, frame, data, aad, sealed, controller);
+}
+
+// Replace the frame's bytes by head ‖ body, count it, pass it on.
+function deliver(b, frame, data, head, body, controller) {
+  const outBuf = new Uint8Array(head.length + body.length);
+  outBuf.set(head, 0);
+  outBuf.set(body, head.length);
   frame.data = outBuf.buffer;
   b.frames++;
   b.bytes_in += data.length;
@@ -145,15 +150,7 @@ async function open(kind, frame, controller) {
     const plain = new Uint8Array(await crypto.subtle.decrypt(
         {name: "AES-GCM", iv: nonce(salt, h.ctr), additionalData: aad, tagLength: TAG_BYTES * 8}, key,
         data.subarray(n + h.length)));
-    const outBuf = new Uint8Array(n + plain.length);
-    outBuf.set(data.subarray(0, n), 0);
-    outBuf.set(plain, n);
-    frame.data = outBuf.buffer;
-    b.frames++;
-    b.bytes_in += data.length;
-    b.bytes_out += outBuf.length;
-    if (frame.type === "key") b.key_frames++;
-    controller.enqueue(frame);
+    deliver(b, frame, data, data.subarray(0, n), plain, controller);
   } catch (e) {
     b.failures++; // a frame that does not open is dropped, as an E2EE receiver must
     if (!b.first_error) b.first_error = String(e && e.name || e);
