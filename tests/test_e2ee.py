@@ -111,8 +111,13 @@ def test_check_reports_the_ssrcs_the_browsers_reported():
     got = {f.evidence["ssrc"]: f for f in r.findings if f.slug == "srtp-e2ee-payload"}
     want = {f["evidence"]["ssrc"]: f for f in t["findings"] if f["slug"] == "srtp-e2ee-payload"}
     assert set(got) == set(want) == set(_sealed(t, "audio")) | set(_sealed(t, "video"))
+    cap = rtcforensics.load(sample_path(E2EE))
+    rtp = cap.rtp
     for ssrc, f in got.items():
         assert f.endpoints == want[ssrc]["endpoints"] and f.severity == "info"
+        # the frames to open: the stream's first packets on the wire (same SSRC, from the sender)
+        first = rtp[rtp.ssrc == ssrc].frame.head(5).tolist()
+        assert f.frames == first and len(first) == 5
     assert {c.slug: c.status for c in r.coverage} == {"srtp-auth-failure": "clean",
                                                       "srtp-e2ee-payload": "found"}
 

@@ -1,4 +1,4 @@
-"""SDES-keyed SRTP and plain RTP from ffmpeg, announced by an SDP sent over plain HTTP (WHIP-style).
+"""SDES-keyed SRTP and plain RTP from ffmpeg, announced by an SDP sent WHIP-style over plain HTTP or HTTPS.
 
 Scenario ``sdes_plain_rtp``:
 
@@ -15,8 +15,16 @@ Scenario ``sdes_plain_rtp``:
   stops the receiver, and the decoded audio levels (ffmpeg ``volumedetect``) show the SRTP was decrypted with the
   key that crossed the wire in clear.
 
-Run by ``python -m lab.generate sdes_plain_rtp``. The module is also the server/client program run inside the
-namespaces: ``python -m lab.scenarios.ffmpeg_sdes serve|post|delete ...``.
+Scenario ``sdes_https``: the same call (same hosts and addresses, same programs), but the WHIP endpoint is
+HTTPS on 192.0.2.20:8443 (aiohttp with a self-signed ECDSA certificate from ``lab.truthlib.make_cert``; the
+client trusts it as its CA file). Python's ssl negotiates TLS 1.3; the client writes its TLS secrets to
+``sdes_https.keylog`` (``SSLContext.keylog_filename``), so the SDPs, the bearer token and the cookie can be
+read only with the keylog. The media are unchanged: the SDES key now travels inside TLS, but the PCMA stream
+is still plain RTP.
+
+Run by ``python -m lab.generate sdes_plain_rtp sdes_https``. The module is also the server/client program run
+inside the namespaces: ``python -m lab.scenarios.ffmpeg_sdes serve|post|delete ...`` (``--cert/--key`` on the
+server and ``--cafile/--keylog`` on the client for HTTPS).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import os
 import re
 import secrets
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -38,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NAME = "sdes_plain_rtp"
 PUB_IP, SRV_IP = "192.0.2.10", "192.0.2.20"
 HTTP_PORT = 8080
+HTTPS_PORT = 8443
 SRTP_PORT, RTP_PORT = 5004, 5006  # RTCP on +1 (ffmpeg's default)
 SUITE = "AES_CM_128_HMAC_SHA1_80"
 SECONDS = 5
@@ -189,7 +199,11 @@ def serve(args: argparse.Namespace) -> None:
     app = web.Application()
     app.router.add_post("/whip/lab", post)
     app.router.add_delete("/whip/lab/resource/1", delete)
-    web.run_app(app, host=SRV_IP, port=HTTP_PORT, print=None)
+    ctx = None
+    if args.cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.cert, args.key)
+    web.run_app(app, host=SRV_IP, port=args.port, ssl_context=ctx, print=None)
 
 
 def client(args: argparse.Namespace) -> None:
@@ -197,12 +211,24 @@ def client(args: argparse.Namespace) -> None:
 
     import aiohttp
 
+    ctx = None
+    if args.cafile:  # HTTPS: trust the lab's self-signed certificate, write the TLS secrets to the keylog
+        ctx = ssl.create_default_context(cafile=args.cafile)
+        if args.keylog:
+            ctx.keylog_filename = args.keylog
+
+    def tls_facts(r: aiohttp.ClientResponse) -> dict:
+        """The TLS version and cipher suite of the connection, as the client's OpenSSL reports them."""
+        so = r.connection.transport.get_extra_info("ssl_object") if r.connection else None
+        return {"tls_version": so.version(), "tls_cipher": so.cipher()[0]} if so else {}
+
     async def go() -> dict:
-        async with aiohttp.ClientSession() as s:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx) if ctx else None) as s:
             if args.cmd == "post":
                 body = Path(args.sdp).read_text()
                 headers = {"Content-Type": "application/sdp", "Authorization": f"Bearer {args.token}"}
                 async with s.post(args.url, data=body, headers=headers) as r:
+                    tls = tls_facts(r)
                     cookie = r.cookies.get("whip_session")
                     return {
                         "status": r.status,
@@ -210,10 +236,11 @@ def client(args: argparse.Namespace) -> None:
                         "answer": await r.text(),
                         "server": r.headers.get("Server"),
                         "cookie": cookie.value if cookie else None,
+                        **tls,
                     }
             headers = {"Authorization": f"Bearer {args.token}", "Cookie": f"whip_session={args.cookie}"}
             async with s.delete(args.url, headers=headers) as r:
-                return {"status": r.status}
+                return {"status": r.status, **tls_facts(r)}
 
     result = asyncio.run(go())
     Path(args.result).write_text(json.dumps(result))
@@ -268,12 +295,16 @@ def _tshark_rtp(cap: Path) -> tuple[Counter, Counter, list[list[str]]]:
     return rtp, rtcp, rows
 
 
-def _tshark_http(cap: Path) -> list[list[str]]:
+def _tshark_http(cap: Path, keylog: Path | None = None) -> list[list[str]]:
+    """HTTP messages as tshark reads them (inside TLS with ``keylog``): frame, method, status, content type,
+    User-Agent, Server."""
+    tls = ["-o", f"tls.keylog_file:{keylog}", "-d", f"tcp.port=={HTTPS_PORT},tls"] if keylog else []
     out = subprocess.run(
         [
             "tshark",
             "-r",
             str(cap),
+            *tls,
             "-Y",
             "http",
             "-T",

@@ -199,7 +199,7 @@ def srtp_e2ee_payload(ctx: Any) -> Iterator[Hit]:
     DTMF are not judged.
     Why it matters: the hop-by-hop SRTP keys (keylog, SDES) do not reveal the media; an analyst learns that
     the application encrypts end to end and that decrypted audio will be noise, rather than hearing silence.
-    Evidence: one row per stream (SSRC, sender, payload entropy, codec).
+    Evidence: one row per stream (SSRC, sender, payload entropy, codec; its first authenticated frames).
     False positives: one stream in a thousand of real codec data passes the test by chance (0.1 % level);
     a capture holding only a few seconds of loud speech comes closer than a whole call.
     References: RFC 9605 (SFrame); W3C WebRTC Encoded Transform (insertable streams)."""
@@ -211,6 +211,6 @@ def srtp_e2ee_payload(ctx: Any) -> Iterator[Hit]:
         yield _stream_hit(r, f"SRTP stream SSRC {ssrc:#010x} from {val(r, 'sender')} decrypts, yet its payloads "
                              f"still look encrypted (bytes uniform; {ent:.2f} bits/byte): media additionally "
                              "end-to-end encrypted (e.g. encoded transform/SFrame)",
-                          (),
+                          val(r, "first_frames") or (),
                           {"payload_entropy": round(ent, 3), "codec": val(r, "codec"),
                            "payload_types": listish(val(r, "payload_types"))})
