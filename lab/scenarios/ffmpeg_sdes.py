@@ -212,15 +212,22 @@ def client(args: argparse.Namespace) -> None:
     import aiohttp
 
     ctx = None
+    # the TLS version and cipher suite of each connection, as the client's OpenSSL reports them
+    handshakes: list[dict] = []
     if args.cafile:  # HTTPS: trust the lab's self-signed certificate, write the TLS secrets to the keylog
         ctx = ssl.create_default_context(cafile=args.cafile)
         if args.keylog:
             ctx.keylog_filename = args.keylog
 
-    def tls_facts(r: aiohttp.ClientResponse) -> dict:
-        """The TLS version and cipher suite of the connection, as the client's OpenSSL reports them."""
-        so = r.connection.transport.get_extra_info("ssl_object") if r.connection else None
-        return {"tls_version": so.version(), "tls_cipher": so.cipher()[0]} if so else {}
+        class Recording(ssl.SSLObject):
+            def do_handshake(self) -> None:
+                super().do_handshake()  # raises SSLWantReadError until the handshake is complete
+                handshakes.append({"tls_version": self.version(), "tls_cipher": self.cipher()[0]})
+
+        ctx.sslobject_class = Recording
+
+    def tls_facts() -> dict:
+        return handshakes[-1] if handshakes else {}  # one connection per program run (POST or DELETE)
 
     async def go() -> dict:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx) if ctx else None) as s:
@@ -228,7 +235,7 @@ def client(args: argparse.Namespace) -> None:
                 body = Path(args.sdp).read_text()
                 headers = {"Content-Type": "application/sdp", "Authorization": f"Bearer {args.token}"}
                 async with s.post(args.url, data=body, headers=headers) as r:
-                    tls = tls_facts(r)
+                    tls = tls_facts()
                     cookie = r.cookies.get("whip_session")
                     return {
                         "status": r.status,
@@ -240,7 +247,7 @@ def client(args: argparse.Namespace) -> None:
                     }
             headers = {"Authorization": f"Bearer {args.token}", "Cookie": f"whip_session={args.cookie}"}
             async with s.delete(args.url, headers=headers) as r:
-                return {"status": r.status, **tls_facts(r)}
+                return {"status": r.status, **tls_facts()}
 
     result = asyncio.run(go())
     Path(args.result).write_text(json.dumps(result))
@@ -343,17 +350,67 @@ def _volume(wav: Path) -> dict:
     return {"mean_volume_db": float(mean.group(1)) if mean else None, "samples": int(n.group(1)) if n else 0}
 
 
-def sdes_plain_rtp(out: Path) -> dict:
-    from lab.netns import Lab
-    from lab.truthlib import workdir
+def _tshark_tls(cap: Path) -> list[list[str]]:
+    """Every TLS ServerHello from the HTTPS port: frame, supported_versions (the TLS 1.3 marker), legacy
+    version, cipher suite."""
+    out = subprocess.run(
+        [
+            "tshark",
+            "-r",
+            str(cap),
+            "-d",
+            f"tcp.port=={HTTPS_PORT},tls",
+            "-Y",
+            f"tls.handshake.type == 2 && tcp.srcport == {HTTPS_PORT}",
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+            "-e",
+            "tls.handshake.extensions.supported_version",
+            "-e",
+            "tls.handshake.version",
+            "-e",
+            "tls.handshake.ciphersuite",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    return [line.split("\t") for line in out.splitlines() if line]
 
-    work = workdir(NAME)
+
+def sdes_plain_rtp(out: Path) -> dict:
+    return _sdes_call(out, NAME, tls=False)
+
+
+def sdes_https(out: Path) -> dict:
+    return _sdes_call(out, "sdes_https", tls=True)
+
+
+def _sdes_call(out: Path, name: str, tls: bool) -> dict:
+    """The WHIP-style SDES call; ``tls``: the endpoint is HTTPS and the client writes its TLS keys to
+    ``out / f"{name}.keylog"`` (otherwise plain HTTP, no keylog)."""
+    from lab.netns import Lab
+    from lab.truthlib import make_cert, workdir
+
+    work = workdir(name)
     py = [sys.executable, "-m", "lab.scenarios.ffmpeg_sdes"]
     key = base64.b64encode(os.urandom(30)).decode()  # 16-byte master key + 14-byte salt (RFC 4568 §6.1)
     ssrcs = (secrets.randbits(31), secrets.randbits(31))  # ffmpeg's -ssrc is a signed int
-    token = secrets.token_urlsafe(24)  # the WHIP bearer token (RFC 9725 §4.5), sent in clear over plain HTTP
-    cap = out / f"{NAME}.pcapng"
-    with Lab(NAME) as lab:
+    token = secrets.token_urlsafe(24)  # the WHIP bearer token (RFC 9725 §4.5), in clear over plain HTTP
+    cap = out / f"{name}.pcapng"
+    keylog = out / f"{name}.keylog" if tls else None
+    port = HTTPS_PORT if tls else HTTP_PORT
+    server_tls: list[str] = []
+    client_tls: list[str] = []
+    if tls:
+        cert_key, cert = make_cert(work, "whip", SRV_IP)
+        server_tls = ["--cert", str(cert), "--key", str(cert_key)]
+        client_tls = ["--cafile", str(cert), "--keylog", str(keylog)]
+        keylog.unlink(missing_ok=True)
+    with Lab(name) as lab:
         pub = lab.host("pub", f"{PUB_IP}/24")
         srv = lab.host("srv", f"{SRV_IP}/24")
         # what SDP would ffmpeg announce? (a 40 ms dry run before the tap starts; the same key and ports)
@@ -364,10 +421,12 @@ def sdes_plain_rtp(out: Path) -> dict:
             raise RuntimeError("ffmpeg's SDP has no a=crypto with our key")
         with lab.capture(cap):
             server = srv.popen(
-                [*py, "serve", "--work", str(work), "--token", token], log=work / "server.log", cwd=str(ROOT)
+                [*py, "serve", "--work", str(work), "--token", token, "--port", str(port), *server_tls],
+                log=work / "server.log",
+                cwd=str(ROOT),
             )
-            srv.wait_listening(HTTP_PORT)
-            base = f"http://{SRV_IP}:{HTTP_PORT}"
+            srv.wait_listening(port, proc=server)
+            base = f"{'https' if tls else 'http'}://{SRV_IP}:{port}"
             c = pub.popen(
                 [
                     *py,
@@ -380,6 +439,7 @@ def sdes_plain_rtp(out: Path) -> dict:
                     str(work / "post.json"),
                     "--token",
                     token,
+                    *client_tls,
                 ],
                 log=work / "post.log",
                 cwd=str(ROOT),
@@ -405,6 +465,7 @@ def sdes_plain_rtp(out: Path) -> dict:
                     token,
                     "--cookie",
                     post["cookie"] or "",
+                    *client_tls,
                 ],
                 log=work / "del.log",
                 cwd=str(ROOT),
@@ -429,7 +490,7 @@ def sdes_plain_rtp(out: Path) -> dict:
                 f"tshark counts {rtp_counts.get(ssrc)} RTP packets for SSRC {ssrc:#x}, ffmpeg {n}"
             )
     src_ports = {int(r[0], 16): int(r[2]) for r in rows}
-    http = _tshark_http(cap)
+    http = _tshark_http(cap, keylog)
     ua = next((r[4] for r in http if r[1] == "POST"), "")
     server_hdr = next((r[5] for r in http if r[2] == "201"), "")
     post_frame = next((int(r[0]) for r in http if r[1] == "POST"), None)
@@ -443,55 +504,93 @@ def sdes_plain_rtp(out: Path) -> dict:
     vol_srtp, vol_rtp = _volume(work / "rx_srtp.wav"), _volume(work / "rx_rtp.wav")
     if not vol_srtp["samples"] or (vol_srtp["mean_volume_db"] or -99) < -40:
         raise RuntimeError(f"receiver did not decrypt the SRTP stream: {vol_srtp}")
+    tls_facts = _check_tls(cap, keylog, post, deleted, http, (key, answer_key, token, cookie)) if tls else {}
 
     pub_http = f"{PUB_IP}"
-    srv_http = f"{SRV_IP}:{HTTP_PORT}"
+    srv_http = f"{SRV_IP}:{port}"
     srtp_ep = [f"{PUB_IP}:{src_ports[ssrcs[0]]}", f"{SRV_IP}:{SRTP_PORT}"]
     rtp_ep = [f"{PUB_IP}:{src_ports[ssrcs[1]]}", f"{SRV_IP}:{RTP_PORT}"]
-    return {
-        "description": "SDP with a=crypto (SDES) POSTed over plain HTTP (WHIP-style, bearer token, session cookie) + "
-        "ffmpeg SDES-SRTP PCMU and plain RTP PCMA",
+    findings = [
+        {
+            "slug": "sdes-key-exposed",
+            # in clear: anyone on the path has the media key; inside TLS: whoever holds the TLS keys (and the
+            # WHIP server) has it, and this capture shows it only with the keylog
+            "severity": "medium" if tls else "critical",
+            "endpoints": [pub_http, srv_http],
+            "frames": [f for f in (post_frame, answer_frame) if f],
+        },
+        {"slug": "sdp-plain-rtp-offered", "endpoints": [pub_http, srv_http]},
+        {"slug": "rtp-unencrypted", "endpoints": rtp_ep},
+        *([] if tls else [{"slug": "signalling-plaintext", "endpoints": [pub_http, srv_http]}]),
+        {
+            # the bearer token on POST and DELETE, the session cookie set by the 201 and sent back on DELETE
+            # (over HTTPS they are read only after TLS decryption with the keylog: info)
+            "slug": "signalling-secret-exposed",
+            "severity": "info" if tls else "high",
+            "endpoints": [pub_http, srv_http],
+            "evidence": {"in_clear": not tls},
+        },
+        {
+            "slug": "software-disclosure",
+            "endpoints": [pub_http, srv_http],
+            "evidence": {"user_agent": ua, "server": server_hdr},
+        },
+    ]
+    absent = [
+        "dtls-weak-version",
+        "dtls-weak-cipher",
+        "dtls-handshake-failed",
+        "dtls-cert-weak",
+        "dtls-fingerprint-mismatch",
+        "fingerprint-weak-hash",
+        "srtp-null-cipher",
+        "srtp-weak-profile",
+        "stun-no-integrity",
+        "turn-open-relay",
+        "turn-internal-peer",
+        "turn-credential-lifetime",
+        "ice-ipv6-eui64",
+        "signalling-weak-tls",
+        *(["signalling-plaintext"] if tls else []),
+    ]
+    if tls:
+        description = (
+            "SDP with a=crypto (SDES) POSTed over HTTPS (TLS 1.3, WHIP-style, bearer token, session cookie; "
+            "client TLS keys in keylog) + ffmpeg SDES-SRTP PCMU and plain RTP PCMA"
+        )
+    else:
+        description = (
+            "SDP with a=crypto (SDES) POSTed over plain HTTP (WHIP-style, bearer token, session cookie) + "
+            "ffmpeg SDES-SRTP PCMU and plain RTP PCMA"
+        )
+    notes = (
+        "Packet counts are ffmpeg's own 'packets muxed' per output, equal to tshark's RTP count per SSRC with "
+        f"Decode-As udp.port=={SRTP_PORT}/{RTP_PORT},rtp and {SRTP_PORT + 1}/{RTP_PORT + 1},rtcp (RTCP SR: "
+        "ffmpeg's; SRTCP on the SRTP port pair). ffmpeg 5.1 writes m=audio ... RTP/AVP even for the SRTP "
+        "output: only a=crypto tells it apart (its SDP also says 'a=tool:libavformat LIBAVFORMAT_VERSION', "
+        "a Debian build quirk). The SDP offer was taken from a 40 ms ffmpeg dry run before the tap started "
+        "(same key, ports, SSRCs; the real run wrote the identical SDP). The server's ffmpeg receiver decoded "
+        "the SRTP stream with the offered key (receiver.srtp_decoded: non-silent 440 Hz tone). "
+        "secrets.sdes holds the raw inline keys, secrets.whip the bearer token the publisher sent on POST and "
+        "DELETE (the server refuses requests without it) and the session cookie the server set on its 201 "
+        "and got back on DELETE; all cross the wire in clear and must be redacted in any output."
+    )
+    if tls:
+        notes = notes.replace(
+            "all cross the wire in clear and must be redacted in any output.",
+            f"all cross the wire inside TLS ({tls_facts['tls_version']}, {tls_facts['cipher']}: the client's "
+            "OpenSSL; tshark's ServerHello supported_version agrees) and are absent from the capture bytes; "
+            "they are readable only with the keylog (the client's SSLContext.keylog_filename: two connections, "
+            "POST and DELETE) and must be redacted in any output. The frames are tshark's with "
+            f"-o tls.keylog_file and Decode-As tcp.port=={HTTPS_PORT},tls (the frame ending each decrypted "
+            "HTTP message); without the keylog tshark reads no HTTP.",
+        )
+    truth = {
+        "description": description,
         "stacks": {"ffmpeg": _ffmpeg_version()},
-        "keylog": None,
-        "findings": [
-            {
-                "slug": "sdes-key-exposed",
-                "severity": "critical",
-                "endpoints": [pub_http, srv_http],
-                "frames": [f for f in (post_frame, answer_frame) if f],
-            },
-            {"slug": "sdp-plain-rtp-offered", "endpoints": [pub_http, srv_http]},
-            {"slug": "rtp-unencrypted", "endpoints": rtp_ep},
-            {"slug": "signalling-plaintext", "endpoints": [pub_http, srv_http]},
-            {
-                # the bearer token on POST and DELETE, the session cookie set by the 201 and sent back on DELETE
-                "slug": "signalling-secret-exposed",
-                "severity": "high",
-                "endpoints": [pub_http, srv_http],
-                "evidence": {"in_clear": True},
-            },
-            {
-                "slug": "software-disclosure",
-                "endpoints": [pub_http, srv_http],
-                "evidence": {"user_agent": ua, "server": server_hdr},
-            },
-        ],
-        "absent_findings": [
-            "dtls-weak-version",
-            "dtls-weak-cipher",
-            "dtls-handshake-failed",
-            "dtls-cert-weak",
-            "dtls-fingerprint-mismatch",
-            "fingerprint-weak-hash",
-            "srtp-null-cipher",
-            "srtp-weak-profile",
-            "stun-no-integrity",
-            "turn-open-relay",
-            "turn-internal-peer",
-            "turn-credential-lifetime",
-            "ice-ipv6-eui64",
-            "signalling-weak-tls",
-        ],
+        "keylog": keylog.name if keylog else None,
+        "findings": findings,
+        "absent_findings": absent,
         "secrets": {
             "whip": {"bearer_token": token, "session_cookie": cookie},
             "sdes": [
@@ -504,7 +603,7 @@ def sdes_plain_rtp(out: Path) -> dict:
             {
                 "role": "offer",
                 "transport": "http",
-                "tls": False,
+                "tls": tls,
                 "method": "POST",
                 "url": "/whip/lab",
                 "frame": post_frame,
@@ -516,7 +615,7 @@ def sdes_plain_rtp(out: Path) -> dict:
             {
                 "role": "answer",
                 "transport": "http",
-                "tls": False,
+                "tls": tls,
                 "status": 201,
                 "frame": answer_frame,
                 "protos": ["RTP/AVP", "RTP/AVP"],
@@ -560,18 +659,45 @@ def sdes_plain_rtp(out: Path) -> dict:
             for r in http
         ],
         "receiver": {"srtp_decoded": vol_srtp, "rtp_decoded": vol_rtp},
-        "notes": (
-            "Packet counts are ffmpeg's own 'packets muxed' per output, equal to tshark's RTP count per SSRC with "
-            f"Decode-As udp.port=={SRTP_PORT}/{RTP_PORT},rtp and {SRTP_PORT + 1}/{RTP_PORT + 1},rtcp (RTCP SR: "
-            "ffmpeg's; SRTCP on the SRTP port pair). ffmpeg 5.1 writes m=audio ... RTP/AVP even for the SRTP "
-            "output: only a=crypto tells it apart (its SDP also says 'a=tool:libavformat LIBAVFORMAT_VERSION', "
-            "a Debian build quirk). The SDP offer was taken from a 40 ms ffmpeg dry run before the tap started "
-            "(same key, ports, SSRCs; the real run wrote the identical SDP). The server's ffmpeg receiver decoded "
-            "the SRTP stream with the offered key (receiver.srtp_decoded: non-silent 440 Hz tone). "
-            "secrets.sdes holds the raw inline keys, secrets.whip the bearer token the publisher sent on POST and "
-            "DELETE (the server refuses requests without it) and the session cookie the server set on its 201 "
-            "and got back on DELETE; all cross the wire in clear and must be redacted in any output."
-        ),
+        "notes": notes,
+    }
+    if tls:
+        truth["signalling"] = {
+            "server": srv_http,
+            "tls": True,
+            "urls": ["/whip/lab", post["location"]],
+            **tls_facts,
+        }
+    return truth
+
+
+def _check_tls(
+    cap: Path, keylog: Path, post: dict, deleted: dict, http: list[list[str]], secret_values: tuple[str, ...]
+) -> dict:
+    """HTTPS: both requests ran over TLS 1.3 (the client's OpenSSL), tshark agrees on every ServerHello, reads
+    the four HTTP messages only with the keylog, and no secret is in the capture bytes."""
+    if not keylog.exists() or "CLIENT_HANDSHAKE_TRAFFIC_SECRET" not in keylog.read_text():
+        raise RuntimeError("the client wrote no TLS 1.3 secrets to the keylog")
+    keylog.chmod(0o644)
+    versions = {post.get("tls_version"), deleted.get("tls_version")}
+    if versions != {"TLSv1.3"}:
+        raise RuntimeError(f"expected TLS 1.3 on POST and DELETE, the client's OpenSSL says {versions}")
+    hellos = _tshark_tls(cap)
+    if len(hellos) != 2 or any(h[1] != "0x0304" for h in hellos):
+        raise RuntimeError(f"tshark: expected two TLS 1.3 ServerHellos from :{HTTPS_PORT}, read {hellos}")
+    methods = [(r[1], r[2]) for r in http]
+    if methods != [("POST", ""), ("", "201"), ("DELETE", ""), ("", "200")]:
+        raise RuntimeError(f"tshark with the keylog reads {methods}, not POST/201/DELETE/200")
+    if _tshark_http(cap):
+        raise RuntimeError("tshark reads HTTP without the keylog")
+    data = cap.read_bytes()
+    leaked = [i for i, v in enumerate(secret_values) if v.encode() in data]
+    if leaked:
+        raise RuntimeError(f"secret(s) #{leaked} in clear in the capture bytes")
+    return {
+        "tls_version": "TLS 1.3",
+        "cipher": post["tls_cipher"],
+        "server_hellos": [int(h[0]) for h in hellos],
     }
 
 
@@ -584,7 +710,7 @@ def _ffmpeg_version() -> str:
     return out[2] if len(out) > 2 else "?"
 
 
-SCENARIOS = {NAME: sdes_plain_rtp}
+SCENARIOS = {NAME: sdes_plain_rtp, "sdes_https": sdes_https}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -593,16 +719,23 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("serve")
     s.add_argument("--work", required=True)
     s.add_argument("--token", required=True, help="the bearer token POST and DELETE must present")
+    s.add_argument("--port", type=int, default=HTTP_PORT)
+    s.add_argument("--cert", help="PEM certificate: serve HTTPS")
+    s.add_argument("--key", help="its private key")
     p = sub.add_parser("post")
     p.add_argument("--url", required=True)
     p.add_argument("--sdp", required=True)
     p.add_argument("--result", required=True)
     p.add_argument("--token", required=True)
+    p.add_argument("--cafile", help="HTTPS: the CA file to trust")
+    p.add_argument("--keylog", help="HTTPS: append the TLS secrets here (SSLKEYLOGFILE format)")
     d = sub.add_parser("delete")
     d.add_argument("--url", required=True)
     d.add_argument("--result", required=True)
     d.add_argument("--token", required=True)
     d.add_argument("--cookie", required=True)
+    d.add_argument("--cafile", help="HTTPS: the CA file to trust")
+    d.add_argument("--keylog", help="HTTPS: append the TLS secrets here (SSLKEYLOGFILE format)")
     args = ap.parse_args(argv)
     if args.cmd == "serve":
         serve(args)
