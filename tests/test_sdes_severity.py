@@ -160,3 +160,19 @@ def test_side_file_sdp_is_low(tmp_path: Path):
     assert f.severity == "low"
     assert f.evidence["exposure"] == "side" and f.evidence["role"] == "offer"
     assert f.evidence["crypto_suites"] == ["AES_CM_128_HMAC_SHA1_80"]
+
+
+def test_secret_kinds_survive_redaction_in_reports():
+    """The finding names what was exposed (a bearer token, cookies) in words the redactor leaves alone, and
+    the rendered report still holds no token or cookie value."""
+    from rtcforensics.report import jsonout, table
+
+    t = load_truth("sdes_plain_rtp")
+    doc = jsonout.document(rtcforensics.analyze(rtcforensics.load(sample_path("sdes_plain_rtp"))))
+    f = next(f for f in doc["findings"] if f["slug"] == "signalling-secret-exposed")
+    assert f["evidence"]["kinds"] == ["authorization/bearer", "cookie", "set-cookie"]
+    assert f["message"].startswith("authorization/bearer, cookie, set-cookie readable in clear in ")
+    text = table.render(doc) + json.dumps(doc)
+    assert "<redacted>" not in f["message"]
+    for secret in t["secrets"]["whip"].values():
+        assert secret not in text

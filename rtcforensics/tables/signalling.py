@@ -74,7 +74,7 @@ SIGNALLING = frame_schema(
         ("candidate_count", "Int32", "trickled candidates found in the body"),
         ("auth_present", "boolean", ("authentication material present (Authorization, Cookie, token, password, "
                                     "TURN credential)")),
-        ("auth_kinds", "object", ("list of kinds of authentication material, e.g. 'authorization:bearer', "
+        ("auth_kinds", "object", ("list of kinds of authentication material, e.g. 'authorization/bearer', "
                                  "'cookie', 'url:token', 'json:credential'")),
         ("auth_sha256", "object", "list of sha-256 prefixes of those values (comparable, not reversible)"),
         ("sip_call_id", "string", "SIP Call-ID"),
@@ -389,7 +389,9 @@ def header_auth(headers: list[tuple[str, str]], prefix: str = "") -> list[tuple[
             continue
         if k in ("authorization", "proxy-authorization"):
             scheme = v.split(" ", 1)[0].lower() if " " in v else "token"
-            out.append((f"{prefix}{k}:{scheme}", secret_hash(v)))
+            # "authorization/bearer", not "authorization:bearer": a kind is a name, and "Authorization: ..."
+            # at the start of a line is what reports redact as a header value
+            out.append((f"{prefix}{k}/{scheme}", secret_hash(v)))
         elif k in ("cookie", "set-cookie"):
             out.append((f"{prefix}{k}", secret_hash(v)))
         elif k in SECRET_HEADERS:
