@@ -49,8 +49,9 @@ STREAMS = frame_schema(
         ("rtcp_packets", "Int64", "SRTCP packets seen"),
         ("authenticated", "Int64", "packets whose tag verified"),
         ("auth_failed", "Int64", "packets whose tag did not verify with the stream's key"),
-        ("replayed", "Int64", "packets libsrtp rejected as replays (index seen before or behind the window) whose "
-         "tag verifies; replay-rejected packets whose tag does not verify count in auth_failed"),
+        ("replayed", "Int64", ("packets libsrtp rejected as replays (index seen before or behind the window) "
+                               "whose tag verifies; replay-rejected packets whose tag does not verify count in "
+                               "auth_failed")),
         ("failed_frames", "object", "first frames (up to 50) that failed authentication"),
         ("first_frames", "object", "first frames (up to 5) that authenticated: where to look at the stream"),
         ("payload_types", "object", "RTP payload types seen after decryption"),
