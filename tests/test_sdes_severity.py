@@ -159,6 +159,7 @@ def test_side_file_sdp_is_low(tmp_path: Path):
     f = hits[0]
     assert f.severity == "low"
     assert f.evidence["exposure"] == "side" and f.evidence["role"] == "offer"
+    assert f.evidence["side_file"] == "offer.sdp"  # which file to look at
     assert f.evidence["crypto_suites"] == ["AES_CM_128_HMAC_SHA1_80"]
 
 

@@ -29,8 +29,13 @@ def exposure(row: Any) -> str:
 
 
 def sdp_where(row: Any) -> dict[str, Any]:
-    return {"role": val(row, "role"), "transport": val(row, "transport"), "exposure": exposure(row),
-            "origin": val(row, "origin")}
+    """Where a description was read: its role, transport, exposure (clear / decrypted / side) and origin; for
+    a side file, which file."""
+    where = {"role": val(row, "role"), "transport": val(row, "transport"), "exposure": exposure(row),
+             "origin": val(row, "origin")}
+    if where["exposure"] == "side" and val(row, "source"):
+        where["side_file"] = val(row, "source")
+    return where
 
 
 def sdp_endpoints(row: Any) -> list[str]:
