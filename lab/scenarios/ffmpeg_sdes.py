@@ -305,36 +305,19 @@ def _tshark_rtp(cap: Path) -> tuple[Counter, Counter, list[list[str]]]:
 def _tshark_http(cap: Path, keylog: Path | None = None) -> list[list[str]]:
     """HTTP messages as tshark reads them (inside TLS with ``keylog``): frame, method, status, content type,
     User-Agent, Server."""
-    tls = ["-o", f"tls.keylog_file:{keylog}", "-d", f"tcp.port=={HTTPS_PORT},tls"] if keylog else []
-    out = subprocess.run(
-        [
-            "tshark",
-            "-r",
-            str(cap),
-            *tls,
-            "-Y",
-            "http",
-            "-T",
-            "fields",
-            "-e",
-            "frame.number",
-            "-e",
-            "http.request.method",
-            "-e",
-            "http.response.code",
-            "-e",
-            "http.content_type",
-            "-e",
-            "http.user_agent",
-            "-e",
-            "http.server",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
-    return [line.split("\t") for line in out.splitlines() if line]
+    from lab.truthlib import tshark_fields
+
+    fields = [
+        "frame.number",
+        "http.request.method",
+        "http.response.code",
+        "http.content_type",
+        "http.user_agent",
+        "http.server",
+    ]
+    tls = ["-d", f"tcp.port=={HTTPS_PORT},tls"] if keylog else []
+    rows = tshark_fields(cap, fields, display_filter="http", extra=tls, keylog=keylog, heuristics=False)
+    return [r for r in rows if any(r)]
 
 
 def _volume(wav: Path) -> dict:
@@ -353,32 +336,22 @@ def _volume(wav: Path) -> dict:
 def _tshark_tls(cap: Path) -> list[list[str]]:
     """Every TLS ServerHello from the HTTPS port: frame, supported_versions (the TLS 1.3 marker), legacy
     version, cipher suite."""
-    out = subprocess.run(
-        [
-            "tshark",
-            "-r",
-            str(cap),
-            "-d",
-            f"tcp.port=={HTTPS_PORT},tls",
-            "-Y",
-            f"tls.handshake.type == 2 && tcp.srcport == {HTTPS_PORT}",
-            "-T",
-            "fields",
-            "-e",
-            "frame.number",
-            "-e",
-            "tls.handshake.extensions.supported_version",
-            "-e",
-            "tls.handshake.version",
-            "-e",
-            "tls.handshake.ciphersuite",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
-    return [line.split("\t") for line in out.splitlines() if line]
+    from lab.truthlib import tshark_fields
+
+    fields = [
+        "frame.number",
+        "tls.handshake.extensions.supported_version",
+        "tls.handshake.version",
+        "tls.handshake.ciphersuite",
+    ]
+    rows = tshark_fields(
+        cap,
+        fields,
+        display_filter=f"tls.handshake.type == 2 && tcp.srcport == {HTTPS_PORT}",
+        extra=["-d", f"tcp.port=={HTTPS_PORT},tls"],
+        heuristics=False,
+    )
+    return [r for r in rows if any(r)]
 
 
 def sdes_plain_rtp(out: Path) -> dict:
