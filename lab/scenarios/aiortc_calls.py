@@ -10,7 +10,7 @@ import json
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -258,37 +258,47 @@ def two_peers(
     answer_host: Host,
     offer_opts: dict,
     answer_opts: dict,
-    before: Callable[[], None] | None = None,
-    after: Callable[[], None] | None = None,
+    servers: Sequence[Callable[[], subprocess.Popen]] = (),
 ) -> tuple[dict, dict]:
+    """Run an answerer and an offerer peer under the tap; ``servers`` (signalling, TURN) are started in order
+    inside the capture before the peers and stopped in reverse order once both peers are done."""
     with lab.capture(cap):
-        if before:
-            before()
-        pb = answer_host.popen(peer_argv("answer", w / "answer.json", **answer_opts), log=w / "answer.log")
-        if answer_opts.get("ready"):
-            wait_file(Path(answer_opts["ready"]))
-        else:
-            time.sleep(0.5)
-        pa = offer_host.popen(peer_argv("offer", w / "offer.json", **offer_opts), log=w / "offer.log")
-        wait_procs([pa, pb])
-        if after:
-            after()
+        running: list[subprocess.Popen] = []
+        try:
+            for start in servers:
+                running.append(start())
+            pb = answer_host.popen(
+                peer_argv("answer", w / "answer.json", **answer_opts), log=w / "answer.log"
+            )
+            if answer_opts.get("ready"):
+                wait_file(Path(answer_opts["ready"]))
+            else:
+                time.sleep(0.5)
+            pa = offer_host.popen(peer_argv("offer", w / "offer.json", **offer_opts), log=w / "offer.log")
+            wait_procs([pa, pb])
+        finally:
+            for proc in reversed(running):
+                stop(proc)
     return load(w / "offer.json"), load(w / "answer.json")
 
 
-def start_signalling(host: Host, w: Path, *, tls: bool, extra: list[str] = ()) -> subprocess.Popen:
+def start_signalling(
+    host: Host, w: Path, *, tls: bool, extra: Sequence[str] = (), address: str | None = None
+) -> subprocess.Popen:
+    """lab/signalling_server.py on ``host`` (``address``: default its IPv4), plain WS on 8080 or HTTPS/WSS on
+    8443 with a certificate made for it; returns once it listens."""
     argv = [
         T.PY,
         SIGNAL,
         "--host",
-        host.ip,
+        address or host.ip,
         "--port",
         "8443" if tls else "8080",
         "--ready",
         str(w / "sig.ready"),
     ]
     if tls:
-        key, crt = T.make_cert(w, "signal", host.ip)
+        key, crt = T.make_cert(w, "signal", address or host.ip)
         argv += ["--cert", str(crt), "--key", str(key)]
     p = host.popen(argv + list(extra), log=w / "sig.log")
     wait_file(w / "sig.ready")
@@ -298,21 +308,34 @@ def start_signalling(host: Host, w: Path, *, tls: bool, extra: list[str] = ()) -
 # --------------------------------------------------------------------------------------------- scenarios
 
 
+def three_hosts(lab: Lab, server: tuple[str, str] = ("sig", "203.0.113.10")) -> tuple[Host, Host, Host]:
+    """A signalling server (``server``: host name and address in 203.0.113.0/24) and two peers, alice
+    (192.0.2.10) and bob (198.51.100.20), each on its own documentation subnet standing for the Internet, all
+    three routed on-link to each other."""
+    sig = lab.host(server[0], f"{server[1]}/24")
+    alice = lab.host("alice", "192.0.2.10/24")
+    bob = lab.host("bob", "198.51.100.20/24")
+    onlink(sig, "192.0.2.0/24", "198.51.100.0/24")
+    onlink(alice, "203.0.113.0/24", "198.51.100.0/24")
+    onlink(bob, "203.0.113.0/24", "192.0.2.0/24")
+    return sig, alice, bob
+
+
+def http_offer_options(bob: Host, w: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Peer options for signalling by one plain HTTP POST: the offerer posts its offer to bob's listener on
+    :8080 and gets the answer back (the offerer's options, the answerer's)."""
+    return {"http_offer": f"http://{bob.ip}:8080/offer"}, {
+        "http_listen": f"{bob.ip}:8080",
+        "ready": str(w / "bob.ready"),
+    }
+
+
 def clean_call(out: Path) -> dict[str, Any]:
     name = "clean_call"
     w = T.workdir(name)
     cap, keylog = out / f"{name}.pcapng", out / f"{name}.keylog"
     with Lab(name) as lab:
-        sig = lab.host("sig", "203.0.113.10/24")
-        alice = lab.host("alice", "192.0.2.10/24")
-        bob = lab.host("bob", "198.51.100.20/24")
-        onlink(sig, "192.0.2.0/24", "198.51.100.0/24")
-        onlink(alice, "203.0.113.0/24", "198.51.100.0/24")
-        onlink(bob, "203.0.113.0/24", "192.0.2.0/24")
-        holder: dict[str, subprocess.Popen] = {}
-
-        def before() -> None:
-            holder["sig"] = start_signalling(sig, w, tls=True)
+        sig, alice, bob = three_hosts(lab)
 
         base = {
             "signal": f"wss://{sig.ip}:8443",
@@ -323,7 +346,7 @@ def clean_call(out: Path) -> dict[str, Any]:
             "duration": 3,
         }
         offer, answer = two_peers(
-            lab, w, cap, alice, bob, base, base, before=before, after=lambda: stop(holder["sig"])
+            lab, w, cap, alice, bob, base, base, servers=[lambda: start_signalling(sig, w, tls=True)]
         )
     dedupe_keylog(keylog)
     if not (offer["connected"] and answer["connected"]):
@@ -354,6 +377,7 @@ def datachannel_only(out: Path) -> dict[str, Any]:
     with Lab(name) as lab:
         alice = lab.host("alice", "192.0.2.10/24")
         bob = lab.host("bob", "192.0.2.20/24")
+        via_offer, via_answer = http_offer_options(bob, w)
         offer, answer = two_peers(
             lab,
             w,
@@ -361,7 +385,7 @@ def datachannel_only(out: Path) -> dict[str, Any]:
             alice,
             bob,
             {
-                "http_offer": f"http://{bob.ip}:8080/offer",
+                **via_offer,
                 "keylog": str(keylog),
                 "datachannel": "chat",
                 "messages": json.dumps(to_bob),
@@ -369,8 +393,7 @@ def datachannel_only(out: Path) -> dict[str, Any]:
                 "duration": 1,
             },
             {
-                "http_listen": f"{bob.ip}:8080",
-                "ready": str(w / "bob.ready"),
+                **via_answer,
                 "keylog": str(keylog),
                 "messages": json.dumps(to_alice),
                 "expect_messages": json.dumps(to_bob),
@@ -405,14 +428,10 @@ def ws_plaintext_private(out: Path) -> dict[str, Any]:
         sig = lab.host("sig", "10.20.0.1/24")
         alice = lab.host("alice", "10.20.0.11/24")
         bob = lab.host("bob", "10.20.0.12/24")
-        holder: dict[str, subprocess.Popen] = {}
-
-        def before() -> None:
-            holder["sig"] = start_signalling(sig, w, tls=False)
 
         base = {"signal": f"ws://{sig.ip}:8080", "trickle": True, "media": "audio", "duration": 2}
         offer, answer = two_peers(
-            lab, w, cap, alice, bob, base, base, before=before, after=lambda: stop(holder["sig"])
+            lab, w, cap, alice, bob, base, base, servers=[lambda: start_signalling(sig, w, tls=False)]
         )
     if not (offer["connected"] and answer["connected"]):
         raise RuntimeError(f"{name} did not connect")
@@ -445,27 +464,13 @@ def fingerprint_rewrite(out: Path) -> dict[str, Any]:
     w = T.workdir(name)
     cap = out / f"{name}.pcapng"
     with Lab(name) as lab:
-        relay = lab.host("relay", "203.0.113.66/24")
-        alice = lab.host("alice", "192.0.2.10/24")
-        bob = lab.host("bob", "198.51.100.20/24")
-        onlink(relay, "192.0.2.0/24", "198.51.100.0/24")
-        onlink(alice, "203.0.113.0/24", "198.51.100.0/24")
-        onlink(bob, "203.0.113.0/24", "192.0.2.0/24")
+        relay, alice, bob = three_hosts(lab, server=("relay", "203.0.113.66"))
         _, fake = T.make_cert(w, "mitm", relay.ip)
-        holder: dict[str, subprocess.Popen] = {}
-
-        def before() -> None:
-            holder["sig"] = start_signalling(
-                relay,
-                w,
-                tls=False,
-                extra=["--rewrite-fingerprint", "--fake-cert", str(fake), "--log", str(w / "relay.json")],
-            )
 
         base = {"signal": f"ws://{relay.ip}:8080", "media": "audio", "duration": 1, "timeout": 15}
-        offer, answer = two_peers(
-            lab, w, cap, alice, bob, base, base, before=before, after=lambda: stop(holder["sig"])
-        )
+        rewrite = ["--rewrite-fingerprint", "--fake-cert", str(fake), "--log", str(w / "relay.json")]
+        servers = [lambda: start_signalling(relay, w, tls=False, extra=rewrite)]
+        offer, answer = two_peers(lab, w, cap, alice, bob, base, base, servers=servers)
     relay_log = load(w / "relay.json")
     if not relay_log["events"]:
         raise RuntimeError("relay rewrote nothing")
@@ -522,26 +527,10 @@ def ipv6_eui64(out: Path) -> dict[str, Any]:
         sig = lab.host("sig", "203.0.113.10/24", v6=["2001:db8:1::10/64"])
         alice = lab.host("alice", None, v6=[f"{v6}/64"], mac=mac)
         bob = lab.host("bob", None, v6=["2001:db8:1::20/64"])
-        holder: dict[str, subprocess.Popen] = {}
-
-        def before() -> None:
-            argv = [
-                T.PY,
-                SIGNAL,
-                "--host",
-                "2001:db8:1::10",
-                "--port",
-                "8080",
-                "--ready",
-                str(w / "sig.ready"),
-            ]
-            holder["sig"] = sig.popen(argv, log=w / "sig.log")
-            wait_file(w / "sig.ready")
 
         base = {"signal": "ws://[2001:db8:1::10]:8080", "media": "audio", "duration": 2}
-        offer, answer = two_peers(
-            lab, w, cap, alice, bob, base, base, before=before, after=lambda: stop(holder["sig"])
-        )
+        servers = [lambda: start_signalling(sig, w, tls=False, address="2001:db8:1::10")]
+        offer, answer = two_peers(lab, w, cap, alice, bob, base, base, servers=servers)
     if not (offer["connected"] and answer["connected"]):
         raise RuntimeError(f"{name} did not connect")
     core = call_truth(offer, answer, transport="websocket", tls=False)

@@ -14,7 +14,6 @@ changing what the real stack sends:
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -26,26 +25,17 @@ from lab.scenarios.aiortc_calls import (
     cross_check_rtp,
     dedupe_keylog,
     dtls_truth,
+    http_offer_options,
     load,
-    onlink,
     rtp_truth,
     start_signalling,
-    stop,
     stun_truth,
+    three_hosts,
     two_peers,
 )
 
 TLS_IANA = {"TLSv1": "TLS 1.0", "TLSv1.1": "TLS 1.1", "TLSv1.2": "TLS 1.2", "TLSv1.3": "TLS 1.3"}
 
-
-def _three_hosts(lab: Lab) -> tuple[Any, Any, Any]:
-    sig = lab.host("sig", "203.0.113.10/24")
-    alice = lab.host("alice", "192.0.2.10/24")
-    bob = lab.host("bob", "198.51.100.20/24")
-    onlink(sig, "192.0.2.0/24", "198.51.100.0/24")
-    onlink(alice, "203.0.113.0/24", "198.51.100.0/24")
-    onlink(bob, "203.0.113.0/24", "192.0.2.0/24")
-    return sig, alice, bob
 
 
 def _core(offer: dict, answer: dict, transport: str, tls: bool) -> dict[str, Any]:
@@ -67,17 +57,12 @@ def fingerprint_sha1(out: Path) -> dict[str, Any]:
     w = T.workdir(name)
     cap, keylog = out / f"{name}.pcapng", out / f"{name}.keylog"
     with Lab(name) as lab:
-        sig, alice, bob = _three_hosts(lab)
-        holder: dict[str, subprocess.Popen] = {}
-
-        def before() -> None:
-            holder["sig"] = start_signalling(sig, w, tls=False)
-
+        sig, alice, bob = three_hosts(lab)
         base = {"signal": f"ws://{sig.ip}:8080", "media": "audio", "keylog": str(keylog), "duration": 1,
                 "timeout": 12}
         offer, answer = two_peers(
-            lab, w, cap, alice, bob, {**base, "fingerprint_hash": "sha-1"}, base, before=before,
-            after=lambda: stop(holder["sig"]),
+            lab, w, cap, alice, bob, {**base, "fingerprint_hash": "sha-1"}, base,
+            servers=[lambda: start_signalling(sig, w, tls=False)],
         )
     dedupe_keylog(keylog)
     core = _core(offer, answer, "websocket", False)
@@ -142,16 +127,15 @@ def stun_no_integrity(out: Path) -> dict[str, Any]:
     with Lab(name) as lab:
         alice = lab.host("alice", "192.0.2.10/24")
         bob = lab.host("bob", "192.0.2.20/24")
+        via_offer, via_answer = http_offer_options(bob, w)
         offer, answer = two_peers(
             lab,
             w,
             cap,
             alice,
             bob,
-            {"http_offer": f"http://{bob.ip}:8080/offer", "media": "audio", "no_integrity": True,
-             "duration": 1, "timeout": 8, "linger": 0.5},
-            {"http_listen": f"{bob.ip}:8080", "ready": str(w / "bob.ready"), "media": "audio", "duration": 1,
-             "timeout": 8, "linger": 0.5},
+            {**via_offer, "media": "audio", "no_integrity": True, "duration": 1, "timeout": 8, "linger": 0.5},
+            {**via_answer, "media": "audio", "duration": 1, "timeout": 8, "linger": 0.5},
         )
     if not offer.get("checks_without_integrity"):
         raise RuntimeError("offerer sent no check without MESSAGE-INTEGRITY")
@@ -204,13 +188,7 @@ def tls10_signalling(out: Path) -> dict[str, Any]:
     w = T.workdir(name)
     cap, keylog = out / f"{name}.pcapng", out / f"{name}.keylog"
     with Lab(name) as lab:
-        sig, alice, bob = _three_hosts(lab)
-        holder: dict[str, subprocess.Popen] = {}
-
-        def before() -> None:
-            holder["sig"] = start_signalling(sig, w, tls=True,
-                                             extra=["--tls10", "--log", str(w / "sig.json")])
-
+        sig, alice, bob = three_hosts(lab)
         base = {
             "signal": f"wss://{sig.ip}:8443",
             "config_url": f"https://{sig.ip}:8443/config",
@@ -221,7 +199,8 @@ def tls10_signalling(out: Path) -> dict[str, Any]:
             "duration": 1,
         }
         offer, answer = two_peers(
-            lab, w, cap, alice, bob, base, base, before=before, after=lambda: stop(holder["sig"])
+            lab, w, cap, alice, bob, base, base,
+            servers=[lambda: start_signalling(sig, w, tls=True, extra=["--tls10", "--log", str(w / "sig.json")])],
         )
     dedupe_keylog(keylog)
     if not (offer["connected"] and answer["connected"]):

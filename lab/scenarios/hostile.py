@@ -143,19 +143,14 @@ def peer_main(argv: list[str]) -> None:
 
 def hostile_strings(out: Path) -> dict[str, Any]:
     from lab.netns import Lab
-    from lab.scenarios.aiortc_calls import absent, load, onlink, start_signalling, stop, wait_procs
+    from lab.scenarios.aiortc_calls import absent, load, start_signalling, stop, three_hosts, wait_procs
 
     name = "hostile_strings"
     w = T.workdir(name)
     cap = out / f"{name}.pcapng"
     me = str(Path(__file__).resolve())
     with Lab(name) as lab:
-        sig = lab.host("sig", "203.0.113.10/24")
-        alice = lab.host("alice", "192.0.2.10/24")
-        bob = lab.host("bob", "198.51.100.20/24")
-        onlink(sig, "192.0.2.0/24", "198.51.100.0/24")
-        onlink(alice, "203.0.113.0/24", "198.51.100.0/24")
-        onlink(bob, "203.0.113.0/24", "192.0.2.0/24")
+        sig, alice, bob = three_hosts(lab)
         with lab.capture(cap):
             server = start_signalling(sig, w, tls=False)
             signal = f"ws://{sig.ip}:8080"

@@ -26,6 +26,7 @@ from lab.scenarios.aiortc_calls import (
     dedupe_keylog,
     load,
     onlink,
+    start_signalling,
     stop,
     two_peers,
     wait_file,
@@ -145,14 +146,6 @@ def turn_relay_longterm(out: Path) -> dict[str, Any]:
         onlink(alice, "203.0.113.0/24")
         onlink(bob, "203.0.113.0/24")
         conf = coturn_conf(w, "lt-cred-mech", f"user={user}:{password}")
-        holder: dict[str, subprocess.Popen] = {}
-
-        def before() -> None:
-            holder["turn"] = start_coturn(turn, w, conf)
-            from lab.scenarios.aiortc_calls import start_signalling
-
-            holder["sig"] = start_signalling(sig, w, tls=True)
-
         ice = json.dumps(
             [{"urls": f"turn:{TURN_IP}:3478?transport=udp", "username": user, "credential": password}]
         )
@@ -165,12 +158,8 @@ def turn_relay_longterm(out: Path) -> dict[str, Any]:
             "relay_only": True,
             "duration": 2,
         }
-
-        def after() -> None:
-            stop(holder["sig"])
-            stop(holder["turn"])
-
-        offer, answer = two_peers(lab, w, cap, alice, bob, base, base, before=before, after=after)
+        servers = [lambda: start_coturn(turn, w, conf), lambda: start_signalling(sig, w, tls=True)]
+        offer, answer = two_peers(lab, w, cap, alice, bob, base, base, servers=servers)
     dedupe_keylog(keylog)
     if not (offer["connected"] and answer["connected"]):
         raise RuntimeError(f"{name} did not connect")
