@@ -2,7 +2,8 @@
 # One entry point for setting up rtcforensics on a fresh Debian/Ubuntu machine and running it.
 #
 #   ./bootstrap.sh demo   set up, then analyse a bundled sample capture
-#   ./bootstrap.sh test   set up (incl. test tools), then run the whole test suite
+#   ./bootstrap.sh test   set up (incl. test tools), then run the whole test suite (add -m "not slow" for the quick one)
+#   ./bootstrap.sh lint   set up (incl. test tools), then ruff check, ruff format --check and mypy on the package
 #   ./bootstrap.sh lab    set up, then start JupyterLab on notebooks/
 #   ./bootstrap.sh setup  set up only
 #
@@ -22,7 +23,7 @@ die() { printf '[bootstrap] error: %s\n' "$*" >&2; exit 1; }
 # --- OS packages -----------------------------------------------------------------------------------------
 need_pkgs=()
 command -v tshark >/dev/null 2>&1 || need_pkgs+=(tshark)
-if [ "$MODE" = test ]; then
+if [ "$MODE" = test ] || [ "$MODE" = lint ]; then
   # headless Chromium renders the HTML report and JupyterLab in the browser tests
   command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
   command -v editcap >/dev/null 2>&1 || need_pkgs+=(wireshark-common)
@@ -62,9 +63,9 @@ fi
 
 # --- Python environment ----------------------------------------------------------------------------------
 case "$MODE" in
-  test) EXTRAS="dev,notebooks,srtp,export" ;;
-  lab) EXTRAS="notebooks,srtp,export" ;;
-  *) EXTRAS="srtp,export" ;;
+  test|lint) EXTRAS="dev,notebooks,srtp,export,case" ;;
+  lab) EXTRAS="notebooks,srtp,export,case" ;;
+  *) EXTRAS="srtp,export,case" ;;
 esac
 if [ ! -x "$VENV/bin/python" ]; then
   say "creating virtualenv $VENV"
@@ -101,8 +102,14 @@ case "$MODE" in
     [ "$rc" -eq 5 ] && die "pytest collected no tests"
     exit "$rc"
     ;;
+  lint)
+    "$VENV/bin/ruff" check .
+    "$VENV/bin/ruff" format --check .
+    "$VENV/bin/mypy" rtcforensics
+    say "lint: ruff check, ruff format --check and mypy passed"
+    ;;
   lab)
     exec "$VENV/bin/jupyter" lab --notebook-dir=notebooks "$@"
     ;;
-  *) die "unknown mode '$MODE' (use: demo | test | lab | setup)" ;;
+  *) die "unknown mode '$MODE' (use: demo | test | lint | lab | setup)" ;;
 esac

@@ -32,9 +32,28 @@ DEFAULT_SOURCES = [
     ROOT.parent / "shared/realcaps/ogolosovskiy_srtp_decoder/webrtc_opus_p2p.pcap",  # SDES call, direct UDP
     ROOT / "sample_captures/clean_call.pcapng",
 ]
-TSHARK_FIELDS = ["frame.number", "frame.time_epoch", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "udp.srcport",
-                 "udp.dstport", "tcp.srcport", "tcp.dstport", "frame.len", "rtp.ssrc", "rtp.seq", "rtp.timestamp",
-                 "rtp.p_type", "rtp.marker", "rtcp.pt", "rtcp.senderssrc", "stun.type", "dtls.record.content_type"]
+TSHARK_FIELDS = [
+    "frame.number",
+    "frame.time_epoch",
+    "ip.src",
+    "ip.dst",
+    "ipv6.src",
+    "ipv6.dst",
+    "udp.srcport",
+    "udp.dstport",
+    "tcp.srcport",
+    "tcp.dstport",
+    "frame.len",
+    "rtp.ssrc",
+    "rtp.seq",
+    "rtp.timestamp",
+    "rtp.p_type",
+    "rtp.marker",
+    "rtcp.pt",
+    "rtcp.senderssrc",
+    "stun.type",
+    "dtls.record.content_type",
+]
 
 
 def build(source: Path, packets: int) -> Path:
@@ -66,7 +85,7 @@ def build(source: Path, packets: int) -> Path:
     sizes = 16 + hdr[:, 2].astype(np.int64)
     offs = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     template = bytearray(int(sizes.sum()))
-    for (ts, data, _), o in zip(recs, offs.tolist()):
+    for (_ts, data, _), o in zip(recs, offs.tolist()):
         template[o + 16 : o + 16 + len(data)] = data
     # where each copy must differ: RTP seq / timestamp per SSRC, STUN transaction ids
     d = dissect(source, progress=False)
@@ -106,7 +125,9 @@ def build(source: Path, packets: int) -> Path:
 
     copies = -(-packets // len(recs))
     with out.open("wb") as fh:
-        fh.write(np.array([0xA1B23C4D, 0x00040002, 0, 0, 262144, linktypes.pop()], dtype="<u4").tobytes()[:24])
+        fh.write(
+            np.array([0xA1B23C4D, 0x00040002, 0, 0, 262144, linktypes.pop()], dtype="<u4").tobytes()[:24]
+        )
         written = 0
         for c in range(copies):
             n = min(len(recs), packets - written)
@@ -144,30 +165,67 @@ def run_tshark(path: str) -> dict[str, float]:
     import pandas as pd
 
     t0 = time.perf_counter()
-    cmd = ["tshark", "-r", path, "-n", "--enable-heuristic", "rtp_udp", "--enable-heuristic", "rtp_stun",
-           "-T", "fields", "-E", "separator=\t", "-E", "occurrence=f"]
+    cmd = [
+        "tshark",
+        "-r",
+        path,
+        "-n",
+        "--enable-heuristic",
+        "rtp_udp",
+        "--enable-heuristic",
+        "rtp_stun",
+        "-T",
+        "fields",
+        "-E",
+        "separator=\t",
+        "-E",
+        "occurrence=f",
+    ]
     for f in TSHARK_FIELDS:
         cmd += ["-e", f]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    df = pd.read_csv(proc.stdout, sep="\t", header=None, names=TSHARK_FIELDS, dtype=str, engine="c",
-                     quoting=3, na_filter=True)
+    df = pd.read_csv(
+        proc.stdout,
+        sep="\t",
+        header=None,
+        names=TSHARK_FIELDS,
+        dtype=str,
+        engine="c",
+        quoting=3,
+        na_filter=True,
+    )
     proc.wait()
     df["frame.time_epoch"] = pd.to_numeric(df["frame.time_epoch"])
-    for c in ("udp.srcport", "udp.dstport", "tcp.srcport", "tcp.dstport", "frame.len", "rtp.seq", "rtp.timestamp",
-              "rtp.p_type"):
+    for c in (
+        "udp.srcport",
+        "udp.dstport",
+        "tcp.srcport",
+        "tcp.dstport",
+        "frame.len",
+        "rtp.seq",
+        "rtp.timestamp",
+        "rtp.p_type",
+    ):
         df[c] = pd.to_numeric(df[c]).astype("Int64")
     rtp = df[df["rtp.ssrc"].notna()]
     streams = rtp.groupby("rtp.ssrc").size()
     wall = time.perf_counter() - t0
     self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"wall_s": wall, "rss_mb": self_rss, "tshark_rss_mb": child_rss, "rows": len(df),
-            "rtp": len(rtp), "streams": len(streams)}
+    return {
+        "wall_s": wall,
+        "rss_mb": self_rss,
+        "tshark_rss_mb": child_rss,
+        "rows": len(df),
+        "rtp": len(rtp),
+        "streams": len(streams),
+    }
 
 
 def child(kind: str, path: Path) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, f"--child-{kind}", str(path)], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, f"--child-{kind}", str(path)], capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -190,17 +248,27 @@ def main() -> None:
         raise SystemExit("no source capture: pass --source")
     t0 = time.perf_counter()
     path = build(source, a.packets)
-    print(f"capture   {path.relative_to(ROOT)}  ({a.packets:,} packets from {source.name}, "
-          f"{path.stat().st_size / 1e6:.0f} MB, built in {time.perf_counter() - t0:.1f} s)")
+    print(
+        f"capture   {path.relative_to(ROOT)}  ({a.packets:,} packets from {source.name}, "
+        f"{path.stat().st_size / 1e6:.0f} MB, built in {time.perf_counter() - t0:.1f} s)"
+    )
     ours = child("ours", path)
     print(f"ours      {ours['wall_s']:7.2f} s   peak RSS {ours['rss_mb']:6.0f} MB")
-    print("          " + "  ".join(f"{k}={ours[k]:,} ({ours[k + '_s']} s)" for k in ours
-                                   if k not in ("wall_s", "rss_mb") and not k.endswith("_s")))
+    print(
+        "          "
+        + "  ".join(
+            f"{k}={ours[k]:,} ({ours[k + '_s']} s)"
+            for k in ours
+            if k not in ("wall_s", "rss_mb") and not k.endswith("_s")
+        )
+    )
     if a.skip_tshark:
         return
     ts = child("tshark", path)
-    print(f"tshark    {ts['wall_s']:7.2f} s   peak RSS {ts['rss_mb']:6.0f} MB (pandas) / "
-          f"{ts['tshark_rss_mb']:.0f} MB (tshark)   rows={ts['rows']:,} rtp={ts['rtp']:,}")
+    print(
+        f"tshark    {ts['wall_s']:7.2f} s   peak RSS {ts['rss_mb']:6.0f} MB (pandas) / "
+        f"{ts['tshark_rss_mb']:.0f} MB (tshark)   rows={ts['rows']:,} rtp={ts['rtp']:,}"
+    )
     print(f"ratio     {ours['wall_s'] / ts['wall_s']:.3f}  (ours / tshark; target <= 0.2)")
 
 

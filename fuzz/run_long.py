@@ -64,21 +64,21 @@ def _mutate(rng: random.Random, data: bytes, pool: list[bytes]) -> bytes:
             b[i:i] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
         elif op == 3 and n:
             i = rng.randrange(n)
-            del b[i:i + rng.randint(1, 16)]
+            del b[i : i + rng.randint(1, 16)]
         elif op == 4 and n >= 2:  # a 16/32-bit length-like field set to an edge value
             i = rng.randrange(n - 1)
             v = rng.choice((0, 1, 0xFFFF, 0x7FFF, n, n + 1, n - 1, rng.randrange(65536)))
             w = rng.choice((2, 4)) if i + 4 <= n else 2
-            b[i:i + w] = (v & (256 ** w - 1)).to_bytes(w, "big")
+            b[i : i + w] = (v & (256**w - 1)).to_bytes(w, "big")
         elif op == 5 and n:
-            del b[rng.randrange(n):]
+            del b[rng.randrange(n) :]
         elif op == 6 and pool:
             o = rng.choice(pool)
             i, j = rng.randrange(n + 1), rng.randrange(len(o) + 1)
-            b = b[:i] + bytearray(o[j:j + rng.randint(1, 64)]) + b[i:]
+            b = b[:i] + bytearray(o[j : j + rng.randint(1, 64)]) + b[i:]
         elif op == 7 and n:
             i = rng.randrange(n)
-            b[i:i] = b[i:i + rng.randint(1, 32)]
+            b[i:i] = b[i : i + rng.randint(1, 32)]
     return bytes(b)
 
 
@@ -90,7 +90,7 @@ def _worker_plain(name: str, fn, corpus: Path, runs: int, max_len: int, artifact
         data = pool[i] if i < len(pool) else _mutate(rng, rng.choice(pool), pool)[:max_len]
         try:
             fn(data)
-        except Exception:  # noqa: BLE001 - any escape is the crash we are looking for
+        except Exception:
             crash = artifacts / f"crash-{name}-{i}"
             crash.write_bytes(data)
             traceback.print_exc()
@@ -119,8 +119,16 @@ def worker(name: str, corpus: Path, runs: int, max_time: int, artifacts: Path, e
     fn = targets.TARGETS[name]
     if engine != "atheris":
         return _worker_plain(name, fn, corpus, runs, max_len, artifacts)
-    args = [sys.argv[0], str(corpus), f"-max_len={max_len}", "-timeout=20", "-rss_limit_mb=2048",
-            f"-artifact_prefix={artifacts}/", "-print_final_stats=1", "-seed=1"]
+    args = [
+        sys.argv[0],
+        str(corpus),
+        f"-max_len={max_len}",
+        "-timeout=20",
+        "-rss_limit_mb=2048",
+        f"-artifact_prefix={artifacts}/",
+        "-print_final_stats=1",
+        "-seed=1",
+    ]
     args.append(f"-max_total_time={max_time}" if max_time else f"-runs={runs}")
     atheris.Setup(args, fn)
     atheris.Fuzz()
@@ -130,17 +138,43 @@ def worker(name: str, corpus: Path, runs: int, max_time: int, artifacts: Path, e
 # ------------------------------------------------------------------------------------------- driver
 
 
-def run_target(name: str, *, runs: int, max_time: int = 0, work: Path, engine: str | None = None,
-               timeout: float | None = None) -> tuple[int, str | None, str]:
+def run_target(
+    name: str,
+    *,
+    runs: int,
+    max_time: int = 0,
+    work: Path,
+    engine: str | None = None,
+    timeout: float | None = None,
+) -> tuple[int, str | None, str]:
     """Fuzz one target in a child process: (inputs run, crash file or None, stderr tail)."""
     engine = engine or ("atheris" if have_atheris() else "plain")
     d = work / name
     (d / "corpus").mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--engine", engine,
-            "--runs", str(runs), "--max-time", str(max_time), "--work", str(work)]
+    argv = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        name,
+        "--engine",
+        engine,
+        "--runs",
+        str(runs),
+        "--max-time",
+        str(max_time),
+        "--work",
+        str(work),
+    ]
     try:
-        cp = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False,
-                            env={**os.environ, "PYTHONHASHSEED": "0"})
+        cp = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=ROOT,
+            check=False,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+        )
     except subprocess.TimeoutExpired as e:
         tail = (e.stderr or b"")[-3000:] if isinstance(e.stderr, bytes) else (e.stderr or "")[-3000:]
         return 0, f"{name}: the fuzz run did not finish within {timeout} s (hang)", str(tail)

@@ -35,6 +35,7 @@ def target(name: str) -> Callable[[Callable[[bytes], None]], Callable[[bytes], N
     def deco(fn: Callable[[bytes], None]) -> Callable[[bytes], None]:
         TARGETS[name] = fn
         return fn
+
     return deco
 
 
@@ -62,9 +63,24 @@ def load() -> None:
     from rtcforensics.dissect.model import Datagram
     from rtcforensics.tables import signalling
 
-    _M.update(np=np, errors=errors, AnomalyLog=AnomalyLog, demux=demux, dtls=dtls, fastpath=fastpath,
-              jsonsdp=jsonsdp, keylog=keylog, pcapio=pcapio, rtp=rtp, sctp=sctp, sdp=sdp, stun=stun, x509=x509,
-              Datagram=Datagram, signalling=signalling)
+    _M.update(
+        np=np,
+        errors=errors,
+        AnomalyLog=AnomalyLog,
+        demux=demux,
+        dtls=dtls,
+        fastpath=fastpath,
+        jsonsdp=jsonsdp,
+        keylog=keylog,
+        pcapio=pcapio,
+        rtp=rtp,
+        sctp=sctp,
+        sdp=sdp,
+        stun=stun,
+        x509=x509,
+        Datagram=Datagram,
+        signalling=signalling,
+    )
 
 
 def _text(data: bytes) -> str:
@@ -113,8 +129,10 @@ def fuzz_demux(data: bytes) -> None:
     buf = np.frombuffer(b"\xaa" * 7 + data + b"\x55" * 9, dtype=np.uint8)
     vec = demux.classify_array(buf, np.array([7], dtype=np.int64), np.array([len(data)], dtype=np.int64))
     if int(vec[0]) != one:
-        raise AssertionError(f"classify {demux.CLASSES[one]} != classify_array {demux.CLASSES[int(vec[0])]} "
-                             f"for {data[:24].hex()}")
+        raise AssertionError(
+            f"classify {demux.CLASSES[one]} != classify_array {demux.CLASSES[int(vec[0])]} "
+            f"for {data[:24].hex()}"
+        )
     for final in (False, True):
         kind = demux.tcp_kind(data, final)
         if final and kind is None:
@@ -156,8 +174,19 @@ def _datagrams(data: bytes) -> list[Any]:
     for i, p in enumerate(parts):
         a, b = ("192.0.2.1", 5000), ("198.51.100.2", 6000)
         src, dst = (a, b) if i % 2 == 0 else (b, a)
-        out.append(Datagram(frame=i + 1, ts_ns=i * 1000, flow_id=0, src=src[0], sport=src[1], dst=dst[0],
-                            dport=dst[1], transport="udp", data=p))
+        out.append(
+            Datagram(
+                frame=i + 1,
+                ts_ns=i * 1000,
+                flow_id=0,
+                src=src[0],
+                sport=src[1],
+                dst=dst[0],
+                dport=dst[1],
+                transport="udp",
+                data=p,
+            )
+        )
     return out
 
 
@@ -177,10 +206,15 @@ def fuzz_dtls(data: bytes) -> None:
         for rec in dtls.parse_records(data):
             if rec.content_type == 22 and rec.epoch == 0:
                 for fr in dtls.parse_fragments(rec.payload):
-                    for fn in (dtls.parse_client_hello, dtls.parse_server_hello,
-                               lambda b: dtls.parse_certificate(b, False), lambda b: dtls.parse_certificate(b, True),
-                               dtls.parse_encrypted_extensions, dtls.parse_server_key_exchange_group,
-                               dtls.parse_hello_verify_request):
+                    for fn in (
+                        dtls.parse_client_hello,
+                        dtls.parse_server_hello,
+                        lambda b: dtls.parse_certificate(b, False),
+                        lambda b: dtls.parse_certificate(b, True),
+                        dtls.parse_encrypted_extensions,
+                        dtls.parse_server_key_exchange_group,
+                        dtls.parse_hello_verify_request,
+                    ):
                         try:
                             fn(fr.body)
                         except DecodeError:
@@ -245,12 +279,12 @@ def fuzz_sdp(data: bytes) -> None:
         for fn, prefix in ((sdp.parse_candidate, "a=candidate:"), (sdp.parse_crypto, "a=crypto:")):
             if ln.startswith(prefix):
                 try:
-                    fn(ln[2:] if fn is sdp.parse_candidate else ln[len(prefix):])
+                    fn(ln[2:] if fn is sdp.parse_candidate else ln[len(prefix) :])
                 except DecodeError:
                     pass
         if ln.startswith("a=fingerprint:"):
             try:
-                sdp.normalise_fingerprint(ln[len("a=fingerprint:"):])
+                sdp.normalise_fingerprint(ln[len("a=fingerprint:") :])
             except DecodeError:
                 pass
 
@@ -301,10 +335,22 @@ def fuzz_signalling(data: bytes) -> None:
     text = _text(data)
     cut = text.find("\n\n")
     ctype = text[:cut].strip() if 0 <= cut < 200 else None
-    body = text[cut + 2:] if ctype is not None else text
+    body = text[cut + 2 :] if ctype is not None else text
     for transport in ("websocket", "http", "sip"):
-        msg = s.Message(index=0, frame=1, ts_ns=0, transport=transport, ip_proto="tcp", src="192.0.2.1",
-                        sport=1, dst="192.0.2.2", dport=2, tcp_stream=0, tls=False, decrypted=False)
+        msg = s.Message(
+            index=0,
+            frame=1,
+            ts_ns=0,
+            transport=transport,
+            ip_proto="tcp",
+            src="192.0.2.1",
+            sport=1,
+            dst="192.0.2.2",
+            dport=2,
+            tcp_stream=0,
+            tls=False,
+            decrypted=False,
+        )
         s.classify_body(_StubCap(), msg, body, ctype, body.encode("utf-8", "surrogateescape"))
     try:
         s.parse_sip(data)
@@ -379,7 +425,7 @@ def _udp_payloads(path: Path, limit: int = 20000) -> list[bytes]:
             else:
                 continue
             if len(pkt) >= p + 8:
-                out.append(bytes(pkt[p + 8:]))
+                out.append(bytes(pkt[p + 8 :]))
             if len(out) >= limit:
                 return out
     return out
@@ -396,7 +442,9 @@ def _pick(items: list[bytes], n: int) -> list[bytes]:
 
 _SDP_RE = re.compile(rb"v=0(?:\r\n|\\r\\n|\n|\\n)o=.{0,6000}?(?=\"|\x00|$)", re.DOTALL)
 _JSON_RE = re.compile(rb"\{\"[^\x00-\x08]{8,6000}?\}(?=[\x00-\x1f]|$)", re.DOTALL)
-_SIP_RE = re.compile(rb"(?:INVITE|REGISTER|BYE|ACK|OPTIONS|SIP/2\.0) [^\x00]{20,4000}?\r\n\r\n[^\x00]{0,3000}")
+_SIP_RE = re.compile(
+    rb"(?:INVITE|REGISTER|BYE|ACK|OPTIONS|SIP/2\.0) [^\x00]{20,4000}?\r\n\r\n[^\x00]{0,3000}"
+)
 
 
 @lru_cache(maxsize=1)
@@ -430,7 +478,8 @@ def _all_seeds() -> dict[str, list[bytes]]:
         "rtp": _pick(by_cls.get(demux.RTP, []), 80) + _pick(by_cls.get(demux.RTCP, []), 80),
         "sdp": _pick([_unescape(s) for s in text_sdp], 60),
         "jsonsdp": _pick(text_json, 80),
-        "signalling": _pick(text_json, 40) + _pick(text_sip, 20)
+        "signalling": _pick(text_json, 40)
+        + _pick(text_sip, 20)
         + [b"application/sdp\n\n" + _unescape(s) for s in _pick(text_sdp, 10)],
         "sctp": [_SCTP_SEED],
         "keylog": _keylog_seeds(),
@@ -472,13 +521,22 @@ def _made_certificates() -> list[bytes]:
 
     out = []
     now = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
-    for key, algo in ((ec.generate_private_key(ec.SECP256R1()), hashes.SHA256()),
-                      (rsa.generate_private_key(65537, 1024), hashes.SHA256()),
-                      (ed25519.Ed25519PrivateKey.generate(), None)):
+    for key, algo in (
+        (ec.generate_private_key(ec.SECP256R1()), hashes.SHA256()),
+        (rsa.generate_private_key(65537, 1024), hashes.SHA256()),
+        (ed25519.Ed25519PrivateKey.generate(), None),
+    ):
         name = cx.Name([cx.NameAttribute(NameOID.COMMON_NAME, "fuzz")])
-        cert = (cx.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-                .serial_number(12345).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=30))
-                .sign(key, algo))
+        cert = (
+            cx.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(12345)
+            .not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .sign(key, algo)
+        )
         out.append(cert.public_bytes(serialization.Encoding.DER))
     return out
 
@@ -491,8 +549,12 @@ def _pcap_heads() -> list[bytes]:
     with tempfile.TemporaryDirectory(prefix="rtcf-seed-") as d:
         for cap in sample_captures()[:6]:
             dst = Path(d) / (cap.stem + ".pcap")
-            cp = subprocess.run(["editcap", "-F", "pcap", "-r", str(cap), str(dst), "1-12"], capture_output=True,
-                                timeout=60, check=False)
+            cp = subprocess.run(
+                ["editcap", "-F", "pcap", "-r", str(cap), str(dst), "1-12"],
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
             if cp.returncode == 0 and dst.exists():
                 out.append(dst.read_bytes()[:4096])
     return out
@@ -517,16 +579,24 @@ def _mixed_pcaps(per_file: int = 14, budget: int = 7000) -> list[bytes]:
                 key = (proto, first >> 4 if first >= 0 else -1, len(p) > 600)
                 picked.setdefault(key, p)
         frames = sorted(picked.values(), key=len)[:per_file]
-        body = b"".join(struct.pack("<IIII", 1_700_000_000, k, len(f), len(f)) + f for k, f in enumerate(frames))
+        body = b"".join(
+            struct.pack("<IIII", 1_700_000_000, k, len(f), len(f)) + f for k, f in enumerate(frames)
+        )
         out.append((struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1) + body)[:budget])
     return out
 
 
 # A minimal SCTP packet (common header + one DATA chunk holding a DCEP DATA_CHANNEL_OPEN, RFC 8832 §5.1);
 # data channels travel inside DTLS, so no clear SCTP is in the sample captures.
-_SCTP_SEED = (struct.pack("!HHII", 5000, 5000, 0x01020304, 0)
-              + struct.pack("!BBH", 0, 3, 16 + 12 + 5) + struct.pack("!IHHI", 1, 0, 0, 50)
-              + bytes([3, 0]) + struct.pack("!HIHH", 0, 0, 4, 0) + b"chat" + b"\x00" * 3)
+_SCTP_SEED = (
+    struct.pack("!HHII", 5000, 5000, 0x01020304, 0)
+    + struct.pack("!BBH", 0, 3, 16 + 12 + 5)
+    + struct.pack("!IHHI", 1, 0, 0, 50)
+    + bytes([3, 0])
+    + struct.pack("!HIHH", 0, 0, 4, 0)
+    + b"chat"
+    + b"\x00" * 3
+)
 
 
 def _keylog_seeds() -> list[bytes]:

@@ -14,7 +14,7 @@ CONTRACT between this generator and the scenario modules (lab/scenarios/*.py):
   it raises on failure (the generator reports it and goes on with the next scenario).
 - The generator adds ``scenario``, ``generator`` (module path), ``generated`` (UTC ISO time), merges
   ``stacks`` with the versions it detects, writes ``<name>.truth.json``, checks the size limits
-  (each file <= 2 MB, whole directory <= 20 MB) and rewrites the scenario's row in
+  (each file <= 2 MB, whole directory <= 30 MB) and rewrites the scenario's row in
   ``sample_captures/README.md`` (provenance table, one row per capture).
 - Helpers for scenarios: ``lab.truthlib`` (workdir, stack versions, tshark cross-checks, STUN counting).
 """
@@ -39,7 +39,7 @@ from lab import truthlib
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "sample_captures"
 MAX_FILE = 2 * 1024 * 1024
-MAX_TOTAL = 20 * 1024 * 1024
+MAX_TOTAL = 30 * 1024 * 1024
 README_BEGIN = "<!-- provenance:begin -->"
 README_END = "<!-- provenance:end -->"
 
@@ -116,6 +116,8 @@ def _update_readme(name: str, truth: dict, out: Path) -> None:
     size = f"{cap.stat().st_size / 1024:.0f} KiB" if cap.exists() else "?"
     stacks = ", ".join(f"{k} {v}" for k, v in sorted(truth.get("stacks", {}).items()))
     desc = truth.get("description", "").replace("|", "/").replace("\n", " ")
+    if truth.get("regenerate_seconds"):
+        desc += f" (regenerates in about {truth['regenerate_seconds']:.0f} s)"
     keylog = "yes" if truth.get("keylog") else "no"
     rows[name] = (
         f"| `{name}` | {desc} | {truth.get('generator', '')} | {stacks} | {keylog} | {size} | "
@@ -149,6 +151,7 @@ def run_one(name: str, module: str, fn: Scenario, out: Path) -> dict:
     full.setdefault("keylog", f"{name}.keylog" if (out / f"{name}.keylog").exists() else None)
     full.setdefault("findings", [])
     full.setdefault("absent_findings", [])
+    full["regenerate_seconds"] = round(time.monotonic() - t0, 1)
     (out / f"{name}.truth.json").write_text(json.dumps(full, indent=2, sort_keys=False) + "\n")
     update_readme(name, full, out)
     print(f"[generate] {name}: {cap.stat().st_size} bytes in {time.monotonic() - t0:.1f}s", flush=True)
@@ -184,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         module, fn = scenarios[n]
         try:
             run_one(n, module, fn, args.out)
-        except Exception:  # noqa: BLE001 - report any scenario failure and go on with the next
+        except Exception:
             traceback.print_exc()
             print(f"[generate] {n}: FAILED", file=sys.stderr, flush=True)
             failed.append(n)

@@ -20,14 +20,16 @@ import shlex
 import signal
 import subprocess
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 PREFIX = "rtcf"
 
 
-def sh(*args: str, check: bool = True, ns: str | None = None, quiet: bool = False) -> subprocess.CompletedProcess:
+def sh(
+    *args: str, check: bool = True, ns: str | None = None, quiet: bool = False
+) -> subprocess.CompletedProcess:
     cmd = list(args)
     if ns:
         cmd = ["ip", "netns", "exec", ns] + cmd
@@ -41,7 +43,9 @@ def cleanup_leftovers(prefix: str = PREFIX + "-") -> None:
         name = line.split()[0] if line.strip() else ""
         if name.startswith(prefix):
             subprocess.run(["ip", "netns", "pids", name], capture_output=True)
-            pids = subprocess.run(["ip", "netns", "pids", name], text=True, capture_output=True).stdout.split()
+            pids = subprocess.run(
+                ["ip", "netns", "pids", name], text=True, capture_output=True
+            ).stdout.split()
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError, ValueError):
                     os.kill(int(pid), signal.SIGKILL)
@@ -50,7 +54,7 @@ def cleanup_leftovers(prefix: str = PREFIX + "-") -> None:
 
 @dataclass
 class Host:
-    lab: "Lab"
+    lab: Lab
     name: str
     ns: str
     ipv4: str | None
@@ -65,16 +69,29 @@ class Host:
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return sh(*args, ns=self.ns, check=check, quiet=True)
 
-    def popen(self, argv: Sequence[str], *, log: Path | None = None, env: dict[str, str] | None = None,
-              cwd: str | None = None) -> subprocess.Popen:
-        out = open(log, "wb") if log else subprocess.DEVNULL
-        p = subprocess.Popen(["ip", "netns", "exec", self.ns, *argv], stdout=out, stderr=subprocess.STDOUT,
-                             env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True)
+    def popen(
+        self,
+        argv: Sequence[str],
+        *,
+        log: Path | None = None,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> subprocess.Popen:
+        out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 (the child keeps it; closed with the lab)
+        p = subprocess.Popen(
+            ["ip", "netns", "exec", self.ns, *argv],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            start_new_session=True,
+        )
         self.lab._procs.append(p)
         return p
 
-    def wait_listening(self, port: int, *, proto: str = "tcp", timeout: float = 20,
-                       proc: subprocess.Popen | None = None) -> None:
+    def wait_listening(
+        self, port: int, *, proto: str = "tcp", timeout: float = 20, proc: subprocess.Popen | None = None
+    ) -> None:
         """Return once a socket of this host listens on ``port`` (``proto`` "tcp" or "udp"); raise after
         ``timeout`` seconds, or as soon as ``proc`` (the server being waited for) has exited."""
         deadline = time.monotonic() + timeout
@@ -106,13 +123,25 @@ class Lab:
         self._procs: list[subprocess.Popen] = []
         self._n = 0
 
-    def __enter__(self) -> "Lab":
+    def __enter__(self) -> Lab:
         # only this scenario's leftovers: other scenarios may be running in parallel
         cleanup_leftovers(f"{PREFIX}-{self.tag}-")
         sh("ip", "netns", "add", self.switch)
         sh("ip", "link", "add", "br0", "type", "bridge", ns=self.switch)
         # no STP, no forwarding delay: frames flow at once
-        sh("ip", "link", "set", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0", ns=self.switch)
+        sh(
+            "ip",
+            "link",
+            "set",
+            "br0",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+            ns=self.switch,
+        )
         sh("ip", "link", "set", "br0", "up", ns=self.switch)
         sh("ip", "link", "set", "lo", "up", ns=self.switch)
         return self
@@ -138,23 +167,59 @@ class Lab:
                 p.wait()
         self._procs.clear()
 
-    def host(self, name: str, ipv4: str | None = None, *, v6: Sequence[str] = (), mac: str | None = None,
-             gateway: str | None = None) -> Host:
+    def host(
+        self,
+        name: str,
+        ipv4: str | None = None,
+        *,
+        v6: Sequence[str] = (),
+        mac: str | None = None,
+        gateway: str | None = None,
+    ) -> Host:
         """Create host ``name`` with ``ipv4`` (CIDR) and optional IPv6 addresses (CIDR) on eth0."""
         self._n += 1
-        ns = f"{PREFIX}-{self.tag}-{name}"[:15 + len(PREFIX)]
+        ns = f"{PREFIX}-{self.tag}-{name}"[: 15 + len(PREFIX)]
         mac = mac or f"02:00:00:00:{self._n:02x}:01"
         sh("ip", "netns", "add", ns)
         peer = f"v{self._n}"
-        sh("ip", "link", "add", "eth0", "netns", ns, "address", mac, "type", "veth", "peer", "name", peer,
-           "netns", self.switch)
+        sh(
+            "ip",
+            "link",
+            "add",
+            "eth0",
+            "netns",
+            ns,
+            "address",
+            mac,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            peer,
+            "netns",
+            self.switch,
+        )
         sh("ip", "link", "set", peer, "master", "br0", ns=self.switch)
         sh("ip", "link", "set", peer, "up", ns=self.switch)
         sh("ip", "link", "set", "lo", "up", ns=ns)
         sh("ip", "link", "set", "eth0", "up", ns=ns)
         for dev, where in (("eth0", ns), (peer, self.switch)):
-            sh("ethtool", "-K", dev, "tx", "off", "sg", "off", "tso", "off", "gso", "off", ns=where,
-               check=False, quiet=True)
+            sh(
+                "ethtool",
+                "-K",
+                dev,
+                "tx",
+                "off",
+                "sg",
+                "off",
+                "tso",
+                "off",
+                "gso",
+                "off",
+                ns=where,
+                check=False,
+                quiet=True,
+            )
         h = Host(self, name, ns, ipv4, [], mac)
         if ipv4:
             sh("ip", "addr", "add", ipv4, "dev", "eth0", ns=ns)
@@ -171,8 +236,12 @@ class Lab:
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.exists():
             out.unlink()
-        p = subprocess.Popen(["ip", "netns", "exec", self.switch, "dumpcap", "-q", "-i", "br0", "-w", str(out)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        p = subprocess.Popen(
+            ["ip", "netns", "exec", self.switch, "dumpcap", "-q", "-i", "br0", "-w", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         deadline = time.time() + 10
         while not out.exists() and time.time() < deadline:
             time.sleep(0.05)

@@ -188,8 +188,16 @@ def count_received_media() -> None:
         if len(data) < 12:
             return
         ssrc = struct.unpack("!L", data[4:8] if kind == "rtcp" else data[8:12])[0]
-        row = rx.setdefault(str(ssrc), {"rtp_accepted": 0, "rtp_rejected": 0, "rtcp_accepted": 0,
-                                        "rtcp_rejected": 0, "reasons": Counter()})
+        row = rx.setdefault(
+            str(ssrc),
+            {
+                "rtp_accepted": 0,
+                "rtp_rejected": 0,
+                "rtcp_accepted": 0,
+                "rtcp_rejected": 0,
+                "reasons": Counter(),
+            },
+        )
         row[f"{kind}_{'rejected' if error else 'accepted'}"] += 1
         if error:
             row["reasons"][f"{kind}: {error}"] += 1
@@ -233,8 +241,13 @@ def disable_check_integrity() -> None:
     them with 400 Bad Request (RFC 8489 section 9.1.3)."""
     orig_request = StunProtocol.request
 
-    async def request(self: StunProtocol, request: stun.Message, addr: tuple, integrity_key: Any = None,
-                      retransmissions: Any = None) -> Any:
+    async def request(
+        self: StunProtocol,
+        request: stun.Message,
+        addr: tuple,
+        integrity_key: Any = None,
+        retransmissions: Any = None,
+    ) -> Any:
         if (
             integrity_key is not None
             and request.message_method == stun.Method.BINDING
@@ -245,8 +258,9 @@ def disable_check_integrity() -> None:
             request.add_fingerprint()
             integrity_key = None
         try:
-            return await orig_request(self, request, addr, integrity_key=integrity_key,
-                                      retransmissions=retransmissions)
+            return await orig_request(
+                self, request, addr, integrity_key=integrity_key, retransmissions=retransmissions
+            )
         except stun.TransactionError as exc:
             if exc.response is not None:
                 REC.setdefault("check_errors", Counter())[str(exc.response.attributes.get("ERROR-CODE"))] += 1
@@ -461,8 +475,11 @@ class Peer:
         digest = hashlib.new(alg.replace("-", ""), der).hexdigest().upper()
         line = f"a=fingerprint:{alg} " + ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
         REC["sdp_as_generated"] = sdp
-        REC["fingerprint_rewritten"] = {"algorithm": alg, "value": digest.lower(),
-                                        "cert_sha256": hashlib.sha256(der).hexdigest()}
+        REC["fingerprint_rewritten"] = {
+            "algorithm": alg,
+            "value": digest.lower(),
+            "cert_sha256": hashlib.sha256(der).hexdigest(),
+        }
         out, done = [], set()
         section = 0
         for ln in sdp.split("\r\n"):
@@ -601,8 +618,9 @@ class Peer:
         report = {
             "role": self.args.role,
             "pair": pair_of(senders[0].transport) if senders else {},
-            "senders": [{"kind": s.kind, "ssrc": s._ssrc, "rtx_ssrc": getattr(s, "_rtx_ssrc", None)}
-                        for s in senders],
+            "senders": [
+                {"kind": s.kind, "ssrc": s._ssrc, "rtx_ssrc": getattr(s, "_rtx_ssrc", None)} for s in senders
+            ],
             "rtp_sent": json.loads(json.dumps(REC["rtp_sent"])),
             "rtp_last_seq": dict(REC.get("rtp_last_seq", {})),
             "written_monotonic": time.monotonic(),
@@ -644,11 +662,16 @@ async def main() -> None:
     ap.add_argument("--duration", type=float, default=3.0)
     ap.add_argument("--linger", type=float, default=1.0)
     ap.add_argument("--timeout", type=float, default=20.0)
-    ap.add_argument("--fingerprint-hash", help="send our SDP with a=fingerprint in this hash only (e.g. sha-1)")
+    ap.add_argument(
+        "--fingerprint-hash", help="send our SDP with a=fingerprint in this hash only (e.g. sha-1)"
+    )
     ap.add_argument("--no-integrity", action="store_true", help="ICE checks without MESSAGE-INTEGRITY")
     ap.add_argument("--tls10", action="store_true", help="signalling TLS client limited to TLS 1.0")
-    ap.add_argument("--media-report", help="write selected pair + own SSRCs here once media flows; count what "
-                    "arrives (per source) and what libsrtp accepts/rejects (per SSRC)")
+    ap.add_argument(
+        "--media-report",
+        help="write selected pair + own SSRCs here once media flows; count what "
+        "arrives (per source) and what libsrtp accepts/rejects (per SSRC)",
+    )
     args = ap.parse_args()
     KEYLOG = Path(args.keylog) if args.keylog else None
     install_hooks()

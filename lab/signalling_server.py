@@ -83,8 +83,13 @@ def note_tls(request: web.Request) -> None:
     if so is not None:
         peer = request.transport.get_extra_info("peername")
         request.app["rooms"].log.append(
-            {"event": "tls", "path": request.path, "peer": f"{peer[0]}:{peer[1]}", "version": so.version(),
-             "cipher": so.cipher()[0]}
+            {
+                "event": "tls",
+                "path": request.path,
+                "peer": f"{peer[0]}:{peer[1]}",
+                "version": so.version(),
+                "cipher": so.cipher()[0],
+            }
         )
 
 

@@ -17,8 +17,18 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-SCOPES = ("loopback", "private", "cgnat", "link_local", "ula", "unspecified", "multicast", "mdns", "public",
-          "invalid")
+SCOPES = (
+    "loopback",
+    "private",
+    "cgnat",
+    "link_local",
+    "ula",
+    "unspecified",
+    "multicast",
+    "mdns",
+    "public",
+    "invalid",
+)
 NOT_PUBLIC = frozenset({"loopback", "private", "cgnat", "link_local", "ula"})
 
 _PRIVATE4 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from .anomalies import AnomalyLog
 from .errors import CaptureError, RtcForensicsError
 from .schema import SCHEMAS, FrameSchema
 
@@ -41,9 +42,15 @@ def _load_builders() -> None:
 class Capture:
     """A loaded capture. Frames are attributes (``cap.stun``, ``cap.dtls`` ...), built on first use."""
 
-    def __init__(self, path: str | os.PathLike[str], *, keylog: str | os.PathLike[str] | None = None,
-                 signalling: Iterable[str | os.PathLike[str]] | str | os.PathLike[str] | None = None,
-                 progress: bool | None = None, strict: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        keylog: str | os.PathLike[str] | None = None,
+        signalling: Iterable[str | os.PathLike[str]] | str | os.PathLike[str] | None = None,
+        progress: bool | None = None,
+        strict: bool = False,
+    ) -> None:
         p = Path(path)
         if not p.exists():
             raise CaptureError(p, "no such file")
@@ -80,7 +87,9 @@ class Capture:
             raise AttributeError(name)
         if name in _BUILDERS:
             return self.get_frame(name)
-        raise AttributeError(f"Capture has no frame or attribute {name!r}; frames: {', '.join(self.frame_names())}")
+        raise AttributeError(
+            f"Capture has no frame or attribute {name!r}; frames: {', '.join(self.frame_names())}"
+        )
 
     def __dir__(self) -> list[str]:
         return sorted(set(super().__dir__()) | set(_BUILDERS))
@@ -117,11 +126,28 @@ class Capture:
         """The one fast-path pass over the capture (``dissect.model.Dissection``)."""
         from .dissect.fastpath import dissect
 
-        return self.cached("dissection", lambda: dissect(self.path, progress=self.progress, strict=self.strict))
+        return self.cached(
+            "dissection", lambda: dissect(self.path, progress=self.progress, strict=self.strict)
+        )
 
     @property
     def info(self) -> dict[str, Any]:
+        """What the fast path learnt of the file itself: format, link types, ``truncated``, embedded secrets."""
         return self.dissection.info
+
+    @property
+    def anomaly_log(self) -> AnomalyLog:
+        """The log every layer writes anomaly rows to (``cap.anomalies`` is the frame built from it)."""
+        return self.dissection.anomalies
+
+    def tool_failures(self) -> list[str]:
+        """Details of the external-tool (tshark) failures recorded so far: frames read through that tool may be
+        empty for that reason rather than because the traffic is absent."""
+        return [
+            str(r["detail"])
+            for r in self.anomaly_log.rows
+            if r["layer"] == "tshark" and r["name"] == "tshark_failed"
+        ]
 
     def sha256(self) -> str:
         def make() -> str:
@@ -139,10 +165,20 @@ class Capture:
 
         return dissect_frame(self.path, number, keylog=self.keylog)
 
-    def decrypt(self, keylog: str | os.PathLike[str] | None = None, keys: Iterable[str] | None = None) -> Any:
+    def decrypt(
+        self,
+        keylog: str | os.PathLike[str] | None = None,
+        keys: Iterable[str] | Mapping[int | str, str] | None = None,
+    ) -> Any:
         """Authenticate and decrypt every SRTP/SRTCP stream (SDES keys from SDP, DTLS-SRTP via the keylog,
-        user keys ``[SSRC=]SUITE inline:BASE64``); ``.streams`` says per stream what verified, ``.write(dir)``
-        writes a plain-RTP pcap and WAV audio. Needs the ``srtp`` extra (pylibsrtp)."""
+        user keys ``[SSRC=]SUITE inline:BASE64``, or a mapping ``{ssrc: "SUITE inline:BASE64"}``); ``.streams``
+        says per stream what verified (a user key that verifies no packet: ``authentication failed``),
+        ``.write(dir)`` writes a plain-RTP pcap and WAV audio. Needs the ``srtp`` extra (pylibsrtp). Without
+        arguments the result is the one the ``srtp_streams`` frame was built from (computed once)."""
+        if keylog is None and keys is None:
+            from .tables.srtp import decrypted
+
+            return decrypted(self)
         from .srtp.decrypt import decrypt
 
         return decrypt(self, keylog=keylog, keys=keys)
@@ -152,9 +188,14 @@ class Capture:
         return f"<Capture {self.path.name} (frames built: {built})>"
 
 
-def load(path: str | os.PathLike[str], *, keylog: str | os.PathLike[str] | None = None,
-         signalling: Iterable[str | os.PathLike[str]] | str | os.PathLike[str] | None = None,
-         progress: bool | None = None, strict: bool = False) -> Capture:
+def load(
+    path: str | os.PathLike[str],
+    *,
+    keylog: str | os.PathLike[str] | None = None,
+    signalling: Iterable[str | os.PathLike[str]] | str | os.PathLike[str] | None = None,
+    progress: bool | None = None,
+    strict: bool = False,
+) -> Capture:
     """Open a capture (pcap, pcapng, optionally gzip-compressed) for analysis.
 
     ``keylog``: an SSLKEYLOGFILE for TLS/DTLS secrets. ``signalling``: side files (SDP, a

@@ -1,8 +1,21 @@
 """Command line: ``rtcforensics analyze | summary | export | decrypt | checks | explain``.
 
-Exit codes: 0 nothing at or above ``--fail-on``; 1 findings at or above it (``decrypt``: packets that failed
-authentication); 2 usage or input error, reported as ONE line naming the file and the problem (never a
-traceback for a user's mistake). Progress goes to stderr, results to stdout or ``-o``.
+Exit codes (the same for every subcommand; :data:`EXIT_CODES`):
+
+- 0 — nothing at or above ``--fail-on`` (default ``high``) and the run is complete;
+- 1 — findings at or above ``--fail-on``; ``decrypt``: packets failed authentication, or a ``--key`` given
+  verified no packet;
+- 2 — a usage or input error, reported as ONE line naming the file and the problem (never a traceback for a
+  user's mistake); nothing analysed;
+- 3 — incomplete: a check failed, a tool failure or time-out made a check not observable, a budget or limit
+  cut the work short, a capture of a batch could not be analysed (its error is in the report), ``export``
+  could not write every frame. Findings at or above ``--fail-on`` take precedence (exit 1): either way the
+  run needs a look;
+- 4 — an internal error (a bug): one line on stderr (``RTCF_DEBUG=1`` shows the traceback);
+- 130 — interrupted (Ctrl-C); no truncated output file is left behind.
+
+Progress goes to stderr (file names escaped), results to stdout or ``-o``. Subcommands are declared in
+:data:`SUBCOMMANDS` (one function each that adds its parser); append to it to add one.
 """
 
 from __future__ import annotations
@@ -12,17 +25,30 @@ import glob
 import json
 import os
 import sys
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from ._version import __version__
 from .errors import RtcForensicsError
+from .report.safe import for_terminal_name
 
 FORMATS = ("table", "json", "sarif", "html", "markdown")
 SEVERITIES = ("info", "low", "medium", "high", "critical", "none")
+DEFAULT_FAIL_ON = "high"
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz")
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_CODES = {
+    EXIT_OK: "nothing at or above --fail-on, run complete",
+    EXIT_FINDINGS: "findings at or above --fail-on (decrypt: a packet failed authentication or a --key verified "
+    "nothing)",
+    EXIT_USAGE: "usage or input error (one line naming the file and the problem)",
+    EXIT_INCOMPLETE: "incomplete run: a check failed, a tool failed or timed out, a limit was hit, a capture of "
+    "a batch could not be analysed, or export could not write every frame",
+    EXIT_INTERNAL: "internal error (a bug; RTCF_DEBUG=1 shows the traceback)",
+    EXIT_INTERRUPTED: "interrupted",
+}
 
 
 class UsageError(Exception):
@@ -38,15 +64,30 @@ def _progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def shown(path: Any) -> str:
+    """A file name for a terminal line: control characters and bidi overrides shown as escapes."""
+    return for_terminal_name(path)
+
+
+def safe_path(path: str | os.PathLike[str]) -> Path:
+    """A path no external tool can read as an option: one starting with ``-`` is made absolute."""
+    p = Path(path)
+    return p.absolute() if str(p).startswith("-") else p
+
+
 def expand_captures(args: Sequence[str]) -> list[Path]:
     """Files, directories (their capture files) and globs → capture paths, in order, without duplicates."""
     out: list[Path] = []
     for a in args:
         p = Path(a)
         if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.is_file() and q.name.lower().endswith(CAPTURE_SUFFIXES))
+            found = sorted(
+                q for q in p.iterdir() if q.is_file() and q.name.lower().endswith(CAPTURE_SUFFIXES)
+            )
             if not found:
-                raise RtcForensicsError(f"{a}: directory holds no capture files ({', '.join(CAPTURE_SUFFIXES)})")
+                raise RtcForensicsError(
+                    f"{a}: directory holds no capture files ({', '.join(CAPTURE_SUFFIXES)})"
+                )
             out += found
         elif not p.exists() and any(ch in a for ch in "*?["):
             found = sorted(Path(x) for x in glob.glob(a) if Path(x).is_file())
@@ -55,7 +96,7 @@ def expand_captures(args: Sequence[str]) -> list[Path]:
             out += found
         else:
             out.append(p)
-    return list(dict.fromkeys(out))
+    return [safe_path(p) for p in dict.fromkeys(out)]
 
 
 def parse_params(items: Sequence[str] | None) -> dict[str, Any]:
@@ -74,7 +115,11 @@ def parse_params(items: Sequence[str] | None) -> dict[str, Any]:
 def _load(path: Path, keylog: str | None, signalling: Sequence[str] | None) -> Any:
     from .capture import load
 
-    cap = load(path, keylog=keylog, signalling=list(signalling or []) or None)
+    cap = load(
+        safe_path(path),
+        keylog=keylog and safe_path(keylog),
+        signalling=[safe_path(s) for s in signalling or []] or None,
+    )
     try:  # read the file now so that a broken capture is the user's error (exit 2), not a failed check
         cap.get_frame("packets")
     except (ImportError, KeyError):
@@ -82,17 +127,26 @@ def _load(path: Path, keylog: str | None, signalling: Sequence[str] | None) -> A
     return cap
 
 
-def analyze_one(path: str, keylog: str | None, signalling: Sequence[str] | None, params: dict[str, Any],
-                show_secrets: bool) -> dict[str, Any]:
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+def analyze_one(
+    path: str,
+    keylog: str | None,
+    signalling: Sequence[str] | None,
+    params: dict[str, Any],
+    show_secrets: bool,
+) -> dict[str, Any]:
     """Load, analyse and render one capture to its JSON document (runs in a worker process too)."""
-    from .checks.analyze import analyze
+    from .checks import analyze
     from .report.jsonout import document
 
     try:
         cap = _load(Path(path), keylog, signalling)
+        return document(analyze(cap, params=params), show_secrets=show_secrets)
     except RtcForensicsError as e:  # subclasses with extra __init__ arguments do not unpickle
-        raise RtcForensicsError(str(e)) from None
-    return document(analyze(cap, params=params), show_secrets=show_secrets)
+        raise RtcForensicsError(_one_line(e)) from None
 
 
 def cross_capture(docs: Sequence[dict[str, Any]]) -> dict[str, dict[str, list[str]]]:
@@ -105,73 +159,169 @@ def cross_capture(docs: Sequence[dict[str, Any]]) -> dict[str, dict[str, list[st
                 seen.setdefault(kind, {}).setdefault(v, [])
                 if name not in seen[kind][v]:
                     seen[kind][v].append(name)
-    return {k: {v: cs for v, cs in items.items() if len(cs) > 1} for k, items in seen.items()
-            if any(len(cs) > 1 for cs in items.values())}
+    return {
+        k: {v: cs for v, cs in items.items() if len(cs) > 1}
+        for k, items in seen.items()
+        if any(len(cs) > 1 for cs in items.values())
+    }
 
 
 def _emit(text: str, out: str | None) -> None:
     if out:
-        try:
-            Path(out).write_text(text, encoding="utf-8")
-        except OSError as e:
-            raise RtcForensicsError(f"{out}: cannot write output ({e.strerror or e})") from None
-        _progress(f"wrote {out}")
+        from .report.outfiles import write_atomic
+
+        write_atomic(safe_path(out), text)
+        _progress(f"wrote {shown(out)}")
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
 
 
-def cmd_analyze(a: argparse.Namespace) -> int:
-    from .checks.registry import Severity
+# -- analyze -------------------------------------------------------------------------------------------------
+def _failed(path: Path, error: str, i: int, n: int) -> dict[str, Any]:
+    from .report.jsonout import failed_document
+
+    _progress(f"[{i}/{n}] {shown(path)}: NOT ANALYSED: {shown(error)}")
+    return failed_document(str(path), error)
+
+
+def _done(doc: dict[str, Any], path: Path, i: int, n: int) -> None:
+    run = doc.get("run") or {}
+    extra = "" if run.get("complete", True) else "  (INCOMPLETE)"
+    _progress(f"[{i}/{n}] {shown(path)}: {len(doc['findings'])} finding(s){extra}")
+
+
+def _analyze_serial(
+    paths: Sequence[Path], a: argparse.Namespace, params: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[Any]]:
+    from .checks import analyze
+    from .report.jsonout import document
+
+    docs: list[dict[str, Any]] = []
+    caps: list[Any] = []
+    n = len(paths)
+    for i, p in enumerate(paths, 1):
+        _progress(f"[{i}/{n}] analysing {shown(p)} …")
+        try:
+            cap = _load(p, a.keylog, a.signalling)
+            doc = document(analyze(cap, params=params), show_secrets=a.show_secrets)
+        except RtcForensicsError as e:
+            if n == 1:
+                raise  # one capture: the user's error, exit 2
+            docs.append(_failed(p, _one_line(e), i, n))
+            caps.append(None)
+            continue
+        except (MemoryError, RecursionError, Exception) as e:
+            docs.append(_failed(p, f"internal error {type(e).__name__}: {_one_line(e)}", i, n))
+            caps.append(None)
+            continue
+        docs.append(doc)
+        caps.append(cap)
+        _done(doc, p, i, n)
+    return docs, caps
+
+
+def _analyze_parallel(
+    paths: Sequence[Path], a: argparse.Namespace, params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Captures in worker processes. A worker that dies (OOM killer, a crash) breaks the pool: the captures
+    not finished are retried one at a time, each in a fresh single-worker pool, so the one that kills its
+    worker is named and every other result is kept."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    n = len(paths)
+    results: dict[int, dict[str, Any]] = {}
+
+    def collect(fut: Any, i: int) -> bool:
+        p = paths[i]
+        try:
+            results[i] = fut.result()
+        except BrokenProcessPool:
+            return False
+        except RtcForensicsError as e:
+            results[i] = _failed(p, _one_line(e), i + 1, n)
+            return True
+        except Exception as e:
+            results[i] = _failed(p, f"internal error {type(e).__name__}: {_one_line(e)}", i + 1, n)
+            return True
+        _done(results[i], p, i + 1, n)
+        return True
+
+    args = (a.keylog, a.signalling, params, a.show_secrets)
+    with ProcessPoolExecutor(max_workers=a.jobs) as ex:
+        futs = {ex.submit(analyze_one, str(p), *args): i for i, p in enumerate(paths)}
+        for fut in as_completed(futs):
+            collect(fut, futs[fut])
+    for i in [i for i in range(n) if i not in results]:
+        _progress(f"[{i + 1}/{n}] {shown(paths[i])}: worker process died; retrying alone")
+        with ProcessPoolExecutor(max_workers=1) as ex:
+            if not collect(ex.submit(analyze_one, str(paths[i]), *args), i):
+                results[i] = _failed(
+                    paths[i],
+                    "the worker process analysing it died twice (killed, e.g. by the "
+                    "out-of-memory killer, or crashed)",
+                    i + 1,
+                    n,
+                )
+    return [results[i] for i in range(n)]
+
+
+def render_report(fmt: str, docs: list[dict[str, Any]], caps: list[Any] | None = None) -> str:
+    """The report text of ``docs`` in format ``fmt`` (a batch: one report per capture, and what they share)."""
     from .report import html, jsonout, markdown, sarif, table
+
+    cross = cross_capture(docs) if len(docs) > 1 else {}
+    if fmt == "json":
+        return jsonout.render(docs[0] if len(docs) == 1 else docs, cross)
+    if fmt == "sarif":
+        return sarif.render(docs)
+    if fmt == "html":
+        return html.render(docs, caps, cross)
+    if fmt == "markdown":
+        return "\n".join(markdown.render(d) for d in docs)
+    return "\n".join(table.render(d) for d in docs) + table.render_cross(cross)
+
+
+def exit_code(docs: Sequence[dict[str, Any]], fail_on: str) -> int:
+    """1 when a finding is at or above ``fail_on``; else 3 when any run is incomplete; else 0."""
+    from .checks import Severity
+
+    if fail_on != "none":
+        level = Severity.parse(fail_on)
+        if any(Severity.parse(f["severity"]) >= level for d in docs for f in d["findings"]):
+            return EXIT_FINDINGS
+    if any((d.get("run") or {}).get("complete") is False for d in docs):
+        return EXIT_INCOMPLETE
+    return EXIT_OK
+
+
+def cmd_analyze(a: argparse.Namespace) -> int:
+    from .checks import load_catalogue
+    from .checks.analyze import resolve_params
 
     paths = expand_captures(a.captures)
     params = parse_params(a.param)
-    from .checks.analyze import resolve_params
-    from .checks.registry import load_catalogue
-
     try:
         resolve_params(load_catalogue(), params)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    docs: list[dict[str, Any]] = []
-    caps: list[Any] = []
     if a.jobs > 1 and len(paths) > 1:
-        with ProcessPoolExecutor(max_workers=a.jobs) as ex:
-            futs = [ex.submit(analyze_one, str(p), a.keylog, a.signalling, params, a.show_secrets) for p in paths]
-            for i, (p, fut) in enumerate(zip(paths, futs), 1):
-                docs.append(fut.result())
-                caps.append(None)
-                _progress(f"[{i}/{len(paths)}] {p}: {len(docs[-1]['findings'])} finding(s)")
+        docs, caps = _analyze_parallel(paths, a, params), None
     else:
-        from .checks.analyze import analyze
-        from .report.jsonout import document
-
-        for i, p in enumerate(paths, 1):
-            _progress(f"[{i}/{len(paths)}] analysing {p} …")
-            cap = _load(p, a.keylog, a.signalling)
-            docs.append(document(analyze(cap, params=params), show_secrets=a.show_secrets))
-            caps.append(cap)
-            _progress(f"[{i}/{len(paths)}] {p}: {len(docs[-1]['findings'])} finding(s)")
-    cross = cross_capture(docs) if len(docs) > 1 else {}
-    if a.format == "json":
-        text = jsonout.render(docs[0] if len(docs) == 1 else docs, cross)
-    elif a.format == "sarif":
-        text = sarif.render(docs)
-    elif a.format == "html":
-        text = html.render(docs, caps, cross)
-    elif a.format == "markdown":
-        text = "\n".join(markdown.render(d) for d in docs)
-    else:
-        text = "\n".join(table.render(d) for d in docs) + table.render_cross(cross)
-    _emit(text, a.output)
-    if a.fail_on == "none":
-        return 0
-    level = Severity.parse(a.fail_on)
-    worst = [f for d in docs for f in d["findings"] if Severity.parse(f["severity"]) >= level]
-    return 1 if worst else 0
+        docs, caps = _analyze_serial(paths, a, params)
+    _emit(render_report(a.format, docs, caps), a.output)
+    code = exit_code(docs, a.fail_on)
+    incomplete = [d for d in docs if (d.get("run") or {}).get("complete") is False]
+    if incomplete:
+        _progress(
+            f"INCOMPLETE: {len(incomplete)} of {len(docs)} capture(s) not fully analysed (exit "
+            f"{code}): " + ", ".join(shown(d["capture"].get("name")) for d in incomplete[:10])
+        )
+    return code
 
 
+# -- summary -------------------------------------------------------------------------------------------------
 def cmd_summary(a: argparse.Namespace) -> int:
     from .checks.analyze import capture_info
     from .report.jsonout import capture_anomalies
@@ -183,52 +333,151 @@ def cmd_summary(a: argparse.Namespace) -> int:
         cap = _load(p, a.keylog, a.signalling)
         overview = redact(build_overview(cap), a.show_secrets)
         # after the overview: the capture has been read, so damage and tool failures are known
-        _emit(render_overview({"capture": capture_info(cap), "tool": {"version": __version__},
-                               "overview": overview, "anomalies": capture_anomalies(cap)[0]}), None)
-    return 0
+        _emit(
+            render_overview(
+                {
+                    "capture": capture_info(cap),
+                    "tool": {"version": __version__},
+                    "overview": overview,
+                    "anomalies": capture_anomalies(cap)[0],
+                }
+            ),
+            None,
+        )
+    return EXIT_OK
+
+
+# -- export --------------------------------------------------------------------------------------------------
+def export_table(df: Any, fmt: str, show_secrets: bool) -> Any:
+    """A frame as it is written by ``export``: secrets redacted, structured cells as JSON text, and for CSV
+    every cell a spreadsheet could run as a formula neutralised."""
+    from .report.safe import csv_frame, redact_frame
+
+    df = redact_frame(df, show_secrets).copy()
+    for c in df.columns:
+        if df[c].dtype == object:
+            df[c] = df[c].map(
+                lambda v: (
+                    None
+                    if v is None
+                    else v
+                    if isinstance(v, str)
+                    else json.dumps(v, default=str, ensure_ascii=False)
+                )
+            )
+    return csv_frame(df) if fmt == "csv" else df
+
+
+def _write_table(df: Any, fmt: str) -> Callable[[Path], None]:
+    def write(p: Path) -> None:
+        if fmt == "csv":
+            df.to_csv(p, index=False)
+        else:
+            df.to_parquet(p, index=False)
+
+    return write
 
 
 def cmd_export(a: argparse.Namespace) -> int:
-    from .report.safe import redact_frame
+    from .checks.analyze import capture_info
+    from .report.outfiles import MANIFEST, SHA256SUMS, OutputDir
 
     cap = _load(Path(a.capture), a.keylog, a.signalling)
-    out = Path(a.to)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise RtcForensicsError(f"{out}: cannot create output directory ({e.strerror or e})") from None
-    if a.format == "parquet":
+    if a.indicators:
+        return _export_indicators(cap, a)
+    fmt = a.format
+    if fmt == "parquet":
         try:
             import pyarrow  # noqa: F401
         except ImportError:
-            raise RtcForensicsError("parquet export needs pyarrow (pip install rtcforensics[export]); "
-                                    "or use --format csv") from None
-    written = 0
-    for name in cap.frame_names():
-        try:
-            df = cap.get_frame(name)
-        except Exception as e:  # noqa: BLE001 - one frame failing does not stop the export
-            _progress(f"{name}: not exported ({type(e).__name__}: {e})")
-            continue
-        df = redact_frame(df, a.show_secrets).copy()
-        for c in df.columns:
-            if df[c].dtype == object:
-                df[c] = df[c].map(lambda v: None if v is None else v if isinstance(v, str)
-                                  else json.dumps(v, default=str, ensure_ascii=False))
-        target = out / f"{name}.{a.format}"
-        if a.format == "csv":
-            df.to_csv(target, index=False)
-        else:
-            df.to_parquet(target, index=False)
-        written += 1
-        _progress(f"{name}: {len(df)} rows → {target}")
-    _progress(f"exported {written} frame(s) to {out}")
-    return 0
+            raise RtcForensicsError(
+                "parquet export needs pyarrow (pip install rtcforensics[export]); or use --format csv"
+            ) from None
+    out = OutputDir(safe_path(a.to), force=a.force)
+    names = cap.frame_names()
+    for name in [f"{n}.{fmt}" for n in names] + [MANIFEST, SHA256SUMS]:
+        out.check_free(name)  # refuse before writing anything
+    unavailable: list[dict[str, str]] = []
+    try:
+        for name in names:
+            fname = f"{name}.{fmt}"
+            try:
+                df = cap.get_frame(name)
+                out.write(fname, _write_table(export_table(df, fmt, a.show_secrets), fmt))
+            except (
+                ImportError
+            ) as e:  # an optional extra not installed: not part of this installation's export
+                unavailable.append({"name": fname, "reason": f"needs an optional extra ({_one_line(e)})"})
+                _progress(f"{name}: not available in this installation ({shown(_one_line(e))})")
+            except RtcForensicsError:  # the capture is unusable, or an output file appeared meanwhile
+                raise
+            except (
+                Exception
+            ) as e:  # one frame failing (building or writing) does not stop the export: it is said
+                out.not_written(fname, f"{type(e).__name__}: {_one_line(e)}")
+                _progress(f"{name}: NOT EXPORTED ({type(e).__name__}: {shown(_one_line(e))})")
+            else:
+                _progress(f"{name}: {len(df)} rows → {shown(out.path / fname)}")
+    except KeyboardInterrupt:
+        out.not_written("*", "interrupted")
+        out.manifest(capture_info(cap), {"interrupted": True, "unavailable": unavailable})
+        raise
+    tool = _tool_failures(cap)
+    out.manifest(capture_info(cap), {"unavailable": unavailable, "tool_failures": tool})
+    _progress(f"exported {len(out.files) - 2} frame(s) to {shown(out.path)} (manifest: {MANIFEST})")
+    if out.missing:
+        _progress(
+            f"INCOMPLETE: {len(out.missing)} frame(s) not exported: "
+            + ", ".join(m["name"] for m in out.missing)
+        )
+        return EXIT_INCOMPLETE
+    if tool:
+        _progress(f"INCOMPLETE: a tool failed, frames read through it may be incomplete: {shown(tool[0])}")
+        return EXIT_INCOMPLETE
+    return EXIT_OK
 
 
-DECRYPT_COLUMNS = (("flow", 4), ("sender → receiver", 44), ("SSRC", 10), ("status", 22), ("rtp+rtcp", 10),
-                   ("verified", 10),
-                   ("failed", 6), ("key", 18), ("profile", 27), ("codec", 6), ("audio", 9))
+def _tool_failures(cap: Any) -> list[str]:
+    try:
+        return list(cap.tool_failures())
+    except Exception:
+        return []
+
+
+def _export_indicators(cap: Any, a: argparse.Namespace) -> int:
+    from .checks import analyze
+    from .report.indicators import write_indicators
+    from .report.jsonout import document
+    from .report.outfiles import OutputDir
+
+    report = analyze(cap, params=parse_params(getattr(a, "param", None)))
+    doc = document(report, show_secrets=a.show_secrets)
+    out = OutputDir(safe_path(a.to), force=a.force)
+    write_indicators(doc, out, capture=safe_path(Path(a.capture)), slices=not a.no_slices, progress=_progress)
+    _progress(f"wrote {len(out.files)} indicator file(s) to {shown(out.path)}")
+    if out.missing:
+        _progress(
+            f"INCOMPLETE: {len(out.missing)} file(s) not written: "
+            + ", ".join(m["name"] for m in out.missing)
+        )
+        return EXIT_INCOMPLETE
+    return EXIT_INCOMPLETE if (doc.get("run") or {}).get("complete") is False else EXIT_OK
+
+
+# -- decrypt -------------------------------------------------------------------------------------------------
+DECRYPT_COLUMNS = (
+    ("flow", 4),
+    ("sender → receiver", 44),
+    ("SSRC", 10),
+    ("status", 22),
+    ("rtp+rtcp", 10),
+    ("verified", 10),
+    ("failed", 6),
+    ("key", 18),
+    ("profile", 27),
+    ("codec", 6),
+    ("audio", 9),
+)
 
 
 def _key_specs(specs: Sequence[str] | None) -> list[str]:
@@ -250,8 +499,8 @@ def _key_specs(specs: Sequence[str] | None) -> list[str]:
 def render_decrypt(streams: Any, written: Sequence[Path]) -> str:
     """The per-stream table of ``rtcforensics decrypt`` (capture-derived text stripped of escapes; keys never
     appear: a stream shows where its key came from, not the key)."""
-    from .checks.common import isna
     from .report.safe import for_terminal_line as t
+    from .values import isna
 
     def cell(v: Any) -> str:
         return "-" if isna(v) else t(v)
@@ -261,125 +510,265 @@ def render_decrypt(streams: Any, written: Sequence[Path]) -> str:
         rtp, rtcp = int(r.rtp_packets or 0), int(r.rtcp_packets or 0)
         audio = "-" if isna(r.audio_dbfs) else f"{r.audio_dbfs:.1f} dBFS"
         codec = cell(r.codec) + ("" if isna(r.e2ee_suspected) or not r.e2ee_suspected else " e2ee?")
-        vals = (cell(r.flow_id), f"{cell(r.sender)} → {cell(r.receiver)}", f"{int(r.ssrc):#010x}", cell(r.status),
-                f"{rtp}+{rtcp}", f"{int(r.authenticated or 0)}/{rtp + rtcp}", str(int(r.auth_failed or 0)),
-                cell(r.key_source),
-                cell(r.profile), codec, audio)
+        vals = (
+            cell(r.flow_id),
+            f"{cell(r.sender)} → {cell(r.receiver)}",
+            f"{int(r.ssrc):#010x}",
+            cell(r.status),
+            f"{rtp}+{rtcp}",
+            f"{int(r.authenticated or 0)}/{rtp + rtcp}",
+            str(int(r.auth_failed or 0)),
+            cell(r.key_source),
+            cell(r.profile),
+            codec,
+            audio,
+        )
         lines.append("  ".join(f"{v:{w}}" for v, (_, w) in zip(vals, DECRYPT_COLUMNS)).rstrip())
         if int(r.auth_failed or 0):
             frames = [int(f) for f in (r.failed_frames or [])]
-            lines.append(f"      failed authentication in frame(s) {', '.join(map(str, frames[:12]))}"
-                         + (" …" if int(r.auth_failed) > len(frames[:12]) else ""))
+            lines.append(
+                f"      failed authentication in frame(s) {', '.join(map(str, frames[:12]))}"
+                + (" …" if int(r.auth_failed) > len(frames[:12]) else "")
+            )
     if not len(streams):
         lines.append("  no SRTP/SRTCP stream in this capture")
     lines.append("")
     nothing = "nothing decrypted: no key verified any packet (give --keylog or --key)"
-    lines += [f"wrote {t(p)}" for p in written] or [nothing]
+    lines += [f"wrote {shown(p)}" for p in written] or [nothing]
     return "\n".join(lines) + "\n"
 
 
+def user_keys_verified(streams: Any) -> bool:
+    """Whether a key given with --key authenticated at least one packet."""
+    if not len(streams) or "key_source" not in streams.columns:
+        return False
+    mine = streams[streams["key_source"].astype("string").fillna("").str.startswith("user")]
+    return bool(len(mine)) and int(mine["authenticated"].fillna(0).sum()) > 0
+
+
 def cmd_decrypt(a: argparse.Namespace) -> int:
+    from .checks.analyze import capture_info
+    from .report.outfiles import MANIFEST, SHA256SUMS, OutputDir
+
     keys = _key_specs(a.key)
     cap = _load(Path(a.capture), a.keylog, a.signalling)
-    _progress(f"decrypting {a.capture} …")
+    out = OutputDir(safe_path(a.output), force=a.force)
+    for name in ("decrypted.pcap", MANIFEST, SHA256SUMS):
+        out.check_free(name)
+    _progress(f"decrypting {shown(a.capture)} …")
     try:
         res = cap.decrypt(keys=keys)
     except ImportError as e:
-        raise RtcForensicsError(f"decrypt needs the srtp extra (pip install rtcforensics[srtp]): {e}") from None
-    try:
-        written = res.write(a.output)
-    except OSError as e:
-        raise RtcForensicsError(f"{a.output}: cannot write the decrypted output ({e.strerror or e})") from None
+        raise RtcForensicsError(
+            f"decrypt needs the srtp extra (pip install rtcforensics[srtp]): {e}"
+        ) from None
+    except RtcForensicsError:
+        raise
+    except Exception as e:  # a frame the keys come from could not be built: said, and not "nothing to do"
+        _progress(
+            f"rtcforensics: error: {shown(a.capture)}: decryption could not complete "
+            f"({type(e).__name__}: {shown(_one_line(e))})"
+        )
+        return EXIT_INCOMPLETE
+    written: list[Path] = []
+    with out.private_dir() as tmp:
+        try:
+            produced = res.write(tmp)
+        except OSError as e:
+            raise RtcForensicsError(
+                f"{a.output}: cannot write the decrypted output ({e.strerror or e})"
+            ) from None
+        for p in produced:
+            out.check_free(p.name)
+        written = [out.adopt(p) for p in produced]
+    out.manifest(capture_info(cap), {"streams": len(res.streams)})
     _emit(render_decrypt(res.streams, written), None)
-    return 1 if int(res.streams["auth_failed"].fillna(0).sum()) else 0
+    if int(res.streams["auth_failed"].fillna(0).sum()) if len(res.streams) else 0:
+        return EXIT_FINDINGS
+    if keys and not user_keys_verified(res.streams):
+        _progress("the --key given verified no packet: wrong key, or no stream it applies to")
+        return EXIT_FINDINGS
+    return EXIT_OK
 
 
+# -- checks, explain -----------------------------------------------------------------------------------------
 def cmd_checks(a: argparse.Namespace) -> int:
-    from .checks.registry import load_catalogue
+    from .checks import load_catalogue
 
     rows = [(c.id, c.slug, str(c.severity), str(c.confidence), c.title) for c in load_catalogue().values()]
     if a.json:
-        _emit(json.dumps([dict(zip(("id", "slug", "severity", "confidence", "title"), r)) for r in rows],
-                         indent=2) + "\n", None)
-        return 0
+        _emit(
+            json.dumps(
+                [dict(zip(("id", "slug", "severity", "confidence", "title"), r)) for r in rows], indent=2
+            )
+            + "\n",
+            None,
+        )
+        return EXIT_OK
     w = max(len(r[1]) for r in rows)
     lines = [f"{'ID':8} {'slug':{w}} {'severity':9} {'confidence':10} title"]
     lines += [f"{r[0]:8} {r[1]:{w}} {r[2]:9} {r[3]:10} {r[4]}" for r in rows]
     _emit("\n".join(lines) + "\n", None)
-    return 0
+    return EXIT_OK
 
 
 def cmd_explain(a: argparse.Namespace) -> int:
-    from .checks.registry import get
+    from .checks import get
 
     try:
         c = get(a.check)
     except KeyError as e:
         raise UsageError(str(e.args[0])) from None
-    lines = [f"{c.id}  {c.slug}  ({c.status})", c.title, "",
-             f"severity: {c.severity} (default; may be raised or lowered per instance)   confidence: {c.confidence}",
-             f"needs: {', '.join(c.needs) or 'whichever frames are available'}", ""]
+    lines = [
+        f"{c.id}  {c.slug}  ({c.status})",
+        c.title,
+        "",
+        f"severity: {c.severity} (default; may be raised or lowered per instance)   confidence: {c.confidence}",
+        f"needs: {', '.join(c.needs) or 'whichever frames are available'}",
+        "",
+    ]
     for k, v in c.sections.items():
         lines += [f"{k}:", f"  {v}", ""]
     if c.params:
         lines.append(f"Parameters (override with --param {c.id}.NAME=VALUE):")
         lines += [f"  {p.name} = {p.default!r}  {p.doc}" for p in c.params]
     _emit("\n".join(lines).rstrip() + "\n", None)
-    return 0
+    return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = _Parser(prog="rtcforensics", description="Security analysis of WebRTC captures.")
-    ap.add_argument("--version", action="version", version=f"rtcforensics {__version__}")
-    sub = ap.add_subparsers(dest="command", parser_class=_Parser)
+# -- the parser ----------------------------------------------------------------------------------------------
+def add_inputs(p: argparse.ArgumentParser) -> None:
+    """--keylog, --signalling, --show-secrets (the inputs every capture-reading subcommand takes)."""
+    p.add_argument("--keylog", metavar="F", help="SSLKEYLOGFILE with TLS/DTLS secrets")
+    p.add_argument(
+        "--signalling",
+        metavar="F",
+        action="append",
+        help="side file with signalling (SDP, webrtc-internals dump); repeatable",
+    )
+    p.add_argument("--show-secrets", action="store_true", help="do not redact keys, passwords, tokens")
 
-    def inputs(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--keylog", metavar="F", help="SSLKEYLOGFILE with TLS/DTLS secrets")
-        p.add_argument("--signalling", metavar="F", action="append",
-                       help="side file with signalling (SDP, webrtc-internals dump); repeatable")
-        p.add_argument("--show-secrets", action="store_true", help="do not redact keys, passwords, tokens")
 
+def add_analyze(sub: Any) -> None:
     p = sub.add_parser("analyze", help="run the checks and report")
     p.add_argument("captures", nargs="+", metavar="CAPTURE", help="capture files, directories or globs")
-    inputs(p)
+    add_inputs(p)
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("-o", "--output", metavar="OUT", help="write the report here instead of stdout")
-    p.add_argument("--fail-on", choices=SEVERITIES, default="medium",
-                   help="exit 1 when a finding is at or above this severity (default medium; none: never)")
+    p.add_argument(
+        "--fail-on",
+        choices=SEVERITIES,
+        default=DEFAULT_FAIL_ON,
+        help=f"exit 1 when a finding is at or above this severity (default {DEFAULT_FAIL_ON}; none: never)",
+    )
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="captures analysed in parallel")
     p.add_argument("--param", action="append", metavar="CHECK.NAME=VALUE", help="override a check threshold")
     p.set_defaults(fn=cmd_analyze)
 
+
+def add_summary(sub: Any) -> None:
     p = sub.add_parser("summary", help="calls, peers, servers, streams and encryption per leg")
     p.add_argument("captures", nargs="+", metavar="CAPTURE")
-    inputs(p)
+    add_inputs(p)
     p.set_defaults(fn=cmd_summary)
 
-    p = sub.add_parser("export", help="write every frame to a directory")
+
+def add_export(sub: Any) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write every frame (or, with --indicators, the indicators) to a directory",
+        description="Files are written under temporary names and renamed when complete, never "
+        "through a symbolic link nor over an existing file (unless --force), and "
+        "listed with their sha256 in manifest.json and SHA256SUMS. Exit 3 when a "
+        "frame could not be exported.",
+    )
     p.add_argument("capture", metavar="CAPTURE")
     p.add_argument("--to", required=True, metavar="DIR")
     p.add_argument("--format", choices=("parquet", "csv"), default="parquet")
-    inputs(p)
+    p.add_argument(
+        "--indicators",
+        action="store_true",
+        help="write the indicators of the findings instead: CSV, JSON, a STIX 2.1 bundle, a Wireshark "
+        "display filter and a pcap slice per finding",
+    )
+    p.add_argument("--no-slices", action="store_true", help="with --indicators: no pcap slices")
+    p.add_argument("--param", action="append", metavar="CHECK.NAME=VALUE", help="override a check threshold")
+    p.add_argument("--force", action="store_true", help="replace existing files (and symbolic links) in DIR")
+    add_inputs(p)
     p.set_defaults(fn=cmd_export)
 
-    p = sub.add_parser("decrypt", help="authenticate and decrypt SRTP/SRTCP; write a plain-RTP pcap and WAV audio",
-                       description="Keys: SDES a=crypto lines in the capture or --signalling files, DTLS-SRTP "
-                                   "via --keylog, and --key. Exit 1 when packets fail authentication.")
+
+def add_decrypt(sub: Any) -> None:
+    p = sub.add_parser(
+        "decrypt",
+        help="authenticate and decrypt SRTP/SRTCP; write a plain-RTP pcap and WAV audio",
+        description="Keys: SDES a=crypto lines in the capture or --signalling files, DTLS-SRTP "
+        "via --keylog, and --key. Exit 1 when packets fail authentication or a --key "
+        "verifies no packet. Output files are written whole (temporary name, then "
+        "rename), never over existing files unless --force, listed in manifest.json.",
+    )
     p.add_argument("capture", metavar="CAPTURE")
-    p.add_argument("--key", action="append", metavar="[SSRC=]SUITE:inline:BASE64",
-                   help="an SRTP master key (for one SSRC, or for any stream); repeatable")
-    p.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for decrypted.pcap and WAV files")
+    p.add_argument(
+        "--key",
+        action="append",
+        metavar="[SSRC=]SUITE:inline:BASE64",
+        help="an SRTP master key (for one SSRC, or for any stream); repeatable",
+    )
+    p.add_argument(
+        "-o", "--output", required=True, metavar="DIR", help="directory for decrypted.pcap and WAV files"
+    )
     p.add_argument("--keylog", metavar="F", help="SSLKEYLOGFILE with DTLS secrets (DTLS-SRTP keys)")
-    p.add_argument("--signalling", metavar="F", action="append", help="side file with SDP (SDES keys); repeatable")
+    p.add_argument(
+        "--signalling", metavar="F", action="append", help="side file with SDP (SDES keys); repeatable"
+    )
+    p.add_argument("--force", action="store_true", help="replace existing files (and symbolic links) in DIR")
     p.set_defaults(fn=cmd_decrypt)
 
+
+def add_checks(sub: Any) -> None:
     p = sub.add_parser("checks", help="list the check catalogue")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_checks)
 
+
+def add_explain(sub: Any) -> None:
     p = sub.add_parser("explain", help="the documentation page of one check")
     p.add_argument("check", metavar="ID-or-slug")
     p.set_defaults(fn=cmd_explain)
+
+
+# One function per subcommand, each adding its parser with ``set_defaults(fn=handler)``; handlers return the
+# exit code. Append to add a subcommand (e.g. the case store's ``ingest``/``query``/``watch``).
+def add_case(sub: Any) -> None:
+    """The case store's ``ingest``, ``query``, ``watch`` and ``fleet`` (rtcforensics.case)."""
+    from .case.cli import register
+
+    register(sub)
+
+
+SUBCOMMANDS: list[Callable[[Any], None]] = [
+    add_analyze,
+    add_summary,
+    add_export,
+    add_decrypt,
+    add_checks,
+    add_explain,
+    add_case,
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    codes = "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items())
+    ap = _Parser(
+        prog="rtcforensics",
+        description="Security analysis of WebRTC captures.",
+        epilog=f"Exit codes: {codes}.",
+    )
+    ap.add_argument("--version", action="version", version=f"rtcforensics {__version__}")
+    sub = ap.add_subparsers(dest="command", parser_class=_Parser)
+    for add in SUBCOMMANDS:
+        add(sub)
+    ap.set_defaults(command_names=list(sub.choices))
     return ap
 
 
@@ -387,23 +776,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         a = build_parser().parse_args(argv)
         if not getattr(a, "command", None):
-            raise UsageError("a command is needed: analyze, summary, export, decrypt, checks or explain "
-                             "(see --help)")
+            names = a.command_names
+            raise UsageError(f"a command is needed: {', '.join(names[:-1])} or {names[-1]} (see --help)")
         if getattr(a, "jobs", 1) < 1:
             raise UsageError("--jobs must be at least 1")
         return int(a.fn(a))
     except UsageError as e:
-        print(f"rtcforensics: error: {e}", file=sys.stderr)
-        return 2
+        print(f"rtcforensics: error: {shown(e)}", file=sys.stderr)
+        return EXIT_USAGE
     except RtcForensicsError as e:
-        print(f"rtcforensics: error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
+        print(f"rtcforensics: error: {shown(_one_line(e))}", file=sys.stderr)
+        return EXIT_USAGE
     except BrokenPipeError:  # `rtcforensics ... | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return EXIT_OK
     except KeyboardInterrupt:
         print("rtcforensics: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as e:  # a bug: one line (and the traceback on request), never exit 1 (the findings code)
+        if os.environ.get("RTCF_DEBUG"):
+            raise
+        print(
+            f"rtcforensics: internal error: {type(e).__name__}: {shown(_one_line(e))} (a bug; RTCF_DEBUG=1 "
+            "shows the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -99,8 +99,9 @@ def _tshark_args(number: int) -> list[str]:
     return args
 
 
-def _dissect_in_own_loop(path: Path, number: int, keylog: Path | None, timeout: float,
-                         started: list[Any]) -> Any:
+def _dissect_in_own_loop(
+    path: Path, number: int, keylog: Path | None, timeout: float, started: list[Any]
+) -> Any:
     import pyshark  # heavy import, only for drill-down
 
     loop = asyncio.new_event_loop()
@@ -109,13 +110,22 @@ def _dissect_in_own_loop(path: Path, number: int, keylog: Path | None, timeout: 
     prefs = {"tls.keylog_file": str(keylog)} if keylog else None
     cap = None
     try:
-        cap = pyshark.FileCapture(str(path), display_filter=f"frame.number == {number}", keep_packets=False,
-                                  custom_parameters=_tshark_args(number), override_prefs=prefs, eventloop=loop)
+        cap = pyshark.FileCapture(
+            str(path),
+            display_filter=f"frame.number == {number}",
+            keep_packets=False,
+            custom_parameters=_tshark_args(number),
+            override_prefs=prefs,
+            eventloop=loop,
+        )
         started.append(cap)
-        loop.run_until_complete(asyncio.wait_for(cap.packets_from_tshark(packets.append, close_tshark=False),
-                                                 timeout))
+        loop.run_until_complete(
+            asyncio.wait_for(cap.packets_from_tshark(packets.append, close_tshark=False), timeout)
+        )
     except asyncio.TimeoutError:
-        raise ToolError(f"tshark (pyshark) took longer than {timeout:g}s to dissect frame {number} of {path}") from None
+        raise ToolError(
+            f"tshark (pyshark) took longer than {timeout:g}s to dissect frame {number} of {path}"
+        ) from None
     finally:
         try:
             if cap is not None:
@@ -139,8 +149,13 @@ def _reap(loop: asyncio.AbstractEventLoop, cap: Any) -> None:
             pass  # close_async kills it
 
 
-def dissect_frame(path: str | os.PathLike[str], number: int, keylog: str | os.PathLike[str] | None = None,
-                  *, timeout: float = DEFAULT_TIMEOUT_S) -> FrameDissection:
+def dissect_frame(
+    path: str | os.PathLike[str],
+    number: int,
+    keylog: str | os.PathLike[str] | None = None,
+    *,
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> FrameDissection:
     """Frame ``number`` (Wireshark's 1-based number) of ``path`` fully dissected by tshark via pyshark.
 
     Runs in a worker thread with its own event loop, so it also works while an event loop is running in
@@ -167,7 +182,9 @@ def dissect_frame(path: str | os.PathLike[str], number: int, keylog: str | os.Pa
         except ToolError:
             raise
         except Exception as e:  # pyshark raises its own exception types for tshark failures
-            raise ToolError(f"tshark (pyshark) failed on frame {number} of {p}: {type(e).__name__}: {e}") from e
+            raise ToolError(
+                f"tshark (pyshark) failed on frame {number} of {p}: {type(e).__name__}: {e}"
+            ) from e
     finally:
         pool.shutdown(wait=False)
     if packet is None:

@@ -17,13 +17,14 @@ Dtype vocabulary (strings, resolved here, so the declaration reads as documentat
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-SCHEMAS: dict[str, "FrameSchema"] = {}
+SCHEMAS: dict[str, FrameSchema] = {}
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class Column:
         if self.dtype == "ts":
             return pd.DatetimeTZDtype("ns", "UTC")
         if self.dtype.startswith("category:"):
-            cats = [c for c in self.dtype[len("category:"):].split(",") if c]
+            cats = [c for c in self.dtype[len("category:") :].split(",") if c]
             return pd.CategoricalDtype(cats, ordered=False)
         if self.dtype == "string":
             return pd.StringDtype()
@@ -67,8 +68,9 @@ class FrameSchema:
         if not rows:
             return self.empty()
         # object dtype first: letting pandas infer would turn [int, None] into float64 and round big integers
-        return self.conform(pd.DataFrame({n: pd.Series([r.get(n) for r in rows], dtype=object)
-                                          for n in self.names}))
+        return self.conform(
+            pd.DataFrame({n: pd.Series([r.get(n) for r in rows], dtype=object) for n in self.names})
+        )
 
     def from_columns(self, cols: Mapping[str, Sequence[Any] | np.ndarray]) -> pd.DataFrame:
         return self.conform(pd.DataFrame({n: cols[n] for n in self.names if n in cols}))
@@ -94,8 +96,11 @@ class FrameSchema:
 
     def describe(self) -> pd.DataFrame:
         return pd.DataFrame(
-            {"column": [c.name for c in self.columns], "dtype": [c.dtype for c in self.columns],
-             "meaning": [c.meaning for c in self.columns]}
+            {
+                "column": [c.name for c in self.columns],
+                "dtype": [c.dtype for c in self.columns],
+                "meaning": [c.meaning for c in self.columns],
+            }
         )
 
 
@@ -158,8 +163,11 @@ ANOMALIES = frame_schema(
     [
         ("frame", "Int64", "Wireshark frame number (NA when the problem is not tied to one frame)"),
         ("ts", "ts", "capture time of that frame (UTC)"),
-        ("layer", "category:capture,link,ip,udp,tcp,stun,turn,dtls,rtp,rtcp,sctp,sdp,signalling,tshark,keylog,check,srtp",
-         "layer that raised it"),
+        (
+            "layer",
+            "category:capture,link,ip,udp,tcp,stun,turn,dtls,rtp,rtcp,sctp,sdp,signalling,tshark,keylog,check,srtp",
+            "layer that raised it",
+        ),
         ("name", "string", "stable snake_case anomaly name, e.g. stun_attr_length"),
         ("detail", "string", "human-readable description: protocol, thing, problem"),
         ("flow_id", "Int64", "flow the frame belongs to, when known"),

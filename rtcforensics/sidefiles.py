@@ -53,6 +53,7 @@ def _anomaly(cap: Capture, name: str, detail: str) -> None:
 
 def side_items(cap: Capture) -> list[SideItem]:
     """Everything found in the capture's side files (cached)."""
+
     def make() -> list[SideItem]:
         out: list[SideItem] = []
         for p in cap.signalling_files:
@@ -86,8 +87,8 @@ def read_side_file(path: str | Path, cap: Capture | None = None) -> list[SideIte
         role = "offer" if "offer" in low else "answer" if "answer" in low else None
         return [SideItem(Found("sdp", "file", text=stripped, role=role, envelope="plain"), name, "sdp_file")]
     try:
-        doc: Any = json.loads(stripped)
-    except (json.JSONDecodeError, RecursionError):
+        doc: Any = _loads(stripped)
+    except DecodeError:
         doc = None
     if isinstance(doc, dict) and isinstance(doc.get("PeerConnections"), dict):
         return _webrtc_internals(doc, name, problem)
@@ -105,12 +106,25 @@ def read_side_file(path: str | Path, cap: Capture | None = None) -> list[SideIte
             continue
         nonblank += 1
         try:
-            out += _from_message(jsonsdp.loads(s), name, "jsonl", i)
+            out += _from_message(_loads(s), name, "jsonl", i)
         except DecodeError as e:
             problem(DecodeError(e.name, f"line {i}: {e.detail}"))
     if nonblank == 0:
         problem(DecodeError("side_file_empty", "side file is empty"))
     return out
+
+
+def _loads(text: str) -> Any:
+    """JSON of a side file; a number longer than int() accepts (4,300 digits) is kept as text, not an error."""
+    try:
+        return jsonsdp.loads(text)
+    except DecodeError:
+        raise
+    except ValueError:
+        try:
+            return json.loads(text, parse_int=lambda s: int(s) if len(s) < 4000 else s)
+        except (ValueError, RecursionError) as e:
+            raise DecodeError("json_invalid", f"JSON message is invalid: {e}") from None
 
 
 def _from_message(obj: Any, name: str, kind: str, line: int | None) -> list[SideItem]:
@@ -124,9 +138,16 @@ def _from_message(obj: Any, name: str, kind: str, line: int | None) -> list[Side
 
 
 _SDP_VALUE = re.compile(r"^\s*type:\s*(\w+),\s*sdp:\s*(v=0.*)$", re.DOTALL)
-_CAND_VALUE = re.compile(r"sdpMid:\s*([^,]*),\s*sdpMLineIndex:\s*(\d+),\s*candidate:\s*(\S.*?)\s*$", re.DOTALL)
-_LOCAL = {"setLocalDescription", "createOfferOnSuccess", "createAnswerOnSuccess", "icecandidate",
-          "onicecandidate"}
+_CAND_VALUE = re.compile(
+    r"sdpMid:\s*([^,]*),\s*sdpMLineIndex:\s*(\d+),\s*candidate:\s*(\S.*?)\s*$", re.DOTALL
+)
+_LOCAL = {
+    "setLocalDescription",
+    "createOfferOnSuccess",
+    "createAnswerOnSuccess",
+    "icecandidate",
+    "onicecandidate",
+}
 _REMOTE = {"setRemoteDescription", "addIceCandidate", "addIceCandidateSuccess"}
 
 
@@ -155,18 +176,42 @@ def _webrtc_internals(doc: dict[str, Any], name: str, problem: Any) -> list[Side
                 if key in seen:
                     continue
                 seen.add(key)
-                out.append(SideItem(Found("sdp", f"PeerConnections.{pc_id}.updateLog[{i}]", text=m.group(2),
-                                          role=m.group(1).lower(), envelope="webrtc_internals"),
-                                    name, "webrtc_internals", _ts(e.get("time")), direction,
-                                    ua if direction == "local" else None))
+                out.append(
+                    SideItem(
+                        Found(
+                            "sdp",
+                            f"PeerConnections.{pc_id}.updateLog[{i}]",
+                            text=m.group(2),
+                            role=m.group(1).lower(),
+                            envelope="webrtc_internals",
+                        ),
+                        name,
+                        "webrtc_internals",
+                        _ts(e.get("time")),
+                        direction,
+                        ua if direction == "local" else None,
+                    )
+                )
                 continue
             c = _CAND_VALUE.search(value)
             if c and etype in (_LOCAL | _REMOTE) and not etype.endswith("Success"):
                 mline = int(c.group(2))
-                out.append(SideItem(Found("candidate", f"PeerConnections.{pc_id}.updateLog[{i}]",
-                                          text=c.group(3), envelope="webrtc_internals",
-                                          mid=c.group(1).strip() or None, mline_index=mline),
-                                    name, "webrtc_internals", _ts(e.get("time")), direction))
+                out.append(
+                    SideItem(
+                        Found(
+                            "candidate",
+                            f"PeerConnections.{pc_id}.updateLog[{i}]",
+                            text=c.group(3),
+                            envelope="webrtc_internals",
+                            mid=c.group(1).strip() or None,
+                            mline_index=mline,
+                        ),
+                        name,
+                        "webrtc_internals",
+                        _ts(e.get("time")),
+                        direction,
+                    )
+                )
     if not out:
         problem(DecodeError("side_file_no_sdp", "webrtc-internals dump has no descriptions or candidates"))
     return out

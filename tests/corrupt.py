@@ -48,7 +48,9 @@ def pcapng_blocks(data: bytes) -> list[tuple[int, int, int]]:
 
 
 def to_pcap(src: Path, dst: Path) -> Path:
-    subprocess.run(["editcap", "-F", "pcap", str(src), str(dst)], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        ["editcap", "-F", "pcap", str(src), str(dst)], check=True, capture_output=True, timeout=120
+    )
     return dst
 
 
@@ -88,7 +90,12 @@ def smallest_udp_frame(cap: Path) -> bytes:
     for b in CaptureReader(cap, AnomalyLog()).batches():
         for i in range(len(b)):
             p = b.packet(i)
-            if len(p) > 42 and p[12:14] == b"\x08\x00" and p[23] == 17 and (best is None or len(p) < len(best)):
+            if (
+                len(p) > 42
+                and p[12:14] == b"\x08\x00"
+                and p[23] == 17
+                and (best is None or len(p) < len(best))
+            ):
                 best = bytes(p)
     assert best is not None, f"{cap} has no IPv4/UDP frame"
     return best
@@ -108,8 +115,12 @@ def make_png(path: Path) -> Path:
     return path
 
 
-def build(out: Path, bases: tuple[str, ...] = ("ws_plaintext_private", "turn_open_relay", "sdes_plain_rtp"),
-          seed: int = 7983, tiny_packets: int = 100_000) -> list[Case]:
+def build(
+    out: Path,
+    bases: tuple[str, ...] = ("ws_plaintext_private", "turn_open_relay", "sdes_plain_rtp"),
+    seed: int = 7983,
+    tiny_packets: int = 100_000,
+) -> list[Case]:
     """Make the corrupted corpus in ``out`` from the named sample captures; returns the cases."""
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
@@ -125,12 +136,16 @@ def build(out: Path, bases: tuple[str, ...] = ("ws_plaintext_private", "turn_ope
         # editcap -E: random bytes of packet data changed, records intact
         for rate in (0.001, 0.02, 0.2):
             dst = out / f"{stem}.E{rate}.pcapng"
-            subprocess.run(["editcap", "-E", str(rate), "--seed", str(seed), str(src), str(dst)], check=True,
-                           capture_output=True, timeout=120)
+            subprocess.run(
+                ["editcap", "-E", str(rate), "--seed", str(seed), str(src), str(dst)],
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
             cases.append(Case(dst.name, dst, READABLE, f"editcap -E {rate} --seed {seed}"))
         # truncation at random offsets past the first packet (cut inside a block)
         first_epb = epbs[0][0]
-        for k in range(3):
+        for _k in range(3):
             off = rng.randrange(first_epb + epbs[0][2] + 1, len(data) - 1)
             dst = out / f"{stem}.cut{off}.pcapng"
             dst.write_bytes(data[:off])
@@ -159,8 +174,7 @@ def build(out: Path, bases: tuple[str, ...] = ("ws_plaintext_private", "turn_ope
             dst = out / f"{stem}.{label}.pcap"
             dst.write_bytes(bytes(b))
             # the record's bytes are then read as the next record header (zero) or run past the end
-            cases.append(Case(dst.name, dst, PARTIAL,
-                              f"pcap record at byte {rmid}: caplen set to {value}"))
+            cases.append(Case(dst.name, dst, PARTIAL, f"pcap record at byte {rmid}: caplen set to {value}"))
         pcap.unlink()
         # gzip-compressed and cut short
         dst = out / f"{stem}.cut.pcapng.gz"

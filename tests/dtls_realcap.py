@@ -17,8 +17,17 @@ from rtcforensics.dissect.model import Datagram
 
 @lru_cache(maxsize=64)
 def _tshark_datagrams(path: str, display_filter: str) -> tuple[Datagram, ...]:
-    fields = ["frame.number", "frame.time_epoch", "ip.src", "ipv6.src", "udp.srcport", "ip.dst", "ipv6.dst",
-              "udp.dstport", "udp.payload"]
+    fields = [
+        "frame.number",
+        "frame.time_epoch",
+        "ip.src",
+        "ipv6.src",
+        "udp.srcport",
+        "ip.dst",
+        "ipv6.dst",
+        "udp.dstport",
+        "udp.payload",
+    ]
     cmd = ["tshark", "-r", path, "-Y", display_filter, "-T", "fields", "-E", "occurrence=l"]
     for f in fields:
         cmd += ["-e", f]
@@ -34,8 +43,11 @@ def _tshark_datagrams(path: str, display_filter: str) -> tuple[Datagram, ...]:
         flow_id = flows.setdefault(key, len(flows) + 1)
         sec, _, frac = t.partition(".")
         ts_ns = int(sec) * 1_000_000_000 + int((frac + "000000000")[:9])
-        dgs.append(Datagram(int(num), ts_ns, flow_id, src, int(sport), dst, int(dport), "udp",
-                            bytes.fromhex(payload)))
+        dgs.append(
+            Datagram(
+                int(num), ts_ns, flow_id, src, int(sport), dst, int(dport), "udp", bytes.fromhex(payload)
+            )
+        )
     return tuple(dgs)
 
 

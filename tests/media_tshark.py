@@ -26,12 +26,31 @@ def need_tshark() -> str:
     return exe
 
 
-def fields(path: Path | str, names: Iterable[str], *args: str, display_filter: str | None = None,
-           heuristics: bool = True) -> list[list[str]]:
+def fields(
+    path: Path | str,
+    names: Iterable[str],
+    *args: str,
+    display_filter: str | None = None,
+    heuristics: bool = True,
+) -> list[list[str]]:
     """``tshark -T fields`` rows (one list of strings per displayed frame)."""
     exe = need_tshark()
-    cmd = [exe, "-r", str(path), "-n", *(HEURISTICS if heuristics else ()), *args, "-T", "fields",
-           "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=,"]
+    cmd = [
+        exe,
+        "-r",
+        str(path),
+        "-n",
+        *(HEURISTICS if heuristics else ()),
+        *args,
+        "-T",
+        "fields",
+        "-E",
+        "separator=\t",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=,",
+    ]
     for n in names:
         cmd += ["-e", n]
     if display_filter:
@@ -71,8 +90,14 @@ def records(path: Path | str) -> list[tuple[int, bytes, int]]:
     return out
 
 
-def write_pcap(path: Path, linktype: int, recs: Iterable[tuple[int, bytes, int]], *, nanos: bool = False,
-               big_endian: bool = False) -> Path:
+def write_pcap(
+    path: Path,
+    linktype: int,
+    recs: Iterable[tuple[int, bytes, int]],
+    *,
+    nanos: bool = False,
+    big_endian: bool = False,
+) -> Path:
     e = ">" if big_endian else "<"
     magic = 0xA1B23C4D if nanos else 0xA1B2C3D4
     with path.open("wb") as fh:
@@ -113,6 +138,7 @@ def relink(recs: list[tuple[int, bytes, int]], kind: str) -> list[tuple[int, byt
 def write_pcapng(path: Path, linktype: int, recs: Iterable[tuple[int, bytes, int]], block: str) -> Path:
     """A one-interface pcapng (if_tsresol 10^-9) whose packets are in ``block`` blocks: "epb", "spb" (no
     timestamp) or "opb" (obsolete Packet Block)."""
+
     def blk(btype: int, body: bytes) -> bytes:
         body += b"\0" * (-len(body) % 4)
         return struct.pack("<II", btype, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
@@ -125,7 +151,9 @@ def write_pcapng(path: Path, linktype: int, recs: Iterable[tuple[int, bytes, int
             if block == "epb":
                 fh.write(blk(6, struct.pack("<IIIII", 0, ts >> 32, ts & 0xFFFFFFFF, len(data), orig) + data))
             elif block == "opb":
-                fh.write(blk(2, struct.pack("<HHIIII", 0, 0, ts >> 32, ts & 0xFFFFFFFF, len(data), orig) + data))
+                fh.write(
+                    blk(2, struct.pack("<HHIIII", 0, 0, ts >> 32, ts & 0xFFFFFFFF, len(data), orig) + data)
+                )
             else:
                 fh.write(blk(3, struct.pack("<I", orig) + data))
     return path
@@ -138,7 +166,10 @@ def fragment_ipv4(data: bytes, l3: int, sizes: list[int]) -> list[bytes]:
     """Split the IPv4 datagram at ``l3`` in real packet ``data`` into fragments carrying ``sizes`` bytes of
     payload each (multiples of 8; the rest goes in a last fragment); header checksum recomputed."""
     ihl = (data[l3] & 0x0F) * 4
-    hdr, payload = bytearray(data[l3 : l3 + ihl]), data[l3 + ihl : l3 + struct.unpack_from("!H", data, l3 + 2)[0]]
+    hdr, payload = (
+        bytearray(data[l3 : l3 + ihl]),
+        data[l3 + ihl : l3 + struct.unpack_from("!H", data, l3 + 2)[0]],
+    )
     frags, off = [], 0
     cuts = sizes + [len(payload) - sum(sizes)]
     for k, size in enumerate(cuts):

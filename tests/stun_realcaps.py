@@ -20,12 +20,20 @@ TSHARK_CLASS = {0x0000: "request", 0x0001: "indication", 0x0010: "success", 0x00
 # Every realcap with STUN in it: Coturn 4.4.5.4 / 4.5.0.3, Google Meet and Google TURN over TCP, ICE-TCP,
 # several Allocates in one TCP segment, WhatsApp's proprietary STUN, Zoom, GeForce NOW.
 STUN_CAPTURES = [
-    "nDPI/stun_dtls_rtp_unidir.pcapng", "nDPI/stun_google_meet.pcapng",
-    "ogolosovskiy_srtp_decoder/WebRTC_PCMA_p2p_SDES_Call_1.pcap", "veondigital_srtp_decoder/udp_call_02_03_client.pcap",
-    "nDPI/stun_dtls_rtp.pcapng", "nDPI/stun_tcp_multiple_msgs_same_pkt.pcap", "nDPI/stun_wa_call.pcapng",
-    "nDPI/wa_voice.pcap", "nDPI/stun_zoom.pcapng", "nDPI/geforcenow.pcapng",
-    "nDPI/stun_dtls_unidirectional_client.pcap", "nDPI/stun_dtls_unidirectional_server.pcap",
-    "ogolosovskiy_srtp_decoder/webrtc_opus_p2p.pcap", "veondigital_srtp_decoder/TCP_call_1.pcap",
+    "nDPI/stun_dtls_rtp_unidir.pcapng",
+    "nDPI/stun_google_meet.pcapng",
+    "ogolosovskiy_srtp_decoder/WebRTC_PCMA_p2p_SDES_Call_1.pcap",
+    "veondigital_srtp_decoder/udp_call_02_03_client.pcap",
+    "nDPI/stun_dtls_rtp.pcapng",
+    "nDPI/stun_tcp_multiple_msgs_same_pkt.pcap",
+    "nDPI/stun_wa_call.pcapng",
+    "nDPI/wa_voice.pcap",
+    "nDPI/stun_zoom.pcapng",
+    "nDPI/geforcenow.pcapng",
+    "nDPI/stun_dtls_unidirectional_client.pcap",
+    "nDPI/stun_dtls_unidirectional_server.pcap",
+    "ogolosovskiy_srtp_decoder/webrtc_opus_p2p.pcap",
+    "veondigital_srtp_decoder/TCP_call_1.pcap",
 ]
 
 
@@ -40,8 +48,9 @@ def _tshark(args: list[str]) -> str:
 def udp_payloads(path: Path) -> tuple[tuple[int, bytes], ...]:
     """(frame number, UDP payload) for every UDP packet, whatever tshark thinks it is."""
     rows = []
-    for line in _tshark(["-r", str(path), "-Y", "udp && !icmp", "-T", "fields", "-e", "frame.number",
-                         "-e", "udp.payload"]).splitlines():
+    for line in _tshark(
+        ["-r", str(path), "-Y", "udp && !icmp", "-T", "fields", "-e", "frame.number", "-e", "udp.payload"]
+    ).splitlines():
         num, _, hexdata = line.partition("\t")
         rows.append((int(num), bytes.fromhex(hexdata)))
     return tuple(rows)
@@ -51,8 +60,22 @@ def udp_payloads(path: Path) -> tuple[tuple[int, bytes], ...]:
 def tshark_counts(path: Path) -> Counter:
     """tshark's STUN message counts by (method code, class label), every STUN layer of every frame."""
     counts: Counter = Counter()
-    for line in _tshark(["-r", str(path), "-Y", "stun && !icmp && !icmpv6", "-T", "fields", "-E", "occurrence=a",
-                         "-e", "stun.type.method", "-e", "stun.type.class"]).splitlines():
+    for line in _tshark(
+        [
+            "-r",
+            str(path),
+            "-Y",
+            "stun && !icmp && !icmpv6",
+            "-T",
+            "fields",
+            "-E",
+            "occurrence=a",
+            "-e",
+            "stun.type.method",
+            "-e",
+            "stun.type.class",
+        ]
+    ).splitlines():
         methods, _, classes = line.partition("\t")
         if not methods:  # TURN ChannelData: tshark's STUN layer, but no STUN message
             continue

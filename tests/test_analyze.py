@@ -117,8 +117,16 @@ def test_findings_frame_types(weak):
     assert list(df.columns) == FINDING_COLUMNS
     assert isinstance(df["severity"].dtype, pd.CategoricalDtype) and df["severity"].cat.ordered
     assert df["severity"].max() == "medium" and str(df["flow_id"].dtype) == "Int64"
-    assert sorted(df["slug"]) == sorted(["dtls-weak-version", "dtls-weak-cipher", "dtls-weak-cipher",
-                                         "dtls-cert-weak", "srtp-weak-profile", "srtp-weak-profile"])
+    assert sorted(df["slug"]) == sorted(
+        [
+            "dtls-weak-version",
+            "dtls-weak-cipher",
+            "dtls-weak-cipher",
+            "dtls-cert-weak",
+            "srtp-weak-profile",
+            "srtp-weak-profile",
+        ]
+    )
 
 
 def test_unreadable_capture_is_the_users_error(tmp_path):
@@ -140,3 +148,32 @@ def test_dtls13_without_keylog_is_not_observable_not_clean():
     assert _cov(r, "DTLS005").status == "not observable"
     c = _cov(r, "DTLS001")  # descriptions could still be compared across legs: clean, with the caveat
     assert c.status == "clean" and "no certificate readable" in c.reason
+
+
+def test_a_failed_check_makes_the_run_incomplete(weak):
+    # issue 19: a failure must never look like "nothing found"; the Report says why it is incomplete
+    assert rtcforensics.analyze(weak).incomplete == []
+    r = rtcforensics.analyze(WithoutFrame(weak, broken={"dtls"}))
+    assert r.is_incomplete
+    assert [x for x in r.incomplete if x.startswith("check DTLS003 (dtls-weak-cipher) failed:")]
+    # a frame that is merely absent in this version is not observable, not an incomplete run
+    assert not rtcforensics.analyze(WithoutFrame(weak, missing={"dtls"})).incomplete
+
+
+def test_a_check_that_breaks_midway_keeps_what_it_found(weak, monkeypatch):
+    # issue 19: one bad item must not drop the findings before it; the run says it is incomplete
+    real = REGISTRY["DTLS003"].fn
+    whole = [f for f in rtcforensics.analyze(weak, only=["DTLS003"]).findings]
+    assert len(whole) >= 2
+
+    def breaks_after_one(ctx):
+        it = iter(real(ctx))
+        yield next(it)
+        raise ValueError("a poisoned row")
+
+    monkeypatch.setitem(REGISTRY, "DTLS003", dataclasses.replace(REGISTRY["DTLS003"], fn=breaks_after_one))
+    r = rtcforensics.analyze(weak, only=["DTLS003"])
+    assert len(r.findings) == 1 and r.findings[0].identity in {f.identity for f in whole}
+    c = _cov(r, "DTLS003")
+    assert c.status == "failed" and c.findings == 1 and "a poisoned row" in c.reason
+    assert r.is_incomplete

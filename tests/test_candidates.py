@@ -71,7 +71,12 @@ def test_trickled_candidates_carry_their_ufrag(name: str) -> None:
     for r in tr.itertuples():
         assert r.ufrag == ufrag_of_role[r.role]
         side = by_addr[(r.address, r.port)]
-        assert (r.role, side) in {("offer", "offer"), ("offer", "caller"), ("answer", "answer"), ("answer", "callee")}
+        assert (r.role, side) in {
+            ("offer", "offer"),
+            ("offer", "caller"),
+            ("answer", "answer"),
+            ("answer", "callee"),
+        }
 
 
 def test_stun_observed_addresses_match_stun_frame() -> None:
@@ -80,8 +85,13 @@ def test_stun_observed_addresses_match_stun_frame() -> None:
     df = cap.candidates
     stun_rows = df[df["origin"] == "stun"]
     relayed = set(st["xor_relayed"].dropna())
-    got = {f"{a}:{p}" for a, p in zip(stun_rows[stun_rows["stun_attr"] == "XOR-RELAYED-ADDRESS"]["address"],
-                                      stun_rows[stun_rows["stun_attr"] == "XOR-RELAYED-ADDRESS"]["port"])}
+    got = {
+        f"{a}:{p}"
+        for a, p in zip(
+            stun_rows[stun_rows["stun_attr"] == "XOR-RELAYED-ADDRESS"]["address"],
+            stun_rows[stun_rows["stun_attr"] == "XOR-RELAYED-ADDRESS"]["port"],
+        )
+    }
     assert got == relayed and len(relayed) == 2
     mapped = stun_rows[stun_rows["stun_attr"] == "XOR-MAPPED-ADDRESS"]
     assert mapped["stun_messages"].sum() == st["xor_mapped"].notna().sum()

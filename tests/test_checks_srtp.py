@@ -15,6 +15,7 @@ from rtcforensics.checks.analyze import analyze
 
 pytest.importorskip("pylibsrtp")
 
+
 def _sdes_stream() -> dict:
     return next(s for s in load_truth("sdes_plain_rtp")["rtp"] if s["keying"] == "sdes")
 
@@ -48,7 +49,10 @@ def test_untouched_capture_stays_quiet_and_decrypts_once():
     cap = rtcforensics.load(sample_path("sdes_plain_rtp"))
     r = analyze(cap, only=["srtp-auth-failure", "srtp-e2ee-payload"])
     assert not r.findings
-    assert {c.slug: c.status for c in r.coverage} == {"srtp-auth-failure": "clean", "srtp-e2ee-payload": "clean"}
+    assert {c.slug: c.status for c in r.coverage} == {
+        "srtp-auth-failure": "clean",
+        "srtp-e2ee-payload": "clean",
+    }
     # the decryption both checks used is cached on the capture (PCMU decrypts to audio, not random bytes)
     res = cap.cached("decrypt", lambda: pytest.fail("decryption ran again"))
     st = res.streams
@@ -65,12 +69,36 @@ def test_without_keys_the_checks_are_not_observable():
 
 def test_with_the_keylog_the_dtls_call_is_examined_and_clean():
     t = load_truth("clean_call")
-    r = analyze(rtcforensics.load(sample_path("clean_call"), keylog=SAMPLES / t["keylog"]),
-                only=["srtp-auth-failure", "srtp-e2ee-payload"])
-    assert {c.slug: c.status for c in r.coverage} == {"srtp-auth-failure": "clean", "srtp-e2ee-payload": "clean"}
+    r = analyze(
+        rtcforensics.load(sample_path("clean_call"), keylog=SAMPLES / t["keylog"]),
+        only=["srtp-auth-failure", "srtp-e2ee-payload"],
+    )
+    assert {c.slug: c.status for c in r.coverage} == {
+        "srtp-auth-failure": "clean",
+        "srtp-e2ee-payload": "clean",
+    }
 
 
 def test_tamper_helper_changes_exactly_one_byte(tampered):
     path, _ = tampered
     a, b = sample_path("sdes_plain_rtp").read_bytes(), path.read_bytes()
     assert len(a) == len(b) and sum(x != y for x, y in zip(a, b)) == 1
+
+
+def test_srtp_streams_is_a_frame_the_checks_and_decrypt_share():
+    # issue 18: decryption results are the registered frame `srtp_streams`; cap.decrypt() without arguments
+    # returns the same (one decryption per capture), and its rows are the streams SRTP004/005 judged
+    cap = rtcforensics.load(sample_path("sdes_plain_rtp"))
+    assert "srtp_streams" in cap.frame_names()
+    st = cap.srtp_streams
+    s = _sdes_stream()
+    row = st[(st.ssrc == s["ssrc"]) & (st.rtp_packets > 0)].iloc[0]
+    assert row.status == "authenticated" and row.authenticated == s["packets"] and row.auth_failed == 0
+    assert row.key_source.startswith("sdes:frame ") and row.codec == "PCMU"
+    assert cap.decrypt().streams is st
+
+
+def test_srtp_streams_without_keys_is_empty_and_costs_no_decryption():
+    cap = rtcforensics.load(sample_path("clean_call"))
+    assert len(cap.srtp_streams) == 0
+    assert "decrypt" not in cap._cache

@@ -20,9 +20,16 @@ from rtcforensics.dissect.demux import (
     tcp_kind,
 )
 
-CAPS = ["veondigital_srtp_decoder/udp_call_02_03_client.pcap", "nDPI/stun_google_meet.pcapng",
-        "nDPI/stun_zoom.pcapng", "sipcapture_heplify/rtp_rtcp_sip_ipv4_udp.pcap", "nDPI/discord.pcap",
-        "nDPI/rtcp_multiple_pkts_in_the_same_datagram.pcap", "zeek/dtls13-wolfssl.pcap", "nDPI/wa_voice.pcap"]
+CAPS = [
+    "veondigital_srtp_decoder/udp_call_02_03_client.pcap",
+    "nDPI/stun_google_meet.pcapng",
+    "nDPI/stun_zoom.pcapng",
+    "sipcapture_heplify/rtp_rtcp_sip_ipv4_udp.pcap",
+    "nDPI/discord.pcap",
+    "nDPI/rtcp_multiple_pkts_in_the_same_datagram.pcap",
+    "zeek/dtls13-wolfssl.pcap",
+    "nDPI/wa_voice.pcap",
+]
 
 
 def _udp_payloads(path: Path) -> list[tuple[int, str, bytes]]:
@@ -62,24 +69,35 @@ def test_classes_agree_with_tshark(realcaps: Path, name: str) -> None:
 
 
 def _first_segment(path: Path, stream: int, srcport: int) -> bytes:
-    rows = fields(path, ["tcp.payload"], display_filter=f"tcp.stream=={stream} && tcp.srcport=={srcport} "
-                                                        "&& tcp.len>0", heuristics=False)
+    rows = fields(
+        path,
+        ["tcp.payload"],
+        display_filter=f"tcp.stream=={stream} && tcp.srcport=={srcport} && tcp.len>0",
+        heuristics=False,
+    )
     return bytes.fromhex(rows[0][0])
 
 
-@pytest.mark.parametrize("name,stream,srcport,kind", [
-    ("veondigital_srtp_decoder/TCP_call_1.pcap", 8, None, "turn"),
-    ("nDPI/stun_dtls_rtp.pcapng", 0, 50221, "turn"),
-    ("nDPI/rtp.pcapng", None, 40252, "rfc4571"),  # RTP over TCP, RFC 4571
-    ("ogolosovskiy_srtp_decoder/WebRTC_PCMA_p2p_SDES_Call_1.pcap", None, 63101, "rfc4571"),  # ICE-TCP
-    ("zeek/websocket.pcap", 0, None, "http"),
-    ("veondigital_srtp_decoder/udp_call_02_03_client.pcap", None, 443, "tls"),
-])
-def test_tcp_kind_of_real_streams(realcaps: Path, name: str, stream: int | None, srcport: int | None,
-                                  kind: str) -> None:
+@pytest.mark.parametrize(
+    "name,stream,srcport,kind",
+    [
+        ("veondigital_srtp_decoder/TCP_call_1.pcap", 8, None, "turn"),
+        ("nDPI/stun_dtls_rtp.pcapng", 0, 50221, "turn"),
+        ("nDPI/rtp.pcapng", None, 40252, "rfc4571"),  # RTP over TCP, RFC 4571
+        ("ogolosovskiy_srtp_decoder/WebRTC_PCMA_p2p_SDES_Call_1.pcap", None, 63101, "rfc4571"),  # ICE-TCP
+        ("zeek/websocket.pcap", 0, None, "http"),
+        ("veondigital_srtp_decoder/udp_call_02_03_client.pcap", None, 443, "tls"),
+    ],
+)
+def test_tcp_kind_of_real_streams(
+    realcaps: Path, name: str, stream: int | None, srcport: int | None, kind: str
+) -> None:
     path = realcaps / name
-    flt = "tcp.len>0" + (f" && tcp.stream=={stream}" if stream is not None else "") + (
-        f" && tcp.srcport=={srcport}" if srcport is not None else "")
+    flt = (
+        "tcp.len>0"
+        + (f" && tcp.stream=={stream}" if stream is not None else "")
+        + (f" && tcp.srcport=={srcport}" if srcport is not None else "")
+    )
     rows = fields(path, ["tcp.payload"], display_filter=flt, heuristics=False)
     first = bytes.fromhex(rows[0][0])
     # undecided while the first frame is incomplete: feed segments as the fast path would
@@ -95,7 +113,11 @@ def test_tcp_kind_of_real_streams(realcaps: Path, name: str, stream: int | None,
 
 def test_tcp_kind_mid_stream_tls_is_not_media(realcaps: Path) -> None:
     # capture starts inside a TLS stream (frames 3 and 196 of this capture looked like RFC 4571 once)
-    rows = fields(realcaps / "ogolosovskiy_srtp_decoder/WebRTC_PCMA_p2p_SDES_Call_1.pcap", ["tcp.payload"],
-                  display_filter="tcp.srcport==63098 && tcp.len>0", heuristics=False)
+    rows = fields(
+        realcaps / "ogolosovskiy_srtp_decoder/WebRTC_PCMA_p2p_SDES_Call_1.pcap",
+        ["tcp.payload"],
+        display_filter="tcp.srcport==63098 && tcp.len>0",
+        heuristics=False,
+    )
     buf = b"".join(bytes.fromhex(r[0]) for r in rows[:4])
     assert tcp_kind(buf, final=True) == "other"

@@ -81,9 +81,25 @@ def test_keylog_decrypts_tls_in_sample(sample, truth) -> None:
     keylog = path.with_suffix(".keylog")
     if not keylog.exists():
         pytest.skip("clean_call.keylog not present")
-    out = subprocess.run(["tshark", "-r", str(path), "-o", f"tls.keylog_file:{keylog}", "-Y", "tls && (http || websocket)",
-                          "-T", "fields", "-e", "frame.number"], capture_output=True, text=True, timeout=120,
-                         check=True).stdout
+    out = subprocess.run(
+        [
+            "tshark",
+            "-r",
+            str(path),
+            "-o",
+            f"tls.keylog_file:{keylog}",
+            "-Y",
+            "tls && (http || websocket)",
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     frames = [int(x) for x in out.split()]
     if not frames:
         pytest.skip("no decryptable HTTP/WebSocket frame in clean_call")

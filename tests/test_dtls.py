@@ -91,8 +91,11 @@ def test_client_hello_firefox(realcaps):
     assert len(ch.ext.signature_algorithms) == 15
     assert ch.ext.srtp_profiles == [7, 8, 1, 2] and ch.ext.srtp_mki == b""
     assert [iana_name("srtp_profiles", p) for p in ch.ext.srtp_profiles] == [
-        "SRTP_AEAD_AES_128_GCM", "SRTP_AEAD_AES_256_GCM", "SRTP_AES128_CM_HMAC_SHA1_80",
-        "SRTP_AES128_CM_HMAC_SHA1_32"]
+        "SRTP_AEAD_AES_128_GCM",
+        "SRTP_AEAD_AES_256_GCM",
+        "SRTP_AES128_CM_HMAC_SHA1_80",
+        "SRTP_AES128_CM_HMAC_SHA1_32",
+    ]
     assert ch.ext.ems and ch.ext.renegotiation_info == b""
     assert ch.ext.alpn == ["webrtc", "c-webrtc"]
     assert ch.ext.sni is None
@@ -120,7 +123,8 @@ def test_certificate_reassembled_from_eight_fragments(realcaps):
     import hashlib
 
     assert hashlib.sha256(hs.certs["server"][0]).hexdigest() == (
-        "4a799416443fbd05415ac720f312547000735d33002d2c809b39e19f2da74987")
+        "4a799416443fbd05415ac720f312547000735d33002d2c809b39e19f2da74987"
+    )
     # the same fragments fed in reverse order rebuild the same message
     frags = []
     for dg in (d for d in dgs if d.frame in (23, 24)):
@@ -131,7 +135,7 @@ def test_certificate_reassembled_from_eight_fragments(realcaps):
     outs = [ra.add(f) for f in reversed(frags)]
     assert [o is not None for o in outs] == [False] * 7 + [True]
     cert_body = outs[-1][2]
-    assert hashlib.sha256(cert_body[6:6 + len(hs.certs["server"][0])]).hexdigest().startswith("4a799416")
+    assert hashlib.sha256(cert_body[6 : 6 + len(hs.certs["server"][0])]).hexdigest().startswith("4a799416")
     # and once complete, a repeated fragment is a retransmission, not a new message
     assert ra.add(frags[3]) is None and ra.retransmissions == 1
 
@@ -204,7 +208,7 @@ def test_hybrid_pq_key_share_named(realcaps):
     ch = parse_client_hello(bytes(body))
     assert ch.ext.key_share_groups == [0x17]
     at = bytes(body).rfind(bytes([0, 51]))  # key_share is the last extension
-    body[at + 6:at + 8] = (0x11EC).to_bytes(2, "big")  # ext type, ext len, shares len, then the first group
+    body[at + 6 : at + 8] = (0x11EC).to_bytes(2, "big")  # ext type, ext len, shares len, then the first group
     ch = parse_client_hello(bytes(body))
     assert ch.ext.key_share_groups[0] == 0x11EC
     assert iana_name("groups", 0x11EC) == "X25519MLKEM768"
@@ -215,14 +219,24 @@ def test_alert_in_clear(realcaps):
     # nDPI dtls.pcap frame 6 (GTP-tunnelled Facebook flow): fatal unexpected_message (tshark: level 2, desc 10)
     dgs = [d for d in dtls_datagrams(realcaps / "nDPI/dtls.pcap") if d.frame in (3, 4, 5, 6)]
     (hs,) = DtlsTracker().feed_all(dgs).handshakes
-    assert hs.alerts == [{"frame": 6, "side": "client", "level": "fatal", "description": "unexpected_message",
-                          "encrypted": False, "source": "clear"}]
+    assert hs.alerts == [
+        {
+            "frame": 6,
+            "side": "client",
+            "level": "fatal",
+            "description": "unexpected_message",
+            "encrypted": False,
+            "source": "clear",
+        }
+    ]
 
 
 def test_encrypted_alert_marked(realcaps):
     # zeek dtls1_2 frame 16: the client's close alert travels at epoch 1 (encrypted)
     (hs,) = DtlsTracker().feed_all(dtls_datagrams(realcaps / "zeek/dtls1_2.pcap")).handshakes
-    assert hs.alerts == [{"frame": 16, "side": "client", "level": None, "description": None, "encrypted": True}]
+    assert hs.alerts == [
+        {"frame": 16, "side": "client", "level": None, "description": None, "encrypted": True}
+    ]
     assert hs.finished == {"client", "server"} and hs.ccs == {"client", "server"}
 
 
@@ -262,8 +276,44 @@ def test_mutated_datagrams_never_crash(realcaps, cap):
     for k, d in enumerate(base):
         for pos in range(min(len(d.data), 160)):
             for v in (0x00, 0xFF, d.data[pos] ^ 0x80):
-                names |= {r["name"] for r in run(k, d.data[:pos] + bytes([v]) + d.data[pos + 1:]).rows}
+                names |= {r["name"] for r in run(k, d.data[:pos] + bytes([v]) + d.data[pos + 1 :]).rows}
         for cut in range(0, len(d.data), 7):
             names |= {r["name"] for r in run(k, d.data[:cut]).rows}
     assert names  # the mutations were noticed, as named anomalies
     assert all(n.startswith(("dtls_", "x509_")) for n in names), names
+
+
+def test_one_byte_fragments_and_empty_declarations_are_cheap(realcaps):
+    # issue 19: the real 1712-byte Certificate of dtls_certificate_fragments cut into one-byte fragments
+    # (shuffled) rebuilds the same message, and fragments that declare a 1 MiB message without bytes hold no
+    # 1 MiB buffer each
+    import random
+    import sys
+
+    from rtcforensics.dissect.dtls import Fragment
+
+    dgs = [
+        d for d in dtls_datagrams(realcaps / "nDPI/dtls_certificate_fragments.pcap") if d.frame in (23, 24)
+    ]
+    frags = [
+        f
+        for dg in dgs
+        for rec in parse_records(dg.data)
+        for f in parse_fragments(rec.payload)
+        if f.msg_type == HandshakeType.CERTIFICATE
+    ]
+    whole = next(o for o in map(Reassembler().add, frags) if o is not None)
+    body = whole[2]
+    tiny = [
+        Fragment(frags[0].msg_type, len(body), frags[0].message_seq, i, 1, body[i : i + 1])
+        for i in range(len(body))
+    ]
+    random.Random(7).shuffle(tiny)
+    ra = Reassembler()
+    outs = [ra.add(f) for f in tiny]
+    assert outs[-1] == whole and all(o is None for o in outs[:-1])
+    empty = Reassembler()
+    for seq in range(2000):
+        assert empty.add(Fragment(frags[0].msg_type, 1 << 20, seq, 0, 0, b"")) is None
+    held = sum(sys.getsizeof(p.pieces) + sum(len(b) for _o, b in p.pieces) for p in empty._msgs.values())
+    assert held < 2000 * 1024  # not 2000 MiB

@@ -88,21 +88,63 @@ def test_tls13_key_schedule_on_a_real_record(sample, truth):
 
     path = sample("clean_call")
     kl = read_keylog(path.with_name("clean_call.keylog"))
-    out = subprocess.run(["tshark", "-r", str(path), "-Y", "tls.handshake.type==2", "-T", "fields",
-                          "-e", "tcp.stream", "-e", "tls.handshake.ciphersuite", "-e", "frame.number"],
-                         capture_output=True, text=True, timeout=60, check=True).stdout.split("\n")[0].split("\t")
+    out = (
+        subprocess.run(
+            [
+                "tshark",
+                "-r",
+                str(path),
+                "-Y",
+                "tls.handshake.type==2",
+                "-T",
+                "fields",
+                "-e",
+                "tcp.stream",
+                "-e",
+                "tls.handshake.ciphersuite",
+                "-e",
+                "frame.number",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        .stdout.split("\n")[0]
+        .split("\t")
+    )
     stream, suite, number = out
     assert suite == "0x1302"
-    ch = subprocess.run(["tshark", "-r", str(path), "-Y", f"tcp.stream=={stream} && tls.handshake.type==1",
-                         "-T", "fields", "-e", "tls.handshake.random"], capture_output=True, text=True,
-                        timeout=60, check=True).stdout.split()[0]
-    payload = bytes.fromhex(subprocess.run(
-        ["tshark", "-r", str(path), "-Y", f"frame.number=={number}", "-T", "fields", "-e", "tcp.payload"],
-        capture_output=True, text=True, timeout=60, check=True).stdout.strip())
+    ch = subprocess.run(
+        [
+            "tshark",
+            "-r",
+            str(path),
+            "-Y",
+            f"tcp.stream=={stream} && tls.handshake.type==1",
+            "-T",
+            "fields",
+            "-e",
+            "tls.handshake.random",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.split()[0]
+    payload = bytes.fromhex(
+        subprocess.run(
+            ["tshark", "-r", str(path), "-Y", f"frame.number=={number}", "-T", "fields", "-e", "tcp.payload"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout.strip()
+    )
     pos, recs = 0, []
     while pos + 5 <= len(payload):
-        n = int.from_bytes(payload[pos + 3:pos + 5], "big")
-        recs.append((payload[pos:pos + 5], payload[pos + 5:pos + 5 + n]))
+        n = int.from_bytes(payload[pos + 3 : pos + 5], "big")
+        recs.append((payload[pos : pos + 5], payload[pos + 5 : pos + 5 + n]))
         pos += 5 + n
     hdr, ct = next((h, c) for h, c in recs if h[0] == 23)
     secret = kl.get(bytes.fromhex(ch), "SERVER_HANDSHAKE_TRAFFIC_SECRET")
@@ -135,8 +177,12 @@ def test_chromium_dtls13_without_keys(sample, truth):
 
 
 def dtls13_keylog_samples() -> list[str]:
-    names = [n for n in sample_names() if load_truth(n).get("keylog")
-             and any(d.get("version") == "DTLS 1.3" for d in load_truth(n).get("dtls") or [])]
+    names = [
+        n
+        for n in sample_names()
+        if load_truth(n).get("keylog")
+        and any(d.get("version") == "DTLS 1.3" for d in load_truth(n).get("dtls") or [])
+    ]
     return names or ["(no DTLS 1.3 sample with a keylog yet)"]
 
 
@@ -155,8 +201,11 @@ def test_dtls13_decrypted_with_keylog(sample, truth, name):
         if want["version"] == "DTLS 1.3":
             assert r.server_cert_source == "decrypted" and r.srtp_profile_source == "decrypted"
             assert r.encrypted_parts == []  # everything encrypted was read
-        hs = next(h for h in tracker(cap).handshakes if h.client_hello and h.client_hello.random.hex()
-                  == want["client_random"])
+        hs = next(
+            h
+            for h in tracker(cap).handshakes
+            if h.client_hello and h.client_hello.random.hex() == want["client_random"]
+        )
         assert {"client", "server"} <= hs.finished
 
 
@@ -193,7 +242,9 @@ def test_dtls13_one_bad_secret_loses_only_its_direction(firefox):
     r, an = _rebuild(cap, cap.dissection.dtls, "\n".join(lines))
     assert r.server_cert_sha256 == want["server_cert_sha256"] and r.srtp_profile == want["srtp_profile"]
     assert pd.isna(r.client_cert_sha256) and "client_certificate" in r.encrypted_parts
-    assert r.decryption == "decrypted" and r.decryption_detail.startswith("some records failed: dtls_decrypt_failed")
+    assert r.decryption == "decrypted" and r.decryption_detail.startswith(
+        "some records failed: dtls_decrypt_failed"
+    )
     assert [a["name"] for a in an.rows] == ["dtls_decrypt_failed"]
 
 
@@ -207,14 +258,20 @@ def test_dtls13_reordered_and_truncated_records(firefox):
     dgs[i], dgs[j] = dgs[j], dgs[i]
     r, an = _rebuild(cap, dgs, kl.read_text())
     assert (r.server_cert_sha256, r.client_cert_sha256, r.srtp_profile) == (
-        want["server_cert_sha256"], want["client_cert_sha256"], want["srtp_profile"])
+        want["server_cert_sha256"],
+        want["client_cert_sha256"],
+        want["srtp_profile"],
+    )
     # the ServerHello's datagram arriving after the next one: the early records wait for the keys
     dgs = list(cap.dissection.dtls)
     i, j = hs_frames[0], hs_frames[1]
     dgs[i], dgs[j] = dgs[j], dgs[i]
     r, an = _rebuild(cap, dgs, kl.read_text())
     assert (r.server_cert_sha256, r.client_cert_sha256, r.srtp_profile) == (
-        want["server_cert_sha256"], want["client_cert_sha256"], want["srtp_profile"])
+        want["server_cert_sha256"],
+        want["client_cert_sha256"],
+        want["srtp_profile"],
+    )
     assert r.encrypted_parts == [] and an.rows == []
     # a truncated datagram: what it carried is lost (and said), nothing else
     dgs = list(cap.dissection.dtls)
@@ -233,13 +290,18 @@ def test_secrets_embedded_in_pcapng(sample, truth, tmp_path):
     t = truth("weak_dtls")
     src = sample("weak_dtls")
     out = tmp_path / "weak_dtls_dsb.pcapng"
-    subprocess.run(["editcap", "--inject-secrets", f"tls,{src.with_name(t['keylog'])}", str(src), str(out)],
-                   capture_output=True, timeout=60, check=True)
+    subprocess.run(
+        ["editcap", "--inject-secrets", f"tls,{src.with_name(t['keylog'])}", str(src), str(out)],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
     cap = rtcforensics.load(out, progress=False)
     assert cap.keylog is None
     assert cap.dtls.decryption.tolist() == ["decrypted", "decrypted"]
     assert [p for hs in tracker(cap).handshakes for (_, _, side, p) in hs.app_data if side == "client"] == [
-        d["app_data"].encode() + b"\n" for d in t["dtls"]]
+        d["app_data"].encode() + b"\n" for d in t["dtls"]
+    ]
 
 
 def test_mutated_dtls13_records_with_keys_never_crash(firefox):
@@ -251,7 +313,7 @@ def test_mutated_dtls13_records_with_keys_never_crash(firefox):
     names = set()
     for k, d in enumerate(base):
         for pos in range(0, len(d.data), max(1, len(d.data) // 40)):
-            data = d.data[:pos] + bytes([d.data[pos] ^ 0x5A]) + d.data[pos + 1:]
+            data = d.data[:pos] + bytes([d.data[pos] ^ 0x5A]) + d.data[pos + 1 :]
             dgs = list(base)
             dgs[k] = Dg(**{**{s: getattr(d, s) for s in d.__slots__}, "data": data})
             an = AnomalyLog()

@@ -118,8 +118,10 @@ def test_check_reports_the_ssrcs_the_browsers_reported():
         # the frames to open: the stream's first packets on the wire (same SSRC, from the sender)
         first = rtp[rtp.ssrc == ssrc].frame.head(5).tolist()
         assert f.frames == first and len(first) == 5
-    assert {c.slug: c.status for c in r.coverage} == {"srtp-auth-failure": "clean",
-                                                      "srtp-e2ee-payload": "found"}
+    assert {c.slug: c.status for c in r.coverage} == {
+        "srtp-auth-failure": "clean",
+        "srtp-e2ee-payload": "found",
+    }
 
 
 def test_without_the_keylog_the_check_is_not_observable():
@@ -132,8 +134,10 @@ def test_without_the_keylog_the_check_is_not_observable():
 def test_the_same_call_without_e2ee_is_not_flagged():
     r = analyze(rtcforensics.load(sample_path(PLAIN), keylog=_keylog(PLAIN)), only=ONLY)
     assert not r.findings
-    assert {c.slug: c.status for c in r.coverage} == {"srtp-auth-failure": "clean",
-                                                      "srtp-e2ee-payload": "clean"}
+    assert {c.slug: c.status for c in r.coverage} == {
+        "srtp-auth-failure": "clean",
+        "srtp-e2ee-payload": "clean",
+    }
     res = rtcforensics.load(sample_path(PLAIN), keylog=_keylog(PLAIN), progress=False).decrypt()
     media = res.streams[res.streams.codec.isin(["opus", "red"])]
     assert len(media) == 4 and [_flag(v) for v in media.e2ee_suspected] == [False] * 4

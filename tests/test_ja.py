@@ -57,8 +57,9 @@ def test_ja3s_equals_wireshark(realcaps, cap, number, expected):
 def test_ja3_string_chrome(realcaps):
     ch = parse_client_hello(hello(realcaps, "pion_dtls/capture-chrome-Chromium_123.0.6312.0_.pcap", 1, 1))
     # tshark dtls.handshake.ja3_full
-    assert ja3(ch)[0] == ("65277,49195-49199-52393-52392-49161-49171-49162-49172-156-47-53,"
-                          "23-65281-10-11-35-13-14,29-23-24,0")
+    assert ja3(ch)[0] == (
+        "65277,49195-49199-52393-52392-49161-49171-49162-49172-156-47-53,23-65281-10-11-35-13-14,29-23-24,0"
+    )
 
 
 @pytest.mark.realcaps
@@ -66,7 +67,7 @@ def test_grease_removed(realcaps):
     body = bytearray(hello(realcaps, "pion_dtls/capture-chrome-Chromium_123.0.6312.0_.pcap", 1, 1))
     ch = parse_client_hello(bytes(body))
     at = bytes(body).index(bytes.fromhex("c02bc02f"))
-    body[at:at + 2] = bytes.fromhex("3a3a")  # first suite replaced by a GREASE value
+    body[at : at + 2] = bytes.fromhex("3a3a")  # first suite replaced by a GREASE value
     g = parse_client_hello(bytes(body))
     assert g.cipher_suites[0] == 0x3A3A
     assert ja3(g)[0] == ja3(ch)[0].replace("49195-", "")
@@ -75,8 +76,39 @@ def test_grease_removed(realcaps):
 
 def test_ja4_specification_example():
     # technical_details/JA4.md: the worked example's sorted lists and its published hashes
-    ciphers = ["002f", "0035", "009c", "009d", "1301", "1302", "1303", "c013", "c014", "c02b", "c02c", "c02f", "c030", "cca8", "cca9"]
-    exts = ["0005", "000a", "000b", "000d", "0012", "0015", "0017", "001b", "0023", "002b", "002d", "0033", "4469", "ff01"]
+    ciphers = [
+        "002f",
+        "0035",
+        "009c",
+        "009d",
+        "1301",
+        "1302",
+        "1303",
+        "c013",
+        "c014",
+        "c02b",
+        "c02c",
+        "c02f",
+        "c030",
+        "cca8",
+        "cca9",
+    ]
+    exts = [
+        "0005",
+        "000a",
+        "000b",
+        "000d",
+        "0012",
+        "0015",
+        "0017",
+        "001b",
+        "0023",
+        "002b",
+        "002d",
+        "0033",
+        "4469",
+        "ff01",
+    ]
     sigs = ["0403", "0804", "0401", "0503", "0805", "0501", "0806", "0601"]
     assert ja4_from_parts("t13d1516h2", ciphers, exts, sigs) == "t13d1516h2_8daaf6152771_e5627efa2ab1"
     assert ja4_from_parts("t13d1516h2", ciphers, exts, []).endswith("_6d807ffa2a79")

@@ -30,10 +30,15 @@ def real() -> dict:
         params = gatherer.getLocalParameters()
         cands = gatherer.getLocalCandidates()
         fps = dtls.getLocalParameters().fingerprints
-        out = {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type,
-               "candidate": "candidate:" + candidate_to_sdp(cands[0]), "cand_obj": cands[0],
-               "ufrag": params.usernameFragment, "pwd": params.password,
-               "fps": [(f.algorithm, f.value) for f in fps]}
+        out = {
+            "sdp": pc.localDescription.sdp,
+            "type": pc.localDescription.type,
+            "candidate": "candidate:" + candidate_to_sdp(cands[0]),
+            "cand_obj": cands[0],
+            "ufrag": params.usernameFragment,
+            "pwd": params.password,
+            "fps": [(f.algorithm, f.value) for f in fps],
+        }
         await pc.close()
         return out
 
@@ -44,19 +49,33 @@ def test_w3c_description_and_trickle(real) -> None:
     found = jsonsdp.find({"type": real["type"], "sdp": real["sdp"]})
     assert [(f.kind, f.role, f.path, f.envelope) for f in found] == [("sdp", "offer", "$.sdp", "plain")]
     assert found[0].text == real["sdp"]
-    t = jsonsdp.find({"candidate": real["candidate"], "sdpMid": "0", "sdpMLineIndex": 0,
-                      "usernameFragment": real["ufrag"]})
+    t = jsonsdp.find(
+        {"candidate": real["candidate"], "sdpMid": "0", "sdpMLineIndex": 0, "usernameFragment": real["ufrag"]}
+    )
     assert [(f.kind, f.mid, f.mline_index, f.ufrag) for f in t] == [("candidate", "0", 0, real["ufrag"])]
     c = parse_candidate(t[0].text)
-    assert (c.address, c.port, c.priority) == (real["cand_obj"].ip, real["cand_obj"].port, real["cand_obj"].priority)
+    assert (c.address, c.port, c.priority) == (
+        real["cand_obj"].ip,
+        real["cand_obj"].port,
+        real["cand_obj"].priority,
+    )
 
 
 def test_janus_envelopes(real) -> None:
-    msg = {"janus": "message", "session_id": 1, "handle_id": 2, "transaction": "x", "body": {"request": "configure"},
-           "jsep": {"type": "offer", "sdp": real["sdp"]}}
+    msg = {
+        "janus": "message",
+        "session_id": 1,
+        "handle_id": 2,
+        "transaction": "x",
+        "body": {"request": "configure"},
+        "jsep": {"type": "offer", "sdp": real["sdp"]},
+    }
     f = jsonsdp.find(msg)
     assert [(x.kind, x.role, x.envelope, x.path) for x in f] == [("sdp", "offer", "janus", "$.jsep.sdp")]
-    trickle = {"janus": "trickle", "candidate": {"candidate": real["candidate"], "sdpMid": "0", "sdpMLineIndex": 0}}
+    trickle = {
+        "janus": "trickle",
+        "candidate": {"candidate": real["candidate"], "sdpMid": "0", "sdpMLineIndex": 0},
+    }
     f = jsonsdp.find(trickle)
     assert [(x.kind, x.envelope, x.path) for x in f] == [("candidate", "janus", "$.candidate.candidate")]
     done = jsonsdp.find({"janus": "trickle", "candidate": {"completed": True}})
@@ -67,7 +86,9 @@ def test_livekit_like_nested_json_string(real) -> None:
     # LiveKit-style signal messages carry the trickle candidate as a JSON *string* inside JSON.
     init = json.dumps({"candidate": real["candidate"], "sdpMid": "0", "sdpMLineIndex": 0})
     f = jsonsdp.find({"trickle": {"candidateInit": init, "target": "PUBLISHER"}})
-    assert [(x.kind, x.envelope, x.path) for x in f] == [("candidate", "livekit", "$.trickle.candidateInit<json>.candidate")]
+    assert [(x.kind, x.envelope, x.path) for x in f] == [
+        ("candidate", "livekit", "$.trickle.candidateInit<json>.candidate")
+    ]
     f = jsonsdp.find({"answer": {"type": "answer", "sdp": real["sdp"]}})
     assert [(x.kind, x.role, x.envelope) for x in f] == [("sdp", "answer", "livekit")]
 
@@ -85,11 +106,29 @@ def test_escaped_newlines_twice_encoded(real) -> None:
 
 
 def test_mediasoup_like_transport_parameters(real) -> None:
-    msg = {"response": True, "id": 7, "ok": True, "data": {
-        "id": "t1", "iceParameters": {"usernameFragment": real["ufrag"], "password": real["pwd"], "iceLite": True},
-        "iceCandidates": [{"foundation": "udpcandidate", "priority": 1076302079, "ip": real["cand_obj"].ip,
-                           "protocol": "udp", "port": real["cand_obj"].port, "type": "host"}],
-        "dtlsParameters": {"role": "auto", "fingerprints": [{"algorithm": a, "value": v} for a, v in real["fps"]]}}}
+    msg = {
+        "response": True,
+        "id": 7,
+        "ok": True,
+        "data": {
+            "id": "t1",
+            "iceParameters": {"usernameFragment": real["ufrag"], "password": real["pwd"], "iceLite": True},
+            "iceCandidates": [
+                {
+                    "foundation": "udpcandidate",
+                    "priority": 1076302079,
+                    "ip": real["cand_obj"].ip,
+                    "protocol": "udp",
+                    "port": real["cand_obj"].port,
+                    "type": "host",
+                }
+            ],
+            "dtlsParameters": {
+                "role": "auto",
+                "fingerprints": [{"algorithm": a, "value": v} for a, v in real["fps"]],
+            },
+        },
+    }
     f = jsonsdp.find(msg)
     assert [(x.kind, x.envelope) for x in f] == [("params", "mediasoup")]
     p = f[0].params

@@ -21,9 +21,17 @@ def test_sample_keylog_tls13_and_dtls12_lines(sample, truth):
     assert len(kl.get(dtls_cr, "CLIENT_RANDOM")) == 48
     # the HTTPS/WSS signalling connections are TLS 1.3: five labels per client random
     tls13 = [cr for cr in kl.secrets if cr != dtls_cr]
-    assert tls13 and all(kl.labels(cr) == {"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
-                                           "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0",
-                                           "EXPORTER_SECRET"} for cr in tls13)
+    assert tls13 and all(
+        kl.labels(cr)
+        == {
+            "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+            "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+            "CLIENT_TRAFFIC_SECRET_0",
+            "SERVER_TRAFFIC_SECRET_0",
+            "EXPORTER_SECRET",
+        }
+        for cr in tls13
+    )
 
 
 def test_bad_lines_become_anomalies_and_good_lines_stay(sample):
@@ -32,16 +40,18 @@ def test_bad_lines_become_anomalies_and_good_lines_stay(sample):
         pytest.skip("weak_dtls.keylog not present")
     good = [ln for ln in path.read_text().splitlines() if ln.startswith("CLIENT_RANDOM")]
     label, cr, secret = good[0].split()
-    text = "\n".join([
-        "# comment",
-        good[0],
-        f"{label} {cr}",  # missing field
-        f"CLIENT_RANDOM {cr} {secret[:-2]}zz",  # not hex
-        f"CLIENT_RANDOM {cr[:-2]} {secret}",  # 31-byte random
-        f"CLIENT_RANDOM {cr} {secret[:-2]}",  # 47-byte master secret
-        f"SERVER_RANDOM_SECRET {cr} {secret}",  # unknown label
-        good[1],
-    ])
+    text = "\n".join(
+        [
+            "# comment",
+            good[0],
+            f"{label} {cr}",  # missing field
+            f"CLIENT_RANDOM {cr} {secret[:-2]}zz",  # not hex
+            f"CLIENT_RANDOM {cr[:-2]} {secret}",  # 31-byte random
+            f"CLIENT_RANDOM {cr} {secret[:-2]}",  # 47-byte master secret
+            f"SERVER_RANDOM_SECRET {cr} {secret}",  # unknown label
+            good[1],
+        ]
+    )
     an = AnomalyLog()
     kl = parse_keylog(text, an, "k.log")
     assert len(kl) == 2 and kl.bad_lines == 5 and kl.lines == 7
@@ -74,15 +84,20 @@ def test_wrong_keylog_is_said_in_the_report(sample):
         pytest.skip("keylogs not present")
 
     def warnings(keylog):
-        return jsonout.input_warnings(jsonout.document(rtcforensics.analyze(rtcforensics.load(cap_path,
-                                                                                            keylog=keylog))))
+        return jsonout.input_warnings(
+            jsonout.document(rtcforensics.analyze(rtcforensics.load(cap_path, keylog=keylog)))
+        )
 
     w = warnings(not_a_keylog)
     lines = sum(1 for ln in not_a_keylog.read_text().splitlines() if ln.strip() and not ln.startswith("#"))
-    assert w == [f"keylog: {not_a_keylog}: no usable key line ({lines} line(s), {lines} unreadable): not an "
-                 "SSLKEYLOGFILE? Nothing can be decrypted with it"]
+    assert w == [
+        f"keylog: {not_a_keylog}: no usable key line ({lines} line(s), {lines} unreadable): not an "
+        "SSLKEYLOGFILE? Nothing can be decrypted with it"
+    ]
     w = warnings(other)
     n_other = len({ln.split()[1] for ln in other.read_text().splitlines() if ln.strip()})
-    assert w == [f"keylog: {other}: none of its {n_other} client random(s) belongs to one of the 1 DTLS "
-                 "handshake(s) of this capture (a keylog of another session?)"]
+    assert w == [
+        f"keylog: {other}: none of its {n_other} client random(s) belongs to one of the 1 DTLS "
+        "handshake(s) of this capture (a keylog of another session?)"
+    ]
     assert warnings(own) == []

@@ -64,10 +64,13 @@ def test_the_stacks_did_what_the_scenario_says():
     bursts = a["inject"]["bursts"]
     # the callee's libsrtp: every aiortc packet accepted, every injected one rejected, half at the replay window
     assert rx["rtp_accepted"] == a["aiortc_sent_on_ssrc"]["rtp"]
-    assert rx["reasons"] == {"rtp: replay check failed (index too old)": bursts["behind"]["packets"],
-                             "rtp: authentication failure": bursts["ahead"]["packets"]}
+    assert rx["reasons"] == {
+        "rtp: replay check failed (index too old)": bursts["behind"]["packets"],
+        "rtp: authentication failure": bursts["ahead"]["packets"],
+    }
     assert a["victim_srtp_rx"][str(a["probe"]["ssrc"])]["reasons"] == {
-        "rtp: authentication failure": a["probe"]["packets"]}
+        "rtp: authentication failure": a["probe"]["packets"]
+    }
     # the tap saw every injected packet, all from the attacker's MAC under the caller's address
     assert len(_injected_frames()) == a["inject"]["packets"] == 30
     # ARP stayed truthful: only the caller's MAC ever claimed the caller's address
@@ -116,7 +119,11 @@ def test_the_callee_stream_is_untouched():
     assert len(callee) == 1
     row = callee.iloc[0]
     want = next(r for r in t["rtp"] if r["src"] == a["victim_media"])
-    assert row.status == "authenticated" and int(row.rtp_packets) == want["packets"] and int(row.auth_failed) == 0
+    assert (
+        row.status == "authenticated"
+        and int(row.rtp_packets) == want["packets"]
+        and int(row.auth_failed) == 0
+    )
 
 
 def test_unsolicited_media_names_the_attacker():
@@ -127,8 +134,10 @@ def test_unsolicited_media_names_the_attacker():
     assert f.endpoints == [a["probe"]["src"], a["victim_media"]]
     assert f.endpoints[0].rsplit(":", 1)[0] == a["attacker"]
     assert f.evidence["packets"] == a["probe"]["packets"] and f.evidence["classes"] == ["rtp"]
-    attacker_frames = {int(r[0]) for r in _tshark(["frame.number"], f"eth.src == {a['attacker_mac']} && "
-                                                                    f"ip.src == {a['attacker']}")}
+    attacker_frames = {
+        int(r[0])
+        for r in _tshark(["frame.number"], f"eth.src == {a['attacker_mac']} && ip.src == {a['attacker']}")
+    }
     assert set(f.frames) <= attacker_frames
     # the spoofed stream rides on the consented flow: no unsolicited-media for it
     assert not [g for g in got if a["spoofed_source"] in g.endpoints]
@@ -190,19 +199,33 @@ def test_a_genuine_replay_is_still_a_replay(tmp_path):
     a = _truth()["attack"]
     ip, port = a["spoofed_source"].rsplit(":", 1)
     mac = a["macs"]["alice"]
-    rtp = [int(r[0]) for r in _tshark(["frame.number"], f"eth.src == {mac} && ip.src == {ip} && udp.srcport == "
-                                                        f"{port} && rtp && !rtcp")]
+    rtp = [
+        int(r[0])
+        for r in _tshark(
+            ["frame.number"], f"eth.src == {mac} && ip.src == {ip} && udp.srcport == {port} && rtp && !rtcp"
+        )
+    ]
     # SRTCP: RTCP packet type SR (200) or RR (201) in the second byte (RFC 3550 §6.4; aiortc sends compounds)
-    rtcp = [int(r[0]) for r in _tshark(["frame.number"], f"eth.src == {mac} && ip.src == {ip} && udp.srcport == "
-                                                         f"{port} && (udp.payload[1:1] == c8 || udp.payload[1:1] == c9)")]
+    rtcp = [
+        int(r[0])
+        for r in _tshark(
+            ["frame.number"],
+            f"eth.src == {mac} && ip.src == {ip} && udp.srcport == "
+            f"{port} && (udp.payload[1:1] == c8 || udp.payload[1:1] == c9)",
+        )
+    ]
     assert rtp and rtcp
     frames = [rtp[len(rtp) // 2]] + rtcp[:1]
     one = tmp_path / "dup.pcapng"
-    subprocess.run(["editcap", "-r", str(sample_path(NAME)), str(one), *map(str, frames)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["editcap", "-r", str(sample_path(NAME)), str(one), *map(str, frames)],
+        check=True,
+        capture_output=True,
+    )
     out = tmp_path / "replayed.pcapng"
-    subprocess.run(["mergecap", "-a", "-w", str(out), str(sample_path(NAME)), str(one)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["mergecap", "-a", "-w", str(out), str(sample_path(NAME)), str(one)], check=True, capture_output=True
+    )
     st = _load(out).decrypt().streams
     row = st[(st.ssrc == a["inject"]["ssrc"]) & (st.sender == a["spoofed_source"])].iloc[0]
     assert int(row.replayed) == len(frames)

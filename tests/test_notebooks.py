@@ -3,7 +3,9 @@
 Each run works on a temporary copy of notebooks/ (sample_captures/ linked beside it, as in the repository),
 with parameters injected after the tagged ``parameters`` cell the way papermill does. The labs get the
 answer the truth file implies and must say it is correct; the incident-response notebook must write the
-indicators file; the quickstart must run on every sample capture."""
+indicators file; the quickstart must run on every sample capture. Executed notebooks are saved, reopened
+without their widget state (as JupyterLab does when the state was not saved) and exported with nbconvert:
+the verdict card, the tables and the figures are still there, and no secret the truth files record is."""
 
 from __future__ import annotations
 
@@ -15,13 +17,20 @@ from typing import Any
 
 import nbformat
 import pytest
-from samples import ROOT, SAMPLES, load_truth, sample_names, sample_path
 from nbclient import NotebookClient
+from samples import ROOT, SAMPLES, load_truth, sample_names, sample_path
 
 NOTEBOOKS = ROOT / "notebooks"
 CELL_TIMEOUT_S = 300
-NB_NAMES = ["01_quickstart", "02_incident_response", "03_lab_private_address", "03_lab_mitm",
-            "03_lab_open_relay", "03_lab_encryption", "03_lab_injection"]
+NB_NAMES = [
+    "01_quickstart",
+    "02_incident_response",
+    "03_lab_private_address",
+    "03_lab_mitm",
+    "03_lab_open_relay",
+    "03_lab_encryption",
+    "03_lab_injection",
+]
 
 
 def _workdir(tmp_path: Path) -> Path:
@@ -35,14 +44,17 @@ def run(tmp_path: Path, name: str, **params: Any) -> nbformat.NotebookNode:
     nbdir = _workdir(tmp_path)
     path = nbdir / f"{name}.ipynb"
     nb = nbformat.read(path, as_version=4)
-    assert "parameters" in nb.cells[0].metadata.get("tags", []), f"{name}: first cell is not tagged parameters"
+    assert "parameters" in nb.cells[0].metadata.get("tags", []), (
+        f"{name}: first cell is not tagged parameters"
+    )
     if params:
         src = "# injected by the test\n" + "".join(f"{k} = {v!r}\n" for k, v in params.items())
         cell = nbformat.v4.new_code_cell(src)
         cell.metadata["tags"] = ["injected-parameters"]
         nb.cells.insert(1, cell)
-    NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
-                   resources={"metadata": {"path": str(nbdir)}}).execute()
+    NotebookClient(
+        nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": str(nbdir)}}
+    ).execute()
     return nb
 
 
@@ -58,13 +70,20 @@ def outputs_text(nb: nbformat.NotebookNode) -> str:
 
 
 def errors(nb: nbformat.NotebookNode) -> list[str]:
-    return [f"{o.get('ename')}: {o.get('evalue')}" for c in nb.cells for o in c.get("outputs", [])
-            if o.get("output_type") == "error"]
+    return [
+        f"{o.get('ename')}: {o.get('evalue')}"
+        for c in nb.cells
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
 
 
 def widget_views(nb: nbformat.NotebookNode) -> int:
-    return sum("application/vnd.jupyter.widget-view+json" in o.get("data", {})
-               for c in nb.cells for o in c.get("outputs", []))
+    return sum(
+        "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+        for c in nb.cells
+        for o in c.get("outputs", [])
+    )
 
 
 def test_notebooks_are_committed_clean() -> None:
@@ -72,7 +91,9 @@ def test_notebooks_are_committed_clean() -> None:
         nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
         nbformat.validate(nb)
         assert "parameters" in nb.cells[0].metadata.get("tags", []), name
-        assert re.search(r'^CAPTURE = "\.\./sample_captures/\w+\.pcapng"$', nb.cells[0].source, re.MULTILINE), name
+        assert re.search(
+            r'^CAPTURE = "\.\./sample_captures/\w+\.pcapng"$', nb.cells[0].source, re.MULTILINE
+        ), name
         for c in nb.cells:
             if c.cell_type == "code":
                 assert c.outputs == [] and c.execution_count is None, f"{name}: outputs not cleared"
@@ -86,9 +107,9 @@ def test_quickstart_runs_on_every_sample_capture(tmp_path: Path, capture: str) -
     assert errors(nb) == []
     text = outputs_text(nb)
     assert "Traceback" not in text
-    # summary, findings, topology and explorer are widgets
+    # findings, ladder, topology and explorer are widgets, each followed by its static copy
     assert widget_views(nb) == 4
-    assert f"{capture}.pcapng" in text
+    assert f"{capture}.pcapng" in text and "rtcf-verdict" in text
 
 
 @pytest.mark.slow
@@ -155,16 +176,14 @@ def test_injection_lab_shows_who_sent_the_forged_packets(tmp_path: Path) -> None
     nb = run(tmp_path, "03_lab_injection")
     assert errors(nb) == []
     assert "Traceback" not in outputs_text(nb)
-    state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
-    tables = "\n".join(str(m.get("state", {}).get("value", "")) for m in state.values())
+    tables = outputs_text(nb)
     assert a["probe"]["src"] in tables and a["spoofed_source"] in tables
     assert "partly authenticated" in tables and "no ICE consent" in tables
     drill = nb.cells[-3]  # the drill-down table, before the answer's markdown and cell
     assert "cap.frame(" in drill.source
-    views = [o["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] for o in drill.outputs
-             if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    views = [o["data"]["text/html"] for o in drill.outputs if "text/html" in o.get("data", {})]
     assert len(views) == 1
-    html = state[views[0]]["state"]["value"]
+    html = views[0]
     rows = re.findall(r"<tr>(.*?)</tr>", html, re.DOTALL)
     cells = [re.findall(r"<td[^>]*>(.*?)</td>", r, re.DOTALL) for r in rows]
     cells = [[c.strip() for c in r] for r in cells if r]
@@ -175,4 +194,85 @@ def test_injection_lab_shows_who_sent_the_forged_packets(tmp_path: Path) -> None
     assert honest[2:] == [caller_ip, a["macs"]["alice"]]
     probe = next(r for r in cells if "no ICE consent" in r[0])
     assert probe[2:] == [a["attacker"], a["attacker_mac"]]
-    assert "no answer yet" in _lab_verdict(nb)
+    verdict = _lab_verdict(nb)  # no ANSWER: the question and the answer box, no verdict yet
+    assert "Which host injected media" in verdict and "✔" not in verdict and "✘" not in verdict
+
+
+# -- saved, reopened without a kernel, exported: the same tables and figures, no secret ---------------------
+def known_secrets(name: str) -> set[str]:
+    from test_workbench_secrets import known_secrets as ks
+
+    return ks(name)
+
+
+def saved_and_reopened(nb: nbformat.NotebookNode, path: Path) -> nbformat.NotebookNode:
+    """``nb`` written to ``path`` and read back without its widget state (what JupyterLab keeps when widget
+    state is not saved, and what nbconvert sees then)."""
+    nbformat.write(nb, path)
+    back = nbformat.read(path, as_version=4)
+    back.metadata.pop("widgets", None)
+    return back
+
+
+def static_copies(nb: nbformat.NotebookNode) -> list[str]:
+    """Per widget output, the static copy that follows it in the same cell (empty string when missing)."""
+    out = []
+    for c in nb.cells:
+        outs = c.get("outputs", [])
+        for i, o in enumerate(outs):
+            if "application/vnd.jupyter.widget-view+json" in o.get("data", {}):
+                nxt = outs[i + 1].get("data", {}).get("text/html", "") if i + 1 < len(outs) else ""
+                out.append(nxt if "rtcf-static" in nxt else "")
+    return out
+
+
+def exported_html(nb: nbformat.NotebookNode) -> str:
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    return body
+
+
+SAVED_CASES = [
+    ("01_quickstart", "sdes_plain_rtp"),
+    ("01_quickstart", "turn_internal_peer_allowed"),
+    ("02_incident_response", "sdes_https"),
+    ("03_lab_encryption", "sdes_plain_rtp"),
+    ("03_lab_mitm", "fingerprint_rewrite"),
+    ("03_lab_open_relay", "turn_open_relay"),
+    ("03_lab_private_address", "ws_plaintext_private"),
+    ("03_lab_injection", "media_injection"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,capture", SAVED_CASES)
+def test_saved_notebook_keeps_tables_and_figures_and_no_secret(
+    tmp_path: Path, name: str, capture: str
+) -> None:
+    sample_path(capture)
+    params: dict[str, Any] = {"CAPTURE": f"../sample_captures/{capture}.pcapng"}
+    if name == "02_incident_response":
+        params["EXPORT_DIR"] = str(tmp_path / "out")
+    nb = run(tmp_path, name, **params)
+    assert errors(nb) == []
+    saved = tmp_path / f"{name}.saved.ipynb"
+    back = saved_and_reopened(nb, saved)
+    copies = static_copies(back)
+    assert copies and all(copies), f"{name}: a widget output without its static copy"
+    html = exported_html(back)
+    # every widget's static copy is in the export (no widget state: nbconvert falls back to it)
+    assert len(re.findall(r"class=[\"']rtcf-static[\"']", html)) >= len(copies)
+    assert "<table" in html
+    figures = {"01_quickstart": 2, "02_incident_response": 3}.get(name, 0)  # ladder, topology (, timeline)
+    assert html.count("data:image/png;base64,") >= figures
+    if name in ("01_quickstart", "02_incident_response"):
+        assert "rtcf-verdict" in html
+    if name.startswith("03_lab_"):
+        assert "rtcf-question" in html
+    # no secret anywhere in the saved file (outputs and widget state) nor in the export
+    secrets = (
+        known_secrets(capture) if (ROOT / "sample_captures" / f"{capture}.truth.json").is_file() else set()
+    )
+    text = saved.read_text()
+    assert sorted(s for s in secrets if s in text or s in html) == []

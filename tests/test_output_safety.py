@@ -128,8 +128,9 @@ def test_markdown_is_inert(outputs: dict[str, str]) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["json", "sarif"])
-def test_json_and_sarif_are_valid_and_safe_to_embed(outputs: dict[str, str], hostile: dict[str, Any],
-                                                    fmt: str) -> None:
+def test_json_and_sarif_are_valid_and_safe_to_embed(
+    outputs: dict[str, str], hostile: dict[str, Any], fmt: str
+) -> None:
     text = outputs[fmt]
     doc = json.loads(text)
     flat = json.dumps(doc, ensure_ascii=False)
@@ -156,8 +157,11 @@ def test_dataframe_html_displays_are_inert() -> None:
     problems = {}
     for name in cap.frame_names():
         df = cap.get_frame(name)
-        for how, html_text in (("_repr_html_", df._repr_html_() or ""), ("to_html", df.to_html()),
-                               ("widgets frame_html", _safe.frame_html(df))):
+        for how, html_text in (
+            ("_repr_html_", df._repr_html_() or ""),
+            ("to_html", df.to_html()),
+            ("widgets frame_html", _safe.frame_html(df)),
+        ):
             live = live_markup(html_text)
             if live:
                 problems[f"{name} {how}"] = live
@@ -168,7 +172,8 @@ def test_dataframe_html_displays_are_inert() -> None:
 
 
 def _widget_html(w: Any, seen: set[int] | None = None) -> list[str]:
-    """HTML-bearing values of a widget tree (HTML/HTMLMath values, Output widgets' HTML outputs)."""
+    """HTML-bearing values of a widget tree (HTML/HTMLMath values, Output widgets' HTML outputs, static views'
+    ``_repr_html_``)."""
     seen = seen if seen is not None else set()
     if id(w) in seen:
         return []
@@ -176,6 +181,14 @@ def _widget_html(w: Any, seen: set[int] | None = None) -> list[str]:
     out = []
     if type(w).__name__ in ("HTML", "HTMLMath") and isinstance(getattr(w, "value", None), str):
         out.append(w.value)
+    if hasattr(w, "_repr_html_") and not hasattr(w, "children"):  # static views (saved-notebook fallbacks)
+        html = w._repr_html_()
+        if isinstance(html, str):
+            out.append(html)
+    for part in ("static", "view"):  # a live widget with its static twin
+        sub = getattr(w, part, None)
+        if sub is not None and sub is not w and not isinstance(sub, (str, bytes)):
+            out += _widget_html(sub, seen)
     for o in getattr(w, "outputs", ()) or ():
         data = o.get("data", {}) if isinstance(o, dict) else {}
         if "text/html" in data:
@@ -191,8 +204,11 @@ def test_widgets_are_inert() -> None:
     from rtcforensics import widgets
 
     cap = rtcforensics.load(CAP)
-    built = {"explorer": widgets.explorer([CAP]), "summary": widgets.summary(cap),
-             "findings": widgets.findings_widget(cap)}
+    built = {
+        "explorer": widgets.explorer([CAP]),
+        "summary": widgets.summary(cap),
+        "findings": widgets.findings_widget(cap),
+    }
     for name in ("sdp", "candidates", "stun", "signalling"):
         built[f"table {name}"] = widgets.table(cap.get_frame(name))
     problems = {}

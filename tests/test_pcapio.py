@@ -19,10 +19,17 @@ from rtcforensics.dissect.pcapio import CaptureReader, read_all
 from rtcforensics.errors import CaptureError
 
 REALCAP_FILES = [
-    "nDPI/discord.pcap", "nDPI/stun_google_meet.pcapng", "nDPI/rtp.pcapng", "nDPI/stun_dtls_rtp.pcapng",
-    "nDPI/rtcp_multiple_pkts_in_the_same_datagram.pcap", "pion_dtls/capture-chrome-Chromium_123.0.6312.0_.pcap",
-    "veondigital_srtp_decoder/TCP_call_1.pcap", "veondigital_srtp_decoder/udp_call_02_03_client.pcap",
-    "sipcapture_heplify/sip_ipv6_udp.pcap", "zeek/dtls13-cid.pcap", "nDPI/wa_voice.pcap",
+    "nDPI/discord.pcap",
+    "nDPI/stun_google_meet.pcapng",
+    "nDPI/rtp.pcapng",
+    "nDPI/stun_dtls_rtp.pcapng",
+    "nDPI/rtcp_multiple_pkts_in_the_same_datagram.pcap",
+    "pion_dtls/capture-chrome-Chromium_123.0.6312.0_.pcap",
+    "veondigital_srtp_decoder/TCP_call_1.pcap",
+    "veondigital_srtp_decoder/udp_call_02_03_client.pcap",
+    "sipcapture_heplify/sip_ipv6_udp.pcap",
+    "zeek/dtls13-cid.pcap",
+    "nDPI/wa_voice.pcap",
 ]
 
 
@@ -73,6 +80,65 @@ def test_damaged_gzip_keeps_what_was_read(realcaps: Path, tmp_path: Path) -> Non
     r = read_all(gz, log)
     assert 0 < r.packets < 5546
     assert {row["name"] for row in log.rows} & {"gzip_damaged", "capture_truncated"}
+
+
+def test_gzip_inflation_limit_keeps_first_packets(realcaps: Path, tmp_path: Path) -> None:
+    # issue 19: a bound on inflated bytes; the packets before it are kept, the cut is an anomaly (a *_limit:
+    # the report calls the run incomplete)
+    src = realcaps / "veondigital_srtp_decoder/udp_call_02_03_client.pcap"
+    gz = tmp_path / "call.pcap.gz"
+    gz.write_bytes(gzip.compress(src.read_bytes()))
+    limit = src.stat().st_size // 2
+    # record k ends at 24 + sum(16 + cap_len) over records 1..k (tshark's cap_len)
+    ends = 24 + np.cumsum([16 + int(r[0]) for r in fields(src, ["frame.cap_len"], heuristics=False)])
+    log = AnomalyLog()
+    r = CaptureReader(gz, log, max_inflated=limit)
+    ts = np.concatenate([b.ts_ns for b in r.batches()])
+    assert r.truncated and len(ts) == r.packets == int((ends <= limit).sum()) > 0
+    assert ts.tolist() == _ts_all(src)[0][: len(ts)].tolist()
+    names = [row["name"] for row in log.rows]
+    assert "gzip_inflated_limit" in names
+    assert str(f"{limit:,}") in next(
+        row["detail"] for row in log.rows if row["name"] == "gzip_inflated_limit"
+    )
+
+
+def test_gzip_bomb_inflates_in_bounded_pieces(realcaps: Path, tmp_path: Path) -> None:
+    # a real call followed by 2M zero-length records (its last record header, cap_len 0): 32 MiB that gzip
+    # squeezes ~1000:1. Inflation goes piece by piece (memory of a chunk, not of the whole), the ratio is reported
+    src = tmp_path / "discord.pcap"
+    subprocess.run(
+        ["editcap", "-F", "pcap", str(realcaps / "nDPI/discord.pcap"), str(src)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )  # the file is pcapng despite its name
+    data = src.read_bytes()
+    n_real = frame_count(src)
+    # header of the last record: walk the real records (tshark's cap_len) to find where it starts
+    caps = [int(r[0]) for r in fields(src, ["frame.cap_len"], heuristics=False)]
+    hdr_at = 24 + sum(16 + c for c in caps[:-1])
+    zero = data[hdr_at : hdr_at + 8] + struct.pack("<II", 0, 0)
+    n_zero = 2_000_000
+    gz = tmp_path / "bomb.pcap.gz"
+    gz.write_bytes(gzip.compress(data + zero * n_zero, compresslevel=9))
+    log = AnomalyLog()
+    r = CaptureReader(gz, log, chunk_size=1 << 20)
+    gunzip = r._fh
+    held = []  # inflated bytes the reader holds after each read (whole-file inflation: all 32 MiB at once)
+    real_read = gunzip.read
+
+    def read(n: int) -> bytes:
+        out = real_read(n)
+        held.append(len(gunzip.buf) + len(out))
+        return out
+
+    gunzip.read = read
+    count = sum(len(b) for b in r.batches())
+    assert count == r.packets == n_real + n_zero and not r.truncated
+    assert max(held) <= 3 << 20, max(held)
+    ratio = [row for row in log.rows if row["name"] == "gzip_ratio_high"]
+    assert len(ratio) == 1 and ":1" in ratio[0]["detail"]
 
 
 def test_nanosecond_pcap_from_editcap(realcaps: Path, tmp_path: Path) -> None:

@@ -141,7 +141,11 @@ def test_damaged_capture_is_said_in_every_format(tmp_path, capsys):
     assert any("damaged or cut short" in n for n in notes) and any(detail in n for n in notes)
     back = json.loads(jsonout.render(d))  # JSON carries the facts the other formats put in words
     assert back["capture"]["truncated"] is True and detail in [a["detail"] for a in back["anomalies"]]
-    for fmt, text in (("table", table.render(d)), ("markdown", markdown.render(d)), ("html", html.render([d], [cap], {}))):
+    for fmt, text in (
+        ("table", table.render(d)),
+        ("markdown", markdown.render(d)),
+        ("html", html.render([d], [cap], {})),
+    ):
         assert "damaged or cut short" in text and "capture_truncated" in text.replace("\\_", "_"), fmt
     # `rtcforensics summary` says it too (it renders no findings, only the overview)
     from rtcforensics.cli import main
@@ -154,3 +158,48 @@ def test_damaged_capture_is_said_in_every_format(tmp_path, capsys):
     assert whole["capture"]["truncated"] is False and not jsonout.input_warnings(whole)
     assert "damaged" not in table.render(whole)
     assert not json.loads(sarif.render(whole))["runs"][0]["invocations"][0]["toolExecutionNotifications"]
+
+
+def test_overview_parties_and_sfu_as_media_server_in_every_format():
+    """sfu_conference: three browsers send their media to a Janus SFU (203.0.113.30); the overview names it
+    the media server and says the media is hop by hop (readable there), in every format."""
+    d = doc("sfu_conference")
+    ov = d["overview"]
+    assert [m["host"] for m in ov["media_servers"]] == ["203.0.113.30"]
+    assert "not end-to-end" in ov["media_servers"][0]["encryption"]
+    assert {leg["media_server"] for leg in ov["legs"]} == {"203.0.113.30"}
+    # signalling parties from values.parties: client address (no ephemeral port) -> listening server
+    assert {(s["client"], s["server"]) for s in ov["signalling"]} == {
+        (c, srv)
+        for c in ("192.0.2.11", "192.0.2.13", "198.51.100.12")
+        for srv in ("203.0.113.10:8080", "203.0.113.30:8188")
+    }
+    tb, md, ht = table.render(d), markdown.render(d), html.render(d)
+    assert "media server  203.0.113.30  SFU / media server" in tb and "to SFU 203.0.113.30 (hop by hop)" in tb
+    assert "## Media servers" in md and "not end-to-end" in md
+    assert "<h2>Media servers</h2>" in ht and "not end-to-end" in ht
+
+
+def test_unread_turn_tls_leg_is_not_examined_in_every_format_and_not_signalling():
+    """turn_tls_relay: 192.0.2.10 reaches its TURN server 203.0.113.50:5349 over TLS the keylog does not open."""
+    d = doc("turn_tls_relay")
+    jsonschema.validate(d, jsonout.SCHEMA)
+    ov = d["overview"]
+    turn = [o for o in ov["opaque_legs"] if o["turn"]]
+    assert [(o["client"], o["server"]) for o in turn] == [("192.0.2.10:38730", "203.0.113.50:5349")]
+    assert "203.0.113.50:5349" in " ".join(analysed("turn_tls_relay")[1].opaque_legs)
+    assert all(s["server"] != "203.0.113.50:5349" for s in ov["signalling"])
+    tb, md, ht = table.render(d), markdown.render(d), html.render(d)
+    assert "not examined (could not see into)\n" in tb
+    assert "## Not examined (could not see into)" in md
+    assert "<h2>Not examined (could not see into)</h2>" in ht
+    for text in (tb, ht):
+        assert (
+            "192.0.2.10:38730 &lt;-&gt; 203.0.113.50:5349" in text
+            or "192.0.2.10:38730 <-> 203.0.113.50:5349" in text
+        )
+    notes = json.loads(sarif.render(d))["runs"][0]["invocations"][0]["toolExecutionNotifications"]
+    assert any(
+        "not examined" in n["message"]["text"] and "203.0.113.50:5349" in n["message"]["text"] for n in notes
+    )
+    assert all(o["server"] != "203.0.113.30:8188" for o in doc("sfu_conference")["overview"]["opaque_legs"])

@@ -14,26 +14,52 @@ from rtcforensics.errors import DecodeError
 
 
 def _udp_rtp(path: Path, *args: str, flt: str = "rtp") -> list[tuple[int, bytes, list[str]]]:
-    names = ["frame.number", "udp.payload", "rtp.ssrc", "rtp.seq", "rtp.timestamp", "rtp.p_type", "rtp.marker",
-             "rtp.padding", "rtp.ext", "rtp.cc", "rtp.csrc.item", "rtp.ext.profile", "rtp.ext.rfc5285.id",
-             "rtp.ext.rfc5285.len"]
-    return [(int(r[0]), bytes.fromhex(r[1]), r) for r in fields(path, names, *args, display_filter=flt)
-            if r[1]]
+    names = [
+        "frame.number",
+        "udp.payload",
+        "rtp.ssrc",
+        "rtp.seq",
+        "rtp.timestamp",
+        "rtp.p_type",
+        "rtp.marker",
+        "rtp.padding",
+        "rtp.ext",
+        "rtp.cc",
+        "rtp.csrc.item",
+        "rtp.ext.profile",
+        "rtp.ext.rfc5285.id",
+        "rtp.ext.rfc5285.len",
+    ]
+    return [
+        (int(r[0]), bytes.fromhex(r[1]), r) for r in fields(path, names, *args, display_filter=flt) if r[1]
+    ]
 
 
 def test_rtp_headers_match_tshark(realcaps: Path) -> None:
-    cases = [(realcaps / "nDPI/stun_google_meet.pcapng", ("-d", "udp.port==19305,rtp")),
-             (realcaps / "sipcapture_heplify/rtp_rtcp_sip_ipv4_udp.pcap", ()),
-             (realcaps / "nDPI/rtp.pcapng", ())]
+    cases = [
+        (realcaps / "nDPI/stun_google_meet.pcapng", ("-d", "udp.port==19305,rtp")),
+        (realcaps / "sipcapture_heplify/rtp_rtcp_sip_ipv4_udp.pcap", ()),
+        (realcaps / "nDPI/rtp.pcapng", ()),
+    ]
     n_ext = n_csrc = 0
     for path, args in cases:
-        for frame, payload, r in _udp_rtp(path, *args, flt="rtp && udp && !icmp && rtp.version==2 "
-                                                          "&& !_ws.malformed && !_ws.expert.severity>=error"):
+        for frame, payload, r in _udp_rtp(
+            path,
+            *args,
+            flt="rtp && udp && !icmp && rtp.version==2 && !_ws.malformed && !_ws.expert.severity>=error",
+        ):
             p = decode_rtp(payload)
             assert (p.ssrc, p.sequence_number, p.timestamp, p.payload_type) == (
-                int(r[2], 16), int(r[3]), int(r[4]), int(r[5])), frame
-            assert (p.marker, p.padding, p.extension) == (r[6] in ("1", "True"), r[7] in ("1", "True"),
-                                                          r[8] in ("1", "True"))
+                int(r[2], 16),
+                int(r[3]),
+                int(r[4]),
+                int(r[5]),
+            ), frame
+            assert (p.marker, p.padding, p.extension) == (
+                r[6] in ("1", "True"),
+                r[7] in ("1", "True"),
+                r[8] in ("1", "True"),
+            )
             assert len(p.csrc) == int(r[9])
             if r[10]:
                 assert p.csrc == [int(x, 16) for x in r[10].split(",")]
@@ -48,8 +74,13 @@ def test_rtp_headers_match_tshark(realcaps: Path) -> None:
 
 
 def _one_rtp(realcaps: Path) -> bytes:
-    rows = fields(realcaps / "nDPI/stun_google_meet.pcapng", ["udp.payload"], "-d", "udp.port==19305,rtp",
-                  display_filter="rtp.ext==1 && rtp.ext.len==3 && rtp.padding==0 && rtp.cc==0")
+    rows = fields(
+        realcaps / "nDPI/stun_google_meet.pcapng",
+        ["udp.payload"],
+        "-d",
+        "udp.port==19305,rtp",
+        display_filter="rtp.ext==1 && rtp.ext.len==3 && rtp.padding==0 && rtp.cc==0",
+    )
     return bytes.fromhex(rows[0][0])
 
 
@@ -78,8 +109,13 @@ def test_rtp_errors_on_mutated_packets(realcaps: Path) -> None:
 
 def test_rtp_padding_of_plain_and_srtp(realcaps: Path) -> None:
     # SRTP (Meet) with the padding bit: the count is encrypted, so padding stays unknown (0), no error
-    rows = fields(realcaps / "nDPI/stun_google_meet.pcapng", ["udp.payload"], "-d", "udp.port==19305,rtp",
-                  display_filter="rtp.padding==1")
+    rows = fields(
+        realcaps / "nDPI/stun_google_meet.pcapng",
+        ["udp.payload"],
+        "-d",
+        "udp.port==19305,rtp",
+        display_filter="rtp.padding==1",
+    )
     assert rows
     for (hexdata,) in rows:
         p = decode_rtp(bytes.fromhex(hexdata))
@@ -87,14 +123,30 @@ def test_rtp_padding_of_plain_and_srtp(realcaps: Path) -> None:
 
 
 def _rtcp_rows(path: Path) -> list[list[str]]:
-    return fields(path, ["frame.number", "udp.payload", "rtcp.pt", "rtcp.senderssrc", "rtcp.ssrc.fraction",
-                         "rtcp.ssrc.cum_nr", "rtcp.ssrc.jitter", "rtcp.sdes.text", "rtcp.timestamp.rtp",
-                         "rtcp.sender.packetcount", "rtcp.sender.octetcount", "rtcp.ssrc.high_seq"],
-                  display_filter="rtcp")
+    return fields(
+        path,
+        [
+            "frame.number",
+            "udp.payload",
+            "rtcp.pt",
+            "rtcp.senderssrc",
+            "rtcp.ssrc.fraction",
+            "rtcp.ssrc.cum_nr",
+            "rtcp.ssrc.jitter",
+            "rtcp.sdes.text",
+            "rtcp.timestamp.rtp",
+            "rtcp.sender.packetcount",
+            "rtcp.sender.octetcount",
+            "rtcp.ssrc.high_seq",
+        ],
+        display_filter="rtcp",
+    )
 
 
-@pytest.mark.parametrize("name", ["nDPI/rtcp_multiple_pkts_in_the_same_datagram.pcap",
-                                  "sipcapture_heplify/rtp_rtcp_sip_ipv4_udp.pcap"])
+@pytest.mark.parametrize(
+    "name",
+    ["nDPI/rtcp_multiple_pkts_in_the_same_datagram.pcap", "sipcapture_heplify/rtp_rtcp_sip_ipv4_udp.pcap"],
+)
 def test_compound_rtcp_matches_tshark(realcaps: Path, name: str) -> None:
     rows = _rtcp_rows(realcaps / name)
     assert rows
@@ -128,8 +180,11 @@ def test_srtcp_is_marked_encrypted(realcaps: Path) -> None:
 
 
 def test_rtcp_errors_on_mutated_packets(realcaps: Path) -> None:
-    (payload,) = fields(realcaps / "nDPI/rtcp_multiple_pkts_in_the_same_datagram.pcap", ["udp.payload"],
-                        display_filter="frame.number==1")[0]
+    (payload,) = fields(
+        realcaps / "nDPI/rtcp_multiple_pkts_in_the_same_datagram.pcap",
+        ["udp.payload"],
+        display_filter="frame.number==1",
+    )[0]
     good = bytes.fromhex(payload)
     with pytest.raises(DecodeError, match="^RTCP packet header is truncated$"):
         decode_rtcp_compound(good[:7])

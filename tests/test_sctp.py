@@ -60,8 +60,10 @@ def test_fragmented_and_retransmitted_data(packets):
     # order and with a duplicate: one message, the original bytes
     chunk = next(c for _, p in packets for c in parse_sctp(p).data if c.ppid == 51 and len(c.payload) > 20)
     d = chunk.payload
-    frags = [DataChunk(chunk.tsn + i, chunk.stream, chunk.ssn, chunk.ppid, False, i == 0, i == 2, part)
-             for i, part in enumerate((d[:5], d[5:12], d[12:]))]
+    frags = [
+        DataChunk(chunk.tsn + i, chunk.stream, chunk.ssn, chunk.ppid, False, i == 0, i == 2, part)
+        for i, part in enumerate((d[:5], d[5:12], d[12:]))
+    ]
     asm = SctpAssembler()
     assert asm.add(frags[2]) is None and asm.add(frags[0]) is None
     assert asm.add(frags[0]) is None and asm.duplicates == 1
@@ -97,7 +99,7 @@ def test_mutated_sctp_packets_never_crash(sample, truth):
         for pos in range(0, len(p), max(1, len(p) // 24)):
             for v in (0x00, 0xFF):
                 hs.app_data = list(original)
-                hs.app_data[k] = (frame, ts, side, p[:pos] + bytes([v]) + p[pos + 1:])
+                hs.app_data[k] = (frame, ts, side, p[:pos] + bytes([v]) + p[pos + 1 :])
                 an = AnomalyLog()
                 messages_of(hs, an)
                 names |= {r["name"] for r in an.rows}
@@ -107,3 +109,22 @@ def test_mutated_sctp_packets_never_crash(sample, truth):
         messages_of(hs, an)
         names |= {r["name"] for r in an.rows}
     assert names and all(n.startswith(("sctp_", "dcep_")) for n in names), names
+
+
+def test_reassembly_buffer_is_bounded(packets):
+    # issue 19: a message that never ends must not grow a buffer without bound. A real text chunk repeated as
+    # middle fragments (consecutive TSNs, no E): held up to the limit, then dropped and described; a whole
+    # message after it still comes through
+    chunk = next(c for _, p in packets for c in parse_sctp(p).data if c.ppid == 51 and len(c.payload) > 20)
+    d = chunk.payload
+    limit = 50 * len(d)
+    asm = SctpAssembler(max_pending=limit)
+    for i in range(120):
+        assert (
+            asm.add(DataChunk(chunk.tsn + i, chunk.stream, chunk.ssn, chunk.ppid, False, i == 0, False, d))
+            is None
+        )
+        assert asm.pending_bytes <= limit
+    assert len(asm.limit_hits) == 2 and f"limit {limit:,}" in asm.limit_hits[0]
+    whole = DataChunk(chunk.tsn + 500, chunk.stream, chunk.ssn + 1, chunk.ppid, False, True, True, d)
+    assert asm.add(whole).data == d

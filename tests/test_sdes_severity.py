@@ -31,8 +31,9 @@ SLUG = "sdes-key-exposed"
 @functools.cache
 def report(name: str, keylog: bool, side: tuple[str, ...] = ()) -> Report:
     k = SAMPLES / f"{name}.keylog" if keylog else None
-    return rtcforensics.analyze(rtcforensics.load(sample_path(name), keylog=k, signalling=list(side) or None,
-                                                  progress=False))
+    return rtcforensics.analyze(
+        rtcforensics.load(sample_path(name), keylog=k, signalling=list(side) or None, progress=False)
+    )
 
 
 def truth_finding(name: str, slug: str) -> dict:
@@ -53,7 +54,9 @@ def tshark_http_bodies(name: str, keylog: bool, flt: str = "http.file_data") -> 
     if keylog:
         argv += ["-o", f"tls.keylog_file:{SAMPLES / f'{name}.keylog'}", "-d", "tcp.port==8443,tls"]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True).stdout
-    return [body for pkt in json.loads(out or "[]") for body in pkt["_source"]["layers"].get("http.file_data", [])]
+    return [
+        body for pkt in json.loads(out or "[]") for body in pkt["_source"]["layers"].get("http.file_data", [])
+    ]
 
 
 # -- in clear: critical ------------------------------------------------------------------------------------------
@@ -151,8 +154,9 @@ def test_side_file_sdp_is_low(tmp_path: Path):
     side.write_text(offer)
     # weak_dtls has no SDP of its own: SDP001 cannot be observed there until the side file is given
     assert coverage(report("weak_dtls", keylog=True), SLUG).status == "not observable"
-    cap = rtcforensics.load(sample_path("weak_dtls"), keylog=SAMPLES / "weak_dtls.keylog", signalling=[side],
-                            progress=False)
+    cap = rtcforensics.load(
+        sample_path("weak_dtls"), keylog=SAMPLES / "weak_dtls.keylog", signalling=[side], progress=False
+    )
     assert list(cap.sdp.source) == ["offer.sdp"]
     hits = sdes_hits(rtcforensics.analyze(cap))
     assert len(hits) == 1

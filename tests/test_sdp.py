@@ -55,16 +55,25 @@ def test_aiortc_offer_and_answer_agree_with_aiortcs_own_parser(aiortc_sdp) -> No
         assert not sd.problems
         assert [m.kind for m in sd.media] == [m.kind for m in aio.media]
         assert [m.proto for m in sd.media] == [m.profile for m in aio.media]
-        assert [m.mid for m in sd.media] == [m.rtp.muxId if m.kind != "application" else "2" for m in aio.media]
+        assert [m.mid for m in sd.media] == [
+            m.rtp.muxId if m.kind != "application" else "2" for m in aio.media
+        ]
         m0 = aio.media[0]
         assert sd.ufrags() == [m0.ice.usernameFragment]
         assert sd.pwds_secret() == [m0.ice.password]
-        assert sd.all_fingerprints() == [(f.algorithm, f.value.replace(":", "").lower()) for f in m0.dtls.fingerprints]
+        assert sd.all_fingerprints() == [
+            (f.algorithm, f.value.replace(":", "").lower()) for f in m0.dtls.fingerprints
+        ]
         assert len(sd.all_candidates()) == sum(len(m.ice_candidates) for m in aio.media)
         for m, am in zip(sd.media, aio.media):
             for c, ac in zip(m.candidates, am.ice_candidates):
-                assert (c.address, c.port, c.type, c.priority, c.foundation) == \
-                       (ac.ip, ac.port, ac.type, ac.priority, ac.foundation)
+                assert (c.address, c.port, c.type, c.priority, c.foundation) == (
+                    ac.ip,
+                    ac.port,
+                    ac.type,
+                    ac.priority,
+                    ac.foundation,
+                )
         assert recognise_stack(sd) == ("aiortc", None)
     assert parse_sdp(offer).setups() == ["actpass"]
     assert parse_sdp(answer).setups() == ["active"]
@@ -76,7 +85,9 @@ def test_truncated_and_mutated_descriptions_keep_what_was_read(aiortc_sdp) -> No
     cut = offer[: offer.index("m=video")]
     sd = parse_sdp(cut)
     assert [m.kind for m in sd.media] == ["audio"] and sd.ufrags()
-    bad = offer.replace("a=fingerprint:sha-256 ", "a=fingerprint:sha-256 ZZ", 1).replace("\r\nt=0 0", "\r\nnonsense")
+    bad = offer.replace("a=fingerprint:sha-256 ", "a=fingerprint:sha-256 ZZ", 1).replace(
+        "\r\nt=0 0", "\r\nnonsense"
+    )
     sd = parse_sdp(bad)
     names = [n for n, _ in sd.problems]
     assert names.count("sdp_fingerprint_malformed") == 1 and "sdp_line_malformed" in names
@@ -87,10 +98,18 @@ def test_truncated_and_mutated_descriptions_keep_what_was_read(aiortc_sdp) -> No
 
 
 def test_candidate_lines_and_errors() -> None:
-    c = parse_candidate("candidate:842163049 1 udp 1677729535 203.0.113.7 46154 typ srflx raddr 10.0.0.5 "
-                        "rport 46154 generation 0 ufrag EsAw network-id 1 network-cost 10")
-    assert (c.type, c.raddr, c.rport, c.ufrag, c.network_id, c.network_cost) == \
-           ("srflx", "10.0.0.5", 46154, "EsAw", 1, 10)
+    c = parse_candidate(
+        "candidate:842163049 1 udp 1677729535 203.0.113.7 46154 typ srflx raddr 10.0.0.5 "
+        "rport 46154 generation 0 ufrag EsAw network-id 1 network-cost 10"
+    )
+    assert (c.type, c.raddr, c.rport, c.ufrag, c.network_id, c.network_cost) == (
+        "srflx",
+        "10.0.0.5",
+        46154,
+        "EsAw",
+        1,
+        10,
+    )
     t = parse_candidate("a=candidate:1 1 TCP 1518280447 192.0.2.1 9 typ host tcptype active")
     assert (t.transport, t.tcptype) == ("tcp", "active")
     good = "candidate:1 1 udp 2122260223 192.0.2.1 5000 typ host"
@@ -110,8 +129,13 @@ def test_sdes_crypto_from_sample_capture_truth(sample, truth) -> None:
         assert sec["suite"] in row["crypto_suites"]
         assert secret_hash(sec["inline"]) in row["crypto_key_sha256"]
     c = parse_crypto("1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:32")
-    assert (c.tag, c.suite, c.key_secret, c.lifetime, c.mki) == \
-           (1, "AES_CM_128_HMAC_SHA1_80", "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz", "2^20", "1:32")
+    assert (c.tag, c.suite, c.key_secret, c.lifetime, c.mki) == (
+        1,
+        "AES_CM_128_HMAC_SHA1_80",
+        "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
+        "2^20",
+        "1:32",
+    )
 
 
 def test_fingerprint_normalised() -> None:
@@ -121,9 +145,25 @@ def test_fingerprint_normalised() -> None:
 
 
 def _tshark_sdp(path, *fields: str, decode: list[str] = ()) -> list[list[str]]:
-    out = subprocess.run(["tshark", "-n", "-r", str(path), *decode, "-Y", "sdp", "-T", "fields",
-                          "-E", "separator=|", *functools.reduce(operator.iadd, (["-e", f] for f in fields), [])],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "tshark",
+            "-n",
+            "-r",
+            str(path),
+            *decode,
+            "-Y",
+            "sdp",
+            "-T",
+            "fields",
+            "-E",
+            "separator=|",
+            *functools.reduce(operator.iadd, (["-e", f] for f in fields), []),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return [ln.split("|") for ln in out.splitlines()]
 
 
@@ -133,8 +173,9 @@ def test_sip_sdp_matches_tshark_on_tcp_fragmented_capture(realcaps) -> None:
     import rtcforensics
 
     path = realcaps / "sipcapture_heplify" / "sip_ipv4_tcp_fragmented.pcap"
-    ref = _tshark_sdp(path, "frame.number", "sdp.owner.sessionid", "sdp.media.proto",
-                      decode=["-d", "tcp.port==6060,sip"])
+    ref = _tshark_sdp(
+        path, "frame.number", "sdp.owner.sessionid", "sdp.media.proto", decode=["-d", "tcp.port==6060,sip"]
+    )
     cap = rtcforensics.load(path)
     got = cap.sdp
     assert len(got) == len(ref) == 75
@@ -148,7 +189,9 @@ def test_sip_ipv6_sdp(realcaps) -> None:
     import rtcforensics
 
     path = realcaps / "sipcapture_heplify" / "sip_ipv6_udp.pcap"
-    ref = _tshark_sdp(path, "frame.number", "sdp.connection_info.address", "sdp.owner.username", "sdp.media.port")
+    ref = _tshark_sdp(
+        path, "frame.number", "sdp.connection_info.address", "sdp.owner.username", "sdp.media.port"
+    )
     cap = rtcforensics.load(path)
     got = cap.sdp
     # tshark types only the INVITE body as SDP; the 200 OK (frame 3) carries its SDP without Content-Type,
@@ -156,8 +199,12 @@ def test_sip_ipv6_sdp(realcaps) -> None:
     assert [int(r[0]) for r in ref] == [1]
     assert list(got["frame"]) == [1, 3]
     assert ref[0][1] == got["connection"][0].split()[2] and ref[0][2] == got["origin_username"][0]
-    body = subprocess.run(["tshark", "-n", "-r", str(path), "-Y", "frame.number==3", "-V"], capture_output=True,
-                          text=True, check=True).stdout
+    body = subprocess.run(
+        ["tshark", "-n", "-r", str(path), "-Y", "frame.number==3", "-V"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     c_line = next(ln.strip()[:-4] for ln in body.splitlines() if ln.strip().startswith("c=IN IP6"))
     assert got["connection"][1] == c_line[2:]
     assert list(got["role"]) == ["offer", "answer"]  # INVITE offer, 200 OK answer (RFC 3264)

@@ -29,15 +29,20 @@ CLI = [sys.executable, "-m", "rtcforensics.cli"]
 FORMATS = ("table", "json", "sarif", "html", "markdown")
 CAPTURES = sorted(p.name[: -len(".pcapng")] for p in SAMPLES.glob("*.pcapng"))
 
+# (exit 3 = an incomplete run: still searched for secrets)
 # slow: every CLI format of every sample capture, about 4.5 minutes on 2 cores (still run in CI)
-pytestmark = [pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark needed for the secret oracle"),
-              pytest.mark.slow]
+pytestmark = [
+    pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark needed for the secret oracle"),
+    pytest.mark.slow,
+]
 
 _WIRE = [
     re.compile(r"ice-pwd:([A-Za-z0-9+/]{16,})"),
     re.compile(r"inline:([A-Za-z0-9+/=]{20,})"),
-    re.compile(r'"(?:http\.authorization|http\.proxy_authorization|http\.cookie|http\.set_cookie|'
-               r'sip\.Authorization|sip\.Proxy-Authorization)": "([^"]{6,})"'),
+    re.compile(
+        r'"(?:http\.authorization|http\.proxy_authorization|http\.cookie|http\.set_cookie|'
+        r'sip\.Authorization|sip\.Proxy-Authorization)": "([^"]{6,})"'
+    ),
     re.compile(r'\\"(?:credential|password|token)\\"\s*:\s*\\"([^"\\]{6,})\\"'),
 ]
 
@@ -78,7 +83,9 @@ def keylog_secrets(name: str) -> frozenset[str]:
     k = keylog_of(name)
     if not k:
         return frozenset()
-    return frozenset(p[2] for ln in k.read_text().splitlines() if len(p := ln.split()) == 3 and len(p[2]) >= 32)
+    return frozenset(
+        p[2] for ln in k.read_text().splitlines() if len(p := ln.split()) == 3 and len(p[2]) >= 32
+    )
 
 
 def leaks(text: str, secrets: frozenset[str]) -> list[str]:
@@ -117,12 +124,22 @@ def test_cli_outputs_hold_no_secret(fmt: str, tmp_path: Path) -> None:
     problems = []
     for names, keylog in runs:
         out = tmp_path / f"out.{fmt}"
-        args = ["analyze", *[str(SAMPLES / f"{n}.pcapng") for n in names], "--format", fmt, "-o", str(out),
-                "--fail-on", "none", "--jobs", "2"]
+        args = [
+            "analyze",
+            *[str(SAMPLES / f"{n}.pcapng") for n in names],
+            "--format",
+            fmt,
+            "-o",
+            str(out),
+            "--fail-on",
+            "none",
+            "--jobs",
+            "2",
+        ]
         if keylog:
             args += ["--keylog", str(keylog)]
         cp = _cli(args)
-        assert cp.returncode == 0, cp.stderr[-2000:]
+        assert cp.returncode in (0, 3), cp.stderr[-2000:]
         text = out.read_text() + cp.stderr
         for n in names:
             bad = leaks(text, known_secrets(n) | keylog_secrets(n))
@@ -134,17 +151,35 @@ def test_cli_outputs_hold_no_secret(fmt: str, tmp_path: Path) -> None:
 def test_show_secrets_shows_them_but_never_the_keylog() -> None:
     """--show-secrets is honoured (the search above is not vacuous) and still keeps keylog secrets out."""
     for name in ("sdes_plain_rtp", "clean_call"):
-        args = ["analyze", str(SAMPLES / f"{name}.pcapng"), "--format", "json", "--fail-on", "none",
-                "--show-secrets"]
+        args = [
+            "analyze",
+            str(SAMPLES / f"{name}.pcapng"),
+            "--format",
+            "json",
+            "--fail-on",
+            "none",
+            "--show-secrets",
+        ]
         if keylog_of(name):
             args += ["--keylog", str(keylog_of(name))]
         cp = _cli(args)
-        assert cp.returncode == 0, cp.stderr[-2000:]
+        assert cp.returncode in (0, 3), cp.stderr[-2000:]
         assert json.loads(cp.stdout)["secrets_shown"] is True
         assert not leaks(cp.stdout, keylog_secrets(name))
-    assert leaks(_cli(["analyze", str(SAMPLES / "sdes_plain_rtp.pcapng"), "--format", "json", "--fail-on", "none",
-                       "--show-secrets"]).stdout, known_secrets("sdes_plain_rtp")), \
-        "--show-secrets shows no SDES key: the redaction test above would pass vacuously"
+    assert leaks(
+        _cli(
+            [
+                "analyze",
+                str(SAMPLES / "sdes_plain_rtp.pcapng"),
+                "--format",
+                "json",
+                "--fail-on",
+                "none",
+                "--show-secrets",
+            ]
+        ).stdout,
+        known_secrets("sdes_plain_rtp"),
+    ), "--show-secrets shows no SDES key: the redaction test above would pass vacuously"
 
 
 def test_summary_and_export_hold_no_secret(tmp_path: Path) -> None:
@@ -153,10 +188,10 @@ def test_summary_and_export_hold_no_secret(tmp_path: Path) -> None:
         k = ["--keylog", str(keylog_of(name))] if keylog_of(name) else []
         cap = str(SAMPLES / f"{name}.pcapng")
         cp = _cli(["summary", cap, *k])
-        assert cp.returncode == 0, cp.stderr[-2000:]
+        assert cp.returncode in (0, 3), cp.stderr[-2000:]
         d = tmp_path / name
         ce = _cli(["export", cap, "--to", str(d), "--format", "csv", *k])
-        assert ce.returncode == 0, ce.stderr[-2000:]
+        assert ce.returncode in (0, 3), ce.stderr[-2000:]
         text = cp.stdout + "".join(p.read_text() for p in sorted(d.glob("*.csv")))
         bad = leaks(text, known_secrets(name) | keylog_secrets(name))
         if bad:
@@ -173,8 +208,13 @@ def test_python_renderers_hold_no_secret(name: str) -> None:
 
     cap = rtcforensics.load(SAMPLES / f"{name}.pcapng", keylog=keylog_of(name))
     doc = jsonout.document(analyze(cap))
-    outs = {"json": jsonout.render(doc, {}), "sarif": sarif.render([doc]), "html": rhtml.render([doc], [cap], {}),
-            "markdown": markdown.render(doc), "table": table.render(doc)}
+    outs = {
+        "json": jsonout.render(doc, {}),
+        "sarif": sarif.render([doc]),
+        "html": rhtml.render([doc], [cap], {}),
+        "markdown": markdown.render(doc),
+        "table": table.render(doc),
+    }
     secrets = known_secrets(name) | keylog_secrets(name)
     bad = {fmt: leaks(text, secrets) for fmt, text in outs.items()}
     assert not any(bad.values()), bad

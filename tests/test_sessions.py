@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from samples import SAMPLES, load_truth, sample_names, sample_path
 
@@ -16,12 +17,16 @@ def _cap(name: str, keylog: bool = True) -> rtcforensics.Capture:
 
 def _readable(name: str, t: dict) -> bool:
     sdps = t.get("sdp") or []
-    return bool(sdps) and all(not e.get("tls") for e in sdps) or (SAMPLES / f"{name}.keylog").exists()
+    return (bool(sdps) and all(not e.get("tls") for e in sdps)) or (SAMPLES / f"{name}.keylog").exists()
 
 
-ICE_CALLS = [n for n in sample_names()
-             if any(e.get("ice_ufrag") for e in load_truth(n).get("sdp") or []) and load_truth(n).get("dtls")
-             and _readable(n, load_truth(n))]
+ICE_CALLS = [
+    n
+    for n in sample_names()
+    if any(e.get("ice_ufrag") for e in load_truth(n).get("sdp") or [])
+    and load_truth(n).get("dtls")
+    and _readable(n, load_truth(n))
+]
 
 
 @pytest.mark.parametrize("name", ICE_CALLS)
@@ -35,14 +40,16 @@ def test_session_joins_sdp_stun_dtls_rtp(name: str) -> None:
     assert len(row) == 1, name
     r = row.iloc[0]
     assert r["kind"] == "ice"
-    assert {f"{offer['ice_ufrag']}:{answer['ice_ufrag']}", f"{answer['ice_ufrag']}:{offer['ice_ufrag']}"} \
-        >= set(r["stun_usernames"]) and len(r["stun_usernames"])
+    assert {
+        f"{offer['ice_ufrag']}:{answer['ice_ufrag']}",
+        f"{answer['ice_ufrag']}:{offer['ice_ufrag']}",
+    } >= set(r["stun_usernames"]) and len(r["stun_usernames"])
     # the DTLS handshake of the truth is the one on the session's selected flow
     hs = t["dtls"][0]
     d = cap.dtls
     linked = d[(d["flow_id"] == r["dtls_flow_id"]) & (d["first_frame"] == r["dtls_first_frame"])].iloc[0]
     assert (linked["client"], linked["server"]) == (hs["client"], hs["server"])
-    if t.get("turn"):
+    if t.get("turn") or t.get("turn_legs"):
         # relayed: the handshake crosses both client<->TURN legs; the session keeps the real client's leg
         assert r["dtls_flow_id"] in set(r["flow_id"]) and r["selected_flow_id"] == r["nominated_flow_id"]
     else:
@@ -54,8 +61,15 @@ def test_session_joins_sdp_stun_dtls_rtp(name: str) -> None:
         else:
             assert r[col] == [] or r[col] is None
     certs_visible = not hs.get("encrypted_handshake") or (SAMPLES / f"{name}.keylog").exists()
-    if certs_visible and r["client_cert_sha256"] is not None and r["client_cert_sha256"] == r["client_cert_sha256"]:
-        assert (r["client_cert_sha256"], r["server_cert_sha256"]) == (hs["client_cert_sha256"], hs["server_cert_sha256"])
+    if (
+        certs_visible
+        and r["client_cert_sha256"] is not None
+        and r["client_cert_sha256"] == r["client_cert_sha256"]
+    ):
+        assert (r["client_cert_sha256"], r["server_cert_sha256"]) == (
+            hs["client_cert_sha256"],
+            hs["server_cert_sha256"],
+        )
         expected = "mismatch" if t.get("mitm") else "match"
         assert r["fingerprint_status"] == expected
         assert r["offerer_dtls_role"] == ("server" if answer["setup"] == "active" else "client")
@@ -64,6 +78,9 @@ def test_session_joins_sdp_stun_dtls_rtp(name: str) -> None:
         assert "dtls_certificates" in r["missing"]
     # streams sent from outside the call (``foreign``: an attacker's probe, no ICE with either peer) are not its
     want_ssrcs = {x["ssrc"] for x in t.get("rtp") or [] if not x.get("foreign")}
+    if t.get("sfu"):  # a conference: this session is one PeerConnection with the SFU, its streams only
+        pair = set(str(r["selected_pair"]).split(" <-> "))
+        want_ssrcs = {x["ssrc"] for x in t["rtp"] if {x["src"], x["dst"]} & pair}
     assert want_ssrcs <= set(r["rtp_ssrcs"])
     for link in ("offer", "answer", "stun_checks", "stun_success", "nominated_pair", "dtls"):
         assert link in r["observed"], (name, link)
@@ -77,8 +94,10 @@ def test_rewritten_fingerprint_fails_to_link() -> None:
     # relay replaced in the copy it forwarded
     assert r["client_cert_sha256"] == t["mitm"]["answer_fingerprint_sha256"]
     assert not r["answer_fingerprint_match"] and r["offer_fingerprint_match"]
-    assert set(r["answer_fingerprints_sha256"]) == {t["mitm"]["answer_fingerprint_sha256"],
-                                                    t["mitm"]["fake_fingerprint_sha256"]}
+    assert set(r["answer_fingerprints_sha256"]) == {
+        t["mitm"]["answer_fingerprint_sha256"],
+        t["mitm"]["fake_fingerprint_sha256"],
+    }
 
 
 def test_clean_call_without_keylog_links_through_stun_only() -> None:
@@ -136,13 +155,19 @@ def test_connectivity_checks_decide_the_pairing(tmp_path) -> None:
     from rtcforensics.tables.signalling import messages
 
     other = _cap("clean_call")
-    raw, other_ufrag = next((f.text, f.text.split("a=ice-ufrag:")[1].split()[0])
-                            for m in messages(other) for f in m.items if f.kind == "sdp" and f.role == "answer")
+    raw, other_ufrag = next(
+        (f.text, f.text.split("a=ice-ufrag:")[1].split()[0])
+        for m in messages(other)
+        for f in m.items
+        if f.kind == "sdp" and f.role == "answer"
+    )
     base = _cap("ws_plaintext_private").sdp
     t_offer = base[base["role"] == "offer"]["ts"].min().value
     t_answer = base[base["role"] == "answer"]["ts"].min().value
     log = tmp_path / "other_call.jsonl"
-    log.write_text(json.dumps({"ts": (t_offer + t_answer) // 2, "msg": {"type": "answer", "sdp": raw}}) + "\n")
+    log.write_text(
+        json.dumps({"ts": (t_offer + t_answer) // 2, "msg": {"type": "answer", "sdp": raw}}) + "\n"
+    )
     t = load_truth("ws_plaintext_private")
     cap = rtcforensics.load(sample_path("ws_plaintext_private"), signalling=[log])
     s = cap.sessions
@@ -159,3 +184,22 @@ def test_datachannel_only_session_expects_no_media() -> None:
     r = _cap("datachannel_only").sessions.iloc[0]
     assert list(r["missing"]) == [] and list(r["rtp_ssrcs"]) == []
     assert r["dtls_client"] == t["dtls"][0]["client"] and r["fingerprint_status"] == "match"
+
+
+@pytest.mark.realcaps
+def test_sip_answers_pair_with_the_offer_they_answer(realcaps) -> None:
+    # FreeSWITCH trace with many interleaved calls (heplify's sip_ipv4_tcp_fragmented): an answer is paired with
+    # the offer of its own dialog and CSeq (signalling.answers_frame), not with the previous unanswered offer
+    cap = rtcforensics.load(realcaps / "sipcapture_heplify" / "sip_ipv4_tcp_fragmented.pcap")
+    sdp = cap.sdp.set_index("sdp_index")
+    checked = 0
+    for s in cap.sessions.itertuples():
+        if not len(s.offer_sdp) or not len(s.answer_sdp):
+            continue
+        offer_frames = {int(sdp.loc[i, "frame"]) for i in s.offer_sdp}
+        answered = {
+            int(sdp.loc[i, "answers_frame"]) for i in s.answer_sdp if not pd.isna(sdp.loc[i, "answers_frame"])
+        }
+        assert answered and answered & offer_frames, (s.offer_frame, s.answer_frame, answered)
+        checked += 1
+    assert checked >= 25

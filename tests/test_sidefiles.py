@@ -56,18 +56,46 @@ def test_webrtc_internals_dump(tmp_path, clean_call_sdps) -> None:
 
     offer = parse_sdp(clean_call_sdps["offer"])
     cand = offer.media[0].candidates[0]
-    line = (f"candidate:{cand.foundation} {cand.component} {cand.transport} {cand.priority} {cand.address} "
-            f"{cand.port} typ {cand.type}")
+    line = (
+        f"candidate:{cand.foundation} {cand.component} {cand.transport} {cand.priority} {cand.address} "
+        f"{cand.port} typ {cand.type}"
+    )
     ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36"
-    dump = {"getUserMedia": [], "UserAgent": ua, "PeerConnections": {"12345-1": {
-        "constraints": "", "rtcConfiguration": "{ iceServers: [] }", "url": "https://203.0.113.10:8443/",
-        "updateLog": [
-            {"time": "1764140400000", "type": "createOffer", "value": "offerToReceiveAudio: 1"},
-            {"time": "1764140400010", "type": "createOfferOnSuccess", "value": f"type: offer, sdp: {clean_call_sdps['offer']}"},
-            {"time": "1764140400020", "type": "setLocalDescription", "value": f"type: offer, sdp: {clean_call_sdps['offer']}"},
-            {"time": "1764140400030", "type": "icecandidate", "value": f"sdpMid: 0, sdpMLineIndex: 0, candidate: {line}"},
-            {"time": "1764140400500", "type": "setRemoteDescription", "value": f"type: answer, sdp: {clean_call_sdps['answer']}"},
-        ], "stats": {}}}}
+    dump = {
+        "getUserMedia": [],
+        "UserAgent": ua,
+        "PeerConnections": {
+            "12345-1": {
+                "constraints": "",
+                "rtcConfiguration": "{ iceServers: [] }",
+                "url": "https://203.0.113.10:8443/",
+                "updateLog": [
+                    {"time": "1764140400000", "type": "createOffer", "value": "offerToReceiveAudio: 1"},
+                    {
+                        "time": "1764140400010",
+                        "type": "createOfferOnSuccess",
+                        "value": f"type: offer, sdp: {clean_call_sdps['offer']}",
+                    },
+                    {
+                        "time": "1764140400020",
+                        "type": "setLocalDescription",
+                        "value": f"type: offer, sdp: {clean_call_sdps['offer']}",
+                    },
+                    {
+                        "time": "1764140400030",
+                        "type": "icecandidate",
+                        "value": f"sdpMid: 0, sdpMLineIndex: 0, candidate: {line}",
+                    },
+                    {
+                        "time": "1764140400500",
+                        "type": "setRemoteDescription",
+                        "value": f"type: answer, sdp: {clean_call_sdps['answer']}",
+                    },
+                ],
+                "stats": {},
+            }
+        },
+    }
     p = tmp_path / "webrtc_internals_dump.txt"
     p.write_text(json.dumps(dump))
     cap = _no_keylog(p)
@@ -83,10 +111,20 @@ def test_webrtc_internals_dump(tmp_path, clean_call_sdps) -> None:
 
 
 def test_json_lines_with_a_bad_line(tmp_path, clean_call_sdps) -> None:
-    lines = [json.dumps({"ts": 1764140400.25, "dir": "out", "msg": {"type": "offer", "sdp": clean_call_sdps["offer"]}}),
-             '{"ts": 1764140400.30, "dir": "in", "msg": {"type": "answer", "sdp": "v=0',  # cut short
-             json.dumps({"ts": "2025-11-26T07:00:00.5Z", "dir": "in",
-                         "msg": {"type": "answer", "sdp": clean_call_sdps["answer"]}}), ""]
+    lines = [
+        json.dumps(
+            {"ts": 1764140400.25, "dir": "out", "msg": {"type": "offer", "sdp": clean_call_sdps["offer"]}}
+        ),
+        '{"ts": 1764140400.30, "dir": "in", "msg": {"type": "answer", "sdp": "v=0',  # cut short
+        json.dumps(
+            {
+                "ts": "2025-11-26T07:00:00.5Z",
+                "dir": "in",
+                "msg": {"type": "answer", "sdp": clean_call_sdps["answer"]},
+            }
+        ),
+        "",
+    ]
     p = tmp_path / "signalling.jsonl"
     p.write_text("\n".join(lines))
     cap = _no_keylog(p)

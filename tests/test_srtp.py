@@ -32,7 +32,9 @@ def test_sdes_stream_authenticates_and_plays(sample, truth, tmp_path):
         assert row.rtp_packets == s["packets"]
         if s["keying"] == "sdes":
             # the key came from the SDP that crossed the wire in clear (offer frame)
-            assert row.status == "authenticated" and row.authenticated == s["packets"] + (row.rtcp_packets or 0)
+            assert row.status == "authenticated" and row.authenticated == s["packets"] + (
+                row.rtcp_packets or 0
+            )
             assert row.key_source.startswith("sdes:frame ")
             assert row.profile == "SRTP_AES128_CM_HMAC_SHA1_80"
         else:  # the plain RTP/AVP stream: no key is offered for it, none verifies
@@ -43,9 +45,24 @@ def test_sdes_stream_authenticates_and_plays(sample, truth, tmp_path):
     loud = res.streams.dropna(subset=["audio_dbfs"])
     assert len(loud) == 1 and -40 < float(loud.audio_dbfs.iloc[0]) < -3  # ffmpeg's sine, not silence
     # the plain-RTP pcap plays in Wireshark: tshark sees the same packet count as G.711 RTP
-    out = subprocess.run(["tshark", "-r", str(tmp_path / "decrypted.pcap"), "--enable-heuristic", "rtp_udp",
-                          "-Y", "rtp.p_type == 0", "-T", "fields", "-e", "rtp.ssrc"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [
+            "tshark",
+            "-r",
+            str(tmp_path / "decrypted.pcap"),
+            "--enable-heuristic",
+            "rtp_udp",
+            "-Y",
+            "rtp.p_type == 0",
+            "-T",
+            "fields",
+            "-e",
+            "rtp.ssrc",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     sdes = next(s for s in t["rtp"] if s["keying"] == "sdes")
     assert len(out.stdout.split()) == sdes["packets"]
 
@@ -94,15 +111,24 @@ def test_keylog_of_another_call_gives_no_key(sample, tmp_path):
 
 
 @pytest.mark.realcaps
-def test_wrong_key_for_a_stream_is_an_authentication_failure(realcaps):
-    # the authors published a key for SSRC 0x2c2e32d2, which the call never used; its second stream is 0xe3b9fc5e
+@pytest.mark.parametrize("as_mapping", [False, True], ids=["list", "mapping"])
+def test_wrong_key_for_a_stream_is_an_authentication_failure(realcaps, as_mapping):
+    # the authors published a key for SSRC 0x2c2e32d2, which the call never used; its second stream is 0xe3b9fc5e.
+    # issue 14 item 7: keys as ["SSRC=spec"] or {ssrc: spec}; a user key that verifies none of the stream's packets
+    # is "authentication failed", with the counts
     capture = "ogolosovskiy_srtp_decoder/webrtc_opus_p2p.pcap"
-    pub = next(k for k in json.loads((realcaps / "sdes_keys.json").read_text())
-               if k["capture"] == capture and k["ssrc"] == "0x2c2e32d2")
-    res = rtcforensics.load(realcaps / capture, progress=False).decrypt(
-        keys=[f"0xe3b9fc5e={pub['suite']} inline:{pub['inline_key_b64']}"])
+    pub = next(
+        k
+        for k in json.loads((realcaps / "sdes_keys.json").read_text())
+        if k["capture"] == capture and k["ssrc"] == "0x2c2e32d2"
+    )
+    spec = f"{pub['suite']} inline:{pub['inline_key_b64']}"
+    keys = {0xE3B9FC5E: spec} if as_mapping else [f"0xe3b9fc5e={spec}"]
+    res = rtcforensics.load(realcaps / capture, progress=False).decrypt(keys=keys)
     row = res.streams[(res.streams.ssrc == 0xE3B9FC5E) & (res.streams.rtp_packets > 0)].iloc[0]
     assert row.status == "authentication failed" and row.authenticated == 0 and row.rtp_packets == 498
+    assert row.key_source == "user" and row.auth_failed == row.rtp_packets + row.rtcp_packets
+    assert len(row.failed_frames) == 50
 
 
 def test_tampered_packet_fails_authentication(sample):
@@ -117,7 +143,9 @@ def test_tampered_packet_fails_authentication(sample):
     victim = keyed[len(keyed) // 2]
     # an on-path attacker flips one payload byte (the tag no longer verifies)
     i = packets.index(victim)
-    packets[i] = dataclasses.replace(victim, data=victim.data[:20] + bytes([victim.data[20] ^ 0x01]) + victim.data[21:])
+    packets[i] = dataclasses.replace(
+        victim, data=victim.data[:20] + bytes([victim.data[20] ^ 0x01]) + victim.data[21:]
+    )
     states = decrypt_streams(packets, lookup)
     st = next(s for s in states.values() if s.ssrc == victim.ssrc and s.flow_id == victim.flow_id)
     assert st.auth_failed == 1 and st.failed_frames == [victim.frame]
@@ -125,15 +153,22 @@ def test_tampered_packet_fails_authentication(sample):
 
 
 def test_key_spec_and_inline_parsing():
-    ssrc, key = parse_key_spec("0x20c23467=AES_CM_128_HMAC_SHA1_80 inline:FfLxRxclZ/lNM/g5MNSZgmvAUzR/pgSIVyOHUHji")
+    ssrc, key = parse_key_spec(
+        "0x20c23467=AES_CM_128_HMAC_SHA1_80 inline:FfLxRxclZ/lNM/g5MNSZgmvAUzR/pgSIVyOHUHji"
+    )
     assert ssrc == 0x20C23467 and key.profile.dtls_name == "SRTP_AES128_CM_HMAC_SHA1_80"
     assert len(key.key) == 16 and len(key.salt) == 14
-    assert parse_key_spec("AES_CM_128_HMAC_SHA1_80:inline:FfLxRxclZ/lNM/g5MNSZgmvAUzR/pgSIVyOHUHji")[0] is None
+    assert (
+        parse_key_spec("AES_CM_128_HMAC_SHA1_80:inline:FfLxRxclZ/lNM/g5MNSZgmvAUzR/pgSIVyOHUHji")[0] is None
+    )
     with pytest.raises(DecodeError) as e:
         parse_inline("AES_CM_128_HMAC_SHA1_80", "inline:FfLxRxclZ/lNM/g5MNSZgmvAUzR/pgSIVyOH")
     assert e.value.name == "sdes_key_length"
-    for bad in ("", "0x1ffffffff=AES_CM_128_HMAC_SHA1_80 inline:FfLxRxclZ/lNM/g5MNSZgmvAUzR/pgSIVyOHUHji",
-                "AES_CM_128_HMAC_SHA1_80"):
+    for bad in (
+        "",
+        "0x1ffffffff=AES_CM_128_HMAC_SHA1_80 inline:FfLxRxclZ/lNM/g5MNSZgmvAUzR/pgSIVyOHUHji",
+        "AES_CM_128_HMAC_SHA1_80",
+    ):
         with pytest.raises(DecodeError) as e:
             parse_key_spec(bad)
         assert e.value.name == "srtp_key_spec"
@@ -159,10 +194,12 @@ def test_bad_user_key_is_an_input_error(sample):
     assert "base64" in str(e.value)
 
 
-REALCAP_KEYS = ["ogolosovskiy_srtp_decoder/WebRTC_PCMA_p2p_SDES_Call_1.pcap",
-                "ogolosovskiy_srtp_decoder/webrtc_opus_p2p.pcap",
-                "veondigital_srtp_decoder/TCP_call_1.pcap",
-                "veondigital_srtp_decoder/udp_call_02_03_client.pcap"]
+REALCAP_KEYS = [
+    "ogolosovskiy_srtp_decoder/WebRTC_PCMA_p2p_SDES_Call_1.pcap",
+    "ogolosovskiy_srtp_decoder/webrtc_opus_p2p.pcap",
+    "veondigital_srtp_decoder/TCP_call_1.pcap",
+    "veondigital_srtp_decoder/udp_call_02_03_client.pcap",
+]
 
 
 @pytest.mark.realcaps

@@ -17,7 +17,9 @@ def truth() -> dict:
 
 @pytest.fixture(scope="module")
 def report(truth):
-    return analyze(rtcforensics.load(sample_path("srtp_null")), only=["srtp-null-cipher", "srtp-weak-profile"])
+    return analyze(
+        rtcforensics.load(sample_path("srtp_null")), only=["srtp-null-cipher", "srtp-weak-profile"]
+    )
 
 
 def test_dtls_frame_reads_offered_and_chosen_profiles(truth):
@@ -32,9 +34,14 @@ def test_dtls_frame_reads_offered_and_chosen_profiles(truth):
 
 
 def test_negotiated_null_profiles_are_high(truth, report):
-    want = {(d["client"], d["server"], d["srtp_profile"]) for d in truth["dtls"] if "NULL" in d["srtp_profile"]}
-    got = {(*f.endpoints, f.evidence["srtp_profile"]) for f in report.findings
-           if f.slug == "srtp-null-cipher" and f.severity == "high"}
+    want = {
+        (d["client"], d["server"], d["srtp_profile"]) for d in truth["dtls"] if "NULL" in d["srtp_profile"]
+    }
+    got = {
+        (*f.endpoints, f.evidence["srtp_profile"])
+        for f in report.findings
+        if f.slug == "srtp-null-cipher" and f.severity == "high"
+    }
     assert len(want) == 2 and got == want
     assert all(f.evidence["negotiated"] for f in report.findings if f.severity == "high")
 

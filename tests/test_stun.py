@@ -28,18 +28,22 @@ from rtcforensics.errors import DecodeError, TruncatedError
 RFC5769_REQUEST = bytes.fromhex(
     "000100582112a442b7e7a701bc34d686fa87dfae802200105354554e207465737420636c69656e74"
     "002400046e0001ff80290008932ff9b151263b36000600096576746a3a6836765920202000080014"
-    "9aeaa70cbfd8cb56781ef2b5b2d3f249c1b571a280280004e57a3bcf")
+    "9aeaa70cbfd8cb56781ef2b5b2d3f249c1b571a280280004e57a3bcf"
+)
 RFC5769_RESPONSE_V4 = bytes.fromhex(
     "0101003c2112a442b7e7a701bc34d686fa87dfae8022000b7465737420766563746f722000200008"
-    "0001a147e112a643000800142b91f599fd9e90c38c7489f92af9ba53f06be7d780280004c07d4c96")
+    "0001a147e112a643000800142b91f599fd9e90c38c7489f92af9ba53f06be7d780280004c07d4c96"
+)
 RFC5769_RESPONSE_V6 = bytes.fromhex(
     "010100482112a442b7e7a701bc34d686fa87dfae8022000b7465737420766563746f722000200014"
     "0002a1470113a9faa5d3f179bc25f4b5bed2b9d900080014a382954e4be67bf11784c97c8292c275"
-    "bfe3ed4180280004c8fb0b4c")
+    "bfe3ed4180280004c8fb0b4c"
+)
 RFC5769_LONG_TERM = bytes.fromhex(
     "000100602112a44278ad3433c6ad72c029da412e00060012e3839ee38388e383aae38383e382afe3"
     "82b90000001500 1c662f2f3439396b39353464364f4c33346f4c394653547679363473410014000b"
-    "6578616d706c652e6f726700000800 14f67024656dd64a3e02b8e0712e85c9a28ca89666".replace(" ", ""))
+    "6578616d706c652e6f726700000800 14f67024656dd64a3e02b8e0712e85c9a28ca89666".replace(" ", "")
+)
 RFC5769_PASSWORD = b"VOkJxbRl1RmTxUk/WvJxBt"
 
 COTURN_UNIDIR = "nDPI/stun_dtls_rtp_unidir.pcapng"
@@ -66,12 +70,19 @@ def _tshark_fields(path: Path, *fields: str, filt: str = "stun") -> dict[int, li
 
 # -- RFC 5769 ------------------------------------------------------------------------------------------
 
+
 def test_rfc5769_sample_request() -> None:
     msg = StunMessage.parse(RFC5769_REQUEST)
     assert (msg.method, msg.cls, msg.classic) == (StunMethod.BINDING, StunClass.REQUEST, False)
     assert msg.txid == "b7e7a701bc34d686fa87dfae"
-    assert msg.attribute_names == ["SOFTWARE", "PRIORITY", "ICE-CONTROLLED", "USERNAME", "MESSAGE-INTEGRITY",
-                                   "FINGERPRINT"]
+    assert msg.attribute_names == [
+        "SOFTWARE",
+        "PRIORITY",
+        "ICE-CONTROLLED",
+        "USERNAME",
+        "MESSAGE-INTEGRITY",
+        "FINGERPRINT",
+    ]
     assert msg.get(AttrType.SOFTWARE) == "STUN test client"
     assert msg.get(AttrType.PRIORITY) == 0x6E0001FF
     assert msg.get(AttrType.ICE_CONTROLLED) == 0x932FF9B151263B36
@@ -81,10 +92,13 @@ def test_rfc5769_sample_request() -> None:
     assert msg.check_integrity(b"not the password") is False
 
 
-@pytest.mark.parametrize("data, expected", [
-    (RFC5769_RESPONSE_V4, Address(4, "192.0.2.1", 32853)),
-    (RFC5769_RESPONSE_V6, Address(6, "2001:db8:1234:5678:11:2233:4455:6677", 32853)),
-])
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        (RFC5769_RESPONSE_V4, Address(4, "192.0.2.1", 32853)),
+        (RFC5769_RESPONSE_V6, Address(6, "2001:db8:1234:5678:11:2233:4455:6677", 32853)),
+    ],
+)
 def test_rfc5769_responses_xor_mapped(data: bytes, expected: Address) -> None:
     msg = StunMessage.parse(data)
     assert (msg.method_name, msg.class_name) == ("Binding", "success")
@@ -108,6 +122,7 @@ def test_rfc5769_long_term_credentials() -> None:
 
 # -- the table and the type field -------------------------------------------------------------------------
 
+
 def test_attribute_table_covers_every_code_once() -> None:
     assert set(ATTRIBUTES) == {int(a) for a in AttrType}
     assert len(ATTRIBUTE_CODES) == len(ATTRIBUTES)  # IANA names are unique
@@ -125,6 +140,7 @@ def test_message_type_roundtrip(method: StunMethod, cls: StunClass) -> None:
 
 # -- real captures against tshark -----------------------------------------------------------------------
 
+
 @pytest.mark.realcaps
 @pytest.mark.parametrize("capture", STUN_CAPTURES)
 def test_counts_by_method_and_class_equal_tsharks(realcaps: Path, capture: str) -> None:
@@ -138,16 +154,25 @@ def test_counts_by_method_and_class_equal_tsharks(realcaps: Path, capture: str) 
 
 @pytest.mark.realcaps
 def test_known_counts_coturn_unidir(realcaps: Path) -> None:
-    counts = Counter((StunMessage.parse(d.data).method_name, StunMessage.parse(d.data).class_name)
-                     for d in stun_datagrams(realcaps / COTURN_UNIDIR))
-    assert counts == {("Send", "indication"): 22, ("Data", "indication"): 15, ("Allocate", "request"): 2,
-                      ("Allocate", "success"): 1, ("Allocate", "error"): 1, ("CreatePermission", "request"): 1,
-                      ("CreatePermission", "success"): 1}
+    counts = Counter(
+        (StunMessage.parse(d.data).method_name, StunMessage.parse(d.data).class_name)
+        for d in stun_datagrams(realcaps / COTURN_UNIDIR)
+    )
+    assert counts == {
+        ("Send", "indication"): 22,
+        ("Data", "indication"): 15,
+        ("Allocate", "request"): 2,
+        ("Allocate", "success"): 1,
+        ("Allocate", "error"): 1,
+        ("CreatePermission", "request"): 1,
+        ("CreatePermission", "success"): 1,
+    }
 
 
 @pytest.mark.realcaps
-@pytest.mark.parametrize("capture", [COTURN_UNIDIR, PCMA, TURN_UDP, "nDPI/stun_dtls_rtp.pcapng",
-                                     "nDPI/geforcenow.pcapng"])
+@pytest.mark.parametrize(
+    "capture", [COTURN_UNIDIR, PCMA, TURN_UDP, "nDPI/stun_dtls_rtp.pcapng", "nDPI/geforcenow.pcapng"]
+)
 def test_addresses_equal_tsharks(realcaps: Path, capture: str) -> None:
     """Every address attribute (plain and de-XORed), in wire order, as tshark shows it."""
     shark = _tshark_fields(realcaps / capture, "stun.att.ipv4", "stun.att.port")
@@ -166,11 +191,16 @@ def test_addresses_equal_tsharks(realcaps: Path, capture: str) -> None:
 
 @pytest.mark.realcaps
 def test_private_xor_peer_addresses_in_coturn_calls(realcaps: Path) -> None:
-    peers = {a.ip for d in stun_datagrams(realcaps / PCMA)
-             for a in StunMessage.parse(d.data).get_all(AttrType.XOR_PEER_ADDRESS)}
+    peers = {
+        a.ip
+        for d in stun_datagrams(realcaps / PCMA)
+        for a in StunMessage.parse(d.data).get_all(AttrType.XOR_PEER_ADDRESS)
+    }
     assert {"192.168.1.130", "10.202.203.50"} <= peers
-    relayed = [StunMessage.parse(d.data).get(AttrType.XOR_RELAYED_ADDRESS) for d in stun_datagrams(
-        realcaps / COTURN_UNIDIR)]
+    relayed = [
+        StunMessage.parse(d.data).get(AttrType.XOR_RELAYED_ADDRESS)
+        for d in stun_datagrams(realcaps / COTURN_UNIDIR)
+    ]
     assert Address(4, "10.1.0.3", 60815) in relayed
 
 
@@ -216,7 +246,9 @@ def test_coturn_versions_and_errors(realcaps: Path) -> None:
     assert (msgs[1].class_name, msgs[1].txid) == ("success", first.txid)  # ...succeeds
     pcma = [StunMessage.parse(d.data) for d in stun_datagrams(realcaps / PCMA)]
     errs = [m for m in pcma if m.cls == StunClass.ERROR]
-    assert {(m.get(AttrType.ERROR_CODE).code, m.get(AttrType.REALM)) for m in errs} == {(401, "steppechange.com")}
+    assert {(m.get(AttrType.ERROR_CODE).code, m.get(AttrType.REALM)) for m in errs} == {
+        (401, "steppechange.com")
+    }
 
 
 @pytest.mark.realcaps
@@ -225,7 +257,11 @@ def test_google_meet_ice_attributes(realcaps: Path) -> None:
     reqs = [m for m in reqs if m.cls == StunClass.REQUEST]
     assert sum(not m.has(AttrType.MESSAGE_INTEGRITY) for m in reqs) == 12
     checks = [m for m in reqs if m.has(AttrType.MESSAGE_INTEGRITY)]
-    assert Counter(m.get(AttrType.PRIORITY) for m in checks) == {1845501695: 19, 1853824767: 10, 1853827327: 3}
+    assert Counter(m.get(AttrType.PRIORITY) for m in checks) == {
+        1845501695: 19,
+        1853824767: 10,
+        1853827327: 3,
+    }
     assert {m.get(AttrType.ICE_CONTROLLING) for m in checks} == {0x48E5659350CD8CB5, 0x6ADAFE75C4DA4F6D}
     assert all(m.get(AttrType.GOOG_NETWORK_INFO) is not None for m in checks)
 
@@ -263,6 +299,7 @@ def test_channel_data_from_real_turn_call(realcaps: Path) -> None:
 
 
 # -- malformed messages: mutations of real ones ----------------------------------------------------------
+
 
 @pytest.fixture
 def allocate_success(realcaps: Path) -> bytes:
@@ -304,7 +341,10 @@ def test_xor_mapped_family_mismatch(allocate_success: bytes) -> None:
     bad[off + 5] = 0x02  # claims IPv6 in an 8-byte value
     with pytest.raises(DecodeError) as e:
         StunMessage.parse(bytes(bad))
-    assert (e.value.name, e.value.detail) == ("stun_attr_length", "STUN XOR-MAPPED-ADDRESS has invalid length for IPv6")
+    assert (e.value.name, e.value.detail) == (
+        "stun_attr_length",
+        "STUN XOR-MAPPED-ADDRESS has invalid length for IPv6",
+    )
     bad[off + 5] = 0x07
     with pytest.raises(DecodeError) as e:
         StunMessage.parse(bytes(bad))
@@ -321,7 +361,7 @@ def test_xor_mapped_family_mismatch(allocate_success: bytes) -> None:
 def test_attribute_overflow_keeps_earlier_attributes(allocate_success: bytes) -> None:
     off = _attr_offset(allocate_success, AttrType.SOFTWARE)
     bad = bytearray(allocate_success)
-    bad[off + 2:off + 4] = b"\xff\xf0"
+    bad[off + 2 : off + 4] = b"\xff\xf0"
     with pytest.raises(DecodeError) as e:
         StunMessage.parse(bytes(bad))
     assert e.value.name == "stun_attr_overflow"
@@ -347,7 +387,7 @@ def test_password_attribute_never_kept(realcaps: Path) -> None:
     good = _message(realcaps, COTURN_UNIDIR, 5)  # CreatePermission with USERNAME "username1"
     off = _attr_offset(good, AttrType.USERNAME)
     bad = bytearray(good)
-    bad[off:off + 2] = AttrType.PASSWORD.to_bytes(2, "big")  # the same bytes as an RFC 3489 PASSWORD
+    bad[off : off + 2] = AttrType.PASSWORD.to_bytes(2, "big")  # the same bytes as an RFC 3489 PASSWORD
     msg = StunMessage.parse(bytes(bad))
     pw = next(a for a in msg if a.type == AttrType.PASSWORD)
     assert pw.value is None and pw.raw == b""
@@ -365,6 +405,7 @@ def test_classic_rfc3489_message_recognised(realcaps: Path) -> None:
 
 
 # -- our own sample captures (coturn 4.6.1, aiortc): MESSAGE-INTEGRITY with the lab's credentials ----------
+
 
 @pytest.mark.parametrize("name", ["turn_relay_longterm", "turn_internal_peer_allowed"])
 def test_long_term_integrity_verifies_with_the_lab_password(sample, truth, name: str) -> None:
@@ -397,3 +438,32 @@ def test_sample_captures_counts_equal_truth(sample, truth) -> None:
         checked += 1
     if not checked:
         pytest.skip("no sample capture with STUN truth")
+
+
+@pytest.mark.realcaps
+def test_unpadded_attributes_keep_username_and_integrity(realcaps: Path) -> None:
+    # [MS-TURN] stacks (Teams, Skype for Business) do not pad attribute values: a Google Meet ICE check whose
+    # USERNAME is not a multiple of 4 long, with its padding removed the MS-TURN way, still reads whole
+    reqs = [
+        d.data
+        for d in stun_datagrams(realcaps / GOOGLE_MEET)
+        if (m := StunMessage.parse(d.data)).cls == StunClass.REQUEST
+        and m.has(AttrType.MESSAGE_INTEGRITY)
+        and len(m.get(AttrType.USERNAME)) % 4
+    ]
+    good = reqs[0]
+    msg = StunMessage.parse(good)
+    bare, off = bytearray(good[:20]), 20
+    for a in msg.attributes:
+        bare += good[a.offset : a.offset + 4 + a.length]  # header and value, no padding
+        off = a.offset + 4 + a.length + (-a.length % 4)
+    assert off == len(good) and len(bare) < len(good)
+    bare[2:4] = (len(bare) - 20).to_bytes(2, "big")
+    got = StunMessage.parse(bytes(bare), strict=False)
+    assert [e.name for e in got.errors if e.name != "stun_length"] == ["stun_attr_unpadded"]
+    assert [a.type for a in got.attributes] == [a.type for a in msg.attributes]
+    assert got.get(AttrType.USERNAME) == msg.get(AttrType.USERNAME)
+    assert got.has(AttrType.MESSAGE_INTEGRITY) and got.get(AttrType.PRIORITY) == msg.get(AttrType.PRIORITY)
+    with pytest.raises(DecodeError) as e:
+        StunMessage.parse(bytes(bare))
+    assert e.value.name in ("stun_length", "stun_attr_unpadded")

@@ -12,17 +12,37 @@ from media_tshark import epoch_ns, fields, need_tshark
 import rtcforensics
 from rtcforensics.tables.packets import FLOWS, PACKETS
 
-CAPS = ["veondigital_srtp_decoder/TCP_call_1.pcap", "nDPI/stun_google_meet.pcapng",
-        "sipcapture_heplify/rtp_rtcp_sip_ipv4_udp.pcap", "nDPI/rtcp_multiple_pkts_in_the_same_datagram.pcap"]
+CAPS = [
+    "veondigital_srtp_decoder/TCP_call_1.pcap",
+    "nDPI/stun_google_meet.pcapng",
+    "sipcapture_heplify/rtp_rtcp_sip_ipv4_udp.pcap",
+    "nDPI/rtcp_multiple_pkts_in_the_same_datagram.pcap",
+]
 
 
 @pytest.mark.parametrize("name", CAPS)
 def test_packets_rows_match_tshark(realcaps: Path, name: str) -> None:
     path = realcaps / name
     p = rtcforensics.load(path, progress=False).packets
-    rows = fields(path, ["frame.number", "frame.time_epoch", "frame.len", "ip.src", "ipv6.src", "ip.dst",
-                         "ipv6.dst", "udp.srcport", "tcp.srcport", "udp.dstport", "tcp.dstport", "icmp.type",
-                         "icmpv6.type"], heuristics=False)
+    rows = fields(
+        path,
+        [
+            "frame.number",
+            "frame.time_epoch",
+            "frame.len",
+            "ip.src",
+            "ipv6.src",
+            "ip.dst",
+            "ipv6.dst",
+            "udp.srcport",
+            "tcp.srcport",
+            "udp.dstport",
+            "tcp.dstport",
+            "icmp.type",
+            "icmpv6.type",
+        ],
+        heuristics=False,
+    )
     assert len(p) == len(rows)
     assert p["frame"].tolist() == [int(r[0]) for r in rows]
     assert p["ts"].astype("int64").tolist() == [epoch_ns(r[1]) for r in rows]
@@ -51,8 +71,9 @@ def test_packets_schema(realcaps: Path) -> None:
 def _tshark_conversations(path: Path, proto: str) -> dict[frozenset[str], tuple[int, int]]:
     """{frozenset(endpoints): (frames, bytes)} from `tshark -z conv,udp|tcp`."""
     exe = need_tshark()
-    out = subprocess.run([exe, "-r", str(path), "-n", "-q", "-z", f"conv,{proto}"], capture_output=True,
-                         text=True, timeout=300).stdout
+    out = subprocess.run(
+        [exe, "-r", str(path), "-n", "-q", "-z", f"conv,{proto}"], capture_output=True, text=True, timeout=300
+    ).stdout
     convs = {}
     for line in out.splitlines():
         t = line.split()
@@ -65,8 +86,9 @@ def _tshark_conversations(path: Path, proto: str) -> dict[frozenset[str], tuple[
     return convs
 
 
-@pytest.mark.parametrize("name", ["veondigital_srtp_decoder/TCP_call_1.pcap",
-                                  "sipcapture_heplify/rtp_rtcp_sip_ipv4_udp.pcap"])
+@pytest.mark.parametrize(
+    "name", ["veondigital_srtp_decoder/TCP_call_1.pcap", "sipcapture_heplify/rtp_rtcp_sip_ipv4_udp.pcap"]
+)
 def test_flows_match_tshark_conversations(realcaps: Path, name: str) -> None:
     path = realcaps / name
     f = rtcforensics.load(path, progress=False).flows
@@ -90,6 +112,12 @@ def test_flows_classes_and_encryption(realcaps: Path, sample) -> None:
     assert len(sip) > 0 and (sip["encrypted"] == False).all()
     rtp_only = f[f["classes"].map(lambda c: c == ["rtp"])]
     assert len(rtp_only) > 0 and rtp_only["encrypted"].isna().all()  # keying decides, not the flow
-    f = rtcforensics.load(realcaps / "veondigital_srtp_decoder/udp_call_02_03_client.pcap", progress=False).flows
-    relayed = f[f["via_turn"]]
-    assert len(relayed) == 1 and {"rtp", "rtcp", "stun"} <= set(relayed.iloc[0]["classes"])
+    f = rtcforensics.load(
+        realcaps / "veondigital_srtp_decoder/udp_call_02_03_client.pcap", progress=False
+    ).flows
+    relayed = f[f["via_turn"]].set_index("transport")
+    # the UDP allocation carries the call; the TURN-TCP one (tshark: Send/Data indications from frame 1054 on
+    # tcp/3478) only relayed connectivity checks
+    assert sorted(relayed.index) == ["tcp", "udp"]
+    assert {"rtp", "rtcp", "stun"} <= set(relayed.loc["udp", "classes"])
+    assert relayed.loc["tcp", "classes"] == ["other", "stun"]

@@ -37,7 +37,9 @@ def test_truth_descriptions_found(name: str) -> None:
         assert len(rows), (name, e["role"])
         want = e.get("fingerprint") or {}
         # a description relayed over two legs may differ per leg (rewritten): one copy must match the truth
-        ok = [r for _, r in rows.iterrows() if all(dict(r["fingerprints"]).get(a) == h for a, h in want.items())]
+        ok = [
+            r for _, r in rows.iterrows() if all(dict(r["fingerprints"]).get(a) == h for a, h in want.items())
+        ]
         assert ok, (name, e["role"])
         r = ok[0]
         if e.get("setup"):
@@ -92,8 +94,23 @@ def test_secrets_not_in_clear() -> None:
     assert sorted(k for ks in df["crypto_keys_secret"] for k in ks) == sorted(keys)
 
     cap = _cap("ws_plaintext_private")
-    out = subprocess.run(["tshark", "-n", "-r", str(cap.path), "-Y", "websocket", "-T", "fields", "-e",
-                          "websocket.payload.text"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "tshark",
+            "-n",
+            "-r",
+            str(cap.path),
+            "-Y",
+            "websocket",
+            "-T",
+            "fields",
+            "-e",
+            "websocket.payload.text",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     pwds = set(re.findall(r"a=ice-pwd:([^\\\\\r\n\"]+)", out))
     assert pwds
     text = cap.sdp.astype(str).to_csv()

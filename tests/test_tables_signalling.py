@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 import rtcforensics
-from rtcforensics.tables.signalling import multipart_parts, parse_sip, redact_url
 
 
 def _load(sample, name: str, keylog: bool = True) -> rtcforensics.Capture:
@@ -20,8 +19,9 @@ def _load(sample, name: str, keylog: bool = True) -> rtcforensics.Capture:
 
 
 def _tshark(path: Path, *args: str) -> list[list[str]]:
-    out = subprocess.run(["tshark", "-n", "-r", str(path), *args], capture_output=True, text=True,
-                         check=False).stdout  # exit 2 on a truncated capture still prints what was read
+    out = subprocess.run(
+        ["tshark", "-n", "-r", str(path), *args], capture_output=True, text=True, check=False
+    ).stdout  # exit 2 on a truncated capture still prints what was read
     return [ln.split("\t") for ln in out.splitlines() if ln]
 
 
@@ -38,15 +38,32 @@ def test_wss_decrypted_with_keylog(sample, truth) -> None:
     assert len(ws) and all(u.startswith(f"wss://{t['server']}/ws/lab/") for u in ws["url"])
     assert set(ws["body_kind"]) == {"sdp"}
     # the TLS version the server chose, as tshark reads the ServerHello
-    ref = _tshark(cap.path, "-Y", "tls.handshake.type == 2", "-T", "fields", "-e", "tls.handshake.extensions.supported_version")
+    ref = _tshark(
+        cap.path,
+        "-Y",
+        "tls.handshake.type == 2",
+        "-T",
+        "fields",
+        "-e",
+        "tls.handshake.extensions.supported_version",
+    )
     assert {r[0] for r in ref} == {"0x0304"} and set(s["tls_version"]) == {"TLS 1.3"}
 
 
 def test_wss_without_keylog_is_one_unreadable_row_per_tls_connection(sample) -> None:
     cap = _load(sample, "clean_call", keylog=False)
     s = cap.signalling
-    hellos = _tshark(cap.path, "-Y", "tls.handshake.type == 1", "-T", "fields", "-e", "tcp.stream",
-                     "-e", "tls.handshake.extensions_server_name")
+    hellos = _tshark(
+        cap.path,
+        "-Y",
+        "tls.handshake.type == 1",
+        "-T",
+        "fields",
+        "-e",
+        "tcp.stream",
+        "-e",
+        "tls.handshake.extensions_server_name",
+    )
     assert set(s["transport"]) == {"tls"} and not s["decrypted"].any()
     assert sorted(s["tcp_stream"]) == sorted(int(r[0]) for r in hellos)
     assert len(cap.sdp) == 0
@@ -55,9 +72,14 @@ def test_wss_without_keylog_is_one_unreadable_row_per_tls_connection(sample) -> 
 def test_whip_http_messages_match_truth(sample, truth) -> None:
     t = truth("sdes_plain_rtp")["http"]
     s = _load(sample, "sdes_plain_rtp").signalling
-    na = lambda v: None if v is None or v is pd.NA else v
-    got = [(int(r.frame), na(r.method), None if na(r.status) is None else int(r.status), na(r.content_type))
-           for r in s.itertuples()]
+
+    def na(v):
+        return None if v is None or v is pd.NA else v
+
+    got = [
+        (int(r.frame), na(r.method), None if na(r.status) is None else int(r.status), na(r.content_type))
+        for r in s.itertuples()
+    ]
     assert got == [(x["frame"], x["method"], x["status"], x["content_type"]) for x in t]
     assert list(s["body_kind"][:2]) == ["sdp", "sdp"] and not s["tls"].any()
 
@@ -120,10 +142,12 @@ def test_sip_udp_and_http_cross_checked_with_tshark(realcaps) -> None:
     ref = _tshark(path, "-Y", "sip", "-T", "fields", "-e", "sip.Method", "-e", "sip.Status-Code")
     sip = s[s["transport"] == "sip"]
     assert Counter(m for m in sip["method"].dropna()) == Counter(r[0] for r in ref if r[0])
-    assert Counter(int(x) for x in sip["status"].dropna()) == Counter(int(r[1]) for r in ref if len(r) > 1 and r[1])
+    assert Counter(int(x) for x in sip["status"].dropna()) == Counter(
+        int(r[1]) for r in ref if len(r) > 1 and r[1]
+    )
     cookies = _tshark(path, "-Y", "http.cookie", "-T", "fields", "-e", "frame.number", "-e", "http.cookie")
     http = s[s["transport"] == "http"].set_index("frame")
-    for frame, value in cookies:
+    for frame, _value in cookies:
         assert "cookie" in http.loc[int(frame), "auth_kinds"]
         assert http.loc[int(frame), "auth_present"]
     # the cookie values themselves are nowhere in the frame
@@ -144,35 +168,6 @@ def test_zeek_websocket(realcaps) -> None:
     assert set(ws[ws["frame"] == 18]["direction"]) == {"client_to_server"}
 
 
-def test_sip_parser_multipart_and_errors(sample) -> None:
-    # SIP messages as sent by the sip_ws sample's UAC, then wrapped the way RFC 5621 multipart bodies are
-    from rtcforensics.dissect.tshark import export_raw
-
-    raw = export_raw(sample("sip_ws"), "sip", display_filter="websocket && sip")
-    invite = next(v[0] for v in raw.values() if v[0].startswith(b"INVITE"))
-    msgs = parse_sip(invite + invite)  # two coalesced on a stream
-    assert [m.method for m in msgs] == ["INVITE", "INVITE"] and msgs[0].body.startswith(b"v=0")
-    sdp = msgs[0].body
-    mp = (b"--b1\r\nContent-Type: application/sdp\r\n\r\n" + sdp + b"\r\n--b1\r\nContent-Type: "
-          b"application/pidf+xml\r\n\r\n<presence/>\r\n--b1--\r\n")
-    parts = multipart_parts('multipart/mixed;boundary="b1"', mp)
-    assert [p[0] for p in parts] == ["application/sdp", "application/pidf+xml"] and parts[0][1] == sdp
-    from rtcforensics.errors import DecodeError
-
-    with pytest.raises(DecodeError) as e:
-        parse_sip(invite[:-10])
-    assert e.value.name == "sip_truncated"
-    assert [m.method for m in e.value.done] == ["INVITE"]  # the partial message is kept, body cut short
-    with pytest.raises(DecodeError):
-        parse_sip(b"GET / HTTP/1.1\r\n\r\n")
-
-
-def test_url_secrets_redacted() -> None:
-    url, found = redact_url("wss://sig.example/ws?room=lab&token=eyJhbGciOi.payload.sig&x=1")
-    assert "eyJhbGciOi" not in url and "room=lab" in url and "x=1" in url
-    assert [k for k, _ in found] == ["url:token"]
-
-
 def test_permessage_deflate_websocket_from_firefox(sample, truth) -> None:
     t = truth("browsers_firefox_chromium")
     cap = _load(sample, "browsers_firefox_chromium")
@@ -190,8 +185,19 @@ def test_permessage_deflate_websocket_from_firefox(sample, truth) -> None:
 def test_chunked_http_bodies_are_dechunked(realcaps) -> None:
     path = realcaps / "sipcapture_heplify" / "rtp_rtcp_sip_ipv4_udp.pcap"
     s = rtcforensics.load(path).signalling.set_index("frame")
-    ref = _tshark(path, "-Y", "http.transfer_encoding == \"chunked\"", "-T", "fields", "-e", "frame.number",
-                  "-e", "http.chunk_size", "-E", "aggregator=,")
+    ref = _tshark(
+        path,
+        "-Y",
+        'http.transfer_encoding == "chunked"',
+        "-T",
+        "fields",
+        "-e",
+        "frame.number",
+        "-e",
+        "http.chunk_size",
+        "-E",
+        "aggregator=,",
+    )
     assert ref
     for frame, sizes in ref:
         assert s.loc[int(frame), "body_len"] == sum(int(x) for x in sizes.split(",") if x)
@@ -202,7 +208,9 @@ def test_tls_secrets_embedded_in_pcapng(sample, truth, tmp_path) -> None:
     # WSS signalling is read without keylog= and gives the same descriptions.
     p = sample("clean_call")
     dsb = tmp_path / "clean_call_dsb.pcapng"
-    subprocess.run(["editcap", "--inject-secrets", f"tls,{p.with_suffix('.keylog')}", str(p), str(dsb)], check=True)
+    subprocess.run(
+        ["editcap", "--inject-secrets", f"tls,{p.with_suffix('.keylog')}", str(p), str(dsb)], check=True
+    )
     cap = rtcforensics.load(dsb)
     s = cap.signalling
     assert s["decrypted"].all() and {"http", "websocket"} <= set(s["transport"])
@@ -210,60 +218,178 @@ def test_tls_secrets_embedded_in_pcapng(sample, truth, tmp_path) -> None:
     assert set(zip(cap.sdp["role"], cap.sdp["fingerprint_sha256"])) == want
 
 
-def test_whip_trickle_sdpfrag_body() -> None:
-    # RFC 8840 / RFC 9725 PATCH body; the candidate line is one aiortc gathers
-    aiortc = pytest.importorskip("aiortc")
-    import asyncio
+def test_client_and_server_endpoints_from_the_syn(sample, truth) -> None:
+    # sip_ws: the UAC opened the WebSocket connection; every message of it names the UAC as client
+    cap = _load(sample, "sip_ws")
+    s = cap.signalling
+    syn = _tshark(
+        sample("sip_ws"),
+        "-Y",
+        "tcp.flags.syn==1 && tcp.flags.ack==0",
+        "-T",
+        "fields",
+        "-e",
+        "ip.src",
+        "-e",
+        "tcp.srcport",
+        "-e",
+        "ip.dst",
+        "-e",
+        "tcp.dstport",
+    )
+    opened = {(f"{r[0]}:{r[1]}", f"{r[2]}:{r[3]}") for r in syn}
+    ws = s[s["transport"].isin(["http", "websocket"])]
+    assert len(ws) and set(zip(ws["client_endpoint"], ws["server_endpoint"])) <= opened
+    # the messages the UAC sent (truth) are the ones whose sender is the client
+    sent = ws[(ws["src"] + ":" + ws["sport"].astype(str)) == ws["client_endpoint"]]
+    assert [int(f) for f in sent["frame"] if int(f) in truth("sip_ws")["sip"]["tshark_frames"]] == [
+        27,
+        35,
+        358,
+    ]
 
-    from aiortc.sdp import candidate_to_sdp
 
-    from rtcforensics.tables.signalling import Message, classify_body
+def test_sip_dialog_columns_match_tshark(realcaps) -> None:
+    path = realcaps / "sipcapture_heplify/rtp_rtcp_sip_ipv4_udp.pcap"
+    s = rtcforensics.load(path, progress=False).signalling
+    sip = s[s["transport"] == "sip"].set_index("frame")
+    ref = _tshark(
+        path,
+        "-Y",
+        "sip",
+        "-T",
+        "fields",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=|",
+        "-e",
+        "frame.number",
+        "-e",
+        "sip.CSeq.seq",
+        "-e",
+        "sip.CSeq.method",
+        "-e",
+        "sip.from.tag",
+        "-e",
+        "sip.to.tag",
+        "-e",
+        "sip.Via",
+    )
+    assert len(ref) == len(sip)
+    for fr, seq, meth, ftag, ttag, via in ref:
+        r = sip.loc[int(fr)]
+        assert (r["sip_cseq_num"], r["sip_cseq_method"]) == (int(seq), meth)
+        assert (r["sip_from_tag"] or "", r["sip_to_tag"] if r["sip_to_tag"] is not pd.NA else "") == (
+            ftag,
+            ttag,
+        )
+        assert r["sip_via_count"] == len(via.split("|"))
+        # UDP: the request's sender is the client
+        sender = f"{r['src']}:{r['sport']}"
+        assert (r["client_endpoint"] == sender) == (r["direction"] == "request")
 
-    async def gather() -> str:
-        pc = aiortc.RTCPeerConnection()
-        pc.addTransceiver("audio")
-        await pc.setLocalDescription(await pc.createOffer())
-        c = pc.getTransceivers()[0].sender.transport.transport.iceGatherer.getLocalCandidates()[0]
-        await pc.close()
-        return candidate_to_sdp(c)
 
-    line = asyncio.run(gather())
-    body = f"a=ice-ufrag:EsAw\r\na=ice-pwd:P2uYro0UCOQ4zxjKXaWCBui1\r\nm=audio 9 RTP/AVP 0\r\na=mid:0\r\na=candidate:{line}\r\n"
-
-    class _Cap:
-        strict = False
-
-    m = Message(index=0, frame=1, ts_ns=None, transport="http", ip_proto="tcp", src=None, sport=None, dst=None,
-                dport=None, tcp_stream=0, tls=False, decrypted=False, method="PATCH", direction="request")
-    classify_body(_Cap(), m, body, "application/trickle-ice-sdpfrag")  # type: ignore[arg-type]
-    assert m.body_kind == "candidate"
-    assert [f.text for f in m.items] == [f"candidate:{line}"] and m.items[0].envelope == "whip"
+def test_sdp_answers_name_their_offer(realcaps) -> None:
+    # every SIP answer names the request of the same transaction (Call-ID, CSeq), never just the previous SDP
+    for name in ("sipcapture_heplify/rtp_rtcp_sip_ipv4_udp.pcap", "sipcapture_heplify/sip_ipv6_udp.pcap"):
+        s = rtcforensics.load(realcaps / name, progress=False).signalling.set_index("frame")
+        answers = s[s["answers_frame"].notna()]
+        assert len(answers), name
+        for _fr, r in answers.iterrows():
+            offer = s.loc[int(r["answers_frame"])]
+            assert offer["direction"] == "request" and offer["body_kind"] == "sdp"
+            assert (offer["sip_call_id"], offer["sip_cseq_num"], offer["sip_from_tag"]) == (
+                r["sip_call_id"],
+                r["sip_cseq_num"],
+                r["sip_from_tag"],
+            )
+            assert r["status"] >= 180 and r["body_kind"] == "sdp"
 
 
-def test_socketio_framed_json() -> None:
-    # Socket.IO (Engine.IO message 4 + event 2) in front of the JSON array; SDP from aiortc
-    aiortc = pytest.importorskip("aiortc")
-    import asyncio
-    import json
+def test_offer_answer_paired_across_407_and_reinvites(sample, truth) -> None:
+    # sip_gateway: Kamailio challenges the first INVITE with 407; the retry (CSeq 2) and the hold/resume
+    # re-INVITEs (CSeq 3, 4) are answered by 200s with SDP, on the WebSocket leg and on the UDP leg to baresip.
+    # Every answer names the INVITE of its own CSeq on its own leg, as Kamailio logged them (truth).
+    t = truth("sip_gateway")["sip"]["kamailio"]
+    s = _load(sample, "sip_gateway").signalling.set_index("frame")
 
-    from rtcforensics.tables.signalling import Message, classify_body
+    def ep(r) -> str:
+        return f"{r['src']}:{r['sport']}"
 
-    async def offer() -> str:
-        pc = aiortc.RTCPeerConnection()
-        pc.addTransceiver("audio")
-        await pc.setLocalDescription(await pc.createOffer())
-        sdp = pc.localDescription.sdp
-        await pc.close()
-        return sdp
+    want = {
+        (e["src"], e["dst"], int(e["cseq"].split()[0]))
+        for e in t
+        if e["start"].startswith("SIP/2.0 200") and "sdp" in e
+    }
+    got = set()
+    for _fr, r in s[s["answers_frame"].notna()].iterrows():
+        offer = s.loc[int(r["answers_frame"])]
+        assert offer["method"] == "INVITE" and offer["sip_cseq_num"] == r["sip_cseq_num"]
+        assert {ep(offer), f"{offer['dst']}:{offer['dport']}"} == {
+            ep(r),
+            f"{r['dst']}:{r['dport']}",
+        }  # same leg
+        got.add((ep(r), f"{r['dst']}:{r['dport']}", int(r["sip_cseq_num"])))
+    assert want <= got
+    challenged = {int(e["cseq"].split()[0]) for e in t if e["start"].startswith("SIP/2.0 407")}
+    assert challenged == {1}
+    answered = {int(s.loc[int(f), "sip_cseq_num"]) for f in s["answers_frame"].dropna()}
+    assert not (answered & challenged)
+    # nginx terminated wss:// and forwarded in clear to Kamailio: the back-end leg says so
+    leg = s[(s["transport"] == "websocket") & (s["server_endpoint"] == "10.0.0.20:8080")]
+    assert len(leg) and set(leg["x_forwarded_proto"]) == {"https"}
+    assert set(leg["client_endpoint"]) == {
+        next(e["src"] for e in t if e["proto"] == "ws" and e["dir"] == "recv")
+    }
 
-    sdp = asyncio.run(offer())
 
-    class _Cap:
-        strict = False
+def _oversized_ws_capture(tmp_path: Path) -> Path:
+    """fuzz.hostile's row: the MITM call's offer over WebSocket padded past tshark's 256 KiB text-field limit."""
+    from fuzz.hostile import GENERATORS
 
-    for text in ("42" + json.dumps(["offer", {"type": "offer", "sdp": sdp}]),
-                 "42/rooms,7" + json.dumps(["signal", {"description": {"type": "offer", "sdp": sdp}}])):
-        m = Message(index=0, frame=1, ts_ns=None, transport="websocket", ip_proto="tcp", src=None, sport=None,
-                    dst=None, dport=None, tcp_stream=0, tls=False, decrypted=False)
-        classify_body(_Cap(), m, text, None)  # type: ignore[arg-type]
-        assert m.body_kind == "sdp" and [(f.kind, f.role, f.text) for f in m.items] == [("sdp", "offer", sdp)]
+    return GENERATORS["ws_oversized_message"](tmp_path, 1).path
+
+
+def test_websocket_text_over_tshark_limit_is_read_whole(tmp_path) -> None:
+    # issue 19 item 4: tshark 4.0 cuts websocket.payload.text at 262,144 bytes; the message is read whole from
+    # its masked payload bytes, so the offer inside it (and its fingerprint) is not lost
+    path = _oversized_ws_capture(tmp_path)
+    (row,) = _tshark(
+        path,
+        "-Y",
+        "websocket.payload_length_ext_64 > 262144",
+        "-T",
+        "fields",
+        "-e",
+        "frame.number",
+        "-e",
+        "websocket.payload_length_ext_64",
+    )
+    frame, length = int(row[0]), int(row[1])
+    cap = rtcforensics.load(path, progress=False)
+    s = cap.signalling.set_index("frame")
+    assert s.loc[frame, "body_len"] == length > 262_144 and s.loc[frame, "body_kind"] == "sdp"
+    a = cap.dissection.anomalies.frame()
+    assert not {"json_invalid", "websocket_text_limit"} & set(a["name"])
+    offers = cap.sdp[cap.sdp["frame"] == frame]
+    assert len(offers) == 1
+    # the same offer as in the unpadded sample (its fingerprint lies past the first 256 KiB now)
+    from samples import sample_path
+
+    base = rtcforensics.load(sample_path("fingerprint_rewrite"), progress=False).sdp
+    fp = offers["fingerprint_sha256"].iloc[0]
+    assert isinstance(fp, str) and fp in set(base["fingerprint_sha256"])
+
+
+def test_websocket_text_over_limit_not_readable_is_reported(tmp_path) -> None:
+    # without the whole bytes (as for a compressed or unmasked message) the cut is an anomaly the report shows
+    # (layer tshark, a *_limit name: the run is incomplete), not a silent json_invalid
+    from rtcforensics.dissect.control import build_messages
+    from rtcforensics.tables.signalling import _report, export_control_plane
+
+    cap = rtcforensics.load(_oversized_ws_capture(tmp_path), progress=False)
+    build_messages(export_control_plane(cap), {}, _report(cap), None, {})
+    a = cap.dissection.anomalies.frame()
+    rows = a[a["name"] == "websocket_text_limit"]
+    assert len(rows) == 1 and rows["layer"].iloc[0] == "tshark" and "262,144" in rows["detail"].iloc[0]

@@ -32,7 +32,7 @@ def _frame(realcaps: Path, capture: str, anomalies: AnomalyLog | None = None) ->
 
 def _counts(df: pd.DataFrame) -> Counter:
     codes = {name: code for code, name in METHOD_NAMES.items()}
-    return Counter((codes.get(m, None) or int(m, 16), c) for m, c in zip(df.method, df.cls.astype(str)))
+    return Counter((codes.get(m) or int(m, 16), c) for m, c in zip(df.method, df.cls.astype(str)))
 
 
 @pytest.mark.realcaps
@@ -50,15 +50,25 @@ def test_open_relay_allocate_without_integrity(realcaps: Path) -> None:
     df = _frame(realcaps, COTURN_UNIDIR)
     req = df.iloc[0]
     assert (req.method, req.cls, req.requested_transport) == ("Allocate", "request", "udp")
-    assert pd.isna(req.username) and not req.has_integrity and req.attr_names == ["REQUESTED-TRANSPORT", "FINGERPRINT"]
+    assert (
+        pd.isna(req.username)
+        and not req.has_integrity
+        and req.attr_names == ["REQUESTED-TRANSPORT", "FINGERPRINT"]
+    )
     resp = df[df.frame == req.response_frame].iloc[0]
     assert (resp.cls, resp.request_frame, resp.xor_relayed, resp.xor_mapped, resp.lifetime_s) == (
-        "success", req.frame, "10.1.0.3:60815", "10.10.0.1:26378", 600)
+        "success",
+        req.frame,
+        "10.1.0.3:60815",
+        "10.10.0.1:26378",
+        600,
+    )
     assert resp.software == "Coturn-4.5.0.3 'dan Eider'"
     assert resp.rtt_ms == pytest.approx(req.rtt_ms) and resp.rtt_ms > 0
     err = df[df.cls == "error"]
     assert err.error_code.tolist() == [437] and err.error_reason.tolist() == [
-        "Mismatched allocation: wrong transaction ID"]
+        "Mismatched allocation: wrong transaction ID"
+    ]
 
 
 @pytest.mark.realcaps
@@ -66,8 +76,16 @@ def test_private_xor_peers(realcaps: Path) -> None:
     df = _frame(realcaps, COTURN_UNIDIR)
     cp = df[(df.method == "CreatePermission") & (df.cls == "request")].iloc[0]
     assert (cp.username, cp.xor_peer, cp.xor_peer_count, cp.has_integrity, cp.realm) == (
-        "username1", "192.168.2.105:60770,10.0.0.147:60770", 2, True, "")
-    for capture, private in ((PCMA, {"192.168.1.130", "10.202.203.50"}), (OPUS, {"192.168.1.130", "10.216.229.200"})):
+        "username1",
+        "192.168.2.105:60770,10.0.0.147:60770",
+        2,
+        True,
+        "",
+    )
+    for capture, private in (
+        (PCMA, {"192.168.1.130", "10.202.203.50"}),
+        (OPUS, {"192.168.1.130", "10.216.229.200"}),
+    ):
         peers = _frame(realcaps, capture).xor_peer.dropna()
         ips = {p.rsplit(":", 1)[0] for joined in peers for p in joined.split(",")}
         assert private <= ips, capture
@@ -78,17 +96,38 @@ def test_channel_bind_rows(realcaps: Path) -> None:
     df = _frame(realcaps, TURN_UDP)
     cb = df[(df.method == "ChannelBind") & (df.cls == "request")]
     assert cb[["frame", "channel", "xor_peer"]].values.tolist() == [
-        [1137, 0x4001, "54.145.233.59:63280"], [1156, 0x4000, "54.145.233.59:56899"],
-        [1158, 0x4001, "54.145.233.59:63280"], [1181, 0x4000, "54.145.233.59:56899"]]
+        [1137, 0x4001, "54.145.233.59:63280"],
+        [1156, 0x4000, "54.145.233.59:56899"],
+        [1158, 0x4001, "54.145.233.59:63280"],
+        [1181, 0x4000, "54.145.233.59:56899"],
+    ]
     assert (df[df.method == "ChannelBind"].cls == "success").sum() == 4
     assert set(df.software.dropna()) >= {"Coturn-4.4.5.4 'Ardee West'"}
     assert set(df.transport.astype(str)) == {"udp", "tcp"}
 
 
 def _tshark_responses(path: Path) -> dict[int, tuple[int, float]]:
-    out = subprocess.run(["tshark", "-r", str(path), "-Y", "stun.response-to", "-T", "fields", "-e", "frame.number",
-                          "-e", "stun.response-to", "-e", "stun.time"], capture_output=True, text=True, timeout=120,
-                         check=True).stdout
+    out = subprocess.run(
+        [
+            "tshark",
+            "-r",
+            str(path),
+            "-Y",
+            "stun.response-to",
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+            "-e",
+            "stun.response-to",
+            "-e",
+            "stun.time",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     rows = (line.split("\t") for line in out.splitlines())
     return {int(f): (int(r), float(t)) for f, r, t in rows if "," not in r}  # one STUN message per frame
 
@@ -149,7 +188,9 @@ def test_malformed_message_becomes_anomaly_row(realcaps: Path) -> None:
     df = build_stun([first, truncated, dataclasses.replace(dgs[3], data=bytes(bad_attr))], log)
     assert df.frame.tolist() == [1, 4]  # the truncated message has no row, the bad attribute keeps its row
     assert [(r["name"], r["frame"], r["layer"]) for r in log.rows] == [
-        ("stun_truncated", 2, "stun"), ("stun_error_code", 4, "stun")]
+        ("stun_truncated", 2, "stun"),
+        ("stun_error_code", 4, "stun"),
+    ]
     assert pd.isna(df.iloc[1].error_code) and df.iloc[1].software == "Coturn-4.5.0.3 'dan Eider'"
 
 
@@ -173,6 +214,7 @@ def test_empty_frame_has_schema() -> None:
 
 
 # -- through rtcforensics.load, once the fast path exists ------------------------------------------------
+
 
 @pytest.mark.realcaps
 @pytest.mark.skipif(not HAS_FASTPATH, reason="dissect.fastpath not written yet")

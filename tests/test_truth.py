@@ -71,11 +71,17 @@ def decode_as(truth: dict[str, Any]) -> list[str]:
 
 
 @functools.cache
-def tshark(name: str, fields: tuple[str, ...], display_filter: str, keylog: bool = False) -> list[list[str]]:
+def tshark(
+    name: str, fields: tuple[str, ...], display_filter: str, keylog: bool = False, decode: bool = True
+) -> list[list[str]]:
+    """tshark's fields for a sample; `decode=False` leaves out the truth's Decode-As rules (they are for RTP
+    counting and may hide other protocols on the same port, e.g. STUN on a TURN-TCP leg)."""
     truth = load_truth(name)
     kl = SAMPLES / truth["keylog"] if keylog and truth.get("keylog") else None
-    return tshark_fields(sample_path(name), list(fields), display_filter=display_filter, extra=decode_as(truth),
-                         keylog=kl)
+    extra = decode_as(truth) if decode else []
+    return tshark_fields(
+        sample_path(name), list(fields), display_filter=display_filter, extra=extra, keylog=kl
+    )
 
 
 def endpoint(ip4: str, ip6: str, port: str) -> str:
@@ -130,10 +136,18 @@ def test_stun_counts_by_method_and_class(name: str) -> None:
     t = load_truth(name)
     if "stun" not in t:
         pytest.skip(f"{name}: no STUN counts in truth")
-    rows = tshark(name, ("stun.type", "stun.channel"), "stun && udp && !icmp && !icmpv6")
+    rows = tshark(name, ("stun.type", "stun.channel", "tcp.stream"), "stun && !icmp && !icmpv6", decode=False)
     seen: Counter = Counter()
-    for types, channel in rows:
-        if channel or not types:
+    for types, channel, tcp_stream in rows:
+        if not types:
+            continue
+        if tcp_stream:
+            # TURN over TCP (RFC 6062 framing): one segment may hold several messages and ChannelData;
+            # every STUN type listed is a top-level message of that stream
+            for t_ in types.split(","):
+                seen[stun_key(int(t_, 16))] += 1
+            continue
+        if channel:
             continue  # ChannelData: STUN inside it is not a top-level message
         seen[stun_key(int(types.split(",")[0], 16))] += 1
     assert dict(sorted(seen.items())) == dict(sorted(t["stun"].items()))

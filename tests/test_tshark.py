@@ -68,8 +68,11 @@ def test_not_a_capture_is_a_tool_error_naming_the_file(tmp_path) -> None:
 
 def test_time_limit_raises_tool_error(realcaps) -> None:
     with pytest.raises(ToolError, match="did not finish"):
-        tshark.run_tool(["-r", str(realcaps / "sipcapture_heplify" / "rtp_rtcp_sip_ipv4_udp.pcap")],
-                        path="rtp_rtcp_sip_ipv4_udp.pcap", timeout=0.001)
+        tshark.run_tool(
+            ["-r", str(realcaps / "sipcapture_heplify" / "rtp_rtcp_sip_ipv4_udp.pcap")],
+            path="rtp_rtcp_sip_ipv4_udp.pcap",
+            timeout=0.001,
+        )
 
 
 def test_time_formats_of_4_0_and_4_6_parse_alike() -> None:

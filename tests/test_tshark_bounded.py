@@ -23,8 +23,9 @@ from rtcforensics.errors import ToolError
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_captures" / "ws_plaintext_private.pcapng"
 
-pytestmark = pytest.mark.skipif(shutil.which("tshark") is None or not SAMPLE.exists(),
-                                reason="tshark and the sample capture needed")
+pytestmark = pytest.mark.skipif(
+    shutil.which("tshark") is None or not SAMPLE.exists(), reason="tshark and the sample capture needed"
+)
 
 
 def test_time_limit_is_a_tool_error_naming_the_file() -> None:
@@ -44,26 +45,37 @@ def broken_tshark(tmp_path: Path) -> dict[str, str]:
     real = shutil.which("tshark")
     script = tmp_path / "bin" / "tshark"
     script.parent.mkdir()
-    script.write_text("#!/bin/sh\n"
-                      'for a in "$@"; do [ "$a" = "-r" ] && { echo "tshark: The file appears to be damaged '
-                      'or corrupt." >&2; exit 2; }; done\n'
-                      f'exec {real} "$@"\n')
+    script.write_text(
+        "#!/bin/sh\n"
+        'for a in "$@"; do [ "$a" = "-r" ] && { echo "tshark: The file appears to be damaged '
+        'or corrupt." >&2; exit 2; }; done\n'
+        f'exec {real} "$@"\n'
+    )
     script.chmod(0o755)
     return {**os.environ, "PATH": f"{script.parent}{os.pathsep}{os.environ['PATH']}"}
 
 
 def test_tshark_failure_becomes_an_anomaly_and_not_observable(broken_tshark: dict[str, str]) -> None:
-    code = ("import sys, json, rtcforensics\n"
-            "from rtcforensics.checks.analyze import analyze\n"
-            "cap = rtcforensics.load(sys.argv[1])\n"
-            "cap.get_frame('signalling')\n"
-            "a = cap.get_frame('anomalies')\n"
-            "cov = analyze(cap).coverage\n"
-            "print(json.dumps({'anomalies': a[['layer', 'name', 'detail']].astype(str).values.tolist(),\n"
-            "  'coverage': {r['slug']: r['status'] for r in cov.to_dict('records')} if hasattr(cov, 'to_dict')\n"
-            "              else {c.slug: c.status for c in cov}}))\n")
-    cp = subprocess.run([sys.executable, "-c", code, str(SAMPLE)], capture_output=True, text=True, timeout=300,
-                        env=broken_tshark, cwd=ROOT, check=False)
+    code = (
+        "import sys, json, rtcforensics\n"
+        "from rtcforensics.checks.analyze import analyze\n"
+        "cap = rtcforensics.load(sys.argv[1])\n"
+        "cap.get_frame('signalling')\n"
+        "a = cap.get_frame('anomalies')\n"
+        "cov = analyze(cap).coverage\n"
+        "print(json.dumps({'anomalies': a[['layer', 'name', 'detail']].astype(str).values.tolist(),\n"
+        "  'coverage': {r['slug']: r['status'] for r in cov.to_dict('records')} if hasattr(cov, 'to_dict')\n"
+        "              else {c.slug: c.status for c in cov}}))\n"
+    )
+    cp = subprocess.run(
+        [sys.executable, "-c", code, str(SAMPLE)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=broken_tshark,
+        cwd=ROOT,
+        check=False,
+    )
     assert cp.returncode == 0, cp.stderr[-2000:]
     res = json.loads(cp.stdout.strip().splitlines()[-1])
     failed = [d for layer, name, d in res["anomalies"] if layer == "tshark" and name == "tshark_failed"]
@@ -72,14 +84,34 @@ def test_tshark_failure_becomes_an_anomaly_and_not_observable(broken_tshark: dic
 
 
 def test_tshark_failure_reaches_the_cli_report(broken_tshark: dict[str, str]) -> None:
-    cp = subprocess.run([sys.executable, "-m", "rtcforensics.cli", "analyze", str(SAMPLE), "--format", "json",
-                         "--fail-on", "none"], capture_output=True, text=True, timeout=300, env=broken_tshark,
-                        cwd=ROOT, check=False)
-    assert cp.returncode == 0 and "Traceback" not in cp.stderr, cp.stderr[-2000:]
+    cp = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rtcforensics.cli",
+            "analyze",
+            str(SAMPLE),
+            "--format",
+            "json",
+            "--fail-on",
+            "none",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=broken_tshark,
+        cwd=ROOT,
+        check=False,
+    )
+    # a tool failure that leaves checks not observable is an incomplete run: exit 3, and the report says so
+    assert cp.returncode == 3 and "Traceback" not in cp.stderr, cp.stderr[-2000:]
     doc = json.loads(cp.stdout)
+    assert doc["run"]["complete"] is False, doc["run"]
     said = json.dumps([doc.get("anomalies"), doc["overview"].get("notes"), doc.get("coverage")]) + cp.stderr
     assert "tshark" in said, "tshark failed, yet neither the report nor stderr says so"
     cov = {c["slug"]: c for c in doc["coverage"]}
     for slug in ("signalling-plaintext", "sdes-key-exposed"):  # signalling and SDP come from tshark's export
-        assert cov[slug]["status"] == "not observable" and cov[slug]["reason"].startswith("tshark failed"), cov[slug]
+        assert cov[slug]["status"] == "not observable" and cov[slug]["reason"].startswith("tshark failed"), (
+            cov[slug]
+        )
         assert "absent" not in cov[slug]["reason"]

@@ -43,8 +43,9 @@ def _report(name: str):
 def _endpoint_flow(packets: pd.DataFrame, a: str, b: str) -> int:
     """flow_id of the UDP flow between two ip:port endpoints (as the truth files write them)."""
     (ai, ap), (bi, bp) = (x.rsplit(":", 1) for x in (a, b))
-    m = (((packets.src == ai) & (packets.sport == int(ap)) & (packets.dst == bi) & (packets.dport == int(bp)))
-         | ((packets.src == bi) & (packets.sport == int(bp)) & (packets.dst == ai) & (packets.dport == int(ap))))
+    m = (
+        (packets.src == ai) & (packets.sport == int(ap)) & (packets.dst == bi) & (packets.dport == int(bp))
+    ) | ((packets.src == bi) & (packets.sport == int(bp)) & (packets.dst == ai) & (packets.dport == int(ap)))
     ids = packets.loc[m, "flow_id"].dropna().unique()
     assert len(ids) == 1, f"expected one flow between {a} and {b}, got {list(ids)}"
     return int(ids[0])
@@ -161,8 +162,7 @@ def test_stream_series_counts_every_packet_and_byte_of_a_stream() -> None:
         assert series["packets"].sum() == s["packets"]
         assert series["lost"].sum() == 0
         p = select.stream_packets(c.rtp, fid, s["ssrc"])
-        plen = select._col(p, "payload_len", "payload_length")
-        assert series["kbps"].sum() * 0.5 * 1000 / 8 == pytest.approx(p[plen].sum())
+        assert series["kbps"].sum() * 0.5 * 1000 / 8 == pytest.approx(p[select.PAYLOAD_LEN].sum())
         assert (series["jitter_ms"].dropna() >= 0).all()
 
 
@@ -183,7 +183,9 @@ def test_stream_series_counts_removed_packets_as_lost_and_jitter_matches_engine(
     st = c.rtp_streams
     row = st[(st.flow_id == fid) & (st.ssrc == s["ssrc"])].iloc[0]
     if pd.notna(row.get("jitter_ms")):
-        assert full["jitter_ms"].dropna().iloc[-1] == pytest.approx(float(row["jitter_ms"]), rel=0.05, abs=0.05)
+        assert full["jitter_ms"].dropna().iloc[-1] == pytest.approx(
+            float(row["jitter_ms"]), rel=0.05, abs=0.05
+        )
 
 
 def test_stream_series_across_sequence_wraparound() -> None:
@@ -195,7 +197,7 @@ def test_stream_series_across_sequence_wraparound() -> None:
     m = (rtp.flow_id == fid) & (rtp.ssrc == s["ssrc"])
     first = int(rtp.loc[m, "seq"].iloc[0])
     # shift the stream's sequence numbers so that they wrap through 65535 -> 0 in the middle of the call
-    rtp.loc[m, "seq"] = ((rtp.loc[m, "seq"].astype("int64") - first + 65536 - s["packets"] // 2) % 65536)
+    rtp.loc[m, "seq"] = (rtp.loc[m, "seq"].astype("int64") - first + 65536 - s["packets"] // 2) % 65536
     assert (rtp.loc[m, "seq"] == 0).any() and (rtp.loc[m, "seq"] == 65535).any()
     series = select.stream_series(rtp, fid, s["ssrc"])
     assert series["lost"].sum() == 0
@@ -280,73 +282,78 @@ def test_topology_highlight_and_styles_on_the_sdes_capture() -> None:
     assert summary["encryption"].get("plaintext", 0) >= 1  # the HTTP signalling at least
 
 
-# -- labs: the answer keys come from the capture --------------------------------------------------------------
+# -- labs: the answer keys read the tool's own findings ---------------------------------------------------------
 def test_lab_private_address() -> None:
     c = cap("ws_plaintext_private")
-    need(c, "candidates")
-    truth = next(f for f in load_truth("ws_plaintext_private")["findings"] if f["slug"] == "ice-private-ip-exposed")
-    assert set(truth["endpoints"]) <= labs.leaked_private_addresses(c.candidates)
-    assert labs.check_answer(c, "private_address", truth["endpoints"][0]).correct is True
+    truth = next(
+        f for f in load_truth("ws_plaintext_private")["findings"] if f["slug"] == "ice-private-ip-exposed"
+    )
+    assert set(truth["endpoints"]) <= labs.leaked_private_addresses(_report("ws_plaintext_private"))
+    got = labs.check_answer(c, "private_address", truth["endpoints"][0])
+    assert got.correct is True and "RFC 8828" in got.why
     wrong = labs.check_answer(c, "private_address", "192.0.2.10")
-    assert wrong.correct is False and "public" in wrong.message
-    clean = cap("clean_call")
-    need(clean, "candidates")
-    assert labs.leaked_private_addresses(clean.candidates) == set()
+    assert wrong.correct is False and "public" in wrong.message and not wrong.why
+    invalid = labs.check_answer(c, "private_address", "10.20.0")
+    assert invalid.correct is False and "not an IP address" in invalid.message
+    assert labs.leaked_private_addresses(_report("clean_call")) == set()
 
 
 def test_lab_mitm() -> None:
     c = cap("fingerprint_rewrite")
-    need(c, "dtls", "sdp")
     t = load_truth("fingerprint_rewrite")
     certs = {d[k] for d in t["dtls"] for k in ("client_cert_sha256", "server_cert_sha256")}
     # the relay rewrote the answer's fingerprint on one leg: that value describes no certificate
     rewritten = {s["fingerprint"]["sha-256"] for s in t["sdp"]} - certs
     assert len(rewritten) == 1
-    bad = labs.fingerprint_mismatches(c.dtls, c.sdp)
+    bad = labs.fingerprint_mismatches(_report("fingerprint_rewrite"))
     assert set(bad["sha256"]) == rewritten
     assert set(bad["kind"]) == {"fingerprint_without_certificate"}
     h = rewritten.pop()
     assert "no answer yet" in labs.check_answer(c, "mitm", None).message
     assert labs.check_answer(c, "mitm", h).correct is True
-    colons = ":".join(h[i:i + 2] for i in range(0, len(h), 2)).upper()
+    colons = ":".join(h[i : i + 2] for i in range(0, len(h), 2)).upper()
     assert labs.check_answer(c, "mitm", colons).correct is True
     for honest_cert in certs:  # the certificates themselves are described by the first leg's SDPs
         assert labs.check_answer(c, "mitm", honest_cert).correct is False
-    ft = incident.fingerprint_table(c.dtls, c.sdp)
+    short = labs.check_answer(c, "mitm", h[:16])
+    assert short.correct is False and "too short to decide" in short.message
+    assert "not a SHA-256" in labs.check_answer(c, "mitm", "zz").message
+    ft = incident.fingerprint_table(c.dtls, _report("fingerprint_rewrite"))
     assert set(ft["cert_sha256"]) == certs and ft["in_sdp"].all()
     # on the honest call nothing mismatches
     honest = cap("ws_plaintext_private")
-    need(honest, "dtls", "sdp")
-    assert len(labs.fingerprint_mismatches(honest.dtls, honest.sdp)) == 0
+    assert len(labs.fingerprint_mismatches(_report("ws_plaintext_private"))) == 0
     assert labs.check_answer(honest, "mitm", None).correct is True
-    ft = incident.fingerprint_table(honest.dtls, honest.sdp)
+    ft = incident.fingerprint_table(honest.dtls, _report("ws_plaintext_private"))
     assert len(ft) == 2 and ft["in_sdp"].all()
 
 
 def test_lab_open_relay() -> None:
     c = cap("turn_open_relay")
-    need(c, "stun")
     turn = load_truth("turn_open_relay")["turn"]
     assert turn["auth"] == "none"
     relayed = "{}:{}".format(*turn["relayed_address"])
-    allocs = labs.open_relay_allocations(c.stun)
-    assert list(allocs["relayed"]) == [relayed]
+    allocs = labs.open_relay_allocations(_report("turn_open_relay"))
+    assert list(allocs["relayed"]) == [relayed] and list(allocs["server"]) == [turn["server"]]
     st = c.stun.set_index("frame")
     a = allocs.iloc[0]
-    assert st.at[a["response_frame"], "method"] == "Allocate" and str(st.at[a["response_frame"], "cls"]) == "success"
+    assert (
+        st.at[a["response_frame"], "method"] == "Allocate"
+        and str(st.at[a["response_frame"], "cls"]) == "success"
+    )
     assert not bool(st.at[a["request_frame"], "has_integrity"])
     assert labs.check_answer(c, "open_relay", relayed).correct is True
     assert labs.check_answer(c, "open_relay", int(a["response_frame"])).correct is True
     assert labs.check_answer(c, "open_relay", turn["server"]).correct is False
+    assert "not an ip:port" in labs.check_answer(c, "open_relay", "relay:49152").message
     rel = incident.relay_allocations(c.stun)
     assert list(rel["server"]) == [turn["server"]] and list(rel["client"]) == [turn["client"]]
     assert rel["peers"].iloc[0] == [p["peer"] for p in turn["peers"]]
     assert rel["authenticated"].iloc[0] is not None and not rel["authenticated"].iloc[0]
     # the long-term-credential relay challenged first: no unauthenticated allocation there
     lt = cap("turn_relay_longterm")
-    need(lt, "stun")
     lt_truth = load_truth("turn_relay_longterm")
-    assert len(labs.open_relay_allocations(lt.stun)) == 0
+    assert len(labs.open_relay_allocations(_report("turn_relay_longterm"))) == 0
     assert labs.check_answer(lt, "open_relay", relayed).correct is False
     rel = incident.relay_allocations(lt.stun)
     assert len(rel) == lt_truth["stun"]["Allocate/success"]
@@ -355,20 +362,45 @@ def test_lab_open_relay() -> None:
 
 def test_lab_plaintext_stream() -> None:
     c = cap("sdes_plain_rtp")
-    need(c, "rtp_streams")
-    truth = load_truth("sdes_plain_rtp")["rtp"]
-    plain = {s["ssrc"] for s in truth if not s["encrypted"]}
-    enc = {s["ssrc"] for s in truth if s["encrypted"]}
-    got = {int(x) for x in labs.unencrypted_streams(c.rtp_streams)["ssrc"]}
-    assert plain <= got and not (enc & got)
+    truth = load_truth("sdes_plain_rtp")
+    plain = {s["ssrc"] for s in truth["rtp"] if not s["encrypted"]}
+    enc = {s["ssrc"] for s in truth["rtp"] if s["encrypted"]}
+    got = {int(x) for x in labs.unencrypted_streams(_report("sdes_plain_rtp"))["ssrc"]}
+    assert plain == got and not (enc & got)
     ssrc = min(plain)
     assert labs.check_answer(c, "plaintext_ssrc", ssrc).correct is True
     assert labs.check_answer(c, "plaintext_ssrc", hex(ssrc)).correct is True
-    assert labs.check_answer(c, "plaintext_ssrc", min(enc)).correct is False
+    # the SDES stream is encrypted, but its key crossed the wire in the plaintext offer: readable as well
+    assert any(k["sdp"] == "offer" and k["keys_stream"] for k in truth["secrets"]["sdes"])
+    sdes = labs.check_answer(c, "plaintext_ssrc", min(enc))
+    assert sdes.correct is True and "SDES key crossed the wire in clear" in sdes.message
+    assert "not an SSRC" in labs.check_answer(c, "plaintext_ssrc", "0xnope").message
+    assert labs.check_answer(c, "plaintext_ssrc", 1).correct is False
     assert labs.check_answer(c, "media_encrypted", False).correct is True
-    clean = cap("clean_call")
-    need(clean, "rtp_streams")
-    assert labs.check_answer(clean, "media_encrypted", True).correct is True
+    assert labs.check_answer(cap("clean_call"), "media_encrypted", True).correct is True
+
+
+def test_lab_hints_come_in_steps_and_the_answer_box_checks() -> None:
+    import ipywidgets as w
+
+    spec = labs.QUESTION_SPECS["plaintext_ssrc"]
+    assert [labs.hint("plaintext_ssrc", i) for i in range(5)] == [*spec.hints, spec.hints[-1], spec.hints[-1]]
+    c = cap("sdes_plain_rtp")
+    ssrc = min(s["ssrc"] for s in load_truth("sdes_plain_rtp")["rtp"] if not s["encrypted"])
+    box = labs.lab_widget(c, "plaintext_ssrc")
+    text = next(x for x in box.children[1].children if isinstance(x, w.Text))
+    check, more = (x for x in box.children[1].children if isinstance(x, w.Button))
+    hints, verdict = box.children[2], box.children[3]
+    assert verdict.value == "" and hints.value == ""  # nothing answered before the question is asked
+    more.click()
+    assert spec.hints[0] in hints.value and spec.hints[1] not in hints.value
+    text.value = "hello"
+    check.click()
+    assert "not an SSRC" in verdict.value
+    text.value = hex(ssrc)
+    check.click()
+    assert "✔ correct" in verdict.value and "Why it matters" in verdict.value
+    assert "✔ correct" in box.static_html() and spec.hints[0] in box.static_html()
 
 
 def test_lab_injector() -> None:
@@ -384,7 +416,7 @@ def test_lab_injector() -> None:
     unsolicited = next(f for f in t["findings"] if f["slug"] == "unsolicited-media")
     assert unsolicited["endpoints"][0].rsplit(":", 1)[0] == a["attacker"]
     # the answer key reads the two checks' findings: who sent media without consent, what was forged under whom
-    ev = labs.injection_evidence(analyze(c, only=list(labs.INJECTION_CHECKS)))
+    ev = labs.injection_evidence(analyze(c))
     assert set(ev.injectors) == {a["attacker"]}
     assert ev.injectors[a["attacker"]] == [(a["probe"]["src"], a["probe"]["dst"], a["probe"]["packets"])]
     assert ev.spoofed == {caller_ip} and ev.forged_packets == a["inject"]["packets"]
@@ -393,7 +425,9 @@ def test_lab_injector() -> None:
     for answer in (a["attacker"], a["probe"]["src"]):
         got = labs.check_answer(c, "injector", answer)
         assert got.correct is True, got
-        assert f"{a['inject']['packets']} SRTP packet(s)" in got.message and "srtp-auth-failure" in got.message
+        assert (
+            f"{a['inject']['packets']} SRTP packet(s)" in got.message and "srtp-auth-failure" in got.message
+        )
     # wrong: the caller's address the forged packets carry, and the victim
     wrong = labs.check_answer(c, "injector", caller_ip)
     assert wrong.correct is False and "forged" in wrong.message
@@ -437,8 +471,7 @@ def test_indicators_of_the_sdes_call() -> None:
     c = cap("sdes_plain_rtp")
     need(c, "flows", "stun", "dtls", "signalling")
     rep = _report("sdes_plain_rtp")
-    iocs = incident.indicators(flows=c.flows, dtls=c.dtls, stun=c.stun, sdp=c.sdp, signalling=c.signalling,
-                               findings=rep)
+    iocs = incident.indicators(flows=c.flows, dtls=c.dtls, stun=c.stun, signalling=c.signalling, findings=rep)
     truth = load_truth("sdes_plain_rtp")
     media = next(x for x in truth["findings"] if x["slug"] == "rtp-unencrypted")
     assert set(media["endpoints"]) <= set(iocs.loc[iocs.kind == "endpoint", "value"])
@@ -479,7 +512,7 @@ def test_open_relay_on_a_real_coturn_capture(realcaps) -> None:
     if not path.exists():
         pytest.skip(f"{path} not present")
     c = rtcforensics.load(path, progress=False)
-    allocs = labs.open_relay_allocations(c.stun)
+    allocs = labs.open_relay_allocations(rtcforensics.analyze(c))
     assert list(allocs["request_frame"]) == [1] and list(allocs["response_frame"]) == [2]
     assert labs.check_answer(c, "open_relay", 2).correct is True
     rel = incident.relay_allocations(c.stun)

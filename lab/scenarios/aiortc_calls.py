@@ -121,7 +121,7 @@ def load(p: Path) -> dict[str, Any]:
 
 def dedupe_keylog(path: Path) -> None:
     if path.exists():
-        lines = list(dict.fromkeys(l for l in path.read_text().splitlines() if l.strip()))
+        lines = list(dict.fromkeys(line for line in path.read_text().splitlines() if line.strip()))
         path.write_text("\n".join(lines) + "\n")
 
 

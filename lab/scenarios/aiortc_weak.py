@@ -37,7 +37,6 @@ from lab.scenarios.aiortc_calls import (
 TLS_IANA = {"TLSv1": "TLS 1.0", "TLSv1.1": "TLS 1.1", "TLSv1.2": "TLS 1.2", "TLSv1.3": "TLS 1.3"}
 
 
-
 def _core(offer: dict, answer: dict, transport: str, tls: bool) -> dict[str, Any]:
     return {
         "sdp": [
@@ -58,10 +57,21 @@ def fingerprint_sha1(out: Path) -> dict[str, Any]:
     cap, keylog = out / f"{name}.pcapng", out / f"{name}.keylog"
     with Lab(name) as lab:
         sig, alice, bob = three_hosts(lab)
-        base = {"signal": f"ws://{sig.ip}:8080", "media": "audio", "keylog": str(keylog), "duration": 1,
-                "timeout": 12}
+        base = {
+            "signal": f"ws://{sig.ip}:8080",
+            "media": "audio",
+            "keylog": str(keylog),
+            "duration": 1,
+            "timeout": 12,
+        }
         offer, answer = two_peers(
-            lab, w, cap, alice, bob, {**base, "fingerprint_hash": "sha-1"}, base,
+            lab,
+            w,
+            cap,
+            alice,
+            bob,
+            {**base, "fingerprint_hash": "sha-1"},
+            base,
             servers=[lambda: start_signalling(sig, w, tls=False)],
         )
     dedupe_keylog(keylog)
@@ -90,8 +100,13 @@ def fingerprint_sha1(out: Path) -> dict[str, Any]:
         "audio the answerer never decrypts. DTLS master secrets in keylog",
         "keylog": keylog.name if keylog.exists() else None,
         "findings": [
-            {"slug": "fingerprint-weak-hash", "endpoints": [f"{sig.ip}:8080"], "hash": "sha-1",
-             "role": "offer", "other_hashes": []},
+            {
+                "slug": "fingerprint-weak-hash",
+                "endpoints": [f"{sig.ip}:8080"],
+                "hash": "sha-1",
+                "role": "offer",
+                "other_hashes": [],
+            },
             {"slug": "signalling-plaintext", "endpoints": [f"{sig.ip}:8080"]},
         ],
         "absent_findings": [
@@ -110,9 +125,13 @@ def fingerprint_sha1(out: Path) -> dict[str, Any]:
             "answer_states": answer.get("states", []),
             "aiortc_accepts_sha1": False,
         },
-        "fingerprint_sha1": {"offer_cert_sha256": rw["cert_sha256"], "sha1": rw["value"],
-                             "sdp_as_generated_hashes": sorted(T.sdp_facts(offer["sdp_as_generated"], "", "",
-                                                                           False)["fingerprint"])},
+        "fingerprint_sha1": {
+            "offer_cert_sha256": rw["cert_sha256"],
+            "sha1": rw["value"],
+            "sdp_as_generated_hashes": sorted(
+                T.sdp_facts(offer["sdp_as_generated"], "", "", False)["fingerprint"]
+            ),
+        },
         "notes": "The offer's SDP as aiortc generated it carried sha-256, sha-384 and sha-512 fingerprints; "
         "the lab peer replaced them with one sha-1 line computed from the same certificate before sending. "
         "aiortc only verifies sha-256/384/512 (X509_DIGEST_ALGORITHMS): with no verifiable fingerprint the "
@@ -146,12 +165,15 @@ def stun_no_integrity(out: Path) -> dict[str, Any]:
         raise RuntimeError("answerer did not reject the unauthenticated checks")
     # tshark: Binding requests with USERNAME but no MESSAGE-INTEGRITY, from the offerer
     rows = T.tshark_fields(
-        cap, ["ip.src", "udp.srcport", "ip.dst", "udp.dstport"],
+        cap,
+        ["ip.src", "udp.srcport", "ip.dst", "udp.dstport"],
         display_filter="stun.type == 0x0001 && stun.att.username && !stun.att.hmac && !icmp",
     )
     if len(rows) != offer["checks_without_integrity"]:
-        raise RuntimeError(f"tshark sees {len(rows)} checks without MESSAGE-INTEGRITY, aioice sent "
-                           f"{offer['checks_without_integrity']}")
+        raise RuntimeError(
+            f"tshark sees {len(rows)} checks without MESSAGE-INTEGRITY, aioice sent "
+            f"{offer['checks_without_integrity']}"
+        )
     flows = sorted({f"{r[0]}:{r[1]}" for r in rows} | {f"{r[2]}:{r[3]}" for r in rows})
     return {
         "description": "two aiortc peers (offer in one plain HTTP POST); the offerer's aioice sends its ICE "
@@ -164,7 +186,9 @@ def stun_no_integrity(out: Path) -> dict[str, Any]:
             {"slug": "signalling-plaintext", "endpoints": [f"{bob.ip}:8080"]},
         ],
         "absent_findings": [
-            s for s in absent("stun-no-integrity", "signalling-plaintext") if s not in ("dtls-handshake-failed",)
+            s
+            for s in absent("stun-no-integrity", "signalling-plaintext")
+            if s not in ("dtls-handshake-failed",)
         ],
         **core,
         "ice": {
@@ -199,8 +223,16 @@ def tls10_signalling(out: Path) -> dict[str, Any]:
             "duration": 1,
         }
         offer, answer = two_peers(
-            lab, w, cap, alice, bob, base, base,
-            servers=[lambda: start_signalling(sig, w, tls=True, extra=["--tls10", "--log", str(w / "sig.json")])],
+            lab,
+            w,
+            cap,
+            alice,
+            bob,
+            base,
+            base,
+            servers=[
+                lambda: start_signalling(sig, w, tls=True, extra=["--tls10", "--log", str(w / "sig.json")])
+            ],
         )
     dedupe_keylog(keylog)
     if not (offer["connected"] and answer["connected"]):
@@ -218,8 +250,11 @@ def tls10_signalling(out: Path) -> dict[str, Any]:
         raise RuntimeError(f"signalling TLS not all 1.0: {tls_log}")
     iana = [T.openssl_iana_names().get(c, c) for c in ciphers]
     # tshark: every ServerHello on 8443 says TLS 1.0 (0x0301)
-    hellos = T.tshark_fields(cap, ["tls.handshake.version", "tls.handshake.ciphersuite"],
-                             display_filter="tls.handshake.type == 2 && tcp.srcport == 8443")
+    hellos = T.tshark_fields(
+        cap,
+        ["tls.handshake.version", "tls.handshake.ciphersuite"],
+        display_filter="tls.handshake.type == 2 && tcp.srcport == 8443",
+    )
     if not hellos or {h[0] for h in hellos} != {"0x0301"}:
         raise RuntimeError(f"tshark ServerHello versions: {hellos}")
     return {
@@ -228,8 +263,12 @@ def tls10_signalling(out: Path) -> dict[str, Any]:
         "SDP offer/answer travel inside TLS 1.0; TLS and DTLS keys in keylog",
         "keylog": keylog.name,
         "findings": [
-            {"slug": "signalling-weak-tls", "endpoints": [f"{sig.ip}:8443"], "tls_version": "TLS 1.0",
-             "cipher_suites": iana},
+            {
+                "slug": "signalling-weak-tls",
+                "endpoints": [f"{sig.ip}:8443"],
+                "tls_version": "TLS 1.0",
+                "cipher_suites": iana,
+            },
         ],
         "absent_findings": absent("signalling-weak-tls"),
         **core,

@@ -149,8 +149,8 @@ def serve(args: argparse.Namespace) -> None:
         answer = _answer_sdp(offer, key)
         (work / "answer_sent.sdp").write_text(answer)
         (work / "answer_key.txt").write_text(key)
-        with open(work / "ffmpeg_rx.log", "wb") as log:  # noqa: ASYNC230 (a local file, once)
-            state["rx"] = subprocess.Popen(  # noqa: ASYNC220 (runs for the whole call; stopped on DELETE)
+        with open(work / "ffmpeg_rx.log", "wb") as log:
+            state["rx"] = subprocess.Popen(
                 [
                     "ffmpeg",
                     "-hide_banner",

@@ -87,32 +87,34 @@ async def _peer(role: str, signal: str, out: Path, duration: float) -> None:
         elif pc.connectionState == "failed":
             done.set()
 
-    async with aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}) as http:
-        async with http.ws_connect(f"{signal}/ws/hostile/{role}") as ws:
-            if role == "offer":
-                await pc.setLocalDescription(await pc.createOffer())
-            else:
-                msg = json.loads((await ws.receive()).data)
-                rec["remote_sdp"] = msg["sdp"]
-                await pc.setRemoteDescription(RTCSessionDescription(msg["sdp"], msg["type"]))
-                await pc.setLocalDescription(await pc.createAnswer())
-            sdp = _hostile_sdp(pc.localDescription.sdp)
-            rec["local_sdp"] = sdp
-            body = {"type": role, "sdp": sdp, **JSON_FIELDS}
-            rec["json_sent"] = body
-            await ws.send_str(json.dumps(body))
-            if role == "offer":
-                msg = json.loads((await ws.receive()).data)
-                rec["remote_sdp"] = msg["sdp"]
-                await pc.setRemoteDescription(RTCSessionDescription(msg["sdp"], msg["type"]))
-            try:
-                await asyncio.wait_for(done.wait(), 20)
-            except asyncio.TimeoutError:
-                pass
-            if rec["connected"]:
-                await asyncio.sleep(duration)
-            rec["remote_session_name"] = _session_name(pc.remoteDescription.sdp)
-            await ws.close()
+    async with (
+        aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}) as http,
+        http.ws_connect(f"{signal}/ws/hostile/{role}") as ws,
+    ):
+        if role == "offer":
+            await pc.setLocalDescription(await pc.createOffer())
+        else:
+            msg = json.loads((await ws.receive()).data)
+            rec["remote_sdp"] = msg["sdp"]
+            await pc.setRemoteDescription(RTCSessionDescription(msg["sdp"], msg["type"]))
+            await pc.setLocalDescription(await pc.createAnswer())
+        sdp = _hostile_sdp(pc.localDescription.sdp)
+        rec["local_sdp"] = sdp
+        body = {"type": role, "sdp": sdp, **JSON_FIELDS}
+        rec["json_sent"] = body
+        await ws.send_str(json.dumps(body))
+        if role == "offer":
+            msg = json.loads((await ws.receive()).data)
+            rec["remote_sdp"] = msg["sdp"]
+            await pc.setRemoteDescription(RTCSessionDescription(msg["sdp"], msg["type"]))
+        try:
+            await asyncio.wait_for(done.wait(), 20)
+        except asyncio.TimeoutError:
+            pass
+        if rec["connected"]:
+            await asyncio.sleep(duration)
+        rec["remote_session_name"] = _session_name(pc.remoteDescription.sdp)
+        await ws.close()
     await pc.close()
     out.write_text(json.dumps(rec, indent=1))
     if not rec["connected"]:
@@ -154,11 +156,15 @@ def hostile_strings(out: Path) -> dict[str, Any]:
         with lab.capture(cap):
             server = start_signalling(sig, w, tls=False)
             signal = f"ws://{sig.ip}:8080"
-            pb = bob.popen([T.PY, me, "peer", "--role", "answer", "--signal", signal, "--out",
-                            str(w / "answer.json")], log=w / "answer.log")
+            pb = bob.popen(
+                [T.PY, me, "peer", "--role", "answer", "--signal", signal, "--out", str(w / "answer.json")],
+                log=w / "answer.log",
+            )
             time.sleep(0.5)
-            pa = alice.popen([T.PY, me, "peer", "--role", "offer", "--signal", signal, "--out",
-                              str(w / "offer.json")], log=w / "offer.log")
+            pa = alice.popen(
+                [T.PY, me, "peer", "--role", "offer", "--signal", signal, "--out", str(w / "offer.json")],
+                log=w / "offer.log",
+            )
             try:
                 wait_procs([pa, pb])
             finally:
@@ -171,10 +177,15 @@ def hostile_strings(out: Path) -> dict[str, Any]:
             raise RuntimeError(f"{p['role']} sent no STUN message with SOFTWARE")
         if f"candidate:{FOUNDATION[p['role']]} " not in p["local_sdp"]:
             raise RuntimeError(f"{p['role']}: hostile foundation not in its SDP")
-    sdps = [T.sdp_facts(offer["local_sdp"], "offer", "websocket", False),
-            T.sdp_facts(answer["local_sdp"], "answer", "websocket", False)]
-    candidates = [{**c, "side": side} for side, p in (("offer", offer), ("answer", answer))
-                  for c in T.candidates_from_sdp(p["local_sdp"])]
+    sdps = [
+        T.sdp_facts(offer["local_sdp"], "offer", "websocket", False),
+        T.sdp_facts(answer["local_sdp"], "answer", "websocket", False),
+    ]
+    candidates = [
+        {**c, "side": side}
+        for side, p in (("offer", offer), ("answer", answer))
+        for c in T.candidates_from_sdp(p["local_sdp"])
+    ]
     return {
         "description": "aiortc audio call whose peers carry hostile strings (HTML/script injection, terminal "
         "escape sequences) in the SDP session name, ICE candidate foundations, STUN SOFTWARE, the HTTP "
@@ -188,8 +199,10 @@ def hostile_strings(out: Path) -> dict[str, Any]:
             "session_name": SESSION_NAME,
             "foundations": FOUNDATION,
             "stun_software": SOFTWARE,
-            "stun_software_messages": {"offer": offer["stun_software_sent"],
-                                       "answer": answer["stun_software_sent"]},
+            "stun_software_messages": {
+                "offer": offer["stun_software_sent"],
+                "answer": answer["stun_software_sent"],
+            },
             "user_agent": USER_AGENT,
             "json_fields": JSON_FIELDS,
             "strings": [SCRIPT, IMG, CSI, OSC],

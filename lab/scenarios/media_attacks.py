@@ -126,8 +126,14 @@ def media_injection(out: Path) -> dict[str, Any]:
         reports = {"alice": w / "alice.media.json", "bob": w / "bob.media.json"}
         with lab.capture(cap):
             pb = bob.popen(
-                peer_argv("answer", w / "answer.json", http_listen=f"{BOB_IP}:{HTTP_PORT}",
-                          ready=str(w / "bob.ready"), media_report=str(reports["bob"]), **common),
+                peer_argv(
+                    "answer",
+                    w / "answer.json",
+                    http_listen=f"{BOB_IP}:{HTTP_PORT}",
+                    ready=str(w / "bob.ready"),
+                    media_report=str(reports["bob"]),
+                    **common,
+                ),
                 log=w / "answer.log",
             )
             deadline = time.monotonic() + 20
@@ -136,8 +142,13 @@ def media_injection(out: Path) -> dict[str, Any]:
                     raise RuntimeError("bob's HTTP endpoint did not come up")
                 time.sleep(0.05)
             pa = alice.popen(
-                peer_argv("offer", w / "offer.json", http_offer=f"http://{BOB_IP}:{HTTP_PORT}/offer",
-                          media_report=str(reports["alice"]), **common),
+                peer_argv(
+                    "offer",
+                    w / "offer.json",
+                    http_offer=f"http://{BOB_IP}:{HTTP_PORT}/offer",
+                    media_report=str(reports["alice"]),
+                    **common,
+                ),
                 log=w / "offer.log",
             )
             rep_b = _wait_json(reports["bob"], [pa, pb])
@@ -153,42 +164,110 @@ def media_injection(out: Path) -> dict[str, Any]:
             if s_ip != ALICE_IP or v_ip != BOB_IP:
                 raise RuntimeError(f"unexpected selected pair {spoofed} -> {victim}")
             # (a) off-path probe: plain RTP from mallory's own address to the victim's media port
-            probe = _ffmpeg(w, "probe", mallory, [
-                "-re", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=8000:samples_per_frame=160",
-                "-t", str(PROBE_SECONDS), "-c:a", "pcm_mulaw", "-payload_type", "0",
-                "-ssrc", str(_signed32(probe_ssrc)), "-rtpflags", "skip_rtcp", "-f", "rtp",
-                "-sdp_file", str(w / "probe.sdp"),
-                f"rtp://{v_ip}:{v_port}?localaddr={MALLORY_IP}&localport={PROBE_PORT}",
-            ])
+            probe = _ffmpeg(
+                w,
+                "probe",
+                mallory,
+                [
+                    "-re",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "sine=frequency=1000:sample_rate=8000:samples_per_frame=160",
+                    "-t",
+                    str(PROBE_SECONDS),
+                    "-c:a",
+                    "pcm_mulaw",
+                    "-payload_type",
+                    "0",
+                    "-ssrc",
+                    str(_signed32(probe_ssrc)),
+                    "-rtpflags",
+                    "skip_rtcp",
+                    "-f",
+                    "rtp",
+                    "-sdp_file",
+                    str(w / "probe.sdp"),
+                    f"rtp://{v_ip}:{v_port}?localaddr={MALLORY_IP}&localport={PROBE_PORT}",
+                ],
+            )
             # (b) spoofed injection: SRTP under mallory's own key, from alice's address/port, alice's SSRC and PT
             last_seq = int(rep_a["rtp_last_seq"][str(ssrc)])
             if last_seq < BEHIND + 200:
                 # libsrtp gives ROC 0 to any sequence number until the index passes 2^15: no room behind
-                raise RuntimeError(f"alice's sequence numbers start too low ({last_seq}) to inject behind; run again")
+                raise RuntimeError(
+                    f"alice's sequence numbers start too low ({last_seq}) to inject behind; run again"
+                )
             bursts = {"behind": (last_seq - BEHIND) % 65536, "ahead": (last_seq + AHEAD) % 65536}
             injected = {}
             for tag, seq in bursts.items():
-                injected[tag] = _ffmpeg(w, f"inject_{tag}", mallory, [
-                    "-re", "-f", "lavfi", "-i", "sine=frequency=700:sample_rate=48000",
-                    "-frames:a", str(INJECT_FRAMES), "-c:a", "libopus", "-frame_duration", "20", "-ar", "48000",
-                    "-ac", "2", "-payload_type", str(pt), "-ssrc", str(_signed32(ssrc)), "-seq", str(seq),
-                    "-rtpflags", "skip_rtcp", "-f", "rtp", "-srtp_out_suite", SUITE, "-srtp_out_params", inject_key,
-                    "-sdp_file", str(w / "inject.sdp"),
-                    f"srtp://{v_ip}:{v_port}?localaddr={s_ip}&localport={s_port}",
-                ])
+                injected[tag] = _ffmpeg(
+                    w,
+                    f"inject_{tag}",
+                    mallory,
+                    [
+                        "-re",
+                        "-f",
+                        "lavfi",
+                        "-i",
+                        "sine=frequency=700:sample_rate=48000",
+                        "-frames:a",
+                        str(INJECT_FRAMES),
+                        "-c:a",
+                        "libopus",
+                        "-frame_duration",
+                        "20",
+                        "-ar",
+                        "48000",
+                        "-ac",
+                        "2",
+                        "-payload_type",
+                        str(pt),
+                        "-ssrc",
+                        str(_signed32(ssrc)),
+                        "-seq",
+                        str(seq),
+                        "-rtpflags",
+                        "skip_rtcp",
+                        "-f",
+                        "rtp",
+                        "-srtp_out_suite",
+                        SUITE,
+                        "-srtp_out_params",
+                        inject_key,
+                        "-sdp_file",
+                        str(w / "inject.sdp"),
+                        f"srtp://{v_ip}:{v_port}?localaddr={s_ip}&localport={s_port}",
+                    ],
+                )
                 injected[tag].update(first_seq=seq, log=None)
-            inject = {"packets": sum(b["packets"] for b in injected.values()),
-                      "bursts": {k: {"packets": v["packets"], "first_seq": v["first_seq"]}
-                                 for k, v in injected.items()},
-                      "caller_last_seq_at_report": last_seq}
+            inject = {
+                "packets": sum(b["packets"] for b in injected.values()),
+                "bursts": {
+                    k: {"packets": v["packets"], "first_seq": v["first_seq"]} for k, v in injected.items()
+                },
+                "caller_last_seq_at_report": last_seq,
+            }
             if pa.poll() is not None or pb.poll() is not None:
                 raise RuntimeError("the call ended before the injection finished (raise CALL_SECONDS)")
             wait_procs([pa, pb])
         attack = {
-            "probe": {**probe, "ssrc": probe_ssrc, "src": f"{MALLORY_IP}:{PROBE_PORT}", "dst": victim, "pt": 0,
-                      "sdp": (w / "probe.sdp").read_text()},
-            "inject": {**inject, "ssrc": ssrc, "src": spoofed, "dst": victim, "pt": pt,
-                       "sdp": (w / "inject.sdp").read_text()},
+            "probe": {
+                **probe,
+                "ssrc": probe_ssrc,
+                "src": f"{MALLORY_IP}:{PROBE_PORT}",
+                "dst": victim,
+                "pt": 0,
+                "sdp": (w / "probe.sdp").read_text(),
+            },
+            "inject": {
+                **inject,
+                "ssrc": ssrc,
+                "src": spoofed,
+                "dst": victim,
+                "pt": pt,
+                "sdp": (w / "inject.sdp").read_text(),
+            },
         }
         macs = {"alice": alice.mac, "bob": bob.mac, "mallory": mallory.mac}
     dedupe_keylog(keylog)
@@ -208,9 +287,18 @@ def media_injection(out: Path) -> dict[str, Any]:
         raise RuntimeError(f"alice sent RTCP under other SSRCs: {offer.get('rtcp_sent_by_ssrc')}")
     row["senders"] = {"aiortc": aiortc_sent, "ffmpeg (spoofed injection)": inject["packets"]}
     row["packets"] = aiortc_sent + inject["packets"]
-    core["rtp"].append({"ssrc": probe["ssrc"], "packets": probe["packets"], "pt": 0, "kind": "audio",
-                        "src": probe["src"], "dst": probe["dst"], "senders": {"ffmpeg (probe)": probe["packets"]},
-                        "foreign": True})
+    core["rtp"].append(
+        {
+            "ssrc": probe["ssrc"],
+            "packets": probe["packets"],
+            "pt": 0,
+            "kind": "audio",
+            "src": probe["src"],
+            "dst": probe["dst"],
+            "senders": {"ffmpeg (probe)": probe["packets"]},
+            "foreign": True,
+        }
+    )
     if any(r["ssrc"] == probe["ssrc"] for r in core["rtp"][:-1]):
         raise RuntimeError("probe SSRC collides with an aiortc SSRC; run again")
 
@@ -220,18 +308,28 @@ def media_injection(out: Path) -> dict[str, Any]:
     got_a = rx.get(str(inject["ssrc"]), {})
     got_p = rx.get(str(probe["ssrc"]), {})
     if got_a.get("rtp_rejected") != inject["packets"] or got_a.get("rtp_accepted") != aiortc_sent:
-        raise RuntimeError(f"bob's libsrtp on SSRC {inject['ssrc']}: {got_a}; aiortc sent {aiortc_sent}, "
-                           f"ffmpeg injected {inject['packets']}")
-    want_reasons = {"rtp: replay check failed (index too old)": inject["bursts"]["behind"]["packets"],
-                    "rtp: authentication failure": inject["bursts"]["ahead"]["packets"]}
+        raise RuntimeError(
+            f"bob's libsrtp on SSRC {inject['ssrc']}: {got_a}; aiortc sent {aiortc_sent}, "
+            f"ffmpeg injected {inject['packets']}"
+        )
+    want_reasons = {
+        "rtp: replay check failed (index too old)": inject["bursts"]["behind"]["packets"],
+        "rtp: authentication failure": inject["bursts"]["ahead"]["packets"],
+    }
     if dict(got_a.get("reasons", {})) != want_reasons:
-        raise RuntimeError(f"bob's libsrtp rejected the bursts for {got_a.get('reasons')}, expected {want_reasons}")
+        raise RuntimeError(
+            f"bob's libsrtp rejected the bursts for {got_a.get('reasons')}, expected {want_reasons}"
+        )
     if got_p.get("rtp_rejected") != probe["packets"] or got_p.get("rtp_accepted"):
-        raise RuntimeError(f"bob's libsrtp on probe SSRC {probe['ssrc']}: {got_p}, ffmpeg sent {probe['packets']}")
+        raise RuntimeError(
+            f"bob's libsrtp on probe SSRC {probe['ssrc']}: {got_p}, ffmpeg sent {probe['packets']}"
+        )
     if by_src.get(probe["src"], {}).get("rtp/rtcp") != probe["packets"]:
         raise RuntimeError(f"bob's socket got {by_src.get(probe['src'])} from {probe['src']}")
     if _arp_replies(cap, ALICE_IP) - {macs["alice"]}:
-        raise RuntimeError(f"ARP replies for {ALICE_IP} from {_arp_replies(cap, ALICE_IP)}: mallory answered ARP")
+        raise RuntimeError(
+            f"ARP replies for {ALICE_IP} from {_arp_replies(cap, ALICE_IP)}: mallory answered ARP"
+        )
     cross_check_rtp(cap, core["rtp"])
     present = ("signalling-plaintext", "unsolicited-media", "srtp-auth-failure")
     # rtp-unencrypted: the probe is plain RTP on the wire, but not media of the call, and it goes to a port
@@ -245,11 +343,20 @@ def media_injection(out: Path) -> dict[str, Any]:
         "keylog": keylog.name,
         "findings": [
             {"slug": "signalling-plaintext", "endpoints": [f"{BOB_IP}:{HTTP_PORT}"]},
-            {"slug": "unsolicited-media", "endpoints": [probe["src"], probe["dst"]],
-             "evidence": {"packets": probe["packets"]}},
-            {"slug": "srtp-auth-failure", "endpoints": [inject["src"], inject["dst"]],
-             "evidence": {"ssrc": inject["ssrc"], "authenticated": aiortc_sent + aiortc_rtcp,
-                          "auth_failed": inject["packets"]}},
+            {
+                "slug": "unsolicited-media",
+                "endpoints": [probe["src"], probe["dst"]],
+                "evidence": {"packets": probe["packets"]},
+            },
+            {
+                "slug": "srtp-auth-failure",
+                "endpoints": [inject["src"], inject["dst"]],
+                "evidence": {
+                    "ssrc": inject["ssrc"],
+                    "authenticated": aiortc_sent + aiortc_rtcp,
+                    "auth_failed": inject["packets"],
+                },
+            },
         ],
         "absent_findings": [s for s in absent(*present) if s not in undecided] + ["srtp-e2ee-payload"],
         "stacks": {"ffmpeg": _ffmpeg_version()},
@@ -261,8 +368,11 @@ def media_injection(out: Path) -> dict[str, Any]:
             "victim_media": victim,
             "spoofed_source": spoofed,
             "probe": {k: v for k, v in probe.items() if k != "log"},
-            "inject": {**{k: v for k, v in inject.items() if k != "log"}, "suite": SUITE,
-                       "attacker_key_inline": inject_key},
+            "inject": {
+                **{k: v for k, v in inject.items() if k != "log"},
+                "suite": SUITE,
+                "attacker_key_inline": inject_key,
+            },
             "aiortc_sent_on_ssrc": {"rtp": aiortc_sent, "rtcp": aiortc_rtcp},
             "victim_srtp_rx": rx,
             "victim_rx_by_source": by_src,

@@ -123,7 +123,7 @@ def weak_dtls(out: Path) -> dict:
     iana = openssl_iana_names()
     rows, certs_on_wire, appdata = dtls_wire(cap, [sport for *_, sport in RUNS], keylog)
     dtls = []
-    for label, flag, cport, sport in RUNS:
+    for label, _flag, cport, sport in RUNS:
         clog = (work / f"s_client_{label}.log").read_text()
         slog = (work / f"s_server_{label}.log").read_text()
         logs[label] = clog

@@ -444,8 +444,10 @@ def sip_ws(out: Path) -> dict:
             for p, n in ((c, "uac"), (s, "uas")):
                 try:
                     p.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    raise RuntimeError(f"{n} did not finish: {(work / f'{n}.log').read_text()[-2000:]}")
+                except subprocess.TimeoutExpired as e:
+                    raise RuntimeError(
+                        f"{n} did not finish: {(work / f'{n}.log').read_text()[-2000:]}"
+                    ) from e
                 if p.returncode != 0:
                     raise RuntimeError(f"{n} failed: {(work / f'{n}.log').read_text()[-2000:]}")
             lab.stop_all()
@@ -610,7 +612,6 @@ def sip_ws(out: Path) -> dict:
             "addresses; RFC 7118 random '.invalid' host in Via/Contact."
         ),
     }
-
 
 
 SCENARIOS = {NAME: sip_ws}

@@ -9,7 +9,9 @@ from typing import Any
 
 import pandas as pd
 
-from .common import endpoints, frames_of, listish, rows, val
+from ..tables.sessions import cert_matches
+from .common import endpoints, frames_of, host, listish, rows, val
+from .context import CheckContext
 from .registry import Confidence, Hit, NotObservable, Severity, check
 from .sdp import fingerprints, sdp_endpoints
 
@@ -32,7 +34,7 @@ def is_weak_version(v: Any) -> bool:
 def suite_weakness(suite: str) -> tuple[Severity, list[str]] | None:
     """Why an IANA cipher-suite name is weak, and how badly (None when it is not)."""
     s = str(suite or "").upper()
-    if not s.startswith("TLS_") or s.startswith(("TLS_AES_", "TLS_CHACHA20_")) and "_WITH_" not in s:
+    if not s.startswith("TLS_") or (s.startswith(("TLS_AES_", "TLS_CHACHA20_")) and "_WITH_" not in s):
         return None
     kx, _, rest = s[4:].partition("_WITH_")
     bad = []
@@ -57,11 +59,16 @@ def suite_weakness(suite: str) -> tuple[Severity, list[str]] | None:
     return (Severity.MEDIUM, bad) if bad else None
 
 
-@check(id="DTLS001", slug="dtls-fingerprint-mismatch",
-       title="DTLS certificate does not match the signalled fingerprint (possible MITM)",
-       severity=Severity.CRITICAL, confidence=Confidence.MEDIUM, needs=("sdp",),
-       references=("RFC 8842 §5", "RFC 5763 §5", "RFC 8122 §5", "RFC 8827 §6.5"))
-def dtls_fingerprint_mismatch(ctx: Any) -> Iterator[Hit]:
+@check(
+    id="DTLS001",
+    slug="dtls-fingerprint-mismatch",
+    title="DTLS certificate does not match the signalled fingerprint (possible MITM)",
+    severity=Severity.CRITICAL,
+    confidence=Confidence.MEDIUM,
+    needs=("sdp",),
+    references=("RFC 8842 §5", "RFC 5763 §5", "RFC 8122 §5", "RFC 8827 §6.5"),
+)
+def dtls_fingerprint_mismatch(ctx: CheckContext) -> Iterator[Hit]:
     """What it flags: (1) a certificate presented in a DTLS handshake (read on the wire, or decrypted with
     the keylog) whose SHA-256 is not any ``a=fingerprint`` signalled for that session; (2) the same session
     description (same o= line and ICE ufrag) seen on two signalling legs with different fingerprints, i.e.
@@ -88,13 +95,18 @@ def dtls_fingerprint_mismatch(ctx: Any) -> Iterator[Hit]:
                 seen.setdefault(fp, r)
         if len(seen) > 1:
             rr = list(seen.values())
-            yield Hit(message=f"the same description (ufrag {ufrag}) was seen with {len(seen)} different "
-                              f"fingerprints: rewritten in transit",
-                      endpoints=[e for r in rr for e in sdp_endpoints(r)],
-                      frames=frames_of(*[val(r, "frame") for r in rr]),
-                      evidence={"ice_ufrag": ufrag, "origin": origin,
-                                "fingerprints": [sorted(f"{a} {h}" for a, h in fp) for fp in seen]},
-                      key=("rewritten", origin, ufrag))
+            yield Hit(
+                message=f"the same description (ufrag {ufrag}) was seen with {len(seen)} different "
+                f"fingerprints: rewritten in transit",
+                endpoints=[e for r in rr for e in sdp_endpoints(r)],
+                frames=frames_of(*[val(r, "frame") for r in rr]),
+                evidence={
+                    "ice_ufrag": ufrag,
+                    "origin": origin,
+                    "fingerprints": [sorted(f"{a} {h}" for a, h in fp) for fp in seen],
+                },
+                key=("rewritten", origin, ufrag),
+            )
     # (1) certificate on the wire vs fingerprints signalled to its peer
     dtls = ctx.optional("dtls")
     if dtls is None or not len(dtls):
@@ -102,7 +114,9 @@ def dtls_fingerprint_mismatch(ctx: Any) -> Iterator[Hit]:
     signalled = {h for r in rows(sdp) for a, h in fingerprints(r) if a == "sha-256"}
     if not signalled:
         return
-    delivered: dict[str, set[str]] = defaultdict(set)  # recipient address -> sha-256 fingerprints it was given
+    delivered: dict[str, set[str]] = defaultdict(
+        set
+    )  # recipient address -> sha-256 fingerprints it was given
     delivered_frames: dict[str, list[int]] = defaultdict(list)
     for r in rows(sdp):
         to = val(r, "dst")
@@ -120,19 +134,23 @@ def dtls_fingerprint_mismatch(ctx: Any) -> Iterator[Hit]:
                 continue
             n_cert += 1
             cert = str(cert).lower()
-            peer_ip = _ip(val(r, other))
+            peer_ip = host(val(r, other)) or ""
             if delivered.get(peer_ip):
                 pool, scope, conf = delivered[peer_ip], f"to its peer {peer_ip}", Confidence.HIGH
             else:
                 pool, scope, conf = signalled, "in this capture", Confidence.MEDIUM
-            if cert in pool:
+            if cert_matches(cert, [pool]):
                 continue
-            yield Hit(message=f"{side} {val(r, side)} presented certificate sha-256 {cert[:16]}…, which matches no "
-                              f"a=fingerprint signalled {scope}",
-                      endpoints=hs_endpoints(r), flow_id=val(r, "flow_id"),
-                      frames=frames_of(val(r, "frames"), delivered_frames.get(peer_ip, [])),
-                      evidence={"side": side, "cert_sha256": cert, "signalled_sha256": sorted(pool)},
-                      key=("cert", side, cert, *hs_endpoints(r)), confidence=conf)
+            yield Hit(
+                message=f"{side} {val(r, side)} presented certificate sha-256 {cert[:16]}…, which matches no "
+                f"a=fingerprint signalled {scope}",
+                endpoints=hs_endpoints(r),
+                flow_id=val(r, "flow_id"),
+                frames=frames_of(val(r, "frames"), delivered_frames.get(peer_ip, [])),
+                evidence={"side": side, "cert_sha256": cert, "signalled_sha256": sorted(pool)},
+                key=("cert", side, cert, *hs_endpoints(r)),
+                confidence=conf,
+            )
     if n_cert == 0:
         why = "no certificate readable in any DTLS handshake (DTLS 1.3 without keylog?)"
         if not legs:
@@ -140,25 +158,29 @@ def dtls_fingerprint_mismatch(ctx: Any) -> Iterator[Hit]:
         ctx.missing.append(why + "; only descriptions were compared across legs")
 
 
-def _ip(endpoint: Any) -> str:
-    """The address of an ``ip:port`` / ``[v6]:port`` endpoint."""
-    e = str(endpoint or "")
-    if e.startswith("["):
-        return e[1:].split("]", 1)[0]
-    return e.rsplit(":", 1)[0] if e.count(":") == 1 else e
-
-
-def _session_mismatches(ctx: Any, dtls: pd.DataFrame) -> Generator[Hit, None, set[tuple[Any, Any]]]:
+def _session_mismatches(ctx: CheckContext, dtls: pd.DataFrame) -> Generator[Hit, None, set[tuple[Any, Any]]]:
     """Mismatches the sessions layer found (it links each handshake to the descriptions of its ICE session
     and compares certificates with every copy of them). Returns the handshakes it judged."""
-    s = ctx.optional("sessions", ("fingerprint_status", "dtls_flow_id"))
+    s = ctx.optional(
+        "sessions",
+        (
+            "offer_fingerprint_match",
+            "answer_fingerprint_match",
+            "certs_in_fingerprints",
+            "offerer_dtls_role",
+            "dtls_flow_id",
+        ),
+    )
     judged: set[tuple[Any, Any]] = set()
     if s is None or not len(s):
         return judged
     for r in rows(s[s["dtls_flow_id"].notna()]):
-        status = str(val(r, "fingerprint_status", "") or "")
-        if status not in ("match", "mismatch"):
+        facts = [val(r, f"{who}_fingerprint_match") for who in ("offer", "answer")]
+        if val(r, "offerer_dtls_role") is None:  # roles unknown: are the certificates the session's at all
+            facts = [val(r, "certs_in_fingerprints")]
+        if all(f is None for f in facts):
             continue
+        status = "mismatch" if any(f is False for f in facts) else "match"
         hs = dtls[(dtls["flow_id"] == val(r, "dtls_flow_id"))]
         if "first_frame" in dtls.columns and val(r, "dtls_first_frame") is not None:
             hs = hs[hs["first_frame"] == val(r, "dtls_first_frame")]
@@ -167,27 +189,39 @@ def _session_mismatches(ctx: Any, dtls: pd.DataFrame) -> Generator[Hit, None, se
             if status != "mismatch":
                 continue
             bad = [who for who in ("offer", "answer") if val(r, f"{who}_fingerprint_match") is False]
-            yield Hit(message=f"the {' and '.join(bad) or 'signalled'} fingerprint(s) of this ICE session do not match "
-                              f"the certificate(s) presented in the DTLS handshake {val(h, 'client')} → "
-                              f"{val(h, 'server')}"
-                              + (" (the description was rewritten in transit)" if val(r, "fingerprint_rewritten")
-                                 else ""),
-                      endpoints=hs_endpoints(h), flow_id=val(h, "flow_id"),
-                      frames=frames_of(val(h, "frames"), val(r, "offer_frame"), val(r, "answer_frame")),
-                      evidence={"mismatched": bad, "client_cert_sha256": val(h, "client_cert_sha256"),
-                                "server_cert_sha256": val(h, "server_cert_sha256"),
-                                "offer_fingerprints_sha256": listish(val(r, "offer_fingerprints_sha256")),
-                                "answer_fingerprints_sha256": listish(val(r, "answer_fingerprints_sha256")),
-                                "rewritten": bool(val(r, "fingerprint_rewritten", False)),
-                                "session_id": val(r, "session_id")},
-                      key=("session", *hs_endpoints(h)), confidence=Confidence.HIGH)
+            yield Hit(
+                message=f"the {' and '.join(bad) or 'signalled'} fingerprint(s) of this ICE session do not match "
+                f"the certificate(s) presented in the DTLS handshake {val(h, 'client')} → "
+                f"{val(h, 'server')}"
+                + (" (the description was rewritten in transit)" if val(r, "fingerprint_rewritten") else ""),
+                endpoints=hs_endpoints(h),
+                flow_id=val(h, "flow_id"),
+                frames=frames_of(val(h, "frames"), val(r, "offer_frame"), val(r, "answer_frame")),
+                evidence={
+                    "mismatched": bad,
+                    "client_cert_sha256": val(h, "client_cert_sha256"),
+                    "server_cert_sha256": val(h, "server_cert_sha256"),
+                    "offer_fingerprints_sha256": listish(val(r, "offer_fingerprints_sha256")),
+                    "answer_fingerprints_sha256": listish(val(r, "answer_fingerprints_sha256")),
+                    "rewritten": bool(val(r, "fingerprint_rewritten", False)),
+                    "session_id": val(r, "session_id"),
+                },
+                key=("session", *hs_endpoints(h)),
+                confidence=Confidence.HIGH,
+            )
     return judged
 
 
-@check(id="DTLS002", slug="dtls-weak-version", title="DTLS 1.0 offered or negotiated",
-       severity=Severity.MEDIUM, confidence=Confidence.HIGH, needs=("dtls",),
-       references=("RFC 8996", "RFC 9147", "RFC 8827 §6.5"))
-def dtls_weak_version(ctx: Any) -> Iterator[Hit]:
+@check(
+    id="DTLS002",
+    slug="dtls-weak-version",
+    title="DTLS 1.0 offered or negotiated",
+    severity=Severity.MEDIUM,
+    confidence=Confidence.HIGH,
+    needs=("dtls",),
+    references=("RFC 8996", "RFC 9147", "RFC 8827 §6.5"),
+)
+def dtls_weak_version(ctx: CheckContext) -> Iterator[Hit]:
     """What it flags: a DTLS handshake that negotiated DTLS 1.0 (or a pre-standard version), or a client
     whose best offer is DTLS 1.0 (medium); DTLS 1.0 merely listed beside a newer negotiated version (info).
     Why it matters: DTLS 1.0 (TLS 1.1 based) is deprecated by RFC 8996; it lacks AEAD suites and modern
@@ -204,21 +238,37 @@ def dtls_weak_version(ctx: Any) -> Iterator[Hit]:
         elif not neg and offered and all(is_weak_version(v) for v in offered):
             sev, msg = None, f"client offers only {', '.join(offered)}"
         elif any(is_weak_version(v) for v in offered):
-            sev, msg = Severity.INFO, f"client also offers {', '.join(v for v in offered if is_weak_version(v))}"
+            sev, msg = (
+                Severity.INFO,
+                f"client also offers {', '.join(v for v in offered if is_weak_version(v))}",
+            )
         else:
             continue
-        yield Hit(message=f"DTLS {msg}", endpoints=hs_endpoints(r), flow_id=val(r, "flow_id"),
-                  frames=frames_of(val(r, "frames")),
-                  evidence={"version": neg, "versions_offered": offered}, key=(*hs_key(r), neg), severity=sev)
+        yield Hit(
+            message=f"DTLS {msg}",
+            endpoints=hs_endpoints(r),
+            flow_id=val(r, "flow_id"),
+            frames=frames_of(val(r, "frames")),
+            evidence={"version": neg, "versions_offered": offered},
+            key=(*hs_key(r), neg),
+            severity=sev,
+        )
 
 
-@check(id="DTLS003", slug="dtls-weak-cipher", title="Weak DTLS cipher suite",
-       severity=Severity.MEDIUM, confidence=Confidence.HIGH, needs=("dtls",),
-       references=("RFC 8827 §6.5", "RFC 9325 §4.2", "RFC 7457"))
-def dtls_weak_cipher(ctx: Any) -> Iterator[Hit]:
+@check(
+    id="DTLS003",
+    slug="dtls-weak-cipher",
+    title="Weak DTLS cipher suite",
+    severity=Severity.MEDIUM,
+    confidence=Confidence.HIGH,
+    needs=("dtls",),
+    references=("RFC 8827 §6.5", "RFC 9325 §4.2", "RFC 7457"),
+)
+def dtls_weak_cipher(ctx: CheckContext) -> Iterator[Hit]:
     """What it flags: a negotiated suite without forward secrecy, with CBC or a SHA-1/MD5 MAC (medium), or
-    NULL / EXPORT / RC4 / DES / anonymous (high). Weak suites merely offered while a strong one was chosen
-    (or while the choice was not seen) are info: common for compatibility and not exploitable.
+    NULL / EXPORT / RC4 / DES / anonymous (high). Such broken suites (or MD5) merely offered while a strong one
+    was chosen (or while the choice was not seen) are low, with the list; dated ones (CBC, SHA-1 MAC, no forward
+    secrecy) merely offered are info: common for compatibility and not exploitable.
     Why it matters: the DTLS suite protects the exporter that keys SRTP and the data channels; without
     forward secrecy a later key compromise decrypts recorded calls.
     Evidence: one row per handshake: chosen suite, the weak suites offered, frames.
@@ -231,16 +281,40 @@ def dtls_weak_cipher(ctx: Any) -> Iterator[Hit]:
         offered_weak = [s for s in map(str, listish(val(r, "client_suites"))) if suite_weakness(s)]
         if w:
             sev, why = w
-            yield Hit(message=f"negotiated {chosen} ({', '.join(why)})", endpoints=hs_endpoints(r),
-                      flow_id=val(r, "flow_id"), frames=frames_of(val(r, "frames")),
-                      evidence={"cipher_suite": chosen, "weakness": why, "negotiated": True},
-                      key=(*hs_key(r), chosen), severity=sev)
+            yield Hit(
+                message=f"negotiated {chosen} ({', '.join(why)})",
+                endpoints=hs_endpoints(r),
+                flow_id=val(r, "flow_id"),
+                frames=frames_of(val(r, "frames")),
+                evidence={"cipher_suite": chosen, "weakness": why, "negotiated": True},
+                key=(*hs_key(r), chosen),
+                severity=sev,
+            )
         elif offered_weak:
-            yield Hit(message=f"client offers {len(offered_weak)} weak suite(s) "
-                              + (f"but {chosen} was chosen" if chosen else "(choice not seen)"),
-                      endpoints=hs_endpoints(r), flow_id=val(r, "flow_id"), frames=frames_of(val(r, "frames")),
-                      evidence={"cipher_suite": chosen, "offered_weak": offered_weak[:12], "negotiated": False},
-                      key=(*hs_key(r), "offered"), severity=Severity.INFO)
+            # NULL / EXPORT / RC4 / DES / anonymous / MD5 offered invite a downgrade by whoever answers: low, with
+            # the list; merely dated suites (CBC, SHA-1 MAC, no forward secrecy) offered: info
+            broken = [
+                x
+                for x in offered_weak
+                if (suite_weakness(x) or (Severity.INFO, []))[0] == Severity.HIGH
+                or x.upper().endswith("_MD5")
+            ]
+            yield Hit(
+                message=f"client offers {len(offered_weak)} weak suite(s) "
+                + (f"but {chosen} was chosen" if chosen else "(choice not seen)")
+                + (f", {len(broken)} of them broken: {', '.join(broken[:12])}" if broken else ""),
+                endpoints=hs_endpoints(r),
+                flow_id=val(r, "flow_id"),
+                frames=frames_of(val(r, "frames")),
+                evidence={
+                    "cipher_suite": chosen,
+                    "offered_weak": offered_weak[:12],
+                    "negotiated": False,
+                    "offered_broken": broken,
+                },
+                key=(*hs_key(r), "offered"),
+                severity=Severity.LOW if broken else Severity.INFO,
+            )
 
 
 def alert_text(a: Any) -> str:
@@ -261,10 +335,16 @@ def is_fatal(a: Any) -> bool:
     return "close_notify" not in str(a).lower()
 
 
-@check(id="DTLS004", slug="dtls-handshake-failed", title="DTLS handshake failed or did not complete",
-       severity=Severity.MEDIUM, confidence=Confidence.MEDIUM, needs=("dtls",),
-       references=("RFC 9147 §5", "RFC 6347 §4.2", "RFC 5763 §6.7.1"))
-def dtls_handshake_failed(ctx: Any) -> Iterator[Hit]:
+@check(
+    id="DTLS004",
+    slug="dtls-handshake-failed",
+    title="DTLS handshake failed or did not complete",
+    severity=Severity.MEDIUM,
+    confidence=Confidence.MEDIUM,
+    needs=("dtls",),
+    references=("RFC 9147 §5", "RFC 6347 §4.2", "RFC 5763 §6.7.1"),
+)
+def dtls_handshake_failed(ctx: CheckContext) -> Iterator[Hit]:
     """What it flags: a handshake that ended in a fatal alert (medium), or that never completed with no
     alert seen (low, low confidence: the capture may have started late or seen one direction only).
     Why it matters: a fingerprint check failing on one side ends in an alert (bad_certificate): a MITM
@@ -280,23 +360,42 @@ def dtls_handshake_failed(ctx: Any) -> Iterator[Hit]:
         fatal = [t for a, t in zip(listish(val(r, "alerts")), alerts) if is_fatal(a)]
         completed = val(r, "completed")
         if fatal:
-            yield Hit(message=f"handshake alert(s): {', '.join(fatal)}", endpoints=hs_endpoints(r),
-                      flow_id=val(r, "flow_id"), frames=frames_of(val(r, "frames")),
-                      evidence={"alerts": fatal, "completed": completed}, key=(*hs_key(r), "alert"))
+            yield Hit(
+                message=f"handshake alert(s): {', '.join(fatal)}",
+                endpoints=hs_endpoints(r),
+                flow_id=val(r, "flow_id"),
+                frames=frames_of(val(r, "frames")),
+                evidence={"alerts": fatal, "completed": completed},
+                key=(*hs_key(r), "alert"),
+            )
         elif completed is False:
-            yield Hit(message="handshake did not complete (no alert seen)", endpoints=hs_endpoints(r),
-                      flow_id=val(r, "flow_id"), frames=frames_of(val(r, "frames")),
-                      evidence={"alerts": alerts, "completed": False}, key=(*hs_key(r), "incomplete"),
-                      severity=Severity.LOW, confidence=Confidence.LOW)
+            yield Hit(
+                message="handshake did not complete (no alert seen)",
+                endpoints=hs_endpoints(r),
+                flow_id=val(r, "flow_id"),
+                frames=frames_of(val(r, "frames")),
+                evidence={"alerts": alerts, "completed": False},
+                key=(*hs_key(r), "incomplete"),
+                severity=Severity.LOW,
+                confidence=Confidence.LOW,
+            )
 
 
-@check(id="DTLS005", slug="dtls-cert-weak", title="Weak DTLS certificate (small key, weak signature, absurd validity)",
-       severity=Severity.MEDIUM, confidence=Confidence.HIGH, needs=("dtls",),
-       references=("RFC 8827 §6.5", "RFC 5763 §5", "NIST SP 800-131A"),
-       params={"min_rsa_bits": (2048, "RSA keys shorter than this are weak"),
-               "min_ec_bits": (224, "EC keys shorter than this are weak"),
-               "max_validity_days": (3650, "a validity period longer than this is absurd for a per-call cert")})
-def dtls_cert_weak(ctx: Any) -> Iterator[Hit]:
+@check(
+    id="DTLS005",
+    slug="dtls-cert-weak",
+    title="Weak DTLS certificate (small key, weak signature, absurd validity)",
+    severity=Severity.MEDIUM,
+    confidence=Confidence.HIGH,
+    needs=("dtls",),
+    references=("RFC 8827 §6.5", "RFC 5763 §5", "NIST SP 800-131A"),
+    params={
+        "min_rsa_bits": (2048, "RSA keys shorter than this are weak"),
+        "min_ec_bits": (224, "EC keys shorter than this are weak"),
+        "max_validity_days": (3650, "a validity period longer than this is absurd for a per-call cert"),
+    },
+)
+def dtls_cert_weak(ctx: CheckContext) -> Iterator[Hit]:
     """What it flags: a DTLS certificate with an RSA key under ``min_rsa_bits`` or an EC key under
     ``min_ec_bits`` (medium), an MD5/SHA-1 signature (low), or a validity period that ends before it starts
     or spans more than ``max_validity_days`` (low).
@@ -333,10 +432,21 @@ def dtls_cert_weak(ctx: Any) -> Iterator[Hit]:
                 elif na - nb > timedelta(days=ctx.param("max_validity_days")):
                     probs.append((f"valid for {(na - nb).days} days", Severity.LOW))
             for what, sev in probs:
-                yield Hit(message=f"{side} certificate: {what}", endpoints=endpoints(val(r, side)),
-                          flow_id=val(r, "flow_id"), frames=frames_of(val(r, "frames")),
-                          evidence={"side": side, "problem": what, "key_type": ktype, "key_bits": bits,
-                                    "signature_algorithm": sig, "cert_sha256": val(r, f"{side}_cert_sha256")},
-                          key=(val(r, f"{side}_cert_sha256") or val(r, side), what.split(" ")[0]), severity=sev)
+                yield Hit(
+                    message=f"{side} certificate: {what}",
+                    endpoints=endpoints(val(r, side)),
+                    flow_id=val(r, "flow_id"),
+                    frames=frames_of(val(r, "frames")),
+                    evidence={
+                        "side": side,
+                        "problem": what,
+                        "key_type": ktype,
+                        "key_bits": bits,
+                        "signature_algorithm": sig,
+                        "cert_sha256": val(r, f"{side}_cert_sha256"),
+                    },
+                    key=(val(r, f"{side}_cert_sha256") or val(r, side), what.split(" ")[0]),
+                    severity=sev,
+                )
     if not seen_any:
         raise NotObservable("no certificate readable in any DTLS handshake (DTLS 1.3 without keylog?)")

@@ -7,8 +7,12 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
+import pandas as pd
+
 from ..addr import NOT_PUBLIC
-from .common import endpoints, ep, frames_of, rows, truthy, val
+from ..tables.origins import header_authors
+from .common import endpoints, ep, frames_of, host, listish, rows, truthy, val
+from .context import CheckContext
 from .registry import Confidence, Hit, NotObservable, Severity, check
 
 EXPOSED = ("clear",)
@@ -29,16 +33,27 @@ def _signalled(df: Any) -> Any:
 
 
 def _cand_hit(r: Any, msg: str, ev: dict[str, Any], key: tuple[Any, ...], **kw: Any) -> Hit:
-    return Hit(message=msg, endpoints=endpoints(ep(val(r, "address"), val(r, "port"))), flow_id=val(r, "flow_id"),
-               frames=frames_of(val(r, "frame")),
-               evidence={"type": val(r, "type"), "origin": val(r, "origin"), "exposure": cand_exposure(r), **ev},
-               key=key, **kw)
+    return Hit(
+        message=msg,
+        endpoints=endpoints(ep(val(r, "address"), val(r, "port"))),
+        flow_id=val(r, "flow_id"),
+        frames=frames_of(val(r, "frame")),
+        evidence={"type": val(r, "type"), "origin": val(r, "origin"), "exposure": cand_exposure(r), **ev},
+        key=key,
+        **kw,
+    )
 
 
-@check(id="ICE001", slug="ice-private-ip-exposed", title="Private / internal address revealed in ICE candidates",
-       severity=Severity.LOW, confidence=Confidence.HIGH, needs=("candidates",),
-       references=("RFC 8828 §3, §5", "RFC 8445 §5.1.1", "RFC 1918", "RFC 6598", "RFC 4193"))
-def ice_private_ip_exposed(ctx: Any) -> Iterator[Hit]:
+@check(
+    id="ICE001",
+    slug="ice-private-ip-exposed",
+    title="Private / internal address revealed in ICE candidates",
+    severity=Severity.LOW,
+    confidence=Confidence.HIGH,
+    needs=("candidates",),
+    references=("RFC 8828 §3, §5", "RFC 8445 §5.1.1", "RFC 1918", "RFC 6598", "RFC 4193"),
+)
+def ice_private_ip_exposed(ctx: CheckContext) -> Iterator[Hit]:
     """What it flags: a candidate address or related address (raddr) in RFC 1918, CGNAT (100.64/10),
     loopback, link-local or ULA space that crossed the wire readable (plaintext signalling). Documentation
     ranges count as public. One finding per address.
@@ -57,7 +72,9 @@ def ice_private_ip_exposed(ctx: Any) -> Iterator[Hit]:
             if sc not in NOT_PUBLIC:
                 continue
             ip = str(val(r, ipcol) or val(r, field))
-            e = found.setdefault(ip, {"scope": sc, "fields": set(), "types": set(), "frames": [], "senders": set()})
+            e = found.setdefault(
+                ip, {"scope": sc, "fields": set(), "types": set(), "frames": [], "senders": set()}
+            )
             e["fields"].add(field)
             e["types"].add(str(val(r, "type")))
             e["frames"] += frames_of(val(r, "frame"))
@@ -65,19 +82,36 @@ def ice_private_ip_exposed(ctx: Any) -> Iterator[Hit]:
                 e["senders"].add(str(val(r, "sender")))
     if found:
         addrs = sorted(found)
-        yield Hit(message=f"{len(addrs)} internal address(es) revealed in candidates that crossed the wire readable: "
-                          + ", ".join(f"{a} ({found[a]['scope']})" for a in addrs),
-                  endpoints=addrs, frames=[f for a in addrs for f in found[a]["frames"]],
-                  evidence={"addresses": {a: {"scope": found[a]["scope"], "as": sorted(found[a]["fields"]),
-                                              "types": sorted(found[a]["types"]),
-                                              "sent_by": sorted(found[a]["senders"])} for a in addrs}},
-                  key=tuple(addrs))
+        yield Hit(
+            message=f"{len(addrs)} internal address(es) revealed in candidates that crossed the wire readable: "
+            + ", ".join(f"{a} ({found[a]['scope']})" for a in addrs),
+            endpoints=addrs,
+            frames=[f for a in addrs for f in found[a]["frames"]],
+            evidence={
+                "addresses": {
+                    a: {
+                        "scope": found[a]["scope"],
+                        "as": sorted(found[a]["fields"]),
+                        "types": sorted(found[a]["types"]),
+                        "sent_by": sorted(found[a]["senders"]),
+                    }
+                    for a in addrs
+                }
+            },
+            key=tuple(addrs),
+        )
 
 
-@check(id="ICE002", slug="ice-ipv6-eui64", title="IPv6 candidate with an EUI-64 interface id (reveals the MAC)",
-       severity=Severity.MEDIUM, confidence=Confidence.HIGH, needs=("candidates",),
-       references=("RFC 8828 §5", "RFC 8981", "RFC 7217", "RFC 4291 App. A"))
-def ice_ipv6_eui64(ctx: Any) -> Iterator[Hit]:
+@check(
+    id="ICE002",
+    slug="ice-ipv6-eui64",
+    title="IPv6 candidate with an EUI-64 interface id (reveals the MAC)",
+    severity=Severity.MEDIUM,
+    confidence=Confidence.HIGH,
+    needs=("candidates",),
+    references=("RFC 8828 §5", "RFC 8981", "RFC 7217", "RFC 4291 App. A"),
+)
+def ice_ipv6_eui64(ctx: CheckContext) -> Iterator[Hit]:
     """What it flags: an IPv6 candidate or related address whose interface id is EUI-64
     (``xx:xx:xx:ff:fe:xx:xx:xx``), from which the MAC address follows. Medium when it crossed the wire
     readable, low otherwise.
@@ -94,94 +128,228 @@ def ice_ipv6_eui64(ctx: Any) -> Iterator[Hit]:
             if not mac or not a:
                 continue
             clear = cand_exposure(r) in EXPOSED
-            yield Hit(message=f"IPv6 {field} {a} is EUI-64: reveals MAC {mac}",
-                      endpoints=[str(a)], flow_id=val(r, "flow_id"), frames=frames_of(val(r, "frame")),
-                      evidence={"address": str(a), "mac": mac, "field": field, "origin": val(r, "origin"),
-                                "exposure": cand_exposure(r)},
-                      key=(str(a).lower(),), severity=None if clear else Severity.LOW)
+            yield Hit(
+                message=f"IPv6 {field} {a} is EUI-64: reveals MAC {mac}",
+                endpoints=[str(a)],
+                flow_id=val(r, "flow_id"),
+                frames=frames_of(val(r, "frame")),
+                evidence={
+                    "address": str(a),
+                    "mac": mac,
+                    "field": field,
+                    "origin": val(r, "origin"),
+                    "exposure": cand_exposure(r),
+                },
+                key=(str(a).lower(),),
+                severity=None if clear else Severity.LOW,
+            )
 
 
-@check(id="ICE003", slug="ice-no-mdns", title="Raw host IP in candidates where mDNS obfuscation was possible",
-       severity=Severity.LOW, confidence=Confidence.MEDIUM, needs=("candidates",),
-       references=("RFC 8828 §5.2", "draft-ietf-mmusic-mdns-ice-candidates"))
-def ice_no_mdns(ctx: Any) -> Iterator[Hit]:
-    """What it flags: host candidates sent by a browser (recognised by its description's stack or its
-    User-Agent) with raw IP addresses instead of mDNS ``.local`` names; one finding listing the addresses.
-    Native stacks and servers, which cannot use mDNS names, are not flagged.
+@check(
+    id="ICE003",
+    slug="ice-no-mdns",
+    title="Raw host IP in candidates where mDNS obfuscation was possible",
+    severity=Severity.LOW,
+    confidence=Confidence.MEDIUM,
+    needs=("candidates",),
+    references=("RFC 8828 §5.2", "draft-ietf-mmusic-mdns-ice-candidates"),
+)
+def ice_no_mdns(ctx: CheckContext) -> Iterator[Hit]:
+    """What it flags: host candidates with raw IP addresses instead of mDNS ``.local`` names, sent by a
+    browser; one finding listing the addresses (a second, low confidence, for libwebrtc o= lines alone).
+    The ICE agent that made a candidate is the host that first sent a description with its ufrag (a copy
+    relayed or posted by another host is not its own); it is a browser when that host's User-Agent says so (``tables.origins``: the host that wrote it) or
+    the description's o= line does (Firefox, Chrome). A host that sent it as the server of its signalling
+    connection (an SFU, a gateway) and native stacks are not flagged: they cannot use mDNS names. An o= line
+    that says only libwebrtc (Chromium or a native app) is reported at low confidence.
     Why it matters: browsers hide host addresses behind mDNS names (RFC 8828 mode 2) precisely so that a
     web page cannot learn the local address; a raw one shows that protection was off.
-    Evidence: the address and where it was read.
+    Evidence: the addresses and where they were read; ``agents``: per host that made them, the browser and
+    what identified it (``identified_by``).
     False positives: browsers that had camera/microphone permission (RFC 8828 mode 1 reveals host
     addresses by design), hence medium confidence.
     References: RFC 8828 §5.2; draft-ietf-mmusic-mdns-ice-candidates."""
     df = _signalled(ctx.frame("candidates", ("address", "type", "scope")))
-    sig = ctx.optional("signalling", ("user_agent",))
-    sdp = ctx.optional("sdp", ("stack",))
-    found: dict[str, dict[str, Any]] = {}
+    sig_df = ctx.optional("signalling", ("user_agent",))
+    agents = _IceAgents(ctx.optional("sdp", ("stack",)), sig_df, df)
+    # one finding for the browsers known as such, one (low confidence) for libwebrtc o= lines alone
+    found: dict[bool, dict[str, dict[str, Any]]] = defaultdict(dict)
     for r in rows(df):
         if str(val(r, "type", "")) != "host" or truthy(r, "mdns"):
             continue
         sc = str(val(r, "scope", "") or "")
-        b = _sender_browser(r, sig, sdp)
-        if b is None or sc in ("mdns", "invalid", "unspecified"):
+        who = agents.browser(r)
+        if who is None or sc in ("mdns", "invalid", "unspecified"):
             continue  # only a browser could have sent an mDNS name instead
         ip = str(val(r, "ip") or val(r, "address"))
-        e = found.setdefault(ip, {"scope": sc, "frames": [], "ports": set(), "browsers": set()})
+        e = found[who[1] == "libwebrtc"].setdefault(
+            ip, {"scope": sc, "frames": [], "ports": set(), "agents": {}}
+        )
         e["frames"] += frames_of(val(r, "frame"))
         e["ports"].add(ep(val(r, "address"), val(r, "port")))
-        e["browsers"].add(b)
-    if found:
-        addrs = sorted(found)
-        browsers = sorted({b for e in found.values() for b in e["browsers"]})
-        yield Hit(message=f"{len(addrs)} host candidate address(es) sent as raw IPs, no mDNS name: "
-                          + ", ".join(addrs) + f" (from {', '.join(browsers)}, which can hide them)",
-                  endpoints=addrs, frames=[f for a in addrs for f in found[a]["frames"]],
-                  evidence={"addresses": {a: {"scope": found[a]["scope"], "candidates": sorted(found[a]["ports"])}
-                                          for a in addrs}, "browsers": browsers},
-                  key=tuple(addrs))
+        e["agents"][who[0]] = {"browser": who[1], "identified_by": who[2]}
+    for native_maybe, got in sorted(found.items()):
+        addrs = sorted(got)
+        agents_ev = {h: a for e in got.values() for h, a in e["agents"].items()}
+        browsers = sorted({a["browser"] for a in agents_ev.values()})
+        msg = (
+            f"{len(addrs)} host candidate address(es) sent as raw IPs, no mDNS name: "
+            + ", ".join(addrs)
+            + " (by "
+            + ", ".join(
+                f"{h}: {a['browser']} per its {a['identified_by']}" for h, a in sorted(agents_ev.items())
+            )
+            + ", which can hide them)"
+        )
+        if native_maybe:
+            msg += "; libwebrtc's o= line is also written by native apps, which cannot: low confidence"
+        yield Hit(
+            message=msg,
+            endpoints=addrs,
+            frames=[f for a in addrs for f in got[a]["frames"]],
+            evidence={
+                "addresses": {
+                    a: {"scope": got[a]["scope"], "candidates": sorted(got[a]["ports"])} for a in addrs
+                },
+                "browsers": browsers,
+                "agents": agents_ev,
+            },
+            key=tuple(addrs),
+            confidence=Confidence.LOW if native_maybe else None,
+        )
 
 
-BROWSERS = (("firefox", re.compile(r"Firefox/|SDPARTA", re.IGNORECASE)),
-            ("chromium", re.compile(r"Chrom(e|ium)/|HeadlessChrome|libwebrtc|WebRTC", re.IGNORECASE)),
-            ("safari", re.compile(r"Version/[\d.]+ Safari/", re.IGNORECASE)))
+BROWSERS = (
+    ("firefox", re.compile(r"Firefox|SDPARTA", re.IGNORECASE)),
+    ("chromium", re.compile(r"Chrom(e|ium)\b|\bEdg(e|/)", re.IGNORECASE)),
+    ("safari", re.compile(r"Version/[\d.]+ (Mobile/\w+ )?Safari/|^Safari$", re.IGNORECASE)),
+)
 
 
 def browser_of(text: str) -> str | None:
+    """The browser a User-Agent or an sdp ``stack`` names (``libwebrtc`` alone is not one)."""
     for name, pat in BROWSERS:
         if pat.search(text):
             return name
     return None
 
 
-def _sender_browser(r: Any, sig: Any, sdp: Any) -> str | None:
-    """The browser that sent a candidate: the stack of its description, or the User-Agent of the client
-    that sent the trickle message (a browser can hide host addresses behind mDNS names)."""
-    if sdp is not None and val(r, "sdp_index") is not None and "sdp_index" in sdp.columns:
-        d = sdp[sdp["sdp_index"] == val(r, "sdp_index")]
-        if len(d) and val(d.iloc[0], "stack"):
-            return browser_of(str(val(d.iloc[0], "stack")))
-    if sig is not None and val(r, "signalling_msg") is not None and "msg_index" in sig.columns:
-        m = sig[sig["msg_index"] == val(r, "signalling_msg")]
-        if len(m) and str(val(m.iloc[0], "direction")) in ("request", "client_to_server"):
-            return browser_of(str(val(m.iloc[0], "user_agent") or ""))
-    return None
+class _IceAgents:
+    """Who made a candidate, and whether it is a browser (ICE003)."""
+
+    def __init__(self, sdp: pd.DataFrame | None, sig: pd.DataFrame | None, cands: pd.DataFrame) -> None:
+        # a candidate seen again later (posted in a stats dump, relayed) was made where it first appeared
+        self.first_cand: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for c in sorted(rows(cands), key=lambda c: (val(c, "frame") is None, val(c, "frame") or 0)):
+            self.first_cand.setdefault(self._cand_key(c), c)
+        self.sdp: dict[int, dict[str, Any]] = {}
+        self.first: dict[str, dict[str, Any]] = {}  # ufrag -> first description on the wire that carried it
+        if sdp is not None and "sdp_index" in sdp.columns:
+            for d in sorted(
+                rows(sdp),
+                key=lambda d: (val(d, "frame") is None, val(d, "frame") or 0, val(d, "sdp_index") or 0),
+            ):
+                self.sdp[int(val(d, "sdp_index"))] = d
+                for u in listish(val(d, "ice_ufrags")) or listish(val(d, "ice_ufrag")):
+                    self.first.setdefault(str(u), d)
+        self.msgs: dict[int, dict[str, Any]] = {}
+        self.ua: dict[str, str] = {}  # host -> browser its own User-Agent names
+        if sig is not None and "msg_index" in sig.columns:
+            authors = header_authors(sig)
+            for m in rows(sig):
+                i = val(m, "msg_index")
+                if i is None:
+                    continue
+                self.msgs[int(i)] = m
+                b = browser_of(str(val(m, "user_agent") or ""))
+                author = authors.user_agent.get(int(i))
+                if b and author:
+                    self.ua.setdefault(author, b)
+
+    @staticmethod
+    def _cand_key(c: dict[str, Any]) -> tuple[Any, ...]:
+        return (val(c, "address"), val(c, "port"), val(c, "transport"), val(c, "foundation"))
+
+    @staticmethod
+    def _server_sent(m: dict[str, Any]) -> bool:
+        srv = host(val(m, "server_endpoint"))
+        if srv is not None and val(m, "src") is not None:
+            return str(val(m, "src")) == srv
+        return str(val(m, "direction", "")) in ("response", "server_to_client")
+
+    def browser(self, c: dict[str, Any]) -> tuple[str, str, str] | None:
+        """(agent host, browser, what identified it) for a candidate row; None when its sender is not
+        known to be a browser."""
+        c = self.first_cand.get(self._cand_key(c), c)
+        d = self.first.get(str(val(c, "ufrag"))) if val(c, "ufrag") else None
+        if d is None and val(c, "sdp_index") is not None:
+            d = self.sdp.get(int(val(c, "sdp_index")))
+        carrier = (
+            d
+            if d is not None
+            else self.msgs.get(int(val(c, "signalling_msg")))
+            if val(c, "signalling_msg") is not None
+            else None
+        )
+        if carrier is None:
+            return None
+        if str(val(carrier, "source", "wire") or "wire") != "wire":  # a side file: the dump's own stack
+            b = browser_of(str(val(carrier, "stack") or ""))
+            return (str(val(c, "sender") or val(carrier, "source")), b, "side file") if b else None
+        if self._server_sent(carrier):
+            return None  # the server of its signalling connection (SFU, gateway): no mDNS
+        agent = str(val(carrier, "src") or "")
+        if agent in self.ua:
+            return agent, self.ua[agent], "User-Agent"
+        stack = str(val(carrier, "stack") or "") if d is not None else ""
+        b = browser_of(stack)
+        if b:
+            return agent, b, "SDP o= line"
+        if stack == "libwebrtc":
+            return agent, "libwebrtc", "SDP o= line"
+        return None
 
 
 def _is_ice_check(r: Any) -> bool:
     """A Binding request that is an ICE connectivity check (USERNAME or PRIORITY present), not a plain
     STUN server-reflexive query."""
-    return bool(val(r, "username") or val(r, "priority") is not None or truthy(r, "use_candidate")
-                or val(r, "ice_role"))
+    return bool(
+        val(r, "username")
+        or val(r, "priority") is not None
+        or truthy(r, "use_candidate")
+        or val(r, "ice_role")
+    )
+
+
+def _ice_checks(stun: pd.DataFrame) -> pd.DataFrame:
+    """Binding requests that are ICE connectivity checks (vectorised :func:`_is_ice_check`)."""
+    req = stun[(stun["method"].astype(str) == "Binding") & (stun["cls"].astype(str) == "request")]
+    mask = pd.Series(False, index=req.index)
+    if "username" in req.columns:
+        mask |= req["username"].notna() & (req["username"].astype(str) != "")
+    if "priority" in req.columns:
+        mask |= req["priority"].notna()
+    if "use_candidate" in req.columns:
+        mask |= req["use_candidate"].fillna(False).astype(bool)
+    if "ice_role" in req.columns:
+        mask |= req["ice_role"].notna() & (req["ice_role"].astype(str) != "")
+    return req[mask]
 
 
 def _stun_eps(r: Any) -> list[str]:
     return endpoints(ep(val(r, "src"), val(r, "sport")), ep(val(r, "dst"), val(r, "dport")))
 
 
-@check(id="ICE004", slug="stun-no-integrity", title="ICE connectivity checks without MESSAGE-INTEGRITY",
-       severity=Severity.MEDIUM, confidence=Confidence.HIGH, needs=("stun",),
-       references=("RFC 8445 §7.2.2", "RFC 8489 §14.5", "RFC 7983"))
-def stun_no_integrity(ctx: Any) -> Iterator[Hit]:
+@check(
+    id="ICE004",
+    slug="stun-no-integrity",
+    title="ICE connectivity checks without MESSAGE-INTEGRITY",
+    severity=Severity.MEDIUM,
+    confidence=Confidence.HIGH,
+    needs=("stun",),
+    references=("RFC 8445 §7.2.2", "RFC 8489 §14.5", "RFC 7983"),
+)
+def stun_no_integrity(ctx: CheckContext) -> Iterator[Hit]:
     """What it flags: Binding requests that are ICE connectivity checks (USERNAME, PRIORITY or ICE role
     present) but carry no MESSAGE-INTEGRITY. One finding per flow. Plain server-reflexive Binding queries
     (no USERNAME) are not ICE checks and are not flagged. Applications with proprietary STUN variants
@@ -199,43 +367,90 @@ def stun_no_integrity(ctx: Any) -> Iterator[Hit]:
             groups[val(r, "flow_id")].append(r)
     for flow, rs in groups.items():
         proprietary = any(val(r, "unknown_attrs") for r in rs)
-        yield Hit(message=f"{len(rs)} ICE connectivity check(s) without MESSAGE-INTEGRITY",
-                  endpoints=_stun_eps(rs[0]), flow_id=flow, frames=frames_of(*[val(r, "frame") for r in rs]),
-                  evidence={"requests": len(rs), "proprietary_attributes": proprietary,
-                            "username_present": any(bool(val(r, "username")) for r in rs)},
-                  key=tuple(sorted(_stun_eps(rs[0]))),
-                  severity=Severity.LOW if proprietary else None,
-                  confidence=Confidence.LOW if proprietary else None)
+        yield Hit(
+            message=f"{len(rs)} ICE connectivity check(s) without MESSAGE-INTEGRITY",
+            endpoints=_stun_eps(rs[0]),
+            flow_id=flow,
+            frames=frames_of(*[val(r, "frame") for r in rs]),
+            evidence={
+                "requests": len(rs),
+                "proprietary_attributes": proprietary,
+                "username_present": any(bool(val(r, "username")) for r in rs),
+            },
+            key=tuple(sorted(_stun_eps(rs[0]))),
+            severity=Severity.LOW if proprietary else None,
+            confidence=Confidence.LOW if proprietary else None,
+        )
 
 
 MEDIA_CLASSES = {"rtp", "rtcp", "dtls", "zrtp"}
 
 
-@check(id="ICE005", slug="unsolicited-media", title="Media on a 5-tuple without ICE consent",
-       severity=Severity.MEDIUM, confidence=Confidence.MEDIUM, needs=("packets", "stun"),
-       references=("RFC 7675 §5", "RFC 8445 §7.3", "RFC 8826 §4.2.1"),
-       params={"min_packets": (10, ("flows with fewer media packets are ignored (stray packets that merely "
-                                    "look like RTP)"))})
-def unsolicited_media(ctx: Any) -> Iterator[Hit]:
+@check(
+    id="ICE005",
+    slug="unsolicited-media",
+    title="Media on a 5-tuple without ICE consent",
+    severity=Severity.MEDIUM,
+    confidence=Confidence.MEDIUM,
+    needs=("packets", "stun"),
+    references=("RFC 7675 §5", "RFC 8445 §7.3", "RFC 8826 §4.2.1"),
+    params={
+        "min_packets": (
+            10,
+            ("flows with fewer media packets are ignored (stray packets that merely look like RTP)"),
+        )
+    },
+)
+def unsolicited_media(ctx: CheckContext) -> Iterator[Hit]:
     """What it flags: a UDP flow carrying at least ``min_packets`` RTP, RTCP or DTLS packets (outside TURN) on
     which no ICE Binding check was answered with success in the capture, in a capture where ICE is in use.
-    One finding per flow.
+    RTP counts only when one SSRC carries ``min_packets`` of them (random datagrams whose first byte looks
+    like RTP carry a new SSRC each); media of an SDP exchange without ICE (a gateway's plain SIP leg, joined
+    by the `sessions` frame) is not judged: consent is an ICE mechanism. One finding per flow.
     Why it matters: ICE consent is what stops a web page from using a browser as a packet cannon, and media
     arriving without it may be injected or redirected by an attacker who knows the ports.
     Evidence: the flow, its media classes and first frames.
-    False positives: consent obtained before the capture started; non-ICE legs of a gateway.
+    False positives: consent obtained before the capture started; non-ICE legs whose SDP was not captured.
     References: RFC 7675 §5; RFC 8445 §7.3; RFC 8826 §4.2.1."""
     stun = ctx.frame("stun", ("method", "cls", "flow_id"))
     pk = ctx.frame("packets", ("flow_id",))
-    ice_checks = stun[(stun["method"].astype(str) == "Binding") & (stun["cls"].astype(str) == "request")]
-    ice_checks = ice_checks[[_is_ice_check(r) for r in rows(ice_checks)]] if len(ice_checks) else ice_checks
+    ice_checks = _ice_checks(stun)
     if not len(ice_checks):
         raise NotObservable("no ICE connectivity checks in this capture (ICE not in use, or before capture)")
     ok = stun[(stun["method"].astype(str) == "Binding") & (stun["cls"].astype(str) == "success")]
     consented = set(ok["flow_id"].dropna().astype(int))
-    turn_flows = set(stun[stun["method"].astype(str).isin(["Allocate", "Refresh", "CreatePermission",
-                                                            "ChannelBind", "Send", "Data"])]["flow_id"]
-                     .dropna().astype(int))
+    turn_flows = set(
+        stun[
+            stun["method"]
+            .astype(str)
+            .isin(["Allocate", "Refresh", "CreatePermission", "ChannelBind", "Send", "Data"])
+        ]["flow_id"]
+        .dropna()
+        .astype(int)
+    )
+    # media an SDP exchange without ICE agreed on (a gateway's plain SIP leg): consent is an ICE mechanism
+    sessions = ctx.optional("sessions", ("kind", "flow_id"))
+    no_ice = (
+        set()
+        if sessions is None
+        else {
+            int(f)
+            for k, fl in zip(sessions["kind"].astype(str), sessions["flow_id"])
+            if k == "sdp"
+            for f in listish(fl)
+        }
+    )
+    # RTP is media only when one SSRC carries a run of packets (stray datagrams whose first byte looks like
+    # RTP carry a new SSRC each)
+    streams = ctx.optional("rtp_streams", ("flow_id", "packets"))
+    longest_stream: dict[int, int] = (
+        {}
+        if streams is None or not len(streams)
+        else {
+            int(f): int(n)
+            for f, n in streams.dropna(subset=["flow_id"]).groupby("flow_id")["packets"].max().items()
+        }
+    )
     cls_col = "demux" if "demux" in pk.columns else "cls"
     media = pk[pk[cls_col].astype(str).isin(MEDIA_CLASSES)]
     if "transport" in media.columns:
@@ -244,10 +459,17 @@ def unsolicited_media(ctx: Any) -> Iterator[Hit]:
         media = media[media["via_turn"].isna() | (media["via_turn"].astype(str).isin(["", "None", "<NA>"]))]
     for flow, g in media.groupby("flow_id", sort=True):
         flow = int(flow)
-        if flow in consented or flow in turn_flows or len(g) < ctx.param("min_packets"):
+        if flow in consented or flow in turn_flows or flow in no_ice or len(g) < ctx.param("min_packets"):
+            continue
+        classes = sorted(set(g[cls_col].astype(str)))
+        if classes == ["rtp"] and longest_stream.get(flow, len(g)) < ctx.param("min_packets"):
             continue
         first = g.iloc[0]
-        classes = sorted(set(g[cls_col].astype(str)))
-        yield Hit(message=f"{len(g)} media packet(s) ({', '.join(classes)}) on a flow with no ICE consent",
-                  endpoints=_stun_eps(first), flow_id=flow, frames=[int(f) for f in g["frame"].head(5)],
-                  evidence={"packets": len(g), "classes": classes}, key=tuple(sorted(_stun_eps(first))))
+        yield Hit(
+            message=f"{len(g)} media packet(s) ({', '.join(classes)}) on a flow with no ICE consent",
+            endpoints=_stun_eps(first),
+            flow_id=flow,
+            frames=[int(f) for f in g["frame"].head(5)],
+            evidence={"packets": len(g), "classes": classes},
+            key=tuple(sorted(_stun_eps(first))),
+        )

@@ -44,7 +44,9 @@ class Severity(enum.IntEnum):
         try:
             return cls[str(value).strip().upper()]
         except KeyError:
-            raise ValueError(f"unknown severity {value!r} (one of: {', '.join(str(s) for s in cls)})") from None
+            raise ValueError(
+                f"unknown severity {value!r} (one of: {', '.join(str(s) for s in cls)})"
+            ) from None
 
 
 class Confidence(enum.IntEnum):
@@ -125,14 +127,22 @@ def parse_doc(doc: str) -> dict[str, str]:
     matches = list(pat.finditer(text))
     for i, m in enumerate(matches):
         end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
-        parts[m.group(1)] = " ".join(text[m.end():end].split())
+        parts[m.group(1)] = " ".join(text[m.end() : end].split())
     return parts
 
 
-def check(*, id: str, slug: str, title: str, severity: Severity, confidence: Confidence,
-          needs: Sequence[str] = (), references: Sequence[str] = (),
-          params: Mapping[str, tuple[Any, str]] | None = None,
-          status: str = "stable") -> Callable[[Callable[..., Iterable[Hit]]], Callable[..., Iterable[Hit]]]:
+def check(
+    *,
+    id: str,
+    slug: str,
+    title: str,
+    severity: Severity,
+    confidence: Confidence,
+    needs: Sequence[str] = (),
+    references: Sequence[str] = (),
+    params: Mapping[str, tuple[Any, str]] | None = None,
+    status: str = "stable",
+) -> Callable[[Callable[..., Iterable[Hit]]], Callable[..., Iterable[Hit]]]:
     """Register a check. Raises ``ValueError`` at import on anything malformed."""
 
     def deco(fn: Callable[..., Iterable[Hit]]) -> Callable[..., Iterable[Hit]]:
@@ -159,28 +169,31 @@ def check(*, id: str, slug: str, title: str, severity: Severity, confidence: Con
         for p in ps:
             if not re.match(r"^[a-z][a-z0-9_]*$", p.name) or not p.doc.strip():
                 raise ValueError(f"{where}: parameter {p.name!r} needs a snake_case name and a description")
-        REGISTRY[id] = Check(id=id, slug=slug, title=title, severity=severity, confidence=confidence,
-                             needs=tuple(needs), references=tuple(references), params=ps, fn=fn,
-                             doc=(fn.__doc__ or "").strip(), sections=sections, status=status)
+        REGISTRY[id] = Check(
+            id=id,
+            slug=slug,
+            title=title,
+            severity=severity,
+            confidence=confidence,
+            needs=tuple(needs),
+            references=tuple(references),
+            params=ps,
+            fn=fn,
+            doc=(fn.__doc__ or "").strip(),
+            sections=sections,
+            status=status,
+        )
         _BY_SLUG[slug] = id
         return fn
 
     return deco
 
 
-def load_catalogue() -> dict[str, Check]:
-    """Import every family module (which registers its checks) and return the registry, sorted by ID."""
-    from . import comp, dtls, ice, sdp, sig, srtp, turn  # noqa: F401
+def __getattr__(name: str) -> Any:
+    # load_catalogue and get live in .catalogue (it imports the family modules, which import this module);
+    # kept reachable here for callers that still import them from the registry (cli.py, report/sarif.py).
+    if name in ("load_catalogue", "get"):
+        from . import catalogue
 
-    return dict(sorted(REGISTRY.items(), key=lambda kv: (FAMILIES.index(kv[1].family), kv[0])))
-
-
-def get(id_or_slug: str) -> Check:
-    """Look a check up by ID (case-insensitive) or slug."""
-    cat = load_catalogue()
-    key = id_or_slug.strip()
-    if key.upper() in cat:
-        return cat[key.upper()]
-    if key.lower() in _BY_SLUG:
-        return cat[_BY_SLUG[key.lower()]]
-    raise KeyError(f"no check with ID or slug {id_or_slug!r}")
+        return getattr(catalogue, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

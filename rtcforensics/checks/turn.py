@@ -9,7 +9,8 @@ from typing import Any
 import pandas as pd
 
 from ..addr import NOT_PUBLIC, classify
-from .common import endpoints, ep, frames_of, listish, rows, val
+from .common import endpoints, ep, frames_of, host, listish, rows, val
+from .context import CheckContext
 from .registry import Confidence, Hit, NotObservable, Severity, check
 
 METADATA_IPS = {"169.254.169.254", "fd00:ec2::254", "100.100.100.200"}
@@ -20,13 +21,16 @@ def _eps(r: Any) -> list[str]:
     return endpoints(ep(val(r, "src"), val(r, "sport")), ep(val(r, "dst"), val(r, "dport")))
 
 
-def _stun(ctx: Any) -> pd.DataFrame:
+def _stun(ctx: CheckContext) -> pd.DataFrame:
     return ctx.frame("stun", ("method", "cls", "txid"))
 
 
 def _turn_present(df: pd.DataFrame) -> pd.DataFrame:
-    t = df[df["method"].astype(str).isin(["Allocate", "Refresh", "CreatePermission", "ChannelBind", "Send",
-                                          "Data"])]
+    t = df[
+        df["method"]
+        .astype(str)
+        .isin(["Allocate", "Refresh", "CreatePermission", "ChannelBind", "Send", "Data"])
+    ]
     if not len(t):
         raise NotObservable("no TURN messages in this capture")
     return t
@@ -40,10 +44,16 @@ def _responses(df: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
-@check(id="TURN001", slug="turn-open-relay", title="TURN Allocate succeeded without authentication",
-       severity=Severity.HIGH, confidence=Confidence.HIGH, needs=("stun",),
-       references=("RFC 8656 §7.2, §9", "RFC 8489 §9.2", "CVE-2018-4058"))
-def turn_open_relay(ctx: Any) -> Iterator[Hit]:
+@check(
+    id="TURN001",
+    slug="turn-open-relay",
+    title="TURN Allocate succeeded without authentication",
+    severity=Severity.HIGH,
+    confidence=Confidence.HIGH,
+    needs=("stun",),
+    references=("RFC 8656 §7.2, §9", "RFC 8489 §9.2", "CVE-2018-4058"),
+)
+def turn_open_relay(ctx: CheckContext) -> Iterator[Hit]:
     """What it flags: an Allocate success response whose request carried no MESSAGE-INTEGRITY (no
     long-term-credential challenge was answered). Proprietary relay protocols that reuse the Allocate
     method (e.g. WhatsApp: unknown attributes, no XOR-RELAYED-ADDRESS) are reported low at low confidence.
@@ -62,27 +72,34 @@ def turn_open_relay(ctx: Any) -> Iterator[Hit]:
         # one without it (and a request without it, when seen) was never authenticated.
         if val(s, "has_integrity") is not False or (q is not None and val(q, "has_integrity") is not False):
             continue
-        proprietary = bool(val(s, "unknown_required") or (q is not None and val(q, "unknown_required"))
-                           or not val(s, "xor_relayed"))
+        proprietary = bool(
+            val(s, "unknown_required")
+            or (q is not None and val(q, "unknown_required"))
+            or not val(s, "xor_relayed")
+        )
         server = ep(val(s, "src"), val(s, "sport"))
-        yield Hit(message=f"Allocate to {server} succeeded without MESSAGE-INTEGRITY"
-                          + (" (proprietary relay protocol: not RFC TURN authentication, by design)"
-                             if proprietary else "")
-                          + ("" if q is not None else " (request not in capture; response unauthenticated)"),
-                  endpoints=endpoints(ep(val(s, "dst"), val(s, "dport")), server), flow_id=val(s, "flow_id"),
-                  frames=frames_of(val(q, "frame") if q is not None else None, val(s, "frame")),
-                  evidence={"server": server, "relayed": val(s, "xor_relayed"), "software": val(s, "software"),
-                            "proprietary": proprietary, "request_seen": q is not None},
-                  key=(server,), severity=Severity.LOW if proprietary else None,
-                  confidence=Confidence.LOW if proprietary else None)
+        yield Hit(
+            message=f"Allocate to {server} succeeded without MESSAGE-INTEGRITY"
+            + (" (proprietary relay protocol: not RFC TURN authentication, by design)" if proprietary else "")
+            + ("" if q is not None else " (request not in capture; response unauthenticated)"),
+            endpoints=endpoints(ep(val(s, "dst"), val(s, "dport")), server),
+            flow_id=val(s, "flow_id"),
+            frames=frames_of(val(q, "frame") if q is not None else None, val(s, "frame")),
+            evidence={
+                "server": server,
+                "relayed": val(s, "xor_relayed"),
+                "software": val(s, "software"),
+                "proprietary": proprietary,
+                "request_seen": q is not None,
+            },
+            key=(server,),
+            severity=Severity.LOW if proprietary else None,
+            confidence=Confidence.LOW if proprietary else None,
+        )
 
 
-def peer_host(peer: str) -> str:
-    """The address part of ``ip:port`` / ``[v6]:port``."""
-    p = peer.strip()
-    if p.startswith("["):
-        return p[1:].split("]", 1)[0]
-    return p.rsplit(":", 1)[0] if p.count(":") == 1 else p
+def _host(peer: Any) -> str:
+    return host(peer) or str(peer)
 
 
 def peer_risk(addr: str) -> tuple[str, str] | None:
@@ -98,10 +115,16 @@ def peer_risk(addr: str) -> tuple[str, str] | None:
     return None
 
 
-@check(id="TURN002", slug="turn-internal-peer", title="TURN relay asked to reach an internal address",
-       severity=Severity.HIGH, confidence=Confidence.HIGH, needs=("stun",),
-       references=("RFC 8656 §21.2", "CVE-2020-26262", "CVE-2018-4058"))
-def turn_internal_peer(ctx: Any) -> Iterator[Hit]:
+@check(
+    id="TURN002",
+    slug="turn-internal-peer",
+    title="TURN relay asked to reach an internal address",
+    severity=Severity.HIGH,
+    confidence=Confidence.HIGH,
+    needs=("stun",),
+    references=("RFC 8656 §21.2", "CVE-2020-26262", "CVE-2018-4058"),
+)
+def turn_internal_peer(ctx: CheckContext) -> Iterator[Hit]:
     """What it flags: CreatePermission, ChannelBind or Send toward a loopback, private, CGNAT, link-local,
     ULA, cloud-metadata (169.254.169.254) or IPv4-embedding IPv6 peer. Severity per instance: critical
     when the server accepted (success response, or data relayed back from that peer), low when it refused,
@@ -119,23 +142,34 @@ def turn_internal_peer(ctx: Any) -> Iterator[Hit]:
     if "xor_peer" not in t.columns:
         raise NotObservable("stun frame has no XOR-PEER-ADDRESS column")
     resp = _responses(t)
-    data_from = {peer_host(str(p)) for r in rows(t[t["method"].astype(str) == "Data"])
-                 for p in listish(val(r, "xor_peer"))}
+    data_from = {
+        _host(p) for r in rows(t[t["method"].astype(str) == "Data"]) for p in listish(val(r, "xor_peer"))
+    }
     remote_cands = _candidate_addresses(ctx)
     # one finding per allocation (client, server); per peer: why it is internal and what the server did
     allocs: dict[tuple[Any, Any], dict[str, dict[str, Any]]] = defaultdict(dict)
     first_row: dict[tuple[Any, Any], Any] = {}
-    for r in rows(t[t["method"].astype(str).isin(PEER_METHODS) & t["cls"].astype(str).isin(["request",
-                                                                                          "indication"])]):
+    for r in rows(
+        t[t["method"].astype(str).isin(PEER_METHODS) & t["cls"].astype(str).isin(["request", "indication"])]
+    ):
         for peer in listish(val(r, "xor_peer")):
-            host = peer_host(str(peer))
-            risk = peer_risk(host)
+            peer_ip = _host(peer)
+            risk = peer_risk(peer_ip)
             if risk is None:
                 continue
             k = (ep(val(r, "src"), val(r, "sport")), ep(val(r, "dst"), val(r, "dport")))
             first_row.setdefault(k, r)
-            p = allocs[k].setdefault(str(peer), {"host": host, "scope": risk[0], "why": risk[1], "outcome": "unanswered",
-                                                 "methods": set(), "frames": []})
+            p = allocs[k].setdefault(
+                str(peer),
+                {
+                    "host": peer_ip,
+                    "scope": risk[0],
+                    "why": risk[1],
+                    "outcome": "unanswered",
+                    "methods": set(),
+                    "frames": [],
+                },
+            )
             p["methods"].add(str(val(r, "method")))
             p["frames"] += frames_of(val(r, "frame"))
             got = resp.get(str(val(r, "txid")))
@@ -145,41 +179,60 @@ def turn_internal_peer(ctx: Any) -> Iterator[Hit]:
                     p["outcome"] = "accepted"
                 elif p["outcome"] != "accepted":
                     p["outcome"] = "refused"
-            if host in data_from:
+            if peer_ip in data_from:
                 p["outcome"] = "accepted"
     rank = {"accepted": Severity.CRITICAL, "unanswered": Severity.HIGH, "refused": Severity.LOW}
-    checked = {peer_host(str(v)) for v in df["turn_peer"].dropna()} if "turn_peer" in df.columns else set()
+    checked = {_host(v) for v in df["turn_peer"].dropna()} if "turn_peer" in df.columns else set()
     public_peers: dict[tuple[Any, Any], bool] = defaultdict(bool)
     for r in rows(t[t["method"].astype(str).isin(PEER_METHODS)]):
         for peer in listish(val(r, "xor_peer")):
-            if peer_risk(peer_host(str(peer))) is None:
+            if peer_risk(_host(peer)) is None:
                 public_peers[(ep(val(r, "src"), val(r, "sport")), ep(val(r, "dst"), val(r, "dport")))] = True
     for (client, server), peers in allocs.items():
         for p in peers.values():
             # ICE: the remote party's private host candidate, known from signalling, checked through the relay,
             # or installed together with its public candidates (browsers permit every remote candidate)
             p["ice_candidate"] = p["scope"] in ("private", "cgnat", "ula") and (
-                p["host"] in remote_cands or p["host"] in checked or public_peers[(client, server)])
+                p["host"] in remote_cands or p["host"] in checked or public_peers[(client, server)]
+            )
         risky = [p for p in peers.values() if not p["ice_candidate"]]
         if risky:
             sev, conf = max(rank[p["outcome"]] for p in risky), None
         else:  # every peer is a remote party's host candidate: ordinary ICE on one LAN
             sev, conf = Severity.LOW, Confidence.LOW
         outcomes = sorted({p["outcome"] for p in peers.values()})
-        yield Hit(message=f"relay {server} asked by {client} to reach {len(peers)} internal peer(s): "
-                          + "; ".join(f"{peer} ({p['why']}, {p['outcome']}"
-                                      + (", an ICE candidate of the remote party" if p["ice_candidate"] else "") + ")"
-                                      for peer, p in peers.items()),
-                  endpoints=[*peers, client, server], flow_id=val(first_row[(client, server)], "flow_id"),
-                  frames=[f for p in peers.values() for f in p["frames"]],
-                  evidence={"server": server, "client": client, "outcomes": outcomes,
-                            "peers": {peer: {"scope": p["scope"], "outcome": p["outcome"],
-                                             "methods": sorted(p["methods"]), "ice_candidate": p["ice_candidate"]}
-                                      for peer, p in peers.items()}},
-                  key=(server, *sorted(p["host"] for p in peers.values())), severity=sev, confidence=conf)
+        yield Hit(
+            message=f"relay {server} asked by {client} to reach {len(peers)} internal peer(s): "
+            + "; ".join(
+                f"{peer} ({p['why']}, {p['outcome']}"
+                + (", an ICE candidate of the remote party" if p["ice_candidate"] else "")
+                + ")"
+                for peer, p in peers.items()
+            ),
+            endpoints=[*peers, client, server],
+            flow_id=val(first_row[(client, server)], "flow_id"),
+            frames=[f for p in peers.values() for f in p["frames"]],
+            evidence={
+                "server": server,
+                "client": client,
+                "outcomes": outcomes,
+                "peers": {
+                    peer: {
+                        "scope": p["scope"],
+                        "outcome": p["outcome"],
+                        "methods": sorted(p["methods"]),
+                        "ice_candidate": p["ice_candidate"],
+                    }
+                    for peer, p in peers.items()
+                },
+            },
+            key=(server, *sorted(p["host"] for p in peers.values())),
+            severity=sev,
+            confidence=conf,
+        )
 
 
-def _candidate_addresses(ctx: Any) -> set[str]:
+def _candidate_addresses(ctx: CheckContext) -> set[str]:
     """Addresses the remote party signalled as its own candidates (SDP / trickle, not STUN-observed)."""
     c = ctx.optional("candidates", ("address",))
     if c is None:
@@ -189,12 +242,20 @@ def _candidate_addresses(ctx: Any) -> set[str]:
     return {str(a) for a in c["address"].dropna()}
 
 
-@check(id="TURN003", slug="turn-credential-lifetime", title="TURN REST credential valid far beyond the call",
-       severity=Severity.LOW, confidence=Confidence.MEDIUM, needs=("stun",),
-       references=("draft-uberti-behave-turn-rest-00 §2.2", "RFC 8656 §9.2"),
-       params={"max_lifetime_s": (86400, "credentials valid longer than this after use are flagged (low)"),
-               "egregious_lifetime_s": (30 * 86400, "longer than this is medium")})
-def turn_credential_lifetime(ctx: Any) -> Iterator[Hit]:
+@check(
+    id="TURN003",
+    slug="turn-credential-lifetime",
+    title="TURN REST credential valid far beyond the call",
+    severity=Severity.LOW,
+    confidence=Confidence.MEDIUM,
+    needs=("stun",),
+    references=("draft-uberti-behave-turn-rest-00 §2.2", "RFC 8656 §9.2"),
+    params={
+        "max_lifetime_s": (86400, "credentials valid longer than this after use are flagged (low)"),
+        "egregious_lifetime_s": (30 * 86400, "longer than this is medium"),
+    },
+)
+def turn_credential_lifetime(ctx: CheckContext) -> Iterator[Hit]:
     """What it flags: a TURN USERNAME in the REST-API form ``<expiry unix time>:<user>`` whose expiry lies
     more than ``max_lifetime_s`` after the moment it was used (low; medium beyond ``egregious_lifetime_s``).
     Why it matters: a TURN REST credential is a bearer token; one leaked from a page or a log stays usable
@@ -218,7 +279,12 @@ def turn_credential_lifetime(ctx: Any) -> Iterator[Hit]:
             continue
         seen.add((server, str(user)))
         sev = Severity.MEDIUM if left > ctx.param("egregious_lifetime_s") else None
-        yield Hit(message=f"TURN credential for {server} still valid {left / 86400:.1f} days after use",
-                  endpoints=_eps(r), flow_id=val(r, "flow_id"), frames=frames_of(val(r, "frame")),
-                  evidence={"username": str(user), "expiry": expiry, "remaining_s": int(left), "server": server},
-                  key=(server, str(user)), severity=sev)
+        yield Hit(
+            message=f"TURN credential for {server} still valid {left / 86400:.1f} days after use",
+            endpoints=_eps(r),
+            flow_id=val(r, "flow_id"),
+            frames=frames_of(val(r, "frame")),
+            evidence={"username": str(user), "expiry": expiry, "remaining_s": int(left), "server": server},
+            key=(server, str(user)),
+            severity=sev,
+        )

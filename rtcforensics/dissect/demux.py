@@ -31,6 +31,12 @@ NOT_MEDIA_UDP_PORTS = frozenset({53, 67, 68, 123, 137, 138, 161, 162, 514, 1900,
 SIP_PORTS = frozenset({5060, 5061})
 
 
+def stun_by_content(data: bytes | memoryview) -> bool:
+    """STUN recognised by its content alone (RFC 8489 magic cookie and a length that fits): wins over a
+    well-known port (TURN servers listen on 53 and 123 to pass firewalls)."""
+    return len(data) >= 20 and bytes(data[4:8]) == STUN_MAGIC.to_bytes(4, "big") and classify(data) == STUN
+
+
 def classify(data: bytes | memoryview) -> int:
     """Class code (index into :data:`CLASSES`) of one payload (a UDP payload or one framed TCP message)."""
     n = len(data)
@@ -44,7 +50,7 @@ def classify(data: bytes | memoryview) -> int:
         cookie = int.from_bytes(data[4:8], "big")
         # RFC 5389+: magic cookie (lengths not a multiple of 4 exist in the wild, e.g. WhatsApp: keep them);
         # RFC 3489: no cookie, so insist on an exact, 4-aligned length
-        if cookie == STUN_MAGIC and mlen + 20 <= n or mlen % 4 == 0 and mlen + 20 == n:
+        if (cookie == STUN_MAGIC and mlen + 20 <= n) or (mlen % 4 == 0 and mlen + 20 == n):
             return STUN
         return OTHER
     if 16 <= b0 <= 19:
@@ -84,15 +90,21 @@ def classify_array(arr: np.ndarray, off: np.ndarray, plen: np.ndarray) -> np.nda
     be16 = (b2 << 8) | b3
     # STUN
     cookie = (byte(4) << 24) | (byte(5) << 16) | (byte(6) << 8) | byte(7)
-    stun = has & (b0 <= 3) & (plen >= 20) & (
-        ((cookie == STUN_MAGIC) & (be16 + 20 <= plen)) | ((be16 % 4 == 0) & (be16 + 20 == plen)))
+    stun = (
+        has
+        & (b0 <= 3)
+        & (plen >= 20)
+        & (((cookie == STUN_MAGIC) & (be16 + 20 <= plen)) | ((be16 % 4 == 0) & (be16 + 20 == plen)))
+    )
     out[stun] = STUN
     # ZRTP
     zr = has & (b0 >= 16) & (b0 <= 19) & (plen >= 12) & (cookie == int.from_bytes(ZRTP_MAGIC, "big"))
     out[zr] = ZRTP
     # DTLS
-    dt = has & (((b0 >= 20) & (b0 <= 25) & (plen >= 13) & ((b1 == 0xFE) | (b1 == 0x01)))
-                | ((b0 >= 32) & (b0 <= 63) & (plen >= 2)))
+    dt = has & (
+        ((b0 >= 20) & (b0 <= 25) & (plen >= 13) & ((b1 == 0xFE) | (b1 == 0x01)))
+        | ((b0 >= 32) & (b0 <= 63) & (plen >= 2))
+    )
     out[dt] = DTLS
     # ChannelData
     pad = plen - 4 - be16
@@ -139,10 +151,27 @@ def tcp_kind(first: bytes, final: bool = False) -> str | None:
     if n >= 3 and first[0] in (0x14, 0x15, 0x16, 0x17) and first[1] == 0x03:
         return "tls"
     head = bytes(first[:12]).upper()
-    if head.startswith((b"GET ", b"POST ", b"PUT ", b"HEAD ", b"DELETE ", b"OPTIONS ", b"PATCH ", b"HTTP/",
-                        b"CONNECT ")):
+    if head.startswith(
+        (b"GET ", b"POST ", b"PUT ", b"HEAD ", b"DELETE ", b"OPTIONS ", b"PATCH ", b"HTTP/", b"CONNECT ")
+    ):
         return "http"
-    if head.startswith((b"INVITE ", b"REGISTER ", b"ACK ", b"BYE ", b"CANCEL ", b"SIP/2.0", b"SUBSCRIBE ",
-                        b"NOTIFY ", b"MESSAGE ", b"REFER ", b"INFO ", b"UPDATE ", b"PRACK ", b"PUBLISH ")):
+    if head.startswith(
+        (
+            b"INVITE ",
+            b"REGISTER ",
+            b"ACK ",
+            b"BYE ",
+            b"CANCEL ",
+            b"SIP/2.0",
+            b"SUBSCRIBE ",
+            b"NOTIFY ",
+            b"MESSAGE ",
+            b"REFER ",
+            b"INFO ",
+            b"UPDATE ",
+            b"PRACK ",
+            b"PUBLISH ",
+        )
+    ):
         return "sip"
     return "other"

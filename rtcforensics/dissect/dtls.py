@@ -16,6 +16,7 @@ Names (cipher suites, SRTP profiles, groups, ...) come from the IANA tables in `
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -136,7 +137,7 @@ class _Reader:
     def take(self, n: int) -> bytes:
         if n > len(self.data) - self.pos:
             raise TruncatedError("dtls_truncated", f"DTLS {self.what} is truncated")
-        b = self.data[self.pos:self.pos + n]
+        b = self.data[self.pos : self.pos + n]
         self.pos += n
         return b
 
@@ -150,7 +151,7 @@ class _Reader:
         raw = self.vec(lenbytes)
         if len(raw) % 2:
             raise DecodeError("dtls_odd_list", f"DTLS {self.what} has an odd-length list of 16-bit values")
-        return [int.from_bytes(raw[i:i + 2], "big") for i in range(0, len(raw), 2)]
+        return [int.from_bytes(raw[i : i + 2], "big") for i in range(0, len(raw), 2)]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -189,24 +190,35 @@ def parse_records(data: bytes, cid_len: int | None = None) -> Iterator[Record]:
             cid = None
             if c:
                 if cid_len is None:
-                    raise DecodeError("dtls_cid_unknown",
-                                      "DTLS 1.3 record carries a connection ID of unknown length")
-                cid = data[hp:hp + cid_len]
+                    raise DecodeError(
+                        "dtls_cid_unknown", "DTLS 1.3 record carries a connection ID of unknown length"
+                    )
+                cid = data[hp : hp + cid_len]
                 hp += cid_len
             seq_len = 2 if s else 1
             if hp + seq_len + (2 if ln else 0) > n:
                 raise TruncatedError("dtls_record_truncated", "DTLS 1.3 unified header is truncated")
-            seq = int.from_bytes(data[hp:hp + seq_len], "big")
+            seq = int.from_bytes(data[hp : hp + seq_len], "big")
             hp += seq_len
             if ln:
-                length = int.from_bytes(data[hp:hp + 2], "big")
+                length = int.from_bytes(data[hp : hp + 2], "big")
                 hp += 2
             else:
                 length = n - hp
             if hp + length > n:
                 raise TruncatedError("dtls_record_truncated", "DTLS record length exceeds the datagram")
-            yield Record(pos, None, None, first & 0x03, seq, data[pos:hp], data[hp:hp + length], cid, True,
-                         seq_len * 8)
+            yield Record(
+                pos,
+                None,
+                None,
+                first & 0x03,
+                seq,
+                data[pos:hp],
+                data[hp : hp + length],
+                cid,
+                True,
+                seq_len * 8,
+            )
             pos = hp + length
             continue
         if n - pos < 13:
@@ -214,23 +226,25 @@ def parse_records(data: bytes, cid_len: int | None = None) -> Iterator[Record]:
         ctype = first
         if ctype < 20 or ctype > 27:
             raise DecodeError("dtls_bad_content_type", f"DTLS record has unknown content type {ctype}")
-        version = int.from_bytes(data[pos + 1:pos + 3], "big")
-        epoch = int.from_bytes(data[pos + 3:pos + 5], "big")
-        seq = int.from_bytes(data[pos + 5:pos + 11], "big")
+        version = int.from_bytes(data[pos + 1 : pos + 3], "big")
+        epoch = int.from_bytes(data[pos + 3 : pos + 5], "big")
+        seq = int.from_bytes(data[pos + 5 : pos + 11], "big")
         hp = pos + 11
         cid = None
         if ctype == ContentType.TLS12_CID:
             if cid_len is None:
-                raise DecodeError("dtls_cid_unknown", "DTLS tls12_cid record has a connection ID of unknown length")
-            cid = data[hp:hp + cid_len]
+                raise DecodeError(
+                    "dtls_cid_unknown", "DTLS tls12_cid record has a connection ID of unknown length"
+                )
+            cid = data[hp : hp + cid_len]
             hp += cid_len
         if hp + 2 > n:
             raise TruncatedError("dtls_record_truncated", "DTLS record header is truncated")
-        length = int.from_bytes(data[hp:hp + 2], "big")
+        length = int.from_bytes(data[hp : hp + 2], "big")
         hp += 2
         if hp + length > n:
             raise TruncatedError("dtls_record_truncated", "DTLS record length exceeds the datagram")
-        yield Record(pos, ctype, version, epoch, seq, data[pos:hp], data[hp:hp + length], cid)
+        yield Record(pos, ctype, version, epoch, seq, data[pos:hp], data[hp : hp + length], cid)
         pos = hp + length
 
 
@@ -266,23 +280,39 @@ def parse_fragments(payload: bytes) -> list[Fragment]:
 
 @dataclass
 class _Partial:
+    """One handshake message being rebuilt. Memory follows the bytes that arrived (a declared length alone
+    allocates nothing) and coverage is kept as merged spans found by bisection, so a message sent as
+    thousands of tiny fragments costs time linear in its fragments, not quadratic."""
+
     msg_type: int
     length: int
-    buf: bytearray
-    spans: list[tuple[int, int]] = field(default_factory=list)  # merged, sorted [start, end)
+    pieces: list[tuple[int, bytes]] = field(default_factory=list)  # (offset, bytes) in arrival order
+    starts: list[int] = field(default_factory=list)  # merged, sorted, disjoint spans [start, end)
+    ends: list[int] = field(default_factory=list)
+    covered: int = 0
+    buf: bytes = b""  # the whole message, once done
     done: bool = False
 
     def add(self, off: int, data: bytes) -> None:
-        self.buf[off:off + len(data)] = data
-        spans = sorted(self.spans + [(off, off + len(data))])
-        merged: list[tuple[int, int]] = []
-        for s, e in spans:
-            if merged and s <= merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], e))
-            else:
-                merged.append((s, e))
-        self.spans = merged
-        self.done = self.length == 0 or merged == [(0, self.length)]
+        if data:
+            self.pieces.append((off, data))
+            self._cover(off, off + len(data))
+        if self.length == 0 or self.covered >= self.length:
+            body = bytearray(self.length)
+            for o, d in self.pieces:  # later bytes win, as on a buffer written in arrival order
+                body[o : o + len(d)] = d
+            self.buf, self.pieces, self.done = bytes(body), [], True
+
+    def _cover(self, s: int, e: int) -> None:
+        starts, ends = self.starts, self.ends
+        i = bisect.bisect_left(ends, s)  # first span that ends at or after s: it may touch [s, e)
+        j = bisect.bisect_right(starts, e)  # spans before j start at or before e
+        if i < j:
+            s, e = min(s, starts[i]), max(e, ends[j - 1])
+            self.covered -= sum(ends[k] - starts[k] for k in range(i, j))
+        starts[i:j] = [s]
+        ends[i:j] = [e]
+        self.covered += e - s
 
 
 MAX_MESSAGE = 1 << 20  # no real handshake message comes near; a hostile length must not allocate 16 MiB
@@ -303,20 +333,26 @@ class Reassembler:
         """Return ``(msg_type, message_seq, body)`` when this fragment completes a message."""
         p = self._msgs.get(frag.message_seq)
         if p is not None and p.done:
-            same = (p.msg_type == frag.msg_type and p.length == frag.length
-                    and bytes(p.buf[frag.frag_offset:frag.frag_offset + frag.frag_length]) == frag.body)
+            same = (
+                p.msg_type == frag.msg_type
+                and p.length == frag.length
+                and bytes(p.buf[frag.frag_offset : frag.frag_offset + frag.frag_length]) == frag.body
+            )
             if same:
                 self.retransmissions += 1
                 return None
             p = None
         if p is not None and (p.msg_type != frag.msg_type or p.length != frag.length):
-            raise DecodeError("dtls_fragment_mismatch",
-                              "DTLS handshake fragments of one message disagree on type or length")
+            raise DecodeError(
+                "dtls_fragment_mismatch", "DTLS handshake fragments of one message disagree on type or length"
+            )
         if p is None:
             if frag.length > MAX_MESSAGE:
-                raise DecodeError("dtls_message_too_long",
-                                  f"DTLS handshake message declares {frag.length} bytes (limit {MAX_MESSAGE})")
-            p = _Partial(frag.msg_type, frag.length, bytearray(frag.length))
+                raise DecodeError(
+                    "dtls_message_too_long",
+                    f"DTLS handshake message declares {frag.length} bytes (limit {MAX_MESSAGE})",
+                )
+            p = _Partial(frag.msg_type, frag.length)
             self._msgs[frag.message_seq] = p
         p.add(frag.frag_offset, frag.body)
         if p.done:
@@ -543,15 +579,33 @@ class Handshake:
     decrypt_errors: dict[str, int] = field(default_factory=dict)
     early_records: list[tuple[Datagram, str, Record]] = field(default_factory=list)
     decryptor: Any = None  # dtls13.Dtls13Decryptor / Dtls12Decryptor when keys are known
-    app_data: list[tuple[int, int, str, bytes]] = field(default_factory=list)  # (frame, ts_ns, side, plaintext)
+    app_data: list[tuple[int, int, str, bytes]] = field(
+        default_factory=list
+    )  # (frame, ts_ns, side, plaintext)
+    peers: list[str] = field(default_factory=list)  # the two ip:ports, first record's sender first
+    record_version: int | None = None  # version field of the last DTLSPlaintext record with epoch > 0
+    app_records: dict[str, int] = field(default_factory=dict)  # side -> epoch > 0 application_data records
 
     @property
     def version(self) -> int | None:
+        """The version the handshake negotiated (ServerHello / HelloRetryRequest); None when not seen."""
         if self.server_hello is not None:
             return self.server_hello.selected_version
         if self.hello_retry is not None:
             return self.hello_retry.selected_version
         return None
+
+    @property
+    def handshake_seen(self) -> bool:
+        """Some handshake message of this session is in the capture (False: it starts mid-session and only
+        protected records are seen; version and endpoints then come from the record headers)."""
+        return (
+            self.client_hellos > 0
+            or self.server_hello is not None
+            or self.hello_retry is not None
+            or self.hello_verify_cookie is not None
+            or any(m not in _NOT_HANDSHAKE for (_, _, m, _) in self.messages)
+        )
 
     @property
     def is_dtls13(self) -> bool:
@@ -563,6 +617,9 @@ class Handshake:
         if self.server is not None:
             return "server" if sender == self.server else "client"
         return "unknown"
+
+
+_NOT_HANDSHAKE = frozenset({"change_cipher_spec", "ack", "encrypted_handshake"})
 
 
 @dataclass
@@ -577,8 +634,9 @@ class DtlsTracker:
 
     Malformed units become rows in ``anomalies`` (layer ``dtls``); whatever was read before stays."""
 
-    def __init__(self, anomalies: AnomalyLog | None = None, keylog: KeyLog | None = None,
-                 strict: bool = False) -> None:
+    def __init__(
+        self, anomalies: AnomalyLog | None = None, keylog: KeyLog | None = None, strict: bool = False
+    ) -> None:
         self.anomalies = anomalies if anomalies is not None else AnomalyLog()
         self.keylog = keylog
         self.strict = strict
@@ -624,17 +682,24 @@ class DtlsTracker:
             d = hs.decryptor
             if d is not None and d.ok == 0 and d.failed > 0:
                 hs.decryption = "undecryptable"
-                hs.decryption_detail = (f"no record could be decrypted with the keylog's secrets "
-                                        f"({d.failed} failed: wrong or mismatched keylog lines?)")
+                hs.decryption_detail = (
+                    f"no record could be decrypted with the keylog's secrets "
+                    f"({d.failed} failed: wrong or mismatched keylog lines?)"
+                )
             elif d is not None and hs.decrypt_errors:
                 hs.decryption_detail = "some records failed: " + ", ".join(
-                    f"{k} x{v}" for k, v in sorted(hs.decrypt_errors.items()))
+                    f"{k} x{v}" for k, v in sorted(hs.decrypt_errors.items())
+                )
         for flow_id, fs in self.flows.items():
-            for (sender, epoch), ra in fs.reassemblers.items():
+            for (sender, _epoch), ra in fs.reassemblers.items():
                 for seq, mtype in ra.incomplete():
-                    self.anomalies.add("dtls", "dtls_handshake_incomplete",
-                                       f"DTLS {iana_name('handshake_types', mtype)} (message_seq {seq}) from "
-                                       f"{sender} never completed: fragments missing", flow_id=flow_id)
+                    self.anomalies.add(
+                        "dtls",
+                        "dtls_handshake_incomplete",
+                        f"DTLS {iana_name('handshake_types', mtype)} (message_seq {seq}) from "
+                        f"{sender} never completed: fragments missing",
+                        flow_id=flow_id,
+                    )
 
     # -- per record ----------------------------------------------------------------------------
     def _new_handshake(self, fs: _FlowState, dg: Datagram) -> Handshake:
@@ -648,6 +713,10 @@ class DtlsTracker:
     def _touch(hs: Handshake, dg: Datagram) -> None:
         if not hs.frames or hs.frames[-1] != dg.frame:
             hs.frames.append(dg.frame)
+            if len(hs.peers) < 2:
+                for ep in (endpoint(dg.src, dg.sport), endpoint(dg.dst, dg.dport)):
+                    if ep not in hs.peers:
+                        hs.peers.append(ep)
         if hs.ts_first_ns is None:
             hs.ts_first_ns = dg.ts_ns
         hs.ts_last_ns = dg.ts_ns
@@ -692,6 +761,10 @@ class DtlsTracker:
             return
         # epoch > 0 (DTLS <= 1.2): encrypted handshake (Finished), alert or application data
         hs.encrypted_records[side] = hs.encrypted_records.get(side, 0) + 1
+        if rec.epoch > 0:
+            hs.record_version = rec.version
+        if ctype == ContentType.APPLICATION_DATA:
+            hs.app_records[side] = hs.app_records.get(side, 0) + 1
         if hs.decryptor is not None and not hs.is_dtls13:
             try:
                 plain = hs.decryptor.decrypt_record(rec, side)
@@ -705,8 +778,9 @@ class DtlsTracker:
             hs.finished.add(side)  # the first encrypted handshake message after CCS is Finished
             hs.messages.append((dg.frame, side, "encrypted_handshake", "encrypted"))
         elif ctype == ContentType.ALERT:
-            hs.alerts.append({"frame": dg.frame, "side": side, "level": None, "description": None,
-                              "encrypted": True})
+            hs.alerts.append(
+                {"frame": dg.frame, "side": side, "level": None, "description": None, "encrypted": True}
+            )
 
     def _maybe_new_client_hello(self, fs: _FlowState, dg: Datagram, sender: str, frag: Fragment) -> None:
         """Start a new handshake when a ClientHello carries a client random other than the current one's."""
@@ -719,9 +793,16 @@ class DtlsTracker:
             self._new_handshake(fs, dg)
 
     def _alert(self, hs: Handshake, dg: Datagram, side: str, level: int, desc: int, source: str) -> None:
-        hs.alerts.append({"frame": dg.frame, "side": side, "level": "fatal" if level == 2 else (
-            "warning" if level == 1 else str(level)), "description": iana_name("alerts", desc),
-            "encrypted": False, "source": source})
+        hs.alerts.append(
+            {
+                "frame": dg.frame,
+                "side": side,
+                "level": "fatal" if level == 2 else ("warning" if level == 1 else str(level)),
+                "description": iana_name("alerts", desc),
+                "encrypted": False,
+                "source": source,
+            }
+        )
 
     def _encrypted13(self, fs: _FlowState, hs: Handshake, dg: Datagram, sender: str, rec: Record) -> None:
         side = hs.side_of(sender)
@@ -733,8 +814,9 @@ class DtlsTracker:
             return
         self._decrypt13(fs, hs, dg, sender, side, rec)
 
-    def _decrypt13(self, fs: _FlowState, hs: Handshake, dg: Datagram, sender: str, side: str,
-                   rec: Record) -> None:
+    def _decrypt13(
+        self, fs: _FlowState, hs: Handshake, dg: Datagram, sender: str, side: str, rec: Record
+    ) -> None:
         try:
             ctype, epoch, plain = hs.decryptor.decrypt_unified(rec, side)
         except DecodeError as e:
@@ -742,8 +824,17 @@ class DtlsTracker:
             return
         self._decrypted(fs, hs, dg, sender, side, ctype, epoch, plain)
 
-    def _decrypted(self, fs: _FlowState, hs: Handshake, dg: Datagram, sender: str, side: str, ctype: int,
-                   epoch: int, plain: bytes) -> None:
+    def _decrypted(
+        self,
+        fs: _FlowState,
+        hs: Handshake,
+        dg: Datagram,
+        sender: str,
+        side: str,
+        ctype: int,
+        epoch: int,
+        plain: bytes,
+    ) -> None:
         if ctype == ContentType.HANDSHAKE:
             ra = fs.reassemblers.setdefault((sender, epoch), Reassembler())
             for frag in parse_fragments(plain):
@@ -761,8 +852,9 @@ class DtlsTracker:
             hs.messages.append((dg.frame, side, "ack", "decrypted"))
 
     # -- per handshake message -----------------------------------------------------------------
-    def _message(self, fs: _FlowState, hs: Handshake, dg: Datagram, sender: str, mtype: int, body: bytes,
-                 source: str) -> None:
+    def _message(
+        self, fs: _FlowState, hs: Handshake, dg: Datagram, sender: str, mtype: int, body: bytes, source: str
+    ) -> None:
         receiver = endpoint(dg.dst, dg.dport)
         if mtype == HandshakeType.CLIENT_HELLO:
             ch = parse_client_hello(body)
@@ -797,7 +889,9 @@ class DtlsTracker:
             hs.certs[side] = parse_certificate(body, tls13=hs.is_dtls13)
             hs.sources[f"{side}_cert"] = source
         elif mtype == HandshakeType.SERVER_KEY_EXCHANGE:
-            if hs.server_hello is not None and "ECDHE" in iana_name("cipher_suites", hs.server_hello.cipher_suite):
+            if hs.server_hello is not None and "ECDHE" in iana_name(
+                "cipher_suites", hs.server_hello.cipher_suite
+            ):
                 hs.kx_group = parse_server_key_exchange_group(body)
         elif mtype == HandshakeType.FINISHED:
             hs.finished.add(hs.side_of(sender))
@@ -824,6 +918,10 @@ class DtlsTracker:
                         self._anomaly(e, dg)
 
 
-def handshakes_from_datagrams(datagrams: list[Datagram], anomalies: AnomalyLog | None = None,
-                              keylog: KeyLog | None = None, strict: bool = False) -> list[Handshake]:
+def handshakes_from_datagrams(
+    datagrams: list[Datagram],
+    anomalies: AnomalyLog | None = None,
+    keylog: KeyLog | None = None,
+    strict: bool = False,
+) -> list[Handshake]:
     return DtlsTracker(anomalies, keylog, strict).feed_all(datagrams).handshakes

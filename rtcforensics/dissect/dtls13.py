@@ -35,8 +35,9 @@ from .keylog import KeyLog
 # DTLS 1.3
 
 
-def hkdf_expand_label(secret: bytes, label: str, context: bytes, length: int, hash_name: str,
-                      prefix: bytes = b"dtls13") -> bytes:
+def hkdf_expand_label(
+    secret: bytes, label: str, context: bytes, length: int, hash_name: str, prefix: bytes = b"dtls13"
+) -> bytes:
     """RFC 8446 §7.1 HKDF-Expand-Label with the DTLS 1.3 label prefix (RFC 9147 §5.9)."""
     full = prefix + label.encode()
     info = length.to_bytes(2, "big") + bytes([len(full)]) + full + bytes([len(context)]) + context
@@ -82,8 +83,10 @@ class Dtls13Decryptor:
 
     def __init__(self, suite: int, secrets: dict[str, dict[int, bytes]]) -> None:
         if suite not in SUITES13:
-            raise DecodeError("dtls_unsupported_suite",
-                              f"DTLS 1.3 cipher suite {iana_name('cipher_suites', suite)} cannot be decrypted")
+            raise DecodeError(
+                "dtls_unsupported_suite",
+                f"DTLS 1.3 cipher suite {iana_name('cipher_suites', suite)} cannot be decrypted",
+            )
         self.suite = SUITES13[suite]
         self._secrets = secrets  # side -> {epoch: traffic secret}
         self._epochs: dict[tuple[str, int], _Epoch13] = {}
@@ -99,13 +102,18 @@ class Dtls13Decryptor:
         if secret is None and epoch > 3:
             prev = self._keys(side, epoch - 1)
             if prev is not None:  # RFC 8446 §7.2 key update
-                secret = hkdf_expand_label(prev.secret, "traffic upd", b"", len(prev.secret), self.suite.hash_name)
+                secret = hkdf_expand_label(
+                    prev.secret, "traffic upd", b"", len(prev.secret), self.suite.hash_name
+                )
         if secret is None:
             return None
         s = self.suite
-        k = _Epoch13(hkdf_expand_label(secret, "key", b"", s.key_len, s.hash_name),
-                     hkdf_expand_label(secret, "iv", b"", 12, s.hash_name),
-                     hkdf_expand_label(secret, "sn", b"", s.key_len, s.hash_name), secret)
+        k = _Epoch13(
+            hkdf_expand_label(secret, "key", b"", s.key_len, s.hash_name),
+            hkdf_expand_label(secret, "iv", b"", 12, s.hash_name),
+            hkdf_expand_label(secret, "sn", b"", s.key_len, s.hash_name),
+            secret,
+        )
         self._epochs[(side, epoch)] = k
         return k
 
@@ -133,7 +141,7 @@ class Dtls13Decryptor:
             low = rec.seq ^ int.from_bytes(mask[:nbytes], "big")
             seq = _closest(low, rec.seq_bits, k.highest + 1)
             seq_off = 1 + (len(rec.cid) if rec.cid is not None else 0)
-            aad = rec.header[:seq_off] + low.to_bytes(nbytes, "big") + rec.header[seq_off + nbytes:]
+            aad = rec.header[:seq_off] + low.to_bytes(nbytes, "big") + rec.header[seq_off + nbytes :]
             nonce = bytes(a ^ b for a, b in zip(k.iv, seq.to_bytes(12, "big")))
             try:
                 inner = _aead(self.suite.aead, k.key).decrypt(nonce, ct, aad)
@@ -148,10 +156,14 @@ class Dtls13Decryptor:
             return body[-1], epoch, body[:-1]
         self.failed += 1
         if last is None:
-            raise DecodeError("dtls_no_epoch_keys",
-                              f"DTLS 1.3 record of epoch bits {rec.epoch} from the {side}: no secret in the keylog")
-        raise DecodeError("dtls_decrypt_failed",
-                          f"DTLS 1.3 record from the {side} failed authentication with the keylog's secrets")
+            raise DecodeError(
+                "dtls_no_epoch_keys",
+                f"DTLS 1.3 record of epoch bits {rec.epoch} from the {side}: no secret in the keylog",
+            )
+        raise DecodeError(
+            "dtls_decrypt_failed",
+            f"DTLS 1.3 record from the {side} failed authentication with the keylog's secrets",
+        )
 
     def _candidate_epochs(self, side: str, bits: int) -> list[int]:
         known = sorted({e for (s, e) in self._epochs if s == side} | set(self._secrets.get(side, {})))
@@ -186,7 +198,7 @@ def prf(version: int, hash_name: str, secret: bytes, label: bytes, seed: bytes, 
     if version == DTLS1_0:
         half = (len(secret) + 1) // 2
         a = _p_hash("md5", secret[:half], label + seed, length)
-        b = _p_hash("sha1", secret[len(secret) - half:], label + seed, length)
+        b = _p_hash("sha1", secret[len(secret) - half :], label + seed, length)
         return bytes(x ^ y for x, y in zip(a, b))
     return _p_hash(hash_name, secret, label + seed, length)
 
@@ -213,7 +225,7 @@ def suite12(code: int) -> Suite12:
     if "_AES_" in name and name.endswith("_CCM"):
         return Suite12("ccm", aes_len, None, 4, prf_hash)
     if "_AES_" in name and "_CBC_" in name:
-        mac = {"_SHA": "sha1", "_SHA256": "sha256", "_SHA384": "sha384"}.get(name[name.rindex("_"):])
+        mac = {"_SHA": "sha1", "_SHA256": "sha256", "_SHA384": "sha384"}.get(name[name.rindex("_") :])
         if mac is not None:
             return Suite12("cbc", aes_len, mac, 0, prf_hash)
     raise DecodeError("dtls_unsupported_suite", f"DTLS cipher suite {name} cannot be decrypted")
@@ -222,8 +234,15 @@ def suite12(code: int) -> Suite12:
 class Dtls12Decryptor:
     """Decrypts epoch-1 records of one DTLS 1.0/1.2 handshake from its master secret."""
 
-    def __init__(self, version: int, suite: int, master: bytes, client_random: bytes, server_random: bytes,
-                 encrypt_then_mac: bool) -> None:
+    def __init__(
+        self,
+        version: int,
+        suite: int,
+        master: bytes,
+        client_random: bytes,
+        server_random: bytes,
+        encrypt_then_mac: bool,
+    ) -> None:
         s = suite12(suite)
         self.s = s
         self.version = version
@@ -237,7 +256,7 @@ class Dtls12Decryptor:
         def take(n: int) -> bytes:
             nonlocal i
             i += n
-            return kb[i - n:i]
+            return kb[i - n : i]
 
         self.mac_key = {"client": take(mac_len), "server": take(mac_len)}
         self.key = {"client": take(s.key_len), "server": take(s.key_len)}
@@ -247,8 +266,10 @@ class Dtls12Decryptor:
 
     def decrypt_record(self, rec: Record, side: str) -> bytes:
         if rec.epoch != 1:
-            raise DecodeError("dtls_epoch_unsupported",
-                              f"DTLS record of epoch {rec.epoch}: only epoch 1 keys come from the master secret")
+            raise DecodeError(
+                "dtls_epoch_unsupported",
+                f"DTLS record of epoch {rec.epoch}: only epoch 1 keys come from the master secret",
+            )
         seq8 = rec.epoch.to_bytes(2, "big") + rec.seq.to_bytes(6, "big")
         hdr = bytes([rec.content_type or 0]) + (rec.version or 0).to_bytes(2, "big")
         try:
@@ -260,8 +281,9 @@ class Dtls12Decryptor:
         return out
 
     def _fail(self) -> DecodeError:
-        return DecodeError("dtls_decrypt_failed",
-                           "DTLS record failed authentication with the keylog's master secret")
+        return DecodeError(
+            "dtls_decrypt_failed", "DTLS record failed authentication with the keylog's master secret"
+        )
 
     def _open(self, p: bytes, side: str, seq8: bytes, hdr: bytes) -> bytes:
         s = self.s
@@ -270,25 +292,27 @@ class Dtls12Decryptor:
             mac_len = len(self.mac_key[side])
             if self.etm:
                 body, tag = p[:-mac_len], p[-mac_len:]
-                want = hmac.new(self.mac_key[side], seq8 + hdr + len(body).to_bytes(2, "big") + body,
-                                self.mac_name).digest()
+                want = hmac.new(
+                    self.mac_key[side], seq8 + hdr + len(body).to_bytes(2, "big") + body, self.mac_name
+                ).digest()
                 if len(p) < 32 + mac_len or len(body) % 16 or not hmac.compare_digest(tag, want):
                     raise self._fail()
                 plain = self._cbc(key, body)
                 pad = plain[-1]
                 if pad + 1 > len(plain):
                     raise self._fail()
-                return plain[:-(pad + 1)]
+                return plain[: -(pad + 1)]
             if len(p) < 32 or len(p) % 16:
                 raise self._fail()
             plain = self._cbc(key, p)
             pad = plain[-1]
-            if pad + 1 + mac_len > len(plain) or plain[-(pad + 1):] != bytes([pad]) * (pad + 1):
+            if pad + 1 + mac_len > len(plain) or plain[-(pad + 1) :] != bytes([pad]) * (pad + 1):
                 raise self._fail()
-            content = plain[:-(pad + 1 + mac_len)]
-            tag = plain[-(pad + 1 + mac_len):-(pad + 1)]
-            want = hmac.new(self.mac_key[side], seq8 + hdr + len(content).to_bytes(2, "big") + content,
-                            self.mac_name).digest()
+            content = plain[: -(pad + 1 + mac_len)]
+            tag = plain[-(pad + 1 + mac_len) : -(pad + 1)]
+            want = hmac.new(
+                self.mac_key[side], seq8 + hdr + len(content).to_bytes(2, "big") + content, self.mac_name
+            ).digest()
             if not hmac.compare_digest(tag, want):
                 raise self._fail()
             return content
@@ -320,22 +344,41 @@ def make_decryptor(keylog: KeyLog, ch: ClientHello, sh: ServerHello) -> Dtls13De
     """A decryptor for this handshake from ``keylog``; DecodeError (the reason) when there is none."""
     cr = ch.random
     if cr not in keylog:
-        raise DecodeError("keylog_no_secrets",
-                          f"keylog has no secrets for client random {cr.hex()[:16]}... (keylog of another capture?)")
+        raise DecodeError(
+            "keylog_no_secrets",
+            f"keylog has no secrets for client random {cr.hex()[:16]}... (keylog of another capture?)",
+        )
     version = sh.selected_version
     if version == DTLS1_3:
         g = keylog.get
         secrets = {
-            "client": {e: s for e, s in ((2, g(cr, "CLIENT_HANDSHAKE_TRAFFIC_SECRET")),
-                                         (3, g(cr, "CLIENT_TRAFFIC_SECRET_0"))) if s is not None},
-            "server": {e: s for e, s in ((2, g(cr, "SERVER_HANDSHAKE_TRAFFIC_SECRET")),
-                                         (3, g(cr, "SERVER_TRAFFIC_SECRET_0"))) if s is not None},
+            "client": {
+                e: s
+                for e, s in (
+                    (2, g(cr, "CLIENT_HANDSHAKE_TRAFFIC_SECRET")),
+                    (3, g(cr, "CLIENT_TRAFFIC_SECRET_0")),
+                )
+                if s is not None
+            },
+            "server": {
+                e: s
+                for e, s in (
+                    (2, g(cr, "SERVER_HANDSHAKE_TRAFFIC_SECRET")),
+                    (3, g(cr, "SERVER_TRAFFIC_SECRET_0")),
+                )
+                if s is not None
+            },
         }
         if not secrets["client"] and not secrets["server"]:
-            raise DecodeError("keylog_no_secrets", "keylog has no DTLS 1.3 traffic secrets for this client random "
-                                                   f"(labels: {', '.join(sorted(keylog.labels(cr)))})")
+            raise DecodeError(
+                "keylog_no_secrets",
+                "keylog has no DTLS 1.3 traffic secrets for this client random "
+                f"(labels: {', '.join(sorted(keylog.labels(cr)))})",
+            )
         return Dtls13Decryptor(sh.cipher_suite, secrets)
     master = keylog.get(cr, "CLIENT_RANDOM")
     if master is None:
-        raise DecodeError("keylog_no_secrets", "keylog has no CLIENT_RANDOM master secret for this client random")
+        raise DecodeError(
+            "keylog_no_secrets", "keylog has no CLIENT_RANDOM master secret for this client random"
+        )
     return Dtls12Decryptor(version, sh.cipher_suite, master, cr, sh.random, 22 in sh.ext.types)

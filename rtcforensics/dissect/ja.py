@@ -20,8 +20,17 @@ import hashlib
 
 from .dtls import ClientHello, ServerHello, is_grease
 
-_JA4_VERSIONS = {0x0304: "13", 0x0303: "12", 0x0302: "11", 0x0301: "10", 0x0300: "s3", 0x0002: "s2",
-                 0xFEFF: "d1", 0xFEFD: "d2", 0xFEFC: "d3"}
+_JA4_VERSIONS = {
+    0x0304: "13",
+    0x0303: "12",
+    0x0302: "11",
+    0x0301: "10",
+    0x0300: "s3",
+    0x0002: "s2",
+    0xFEFF: "d1",
+    0xFEFD: "d2",
+    0xFEFC: "d3",
+}
 
 
 def _dec(values: list[int] | None) -> str:
@@ -30,8 +39,15 @@ def _dec(values: list[int] | None) -> str:
 
 def ja3_string(ch: ClientHello) -> str:
     e = ch.ext
-    return ",".join([str(ch.version), _dec(ch.cipher_suites), _dec(e.types), _dec(e.supported_groups),
-                     _dec(e.ec_point_formats)])
+    return ",".join(
+        [
+            str(ch.version),
+            _dec(ch.cipher_suites),
+            _dec(e.types),
+            _dec(e.supported_groups),
+            _dec(e.ec_point_formats),
+        ]
+    )
 
 
 def ja3(ch: ClientHello) -> tuple[str, str]:
@@ -68,8 +84,10 @@ def ja4_parts(ch: ClientHello, proto: str = "d") -> tuple[str, list[str], list[s
     version = max(versions) if versions else ch.version  # the spec's "highest value", literally
     ciphers = [f"{c:04x}" for c in ch.cipher_suites if not is_grease(c)]
     exts = [f"{t:04x}" for t in e.types if not is_grease(t)]
-    a = (f"{proto}{_JA4_VERSIONS.get(version, '00')}{'d' if e.sni is not None else 'i'}"
-         f"{min(len(ciphers), 99):02d}{min(len(exts), 99):02d}{_alpn_chars(e.alpn)}")
+    a = (
+        f"{proto}{_JA4_VERSIONS.get(version, '00')}{'d' if e.sni is not None else 'i'}"
+        f"{min(len(ciphers), 99):02d}{min(len(exts), 99):02d}{_alpn_chars(e.alpn)}"
+    )
     ext_sorted = sorted(x for x in exts if x not in ("0000", "0010"))
     sigs = [f"{s:04x}" for s in (e.signature_algorithms or []) if not is_grease(s)]
     return a, sorted(ciphers), ext_sorted, sigs

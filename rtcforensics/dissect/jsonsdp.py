@@ -41,10 +41,23 @@ class Found:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+MAX_INT_DIGITS = 4000  # Python refuses int() beyond 4,300 digits; longer numbers are kept as their text
+
+
+def _int(text: str) -> int | str:
+    return int(text) if len(text) <= MAX_INT_DIGITS else text
+
+
+def json_loads(text: str) -> Any:
+    """``json.loads`` that keeps integers too long for Python's int conversion as text (a hostile 5,000-digit
+    number must not make a whole message, or a whole frame, unreadable). Raises what ``json.loads`` raises."""
+    return json.loads(text, parse_int=_int)
+
+
 def loads(text: str) -> Any:
     """``json.loads`` raising DecodeError(json_invalid) with the position instead of a traceback."""
     try:
-        return json.loads(text)
+        return json_loads(text)
     except (json.JSONDecodeError, RecursionError) as e:
         raise DecodeError("json_invalid", f"JSON message is invalid: {e}") from None
 
@@ -54,8 +67,9 @@ def envelope_of(obj: Any) -> str:
         keys = set(obj)
         if "janus" in keys or "jsep" in keys:
             return "janus"
-        if keys & {"iceParameters", "dtlsParameters", "iceCandidates"} or \
-                (isinstance(obj.get("data"), dict) and set(obj["data"]) & {"iceParameters", "dtlsParameters"}):
+        if keys & {"iceParameters", "dtlsParameters", "iceCandidates"} or (
+            isinstance(obj.get("data"), dict) and set(obj["data"]) & {"iceParameters", "dtlsParameters"}
+        ):
             return "mediasoup"
         if keys & {"trickle", "offer", "answer"} and "type" not in keys and "sdp" not in keys:
             return "livekit"
@@ -93,9 +107,17 @@ def _walk(obj: Any, path: str, parent_key: str | None, env: str, out: list[Found
         if cand is None and ("sdpMid" in obj or "sdpMLineIndex" in obj or len(obj) == 1):
             cand = ""  # {"candidate": null}: end of candidates (as aiortc apps and some browsers send it)
         if isinstance(cand, str) and (cand == "" or cand.lstrip().startswith(("candidate:", "a=candidate:"))):
-            out.append(Found("candidate", f"{path}.candidate", text=cand.strip(), envelope=inner_env,
-                             mid=_str(obj.get("sdpMid")), mline_index=_intv(obj.get("sdpMLineIndex")),
-                             ufrag=_str(obj.get("usernameFragment"))))
+            out.append(
+                Found(
+                    "candidate",
+                    f"{path}.candidate",
+                    text=cand.strip(),
+                    envelope=inner_env,
+                    mid=_str(obj.get("sdpMid")),
+                    mline_index=_intv(obj.get("sdpMLineIndex")),
+                    ufrag=_str(obj.get("usernameFragment")),
+                )
+            )
             skip.add("candidate")
         if obj.get("completed") is True and inner_env == "janus" and parent_key == "candidate":
             out.append(Found("candidate", f"{path}.completed", text="", envelope=inner_env))
@@ -119,8 +141,9 @@ def _walk(obj: Any, path: str, parent_key: str | None, env: str, out: list[Found
                 _walk(v, p, parent_key, env, out, depth + 1)
 
 
-def _string(v: str, path: str, key: str | None, holder: dict[str, Any] | None, env: str, out: list[Found],
-            depth: int) -> None:
+def _string(
+    v: str, path: str, key: str | None, holder: dict[str, Any] | None, env: str, out: list[Found], depth: int
+) -> None:
     s = v.strip()
     if looks_like_sdp(s):
         role = _role_near(holder, key) if holder is not None else None
@@ -131,7 +154,7 @@ def _string(v: str, path: str, key: str | None, holder: dict[str, Any] | None, e
         out.append(Found("candidate", path, text=s, envelope=env))
     elif s[:1] in "{[" and s[-1:] in "}]":
         try:
-            inner = json.loads(s)
+            inner = json_loads(s)
         except (json.JSONDecodeError, RecursionError):
             return
         _walk(inner, path + "<json>", key, env if env != "plain" else envelope_of(inner), out, depth + 1)
@@ -159,18 +182,33 @@ def _params(obj: dict[str, Any], path: str, env: str) -> Found:
     if isinstance(dtls, dict):
         p["dtls_role"] = _str(dtls.get("role"))
         for fp in dtls.get("fingerprints") or []:
-            if isinstance(fp, dict) and isinstance(fp.get("value"), str) and isinstance(fp.get("algorithm"), str):
+            if (
+                isinstance(fp, dict)
+                and isinstance(fp.get("value"), str)
+                and isinstance(fp.get("algorithm"), str)
+            ):
                 p["fingerprints"].append((fp["algorithm"].lower(), fp["value"].replace(":", "").lower()))
     for i, c in enumerate(obj.get("iceCandidates") or []):
         if not isinstance(c, dict):
             continue
         try:
-            p["candidates"].append(Candidate(
-                foundation=str(c.get("foundation", "")), component=int(c.get("component", 1)),
-                transport=str(c.get("protocol", "udp")).lower(), priority=int(c.get("priority", 0)),
-                address=str(c.get("ip") or c.get("address") or ""), port=int(c.get("port", 0)),
-                type=str(c.get("type", "host")).lower(), tcptype=_str(c.get("tcpType"))))
+            p["candidates"].append(
+                Candidate(
+                    foundation=str(c.get("foundation", "")),
+                    component=int(c.get("component", 1)),
+                    transport=str(c.get("protocol", "udp")).lower(),
+                    priority=int(c.get("priority", 0)),
+                    address=str(c.get("ip") or c.get("address") or ""),
+                    port=int(c.get("port", 0)),
+                    type=str(c.get("type", "host")).lower(),
+                    tcptype=_str(c.get("tcpType")),
+                )
+            )
         except (TypeError, ValueError):
-            p["problems"].append(("json_candidate_malformed",
-                                  f"JSON iceCandidates[{i}] has a non-numeric port or priority at {path}"))
+            p["problems"].append(
+                (
+                    "json_candidate_malformed",
+                    f"JSON iceCandidates[{i}] has a non-numeric port or priority at {path}",
+                )
+            )
     return Found("params", path, envelope=env if env != "plain" else "mediasoup", params=p)

@@ -15,17 +15,19 @@ from pathlib import Path
 from ..anomalies import AnomalyLog
 from ..errors import InputError
 
-LABELS = frozenset({
-    "CLIENT_RANDOM",  # TLS/DTLS <= 1.2 master secret
-    "CLIENT_EARLY_TRAFFIC_SECRET",
-    "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
-    "SERVER_HANDSHAKE_TRAFFIC_SECRET",
-    "CLIENT_TRAFFIC_SECRET_0",
-    "SERVER_TRAFFIC_SECRET_0",
-    "EARLY_EXPORTER_SECRET",
-    "EXPORTER_SECRET",
-    "RSA",  # "RSA <encrypted pre-master prefix> <pre-master>": not keyed by client random; kept, unused
-})
+LABELS = frozenset(
+    {
+        "CLIENT_RANDOM",  # TLS/DTLS <= 1.2 master secret
+        "CLIENT_EARLY_TRAFFIC_SECRET",
+        "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+        "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+        "CLIENT_TRAFFIC_SECRET_0",
+        "SERVER_TRAFFIC_SECRET_0",
+        "EARLY_EXPORTER_SECRET",
+        "EXPORTER_SECRET",
+        "RSA",  # "RSA <encrypted pre-master prefix> <pre-master>": not keyed by client random; kept, unused
+    }
+)
 
 
 @dataclass
@@ -83,9 +85,12 @@ def parse_keylog(text: str, anomalies: AnomalyLog | None = None, path: str | Non
             continue
         kl.secrets.setdefault(cr, {})[parts[0]] = secret
     if not kl.secrets and anomalies is not None:
-        anomalies.add("keylog", "keylog_unusable",
-                      f"{where}: no usable key line ({kl.lines} line(s), {kl.bad_lines} unreadable): not an "
-                      "SSLKEYLOGFILE? Nothing can be decrypted with it")
+        anomalies.add(
+            "keylog",
+            "keylog_unusable",
+            f"{where}: no usable key line ({kl.lines} line(s), {kl.bad_lines} unreadable): not an "
+            "SSLKEYLOGFILE? Nothing can be decrypted with it",
+        )
     return kl
 
 

@@ -4,6 +4,8 @@ The fast path (``dissect.fastpath``) reads every packet once. Media-plane payloa
 per-message parsing in Python (STUN/TURN, DTLS, RTCP, ZRTP) are kept as :class:`Datagram` objects in
 capture order; RTP headers are extracted vectorised into column arrays; everything else (TCP that is not
 TURN/RFC 4571 media framing, TLS, HTTP, WebSocket, SIP) is listed by frame number for tshark.
+One row per record goes into raw numpy columns (:data:`PACKET_COLUMNS`); ``tables.packets`` turns them
+into the public `packets` frame. The dissection layer never imports the table layer.
 """
 
 from __future__ import annotations
@@ -12,9 +14,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ..anomalies import AnomalyLog
+
+# Raw per-record columns (row i is frame i+1); -1 means "not in the packet" throughout.
+PACKET_COLUMNS = (
+    ("ts_ns", "capture time, ns since the epoch"),
+    ("src", "index into Dissection.addresses of the source IP (-1: not IP)"),
+    ("sport", "source port (-1: none)"),
+    ("dst", "index into Dissection.addresses of the destination IP"),
+    ("dport", "destination port"),
+    ("transport", "index into fastpath.TRANSPORTS"),
+    ("length", "bytes on the wire (frame.len)"),
+    ("cls", "index into demux.CLASSES"),
+    ("via", "index into fastpath.VIA (-1: not via TURN)"),
+    ("flow", "final flow id (numbered by first appearance; -1: not IP)"),
+)
 
 
 @dataclass(slots=True)
@@ -46,7 +61,9 @@ class Dissection:
 
     path: str
     info: dict[str, Any]
-    packets: pd.DataFrame  # the public `packets` frame, already conformed
+    # raw per-record columns (see PACKET_COLUMNS) and the interned addresses they index
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+    addresses: list[str] = field(default_factory=list)
     stun: list[Datagram] = field(default_factory=list)
     dtls: list[Datagram] = field(default_factory=list)
     rtcp: list[Datagram] = field(default_factory=list)
@@ -58,3 +75,12 @@ class Dissection:
     # frames the fast path left to tshark (TCP that is not media framing, anything else of interest)
     control_frames: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     anomalies: AnomalyLog = field(default_factory=AnomalyLog)
+    # every RTP packet with its bytes, only when dissect(keep_payloads=True) (decryption needs them)
+    rtp_payloads: list[Datagram] = field(default_factory=list)
+    # TCP connections whose SYN the capture holds: flow_id -> (client ip:port, server ip:port)
+    tcp_openers: dict[int, tuple[str, str]] = field(default_factory=dict)
+
+    @property
+    def records(self) -> int:
+        """Number of records (frames) in the capture."""
+        return int(self.info.get("packets") or 0)

@@ -12,6 +12,9 @@ Packet blocks; Decryption Secrets Blocks are kept (``CaptureReader.secrets``).
 
 Bad input: a file that is not a capture raises :class:`CaptureError` naming the magic seen; a truncated
 file or a corrupted record length ends the read with an anomaly row, keeping what was read before it.
+gzip input inflates piece by piece (a bomb costs the memory of a chunk) up to ``MAX_INFLATED`` bytes
+(``gzip_inflated_limit``: the packets before it are kept); a ratio beyond real captures' is an anomaly
+(``gzip_ratio_high``).
 """
 
 from __future__ import annotations
@@ -49,8 +52,16 @@ MAX_RECORD = 262_144
 MAX_BLOCK = 16 << 20
 
 LINKTYPE_NAMES = {
-    0: "null", 1: "ethernet", 12: "raw", 14: "raw", 101: "raw", 108: "loop", 113: "linux_sll",
-    228: "ipv4", 229: "ipv6", 276: "linux_sll2",
+    0: "null",
+    1: "ethernet",
+    12: "raw",
+    14: "raw",
+    101: "raw",
+    108: "loop",
+    113: "linux_sll",
+    228: "ipv4",
+    229: "ipv6",
+    276: "linux_sll2",
 }
 
 
@@ -76,37 +87,65 @@ class _HashingReader:
         return self.raw.closed
 
 
+# Inflated bytes read from one gzip-compressed capture at most (a limit far above real captures, which are
+# opened uncompressed when they are this large); beyond it the read stops with an anomaly, keeping what was read.
+MAX_INFLATED = 64 << 30
+# Real captures compress 2-20x (repeated media headers; a silent call perhaps 50x); deflate's ceiling is ~1032x.
+# A ratio beyond this is reported once: a bomb, or a capture of little but padding.
+GZIP_RATIO_REPORT = 200
+
+
 class _GunzipReader:
     """Streaming gzip decompression that keeps every byte decoded before a cut or damaged stream
-    (``gzip.GzipFile`` raises and loses the last read); multi-member files are followed."""
+    (``gzip.GzipFile`` raises and loses the last read); multi-member files are followed. Inflation is
+    bounded: no call inflates more than ``piece`` bytes at a time (a bomb costs no more memory than a
+    chunk), and the stream stops after ``max_inflated`` bytes (``limit_hit``)."""
 
-    def __init__(self, raw: Any, piece: int = 1 << 20) -> None:
-        self.raw, self.piece = raw, piece
+    def __init__(self, raw: Any, piece: int = 1 << 20, max_inflated: int = MAX_INFLATED) -> None:
+        self.raw, self.piece, self.max_inflated = raw, piece, max_inflated
         self.d = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self.buf = bytearray()
         self.problem: str | None = None
         self.done = False
+        self.limit_hit = False
+        self.inflated = 0  # bytes produced so far
+        self.compressed = 0  # bytes of the file consumed so far
+        self._pending = b""  # compressed input not yet inflated
 
     def read(self, n: int) -> bytes:
         while len(self.buf) < n and not self.done:
-            data = self.raw.read(self.piece)
-            if not data:
-                self.done = True
-                if not self.d.eof:
-                    self.problem = "compressed stream ends before its end marker"
-                break
-            while data:
-                try:
-                    self.buf += self.d.decompress(data)
-                except zlib.error as e:
-                    self.problem, self.done = str(e), True
+            if not self._pending:
+                data = self.raw.read(self.piece)
+                if not data:
+                    self.done = True
+                    if not self.d.eof:
+                        self.problem = "compressed stream ends before its end marker"
                     break
-                data = self.d.unused_data if self.d.eof else b""
-                if data:  # next gzip member
-                    self.d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                self.compressed += len(data)
+                self._pending = data
+            self._inflate(n - len(self.buf))
         out = bytes(self.buf[:n])
         del self.buf[:n]
         return out
+
+    def _inflate(self, want: int) -> None:
+        room = self.max_inflated - self.inflated
+        if room <= 0:
+            self.limit_hit = self.done = True
+            return
+        try:
+            out = self.d.decompress(self._pending, min(max(want, self.piece), room))
+        except zlib.error as e:
+            self.problem, self.done, self._pending = str(e), True, b""
+            return
+        self.buf += out
+        self.inflated += len(out)
+        if self.d.eof:
+            self._pending = self.d.unused_data
+            if self._pending:  # next gzip member
+                self.d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        else:
+            self._pending = self.d.unconsumed_tail
 
     def close(self) -> None:
         pass
@@ -177,9 +216,16 @@ def _ts_to_ns(ts: np.ndarray, tsresol: int) -> np.ndarray:
 class CaptureReader:
     """Streams packet records out of a pcap / pcapng file, gzip-compressed or not."""
 
-    def __init__(self, path: str | os.PathLike[str], anomalies: AnomalyLog | None = None,
-                 chunk_size: int = CHUNK_SIZE, strict: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        anomalies: AnomalyLog | None = None,
+        chunk_size: int = CHUNK_SIZE,
+        strict: bool = False,
+        max_inflated: int | None = None,
+    ) -> None:
         self.path = Path(path)
+        self.max_inflated = MAX_INFLATED if max_inflated is None else max_inflated
         self.anomalies = anomalies if anomalies is not None else AnomalyLog()
         self.chunk_size = chunk_size
         self.strict = strict
@@ -209,7 +255,7 @@ class CaptureReader:
         fh: Any = hashed
         if gz:
             self.compressed = True
-            fh = _GunzipReader(hashed)
+            fh = _GunzipReader(hashed, max_inflated=self.max_inflated)
         head = fh.read(4)
         if gz and len(head) < 4 and fh.problem:
             raw.close()
@@ -223,8 +269,11 @@ class CaptureReader:
             self.format = "pcapng"
         else:
             raw.close()
-            raise CaptureError(self.path, f"not a pcap or pcapng capture (first bytes {head.hex()}, "
-                                          "expected a1b2c3d4, a1b23c4d or 0a0d0d0a)")
+            raise CaptureError(
+                self.path,
+                f"not a pcap or pcapng capture (first bytes {head.hex()}, "
+                "expected a1b2c3d4, a1b23c4d or 0a0d0d0a)",
+            )
         self._raw, self._fh, self._prefix = raw, fh, head
 
     def sha256(self) -> str:
@@ -272,8 +321,31 @@ class CaptureReader:
                 problem = getattr(self._fh, "problem", None)
                 if problem:
                     self._problem("gzip_damaged", f"gzip stream damaged or cut short: {problem}")
+                if isinstance(self._fh, _GunzipReader):
+                    self._gzip_end(self._fh)
                 return
             yield data
+
+    def _gzip_end(self, gz: _GunzipReader) -> None:
+        """Say when inflation hit its limit (the run then covers only the first bytes) and when the file
+        inflates far more than a real capture does."""
+        ratio = gz.inflated / max(gz.compressed, 1)
+        if gz.limit_hit:
+            self._problem(
+                "gzip_inflated_limit",
+                f"gzip-compressed capture inflates beyond {gz.max_inflated:,} bytes (read: "
+                f"{gz.compressed:,} compressed bytes -> {gz.inflated:,}, ratio {ratio:,.0f}:1); only the "
+                "packets in those bytes were read (decompress the file to analyse it whole)",
+            )
+        if ratio > GZIP_RATIO_REPORT and gz.inflated >= 1 << 20:
+            self.anomalies.add(
+                "capture",
+                "gzip_ratio_high",
+                f"gzip-compressed capture inflates {ratio:,.0f}:1 ({gz.compressed:,} -> "
+                f"{gz.inflated:,} bytes); real captures compress 2-20x: a decompression bomb or a "
+                "capture of little but padding",
+                frame=self.packets or None,
+            )
 
     def _problem(self, name: str, detail: str) -> None:
         self.truncated = True
@@ -332,15 +404,19 @@ class CaptureReader:
                 frame += len(offs)
                 self.packets = frame - 1
             if bad is not None:
-                self._problem("record_length_invalid",
-                              f"pcap record after frame {frame - 1} claims {bad} bytes (limit {limit}); "
-                              "the rest of the file cannot be read")
+                self._problem(
+                    "record_length_invalid",
+                    f"pcap record after frame {frame - 1} claims {bad} bytes (limit {limit}); "
+                    "the rest of the file cannot be read",
+                )
                 return
             if done:
                 if off < n:
-                    self._problem("capture_truncated",
-                                  f"file ends inside the record after frame {frame - 1} "
-                                  f"({n - off} bytes of a partial record dropped)")
+                    self._problem(
+                        "capture_truncated",
+                        f"file ends inside the record after frame {frame - 1} "
+                        f"({n - off} bytes of a partial record dropped)",
+                    )
                 return
             buf = buf[off:]  # the consumed part is released before the next chunk is read
             more = next(chunks, None)
@@ -351,16 +427,24 @@ class CaptureReader:
             buf += more
             pos = 0
 
-    def _pcap_batch(self, buf: bytes, offs: list[int], endian: str, ts_mult: int, linktype: int,
-                    frame: int) -> Batch:
+    def _pcap_batch(
+        self, buf: bytes, offs: list[int], endian: str, ts_mult: int, linktype: int, frame: int
+    ) -> Batch:
         arr = np.frombuffer(buf, dtype=np.uint8)
         o = np.asarray(offs, dtype=np.int64)
         f = _gather_u32(arr, o, 4, endian)
         ts_ns = f[:, 0] * 1_000_000_000 + f[:, 1] * ts_mult
         n = len(o)
-        return Batch(buf=buf, off=o + 16, caplen=f[:, 2], origlen=f[:, 3], ts_ns=ts_ns,
-                     linktype=np.full(n, linktype, dtype=np.int32),
-                     frame=np.arange(frame, frame + n, dtype=np.int64), progress_bytes=self._consumed())
+        return Batch(
+            buf=buf,
+            off=o + 16,
+            caplen=f[:, 2],
+            origlen=f[:, 3],
+            ts_ns=ts_ns,
+            linktype=np.full(n, linktype, dtype=np.int32),
+            frame=np.arange(frame, frame + n, dtype=np.int64),
+            progress_bytes=self._consumed(),
+        )
 
     def _pcapng(self) -> Iterator[Batch]:
         chunks = self._chunks()
@@ -401,7 +485,7 @@ class CaptureReader:
                     break
                 if off + blen > n:
                     break
-                if btype == EPB or btype == OPB or btype == SPB:
+                if btype in (EPB, OPB, SPB):
                     if btype != EPB:
                         kinds[len(pkts)] = btype
                     pkts.append(off)
@@ -424,11 +508,15 @@ class CaptureReader:
                 continue
             if exhausted:
                 if consumed + off == 0 and n:  # not even the section header block is whole: nothing to read
-                    raise CaptureError(self.path, f"pcapng section header block cut short (file has {n} bytes)")
+                    raise CaptureError(
+                        self.path, f"pcapng section header block cut short (file has {n} bytes)"
+                    )
                 if off < n:
-                    self._problem("capture_truncated",
-                                  f"file ends inside the block after frame {frame - 1} "
-                                  f"({n - off} bytes of a partial block dropped)")
+                    self._problem(
+                        "capture_truncated",
+                        f"file ends inside the block after frame {frame - 1} "
+                        f"({n - off} bytes of a partial block dropped)",
+                    )
                 return
             buf = buf[off:]
             consumed += off
@@ -460,8 +548,16 @@ class CaptureReader:
             self.link_types.append(linktype)
         return iface
 
-    def _pcapng_batch(self, buf: bytes, pkts: list[int], kinds: dict[int, int], endian: str,
-                      ifaces: list[Interface], frame: int, last_ts: int) -> tuple[Batch | None, int]:
+    def _pcapng_batch(
+        self,
+        buf: bytes,
+        pkts: list[int],
+        kinds: dict[int, int],
+        endian: str,
+        ifaces: list[Interface],
+        frame: int,
+        last_ts: int,
+    ) -> tuple[Batch | None, int]:
         arr = np.frombuffer(buf, dtype=np.uint8)
         o = np.asarray(pkts, dtype=np.int64)
         n = len(o)
@@ -483,14 +579,19 @@ class CaptureReader:
                 data_off[i] = o[i] + 12
                 spb[i] = True
         if not ifaces:
-            self._problem("pcapng_no_interface", "pcapng packet blocks before any interface description block")
+            self._problem(
+                "pcapng_no_interface", "pcapng packet blocks before any interface description block"
+            )
             return None, last_ts
         bad_iface = iface >= len(ifaces)
         if bad_iface.any():
             i = int(np.flatnonzero(bad_iface)[0])
-            self.anomalies.add("capture", "pcapng_bad_interface",
-                               f"packet block refers to interface {int(iface[i])}, only {len(ifaces)} described",
-                               frame=frame + i)
+            self.anomalies.add(
+                "capture",
+                "pcapng_bad_interface",
+                f"packet block refers to interface {int(iface[i])}, only {len(ifaces)} described",
+                frame=frame + i,
+            )
             iface = np.where(bad_iface, 0, iface)
         room = blen - (data_off - o) - 4
         if spb.any():
@@ -499,9 +600,12 @@ class CaptureReader:
         over = caplen > room
         if over.any():
             i = int(np.flatnonzero(over)[0])
-            self.anomalies.add("capture", "record_length_invalid",
-                               f"packet block claims {int(caplen[i])} captured bytes in a {int(blen[i])}-byte block",
-                               frame=frame + i)
+            self.anomalies.add(
+                "capture",
+                "record_length_invalid",
+                f"packet block claims {int(caplen[i])} captured bytes in a {int(blen[i])}-byte block",
+                frame=frame + i,
+            )
             caplen = np.minimum(caplen, np.maximum(room, 0))
         ts_ns = np.empty(n, dtype=np.int64)
         linktype = np.empty(n, dtype=np.int32)
@@ -514,13 +618,23 @@ class CaptureReader:
         if spb.any():  # SPB carries no time: Wireshark shows it with the previous packet's time
             for i in np.flatnonzero(spb).tolist():
                 ts_ns[i] = ts_ns[i - 1] if i else last_ts
-        return Batch(buf=buf, off=data_off, caplen=caplen, origlen=origlen, ts_ns=ts_ns, linktype=linktype,
-                     frame=np.arange(frame, frame + n, dtype=np.int64),
-                     progress_bytes=self._consumed()), int(ts_ns[-1])
+        return Batch(
+            buf=buf,
+            off=data_off,
+            caplen=caplen,
+            origlen=origlen,
+            ts_ns=ts_ns,
+            linktype=linktype,
+            frame=np.arange(frame, frame + n, dtype=np.int64),
+            progress_bytes=self._consumed(),
+        ), int(ts_ns[-1])
 
 
-def read_all(path: str | os.PathLike[str], anomalies: AnomalyLog | None = None,
-             on_batch: Callable[[Batch], None] | None = None) -> CaptureReader:
+def read_all(
+    path: str | os.PathLike[str],
+    anomalies: AnomalyLog | None = None,
+    on_batch: Callable[[Batch], None] | None = None,
+) -> CaptureReader:
     """Walk a whole capture (for tests and tools): returns the reader with its counters filled."""
     r = CaptureReader(path, anomalies)
     for b in r.batches():

@@ -14,18 +14,77 @@ from typing import Any
 
 from ..errors import DecodeError, TruncatedError
 
-RTCP_PT_NAMES = {192: "FIR", 193: "NACK", 195: "IJ", 200: "SR", 201: "RR", 202: "SDES", 203: "BYE", 204: "APP",
-                 205: "RTPFB", 206: "PSFB", 207: "XR", 208: "AVB", 209: "RSI", 210: "TOKEN", 211: "IDMS",
-                 212: "RGRS", 213: "SNM"}
-SDES_ITEMS = {1: "cname", 2: "name", 3: "email", 4: "phone", 5: "loc", 6: "tool", 7: "note", 8: "priv",
-              9: "h323_caddr", 10: "apsi", 11: "rgrp", 12: "mid", 13: "rtp_stream_id", 14: "repaired_rtp_stream_id"}
+RTCP_PT_NAMES = {
+    192: "FIR",
+    193: "NACK",
+    195: "IJ",
+    200: "SR",
+    201: "RR",
+    202: "SDES",
+    203: "BYE",
+    204: "APP",
+    205: "RTPFB",
+    206: "PSFB",
+    207: "XR",
+    208: "AVB",
+    209: "RSI",
+    210: "TOKEN",
+    211: "IDMS",
+    212: "RGRS",
+    213: "SNM",
+}
+SDES_ITEMS = {
+    1: "cname",
+    2: "name",
+    3: "email",
+    4: "phone",
+    5: "loc",
+    6: "tool",
+    7: "note",
+    8: "priv",
+    9: "h323_caddr",
+    10: "apsi",
+    11: "rgrp",
+    12: "mid",
+    13: "rtp_stream_id",
+    14: "repaired_rtp_stream_id",
+}
 # RFC 4585 §6.2 / §6.3 and later registrations (FMT values per PT)
-RTPFB_FMT = {1: "NACK", 3: "TMMBR", 4: "TMMBN", 5: "RTCP-SR-REQ", 6: "RAMS", 7: "TLLEI", 8: "RTCP-ECN-FB",
-             9: "PAUSE-RESUME", 10: "DBI", 11: "CCFB", 15: "TWCC"}
-PSFB_FMT = {1: "PLI", 2: "SLI", 3: "RPSI", 4: "FIR", 5: "TSTR", 6: "TSTN", 7: "VBCM", 8: "PSLEI", 9: "ROI",
-            10: "LRR", 15: "AFB"}
-XR_BLOCKS = {1: "loss_rle", 2: "duplicate_rle", 3: "packet_receipt_times", 4: "receiver_reference_time",
-             5: "dlrr", 6: "statistics_summary", 7: "voip_metrics"}
+RTPFB_FMT = {
+    1: "NACK",
+    3: "TMMBR",
+    4: "TMMBN",
+    5: "RTCP-SR-REQ",
+    6: "RAMS",
+    7: "TLLEI",
+    8: "RTCP-ECN-FB",
+    9: "PAUSE-RESUME",
+    10: "DBI",
+    11: "CCFB",
+    15: "TWCC",
+}
+PSFB_FMT = {
+    1: "PLI",
+    2: "SLI",
+    3: "RPSI",
+    4: "FIR",
+    5: "TSTR",
+    6: "TSTN",
+    7: "VBCM",
+    8: "PSLEI",
+    9: "ROI",
+    10: "LRR",
+    15: "AFB",
+}
+XR_BLOCKS = {
+    1: "loss_rle",
+    2: "duplicate_rle",
+    3: "packet_receipt_times",
+    4: "receiver_reference_time",
+    5: "dlrr",
+    6: "statistics_summary",
+    7: "voip_metrics",
+}
 
 
 @dataclass(slots=True)
@@ -58,9 +117,16 @@ def decode_rtp(data: bytes | memoryview) -> RtpPacket:
     version = b0 >> 6
     if version != 2:
         raise DecodeError("rtp_version", f"RTP packet has invalid version {version}")
-    pkt = RtpPacket(version=version, padding=bool(b0 & 0x20), extension=bool(b0 & 0x10), marker=bool(b1 & 0x80),
-                    payload_type=b1 & 0x7F, sequence_number=int.from_bytes(data[2:4], "big"),
-                    timestamp=int.from_bytes(data[4:8], "big"), ssrc=int.from_bytes(data[8:12], "big"))
+    pkt = RtpPacket(
+        version=version,
+        padding=bool(b0 & 0x20),
+        extension=bool(b0 & 0x10),
+        marker=bool(b1 & 0x80),
+        payload_type=b1 & 0x7F,
+        sequence_number=int.from_bytes(data[2:4], "big"),
+        timestamp=int.from_bytes(data[4:8], "big"),
+        ssrc=int.from_bytes(data[8:12], "big"),
+    )
     cc = b0 & 0x0F
     pos = 12 + 4 * cc
     if pos > n:
@@ -68,7 +134,9 @@ def decode_rtp(data: bytes | memoryview) -> RtpPacket:
     pkt.csrc = [int.from_bytes(data[12 + 4 * i : 16 + 4 * i], "big") for i in range(cc)]
     if pkt.extension:
         if pos + 4 > n:
-            raise TruncatedError("rtp_truncated_extension", "RTP packet has truncated extension profile / length")
+            raise TruncatedError(
+                "rtp_truncated_extension", "RTP packet has truncated extension profile / length"
+            )
         profile = int.from_bytes(data[pos : pos + 2], "big")
         elen = int.from_bytes(data[pos + 2 : pos + 4], "big") * 4
         pos += 4
@@ -106,7 +174,9 @@ def _decode_extension_elements(profile: int, body: bytes) -> list[tuple[int, byt
             if eid == 15:  # reserved: stop processing (RFC 8285 §4.2)
                 break
             if i + 1 + ln > n:
-                raise TruncatedError("rtp_extension_element", f"RTP header extension element {eid} is truncated")
+                raise TruncatedError(
+                    "rtp_extension_element", f"RTP header extension element {eid} is truncated"
+                )
             out.append((eid, body[i + 1 : i + 1 + ln]))
             i += 1 + ln
     elif profile & 0xFFF0 == 0x1000:
@@ -116,10 +186,14 @@ def _decode_extension_elements(profile: int, body: bytes) -> list[tuple[int, byt
                 i += 1
                 continue
             if i + 2 > n:
-                raise TruncatedError("rtp_extension_element", f"RTP header extension element {eid} is truncated")
+                raise TruncatedError(
+                    "rtp_extension_element", f"RTP header extension element {eid} is truncated"
+                )
             ln = body[i + 1]
             if i + 2 + ln > n:
-                raise TruncatedError("rtp_extension_element", f"RTP header extension element {eid} is truncated")
+                raise TruncatedError(
+                    "rtp_extension_element", f"RTP header extension element {eid} is truncated"
+                )
             out.append((eid, body[i + 2 : i + 2 + ln]))
             i += 2 + ln
     return out
@@ -177,11 +251,17 @@ def _report_blocks(data: bytes, pos: int, count: int, end: int) -> list[ReportBl
         lost = int.from_bytes(data[p + 5 : p + 8], "big")
         if lost & 0x800000:
             lost -= 1 << 24
-        out.append(ReportBlock(ssrc=int.from_bytes(data[p : p + 4], "big"), fraction_lost=data[p + 4] / 256.0,
-                               cumulative_lost=lost, highest_seq=int.from_bytes(data[p + 8 : p + 12], "big"),
-                               jitter=int.from_bytes(data[p + 12 : p + 16], "big"),
-                               lsr=int.from_bytes(data[p + 16 : p + 20], "big"),
-                               dlsr=int.from_bytes(data[p + 20 : p + 24], "big")))
+        out.append(
+            ReportBlock(
+                ssrc=int.from_bytes(data[p : p + 4], "big"),
+                fraction_lost=data[p + 4] / 256.0,
+                cumulative_lost=lost,
+                highest_seq=int.from_bytes(data[p + 8 : p + 12], "big"),
+                jitter=int.from_bytes(data[p + 12 : p + 16], "big"),
+                lsr=int.from_bytes(data[p + 16 : p + 20], "big"),
+                dlsr=int.from_bytes(data[p + 20 : p + 24], "big"),
+            )
+        )
     return out
 
 
@@ -215,8 +295,12 @@ def decode_rtcp(data: bytes, pos: int = 0) -> RtcpPacket:
         pkt.ssrc = u32(body)
         if body + 24 > end:
             raise TruncatedError("rtcp_truncated_sender_info", "RTCP SR packet has truncated sender info")
-        pkt.sender_info = {"ntp_ts": int.from_bytes(data[body + 4 : body + 12], "big"), "rtp_ts": u32(body + 12),
-                           "packets": u32(body + 16), "octets": u32(body + 20)}
+        pkt.sender_info = {
+            "ntp_ts": int.from_bytes(data[body + 4 : body + 12], "big"),
+            "rtp_ts": u32(body + 12),
+            "packets": u32(body + 16),
+            "octets": u32(body + 20),
+        }
         pkt.reports = _report_blocks(data, body + 24, count, end)
     elif pt == 201:  # RR
         pkt.ssrc = u32(body)
@@ -236,7 +320,9 @@ def decode_rtcp(data: bytes, pos: int = 0) -> RtcpPacket:
                 if p + 2 > end or p + 2 + data[p + 1] > end:
                     raise TruncatedError("rtcp_sdes_truncated", "RTCP SDES item is truncated")
                 ilen = data[p + 1]
-                chunk[SDES_ITEMS.get(itype, f"item_{itype}")] = data[p + 2 : p + 2 + ilen].decode("utf-8", "replace")
+                chunk[SDES_ITEMS.get(itype, f"item_{itype}")] = data[p + 2 : p + 2 + ilen].decode(
+                    "utf-8", "replace"
+                )
                 p += 2 + ilen
             pkt.sdes.append(chunk)
         if pkt.sdes:
@@ -310,5 +396,10 @@ def _clear_header(data: bytes) -> RtcpPacket:
     length = (int.from_bytes(data[2:4], "big") + 1) * 4
     if length > len(data):
         raise TruncatedError("rtcp_length", f"RTCP packet length {length} exceeds the {len(data)} bytes left")
-    return RtcpPacket(packet_type=data[1], count=data[0] & 0x1F, length=length,
-                      ssrc=int.from_bytes(data[4:8], "big"), padding=bool(data[0] & 0x20))
+    return RtcpPacket(
+        packet_type=data[1],
+        count=data[0] & 0x1F,
+        length=length,
+        ssrc=int.from_bytes(data[4:8], "big"),
+        padding=bool(data[0] & 0x20),
+    )

@@ -53,15 +53,28 @@ def parse_candidate(line: str) -> Candidate:
     s = s.removeprefix("candidate:")
     parts = s.split()
     if len(parts) < 8 or parts[6] != "typ":
-        raise DecodeError("sdp_candidate_malformed", f"SDP candidate has too few fields or no 'typ': {line[:120]!r}")
+        raise DecodeError(
+            "sdp_candidate_malformed", f"SDP candidate has too few fields or no 'typ': {line[:120]!r}"
+        )
     try:
-        c = Candidate(foundation=parts[0], component=int(parts[1]), transport=parts[2].lower(),
-                      priority=int(parts[3]), address=parts[4], port=int(parts[5]), type=parts[7].lower())
+        c = Candidate(
+            foundation=parts[0],
+            component=int(parts[1]),
+            transport=parts[2].lower(),
+            priority=int(parts[3]),
+            address=parts[4],
+            port=int(parts[5]),
+            type=parts[7].lower(),
+        )
     except ValueError:
-        raise DecodeError("sdp_candidate_malformed",
-                          f"SDP candidate has a non-numeric component, priority or port: {line[:120]!r}") from None
+        raise DecodeError(
+            "sdp_candidate_malformed",
+            f"SDP candidate has a non-numeric component, priority or port: {line[:120]!r}",
+        ) from None
     if not (0 <= c.port <= 65535) or not (0 <= c.priority <= 0xFFFFFFFF):
-        raise DecodeError("sdp_candidate_malformed", f"SDP candidate port or priority out of range: {line[:120]!r}")
+        raise DecodeError(
+            "sdp_candidate_malformed", f"SDP candidate port or priority out of range: {line[:120]!r}"
+        )
     rest = parts[8:]
     for i in range(0, len(rest) - 1, 2):
         k, v = rest[i], rest[i + 1]
@@ -119,8 +132,14 @@ def parse_crypto(value: str) -> Crypto:
                     mki = x
                 else:
                     lifetime = x
-    return Crypto(tag=_int(parts[0]), suite=parts[1], key_secret=key, lifetime=lifetime, mki=mki,
-                  session_params=parts[3:])
+    return Crypto(
+        tag=_int(parts[0]),
+        suite=parts[1],
+        key_secret=key,
+        lifetime=lifetime,
+        mki=mki,
+        session_params=parts[3:],
+    )
 
 
 @dataclass
@@ -215,7 +234,9 @@ def normalise_fingerprint(value: str) -> tuple[str, str]:
     """``"sha-256 AB:CD:..."`` → ``("sha-256", "abcd...")``. Raises DecodeError(sdp_fingerprint_malformed)."""
     m = _FP.match(value)
     if not m:
-        raise DecodeError("sdp_fingerprint_malformed", f"SDP a=fingerprint is not 'hash-func hex': {value[:100]!r}")
+        raise DecodeError(
+            "sdp_fingerprint_malformed", f"SDP a=fingerprint is not 'hash-func hex': {value[:100]!r}"
+        )
     return m.group(1).lower(), m.group(2).replace(":", "").lower()
 
 
@@ -379,8 +400,13 @@ def recognise_stack(sd: SessionDescription) -> tuple[str | None, str | None]:
     sid, sver = sd.session_id or "", sd.session_version or ""
     if user == "-" and sd.origin_address == "127.0.0.1" and sid.isdigit() and len(sid) >= 17:
         return "libwebrtc", None
-    if user == "-" and sid.isdigit() and sid == sver and sd.origin_address == "0.0.0.0" \
-            and 3_000_000_000 <= int(sid) < 5_000_000_000:
+    if (
+        user == "-"
+        and sid.isdigit()
+        and sid == sver
+        and sd.origin_address == "0.0.0.0"
+        and 3_000_000_000 <= int(sid) < 5_000_000_000
+    ):
         return "aiortc", None
     return None, None
 

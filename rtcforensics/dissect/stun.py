@@ -42,8 +42,12 @@ class StunClass(enum.IntEnum):
         return _CLASS_LABELS[self]
 
 
-_CLASS_LABELS = {StunClass.REQUEST: "request", StunClass.INDICATION: "indication",
-                 StunClass.SUCCESS: "success", StunClass.ERROR: "error"}
+_CLASS_LABELS = {
+    StunClass.REQUEST: "request",
+    StunClass.INDICATION: "indication",
+    StunClass.SUCCESS: "success",
+    StunClass.ERROR: "error",
+}
 
 
 class StunMethod(enum.IntEnum):
@@ -64,17 +68,34 @@ class StunMethod(enum.IntEnum):
 
 
 METHOD_NAMES: dict[int, str] = {
-    StunMethod.BINDING: "Binding", StunMethod.SHARED_SECRET: "SharedSecret", StunMethod.ALLOCATE: "Allocate",
-    StunMethod.REFRESH: "Refresh", StunMethod.SEND: "Send", StunMethod.DATA: "Data",
-    StunMethod.CREATE_PERMISSION: "CreatePermission", StunMethod.CHANNEL_BIND: "ChannelBind",
-    StunMethod.CONNECT: "Connect", StunMethod.CONNECTION_BIND: "ConnectionBind",
-    StunMethod.CONNECTION_ATTEMPT: "ConnectionAttempt", StunMethod.GOOG_PING: "GOOG-PING",
+    StunMethod.BINDING: "Binding",
+    StunMethod.SHARED_SECRET: "SharedSecret",
+    StunMethod.ALLOCATE: "Allocate",
+    StunMethod.REFRESH: "Refresh",
+    StunMethod.SEND: "Send",
+    StunMethod.DATA: "Data",
+    StunMethod.CREATE_PERMISSION: "CreatePermission",
+    StunMethod.CHANNEL_BIND: "ChannelBind",
+    StunMethod.CONNECT: "Connect",
+    StunMethod.CONNECTION_BIND: "ConnectionBind",
+    StunMethod.CONNECTION_ATTEMPT: "ConnectionAttempt",
+    StunMethod.GOOG_PING: "GOOG-PING",
 }
 
 #: TURN methods (RFC 8656, 6062): messages to a relay, where usernames may be TURN REST credentials.
-TURN_METHODS = frozenset({StunMethod.ALLOCATE, StunMethod.REFRESH, StunMethod.SEND, StunMethod.DATA,
-                          StunMethod.CREATE_PERMISSION, StunMethod.CHANNEL_BIND, StunMethod.CONNECT,
-                          StunMethod.CONNECTION_BIND, StunMethod.CONNECTION_ATTEMPT})
+TURN_METHODS = frozenset(
+    {
+        StunMethod.ALLOCATE,
+        StunMethod.REFRESH,
+        StunMethod.SEND,
+        StunMethod.DATA,
+        StunMethod.CREATE_PERMISSION,
+        StunMethod.CHANNEL_BIND,
+        StunMethod.CONNECT,
+        StunMethod.CONNECTION_BIND,
+        StunMethod.CONNECTION_ATTEMPT,
+    }
+)
 
 
 def method_name(method: int) -> str:
@@ -164,6 +185,7 @@ def comprehension_required(code: int) -> bool:
 
 
 # -- attribute values --------------------------------------------------------------------------------
+
 
 class Address(NamedTuple):
     """A transport address from an address attribute (already de-XORed for XOR-* attributes)."""
@@ -324,7 +346,9 @@ def _family(value: bytes, spec: AttrSpec, key: bytes) -> int:
     if len(value) != 4:
         raise _length_error(spec, f"has invalid length {len(value)} (expected 4)")
     if value[0] not in (0x01, 0x02):
-        raise DecodeError("stun_address_family", f"STUN {spec.name} has unknown address family 0x{value[0]:02x}")
+        raise DecodeError(
+            "stun_address_family", f"STUN {spec.name} has unknown address family 0x{value[0]:02x}"
+        )
     return 4 if value[0] == 0x01 else 6
 
 
@@ -446,7 +470,8 @@ _SPECS: list[tuple[int, str, Decoder]] = [
 
 #: The one attribute table: wire code -> (IANA name, decoder). Parsing and printing both read it.
 ATTRIBUTES: dict[int, AttrSpec] = {
-    int(code): AttrSpec(int(code), name, dec, secret=(code == AttrType.PASSWORD)) for code, name, dec in _SPECS
+    int(code): AttrSpec(int(code), name, dec, secret=(code == AttrType.PASSWORD))
+    for code, name, dec in _SPECS
 }
 ATTRIBUTE_CODES: dict[str, int] = {spec.name: code for code, spec in ATTRIBUTES.items()}
 
@@ -467,8 +492,24 @@ def walk_attributes(data: bytes, end: int) -> tuple[list[tuple[int, int, int]], 
     Returns ``(type, value offset, value length)`` of each attribute between the 20-byte header and ``end``
     (20 + the header's length field), in wire order, and the :class:`DecodeError` that stopped the walk
     early (a truncated attribute header, or a value running past ``end``), None when it reached ``end``.
+    Values are padded to 4 bytes; [MS-TURN] (Teams, Skype for Business) does not pad: when the padded walk
+    fails and an unpadded one reaches ``end`` exactly, the unpadded spans are returned with the deviation
+    ``stun_attr_unpadded`` (every attribute read, USERNAME and MESSAGE-INTEGRITY included).
     The one walk over attributes: :meth:`StunMessage.parse` decodes what it finds, and the fast path uses
     it to unwrap TURN Send/Data indications."""
+    spans, err = _walk(data, end, True)
+    if err is not None:
+        bare, bare_err = _walk(data, end, False)
+        if bare_err is None:
+            odd = next((attr_name(t) for t, _o, n in bare if n % 4), "?")
+            return bare, DecodeError(
+                "stun_attr_unpadded",
+                f"STUN attributes are not padded to 4 bytes ([MS-TURN]; first: {odd}); read unpadded",
+            )
+    return spans, err
+
+
+def _walk(data: bytes, end: int, padded: bool) -> tuple[list[tuple[int, int, int]], DecodeError | None]:
     spans: list[tuple[int, int, int]] = []
     off = HEADER_LENGTH
     while off < end:
@@ -477,10 +518,12 @@ def walk_attributes(data: bytes, end: int) -> tuple[list[tuple[int, int, int]], 
         atype, alen = _TYPE_LENGTH(data, off)
         off += 4
         if off + alen > end:
-            return spans, DecodeError("stun_attr_overflow",
-                                      f"STUN {attr_name(atype)} length {alen} runs past the end of the message")
+            return spans, DecodeError(
+                "stun_attr_overflow",
+                f"STUN {attr_name(atype)} length {alen} runs past the end of the message",
+            )
         spans.append((atype, off, alen))
-        off += alen + (-alen % 4)  # values are padded to 4 bytes
+        off += alen + (-alen % 4 if padded else 0)  # values are padded to 4 bytes (RFC 8489 §14)
     return spans, None
 
 
@@ -491,6 +534,7 @@ def xor_address(value: bytes, key: bytes) -> Address:
 
 
 # -- message ------------------------------------------------------------------------------------------
+
 
 @dataclass(slots=True)
 class StunAttribute:
@@ -536,29 +580,37 @@ class StunMessage:
         framing still allows, so a table builder keeps everything that could be read."""
         data = bytes(data)
         if len(data) < HEADER_LENGTH:
-            raise TruncatedError("stun_truncated", f"STUN message is shorter than its header ({len(data)} bytes)")
+            raise TruncatedError(
+                "stun_truncated", f"STUN message is shorter than its header ({len(data)} bytes)"
+            )
         msg_type, length, cookie = _HEADER(data)
         if msg_type & 0xC000:
             raise DecodeError("stun_not_stun", f"STUN message type 0x{msg_type:04x} has the top two bits set")
         if length % 4 and cookie != MAGIC_COOKIE:
             raise DecodeError("stun_length", f"STUN message length {length} is not a multiple of 4")
         if HEADER_LENGTH + length > len(data):
-            raise TruncatedError("stun_truncated",
-                                 f"STUN message declares {length} bytes of attributes but {len(data) - 20} remain")
+            raise TruncatedError(
+                "stun_truncated",
+                f"STUN message declares {length} bytes of attributes but {len(data) - 20} remain",
+            )
         if HEADER_LENGTH + length < len(data):
-            raise DecodeError("stun_trailing_data",
-                              f"STUN message has {len(data) - 20 - length} bytes after its declared length")
+            raise DecodeError(
+                "stun_trailing_data",
+                f"STUN message has {len(data) - 20 - length} bytes after its declared length",
+            )
         classic = cookie != MAGIC_COOKIE
         method_class = _TYPES.get(msg_type) or _split_type(msg_type)
         msg = cls(*method_class, data[4:20] if classic else data[8:20], classic, [], [], data, {})
         if length % 4:  # RFC 8489 §6: always a multiple of 4; WhatsApp sends others (tshark accepts them)
-            msg._fail(DecodeError("stun_length", f"STUN message length {length} is not a multiple of 4"), strict)
+            msg._fail(
+                DecodeError("stun_length", f"STUN message length {length} is not a multiple of 4"), strict
+            )
         key = data[4:20]
         spans, framing_error = walk_attributes(data, HEADER_LENGTH + length)
         attrs, first = msg.attributes, msg.first
         table = ATTRIBUTES
         for atype, vstart, alen in spans:
-            value = data[vstart:vstart + alen]
+            value = data[vstart : vstart + alen]
             spec = table.get(atype)
             if spec is None:
                 attr = StunAttribute(atype, value, vstart - 4, alen, value, False)
@@ -631,7 +683,7 @@ class StunMessage:
             return None
         if a.error is not None:
             return False
-        return fingerprint(self.raw[:a.offset]) == a.value
+        return fingerprint(self.raw[: a.offset]) == a.value
 
     def check_integrity(self, key: bytes) -> bool | None:
         """Verify MESSAGE-INTEGRITY (HMAC-SHA1) or, failing that, MESSAGE-INTEGRITY-SHA256 with ``key``
@@ -640,21 +692,26 @@ class StunMessage:
         for a in self.attributes:
             if a.type in (AttrType.MESSAGE_INTEGRITY, AttrType.MESSAGE_INTEGRITY_SHA256) and a.error is None:
                 # RFC 8489 §14.5: the header length covers everything up to the end of this attribute.
-                head = bytearray(self.raw[:a.offset])
+                head = bytearray(self.raw[: a.offset])
                 struct.pack_into("!H", head, 2, a.offset + 4 + a.length - HEADER_LENGTH)
                 algo = hashlib.sha1 if a.type == AttrType.MESSAGE_INTEGRITY else hashlib.sha256
-                mac = hmac.new(key, bytes(head), algo).digest()[:a.length]
+                mac = hmac.new(key, bytes(head), algo).digest()[: a.length]
                 return hmac.compare_digest(mac, a.value)
         return None
 
     # -- printing --------------------------------------------------------------------------------
     def format(self) -> str:
         """Multi-line human rendering, attribute names from the attribute table."""
-        head = f"{self.method_name} {self.class_name} txid={self.txid}" + (" (classic RFC 3489)" if self.classic else "")
+        head = f"{self.method_name} {self.class_name} txid={self.txid}" + (
+            " (classic RFC 3489)" if self.classic else ""
+        )
         lines = [head]
         for a in self.attributes:
-            flag = "" if a.known else (" [unknown, comprehension-required]" if a.comprehension_required
-                                       else " [unknown]")
+            flag = (
+                ""
+                if a.known
+                else (" [unknown, comprehension-required]" if a.comprehension_required else " [unknown]")
+            )
             if a.error is not None:
                 flag += f" [error: {a.error.detail}]"
             lines.append(f"  {a.name}: {_show(a)}{flag}")
@@ -707,8 +764,13 @@ def _class_of(msg_type: int) -> StunClass:
 
 def message_type(method: int, cls: StunClass) -> int:
     """The 14-bit message type field for a method and class (inverse of the split above)."""
-    return ((method & 0x000F) | ((method & 0x0070) << 1) | ((method & 0x0F80) << 2)
-            | ((cls & 0b10) << 7) | ((cls & 0b01) << 4))
+    return (
+        (method & 0x000F)
+        | ((method & 0x0070) << 1)
+        | ((method & 0x0F80) << 2)
+        | ((cls & 0b10) << 7)
+        | ((cls & 0b01) << 4)
+    )
 
 
 def fingerprint(before: bytes) -> int:
@@ -718,6 +780,7 @@ def fingerprint(before: bytes) -> int:
 
 
 # -- TURN ChannelData ------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class ChannelData:
@@ -730,14 +793,19 @@ class ChannelData:
     @classmethod
     def parse(cls, data: bytes) -> ChannelData:
         if len(data) < 4:
-            raise TruncatedError("turn_channel_truncated", f"TURN ChannelData is shorter than its header ({len(data)} bytes)")
+            raise TruncatedError(
+                "turn_channel_truncated", f"TURN ChannelData is shorter than its header ({len(data)} bytes)"
+            )
         channel, length = struct.unpack_from("!HH", data)
         if not 0x4000 <= channel <= 0x4FFF:
-            raise DecodeError("turn_channel_number", f"TURN ChannelData has invalid channel number 0x{channel:04x}")
+            raise DecodeError(
+                "turn_channel_number", f"TURN ChannelData has invalid channel number 0x{channel:04x}"
+            )
         if 4 + length > len(data):
-            raise TruncatedError("turn_channel_length",
-                                 f"TURN ChannelData declares {length} bytes but {len(data) - 4} remain")
-        return cls(channel, bytes(data[4:4 + length]), len(data) - 4 - length)
+            raise TruncatedError(
+                "turn_channel_length", f"TURN ChannelData declares {length} bytes but {len(data) - 4} remain"
+            )
+        return cls(channel, bytes(data[4 : 4 + length]), len(data) - 4 - length)
 
 
 __all__ = [

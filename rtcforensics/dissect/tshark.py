@@ -96,15 +96,23 @@ def tshark_path() -> str | None:
     return shutil.which("tshark")
 
 
-def run_tool(argv: Sequence[str], *, path: str | os.PathLike[str], timeout: float = DEFAULT_TIMEOUT_S,
-             tool: str = "tshark", warnings: list[str] | None = None) -> str:
+def run_tool(
+    argv: Sequence[str],
+    *,
+    path: str | os.PathLike[str],
+    timeout: float = DEFAULT_TIMEOUT_S,
+    tool: str = "tshark",
+    warnings: list[str] | None = None,
+) -> str:
     """Run ``tool`` (tshark or editcap) with ``argv`` on the offline file ``path``; return stdout.
 
     tshark is always run offline (``-r``), with ``-n``; capture options are refused. Raises
     ToolError("<path>: tshark ...") when the tool is missing, fails or exceeds ``timeout`` seconds."""
     exe = shutil.which(tool)
     if exe is None:
-        raise ToolError(f"{path}: {tool} is not installed (needed for signalling; install Wireshark's tshark)")
+        raise ToolError(
+            f"{path}: {tool} is not installed (needed for signalling; install Wireshark's tshark)"
+        )
     args = list(argv)
     if tool == "tshark":
         bad = [a for a in args if a in _FORBIDDEN]
@@ -117,8 +125,9 @@ def run_tool(argv: Sequence[str], *, path: str | os.PathLike[str], timeout: floa
     env = dict(os.environ)
     env.setdefault("LC_ALL", "C.UTF-8")
     try:
-        cp = subprocess.run([exe, *args], stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
-                            env=env, check=False)
+        cp = subprocess.run(
+            [exe, *args], stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, env=env, check=False
+        )
     except subprocess.TimeoutExpired:
         raise ToolError(f"{path}: {tool} did not finish within {timeout:g} s") from None
     except OSError as e:
@@ -184,7 +193,9 @@ def resolve_fields(logical: Iterable[str]) -> dict[str, str]:
                 out[name] = c
                 break
         else:
-            raise ToolError(f"tshark {tshark_version()}: none of the fields {cands} exists (needed for {name})")
+            raise ToolError(
+                f"tshark {tshark_version()}: none of the fields {cands} exists (needed for {name})"
+            )
     return out
 
 
@@ -261,8 +272,9 @@ MAX_RANGES = 20_000  # beyond this the argv gets unwieldy: dissect the whole fil
 
 
 @contextmanager
-def _subset(path: str | os.PathLike[str], frames: Sequence[int] | np.ndarray | None,
-            timeout: float) -> Iterator[tuple[str, np.ndarray | None]]:
+def _subset(
+    path: str | os.PathLike[str], frames: Sequence[int] | np.ndarray | None, timeout: float
+) -> Iterator[tuple[str, np.ndarray | None]]:
     """Yield (file to dissect, mapping new frame number - 1 → original frame number or None).
 
     With ``frames``, those frames are copied in order (editcap) into a temporary capture; without, or
@@ -305,8 +317,9 @@ def _options(keylog: str | os.PathLike[str] | None, extra_opts: Sequence[str]) -
     return opts + list(extra_opts)
 
 
-def _run_json(path: str | os.PathLike[str], src: str, args: list[str], timeout: float,
-              warnings: list[str] | None = None) -> list[Any]:
+def _run_json(
+    path: str | os.PathLike[str], src: str, args: list[str], timeout: float, warnings: list[str] | None = None
+) -> list[Any]:
     out = run_tool(["-r", src, *args], path=path, timeout=timeout, warnings=warnings)
     try:
         docs = json.loads(out) if out.strip() else []
@@ -323,10 +336,17 @@ def _orig_frame(path: str | os.PathLike[str], num: int, mapping: np.ndarray | No
     return int(mapping[num - 1])
 
 
-def export(path: str | os.PathLike[str], logical: Sequence[str], *, display_filter: str | None = None,
-           keylog: str | os.PathLike[str] | None = None, frames: Sequence[int] | np.ndarray | None = None,
-           timeout: float = DEFAULT_TIMEOUT_S, extra_opts: Sequence[str] = (),
-           warnings: list[str] | None = None) -> list[Packet]:
+def export(
+    path: str | os.PathLike[str],
+    logical: Sequence[str],
+    *,
+    display_filter: str | None = None,
+    keylog: str | os.PathLike[str] | None = None,
+    frames: Sequence[int] | np.ndarray | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    extra_opts: Sequence[str] = (),
+    warnings: list[str] | None = None,
+) -> list[Packet]:
     """Export ``logical`` fields of the packets matching ``display_filter``.
 
     ``frames``: when given, only those frames of ``path`` are copied (editcap, in order) into a
@@ -366,26 +386,58 @@ def export(path: str | os.PathLike[str], logical: Sequence[str], *, display_filt
     return packets
 
 
-def export_raw(path: str | os.PathLike[str], protocol: str, *, display_filter: str,
-               keylog: str | os.PathLike[str] | None = None, frames: Sequence[int] | np.ndarray | None = None,
-               timeout: float = DEFAULT_TIMEOUT_S, extra_opts: Sequence[str] = (),
-               warnings: list[str] | None = None) -> dict[int, list[bytes]]:
+def _raw_layers(
+    path: str | os.PathLike[str],
+    protocol: str,
+    display_filter: str,
+    keylog: str | os.PathLike[str] | None,
+    frames: Sequence[int] | np.ndarray | None,
+    timeout: float,
+    extra_opts: Sequence[str],
+    warnings: list[str] | None,
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(original frame number, layers) of ``tshark -T json -x -j "frame <protocol>"`` over ``frames``."""
+    args = [
+        *_options(keylog, extra_opts),
+        "-T",
+        "json",
+        "-x",
+        "--no-duplicate-keys",
+        "-j",
+        f"frame {protocol}",
+        "-Y",
+        display_filter,
+    ]
+    with _subset(path, frames, timeout) as (src, mapping):
+        docs = _run_json(path, src, args, timeout, warnings)
+    for d in docs:
+        layers = d.get("_source", {}).get("layers", {})
+        fr = layers.get("frame", {})
+        fr = fr[0] if isinstance(fr, list) else fr
+        yield _orig_frame(path, int(fr.get("frame.number", 0)), mapping), layers
+
+
+def export_raw(
+    path: str | os.PathLike[str],
+    protocol: str,
+    *,
+    display_filter: str,
+    keylog: str | os.PathLike[str] | None = None,
+    frames: Sequence[int] | np.ndarray | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    extra_opts: Sequence[str] = (),
+    warnings: list[str] | None = None,
+) -> dict[int, list[bytes]]:
     """The bytes each ``protocol`` layer covered, per frame: ``{frame: [bytes, ...]}`` (``-T json -x``).
 
     These are the bytes as that layer saw them (unmasked WebSocket payload, decrypted TLS, reassembled
     TCP), which no field export gives when a sub-protocol took the payload (SIP over WebSocket)."""
     if frames is not None and len(frames) == 0:
         return {}
-    args = [*_options(keylog, extra_opts), "-T", "json", "-x", "--no-duplicate-keys", "-j", f"frame {protocol}",
-            "-Y", display_filter]
-    with _subset(path, frames, timeout) as (src, mapping):
-        docs = _run_json(path, src, args, timeout, warnings)
     out: dict[int, list[bytes]] = {}
-    for d in docs:
-        layers = d.get("_source", {}).get("layers", {})
-        fr = layers.get("frame", {})
-        fr = fr[0] if isinstance(fr, list) else fr
-        num = _orig_frame(path, int(fr.get("frame.number", 0)), mapping)
+    for num, layers in _raw_layers(
+        path, protocol, display_filter, keylog, frames, timeout, extra_opts, warnings
+    ):
         raw = layers.get(f"{protocol}_raw")
         if raw is None:
             continue
@@ -399,8 +451,90 @@ def export_raw(path: str | os.PathLike[str], protocol: str, *, display_filter: s
     return out
 
 
+# What the `signalling` frame reads (dissect.control): fields and the display filter of the control plane.
+SIGNALLING_FIELDS = (
+    "frame",
+    "time_epoch",
+    "protocols",
+    "ip_src",
+    "ip_dst",
+    "ipv6_src",
+    "ipv6_dst",
+    "tcp_srcport",
+    "tcp_dstport",
+    "udp_srcport",
+    "udp_dstport",
+    "tcp_stream",
+    "tls_hs_type",
+    "tls_hs_version",
+    "tls_supported_version",
+    "tls_cipher",
+    "tls_sni",
+    "http_method",
+    "http_uri",
+    "http_full_uri",
+    "http_status",
+    "http_request_lines",
+    "http_response_lines",
+    "http_body",
+    "http_response_for_uri",
+    "ws_opcode",
+    "ws_pmc",
+    "ws_text",
+    "data",
+)
+SIGNALLING_FILTER = "http || websocket || sip || tls.handshake.type == 1 || tls.handshake.type == 2"
+
+
 def iter_field_names() -> Iterator[tuple[str, str]]:
     """(logical, candidate) pairs of the field table, for documentation and tests."""
     for k, cands in FIELDS.items():
         for c in cands:
             yield k, c
+
+
+# tshark 4.0 cuts the websocket.payload.text field (and the unmasked payload it shows) at this many bytes
+WS_TEXT_LIMIT = 262_144
+WS_WHOLE_FILTER = f"websocket.payload_length_ext_64 >= {WS_TEXT_LIMIT - 4}"
+
+
+def export_ws_whole(
+    path: str | os.PathLike[str],
+    *,
+    keylog: str | os.PathLike[str] | None = None,
+    frames: Sequence[int] | np.ndarray | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    extra_opts: Sequence[str] = (),
+    warnings: list[str] | None = None,
+) -> dict[int, list[bytes]]:
+    """Whole payloads of the WebSocket messages at or over tshark's field limit (``WS_TEXT_LIMIT``), per frame,
+    unmasked here from the ``websocket.masked_payload`` bytes (tshark keeps them whole) and the masking key.
+    Unmasked (server) frames and permessage-deflate frames are left out: their whole bytes are not exported."""
+    if frames is not None and len(frames) == 0:
+        return {}
+    out: dict[int, list[bytes]] = {}
+    for num, layers in _raw_layers(
+        path, "websocket", WS_WHOLE_FILTER, keylog, frames, timeout, extra_opts, warnings
+    ):
+        ws = layers.get("websocket")
+        for w in ws if isinstance(ws, list) else [ws]:
+            payload = _ws_unmasked(w) if isinstance(w, dict) else None
+            if payload is not None:
+                out.setdefault(num, []).append(payload)
+    return out
+
+
+def _ws_unmasked(w: dict[str, Any]) -> bytes | None:
+    raw, key = w.get("websocket.masked_payload_raw"), str(w.get("websocket.masking_key") or "")
+    if str(w.get("websocket.pmc") or "0") not in ("0", "False", "false"):
+        return None  # compressed: inflating needs the connection's deflate context
+    if not isinstance(raw, list) or not raw or not isinstance(raw[0], str):
+        return None
+    try:
+        data = np.frombuffer(bytes.fromhex(raw[0]), dtype=np.uint8)
+        mask = np.frombuffer(bytes.fromhex(key.replace(":", "")), dtype=np.uint8)
+    except ValueError:
+        return None
+    if len(mask) != 4:
+        return None
+    return (data ^ np.resize(mask, len(data))).tobytes()

@@ -20,29 +20,63 @@ def _enc(v: Any) -> str:
 def render(doc: dict[str, Any]) -> str:
     cap, ov = doc["capture"], doc["overview"]
     out = [f"# rtcforensics report: {m(cap.get('name') or cap.get('path'))}", ""]
+    run = doc.get("run") or {}
+    if run.get("complete") is False:
+        out += ["> **INCOMPLETE RUN** — these results may miss findings the capture holds:", ">"]
+        out += [f"> - {m(r)}" for r in run.get("incomplete_reasons", [])] + [""]
     out.append(f"- tool: rtcforensics {m(doc['tool']['version'])}, generated {m(doc['generated'])}")
     if cap.get("sha256"):
         out.append(f"- capture sha256: `{mc(cap['sha256'])}`")
     if ov.get("period"):
-        out.append(f"- period: {m(ov['period']['first'])} → {m(ov['period']['last'])} ({ov['period']['packets']} packets)")
+        out.append(
+            f"- period: {m(ov['period']['first'])} → {m(ov['period']['last'])} ({ov['period']['packets']} packets)"
+        )
     counts = doc["summary"]["findings"]
     out.append("- findings: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in ORDER))
     out.append("")
-    warnings = input_warnings(doc)
+    warnings = [w for w in input_warnings(doc) if not w.startswith("INCOMPLETE RUN: ")]
     if warnings:
         out += ["## Warnings", ""] + [f"- **warning**: {m(w)}" for w in warnings] + [""]
     if ov.get("signalling"):
-        out += ["## Signalling", "", "| client | server | transport | encryption | messages |", "|---|---|---|---|---|"]
+        out += [
+            "## Signalling",
+            "",
+            "| client | server | transport | encryption | messages |",
+            "|---|---|---|---|---|",
+        ]
         for s in ov["signalling"]:
-            out.append(f"| {m(s['client'])} | {m(s['server'])} | {m('/'.join(s['transports']))} | {_enc(s['encrypted'])} "
-                       f"| {s['messages']} |")
+            out.append(
+                f"| {m(s['client'])} | {m(s['server'])} | {m('/'.join(s['transports']))} | {_enc(s['encrypted'])} "
+                f"| {s['messages']} |"
+            )
+        out.append("")
+    if ov.get("media_servers"):
+        out += ["## Media servers", "", "| host | role | encryption |", "|---|---|---|"]
+        out += [
+            f"| {m(ms['host'])} | {m(ms['role'])} | {m(ms['encryption'])} |" for ms in ov["media_servers"]
+        ]
         out.append("")
     if ov.get("legs"):
-        out += ["## Media legs", "", "| a | b | transport | classes | packets | encryption |", "|---|---|---|---|---|---|"]
+        out += [
+            "## Media legs",
+            "",
+            "| a | b | transport | classes | packets | encryption |",
+            "|---|---|---|---|---|---|",
+        ]
         for leg in ov["legs"]:
-            out.append(f"| {m(leg['a'])} | {m(leg['b'])} | {m(leg['transport'])} | {m(', '.join(leg['classes']))} "
-                       f"| {leg['packets']} | {_enc(leg['encrypted'])} |")
+            out.append(
+                f"| {m(leg['a'])} | {m(leg['b'])} | {m(leg['transport'])} | {m(', '.join(leg['classes']))} "
+                f"| {leg['packets']} | {_enc(leg['encrypted'])}"
+                + (f" (hop by hop, to SFU {m(leg['media_server'])})" if leg.get("media_server") else "")
+                + " |"
+            )
         out.append("")
+    if ov.get("opaque_legs"):
+        out += (
+            ["## Not examined (could not see into)", ""]
+            + [f"- {m(o['why'])}" for o in ov["opaque_legs"]]
+            + [""]
+        )
     out += ["## Findings", ""]
     if not doc["findings"]:
         out += ["No findings.", ""]

@@ -7,11 +7,30 @@ from typing import Any
 
 import pandas as pd
 
-from ..checks.analyze import _plain
+from ..tables.legs import opaque_legs
+from ..values import host, parties, plain, records
 
 MEDIA = {"stun", "dtls", "rtp", "rtcp", "turn_channel", "zrtp"}
-STREAM_COLUMNS = ("flow_id", "ssrc", "src", "dst", "packets", "pt", "pt_set", "codec", "keying", "encrypted",
-                  "jitter_ms", "kbps", "lost", "plaintext_score", "plaintext_evidence", "first_ts", "last_ts")
+MAX_ROWS = 1000  # legs, relays, handshakes, streams listed in a report (the frames hold them all)
+STREAM_COLUMNS = (
+    "flow_id",
+    "ssrc",
+    "src",
+    "dst",
+    "packets",
+    "pt",
+    "pt_set",
+    "codec",
+    "keying",
+    "encrypted",
+    "jitter_ms",
+    "kbps",
+    "lost",
+    "plaintext_score",
+    "plaintext_evidence",
+    "first_ts",
+    "last_ts",
+)
 
 
 def _frame(cap: Any, name: str, notes: list[str]) -> pd.DataFrame | None:
@@ -20,7 +39,7 @@ def _frame(cap: Any, name: str, notes: list[str]) -> pd.DataFrame | None:
             notes.append(f"{name}: not available in this version")
             return None
         return cap.get_frame(name)
-    except Exception as e:  # noqa: BLE001 - the overview never stops a report; say why a part is missing
+    except Exception as e:
         notes.append(f"{name}: could not be built ({type(e).__name__}: {e})")
         return None
 
@@ -31,53 +50,127 @@ def _iso(v: Any) -> str | None:
     return pd.Timestamp(v).isoformat()
 
 
+HOP_BY_HOP = (
+    "media is encrypted hop by hop: each leg ends at this server, which decrypts and re-encrypts "
+    "it, so the server can read the media; it is not end-to-end encrypted between the participants"
+)
+
+
+def _media_servers(cap: Any, notes: list[str]) -> list[str]:
+    """Hosts the sessions frame names as ``media_server`` (an SFU / conference server at the hub of the call)."""
+    ss = _frame(cap, "sessions", notes)
+    if ss is None or not len(ss) or "media_server" not in ss.columns:
+        return []
+    return sorted({str(v) for v in ss["media_server"].dropna()})
+
+
 def build_overview(cap: Any) -> dict[str, Any]:
     """A JSON-able overview: period, media legs, relays, signalling, DTLS handshakes, RTP streams."""
     notes: list[str] = []
-    out: dict[str, Any] = {"period": None, "legs": [], "relays": [], "signalling": [], "handshakes": [],
-                           "streams": [], "identifiers": {}, "notes": notes}
+    out: dict[str, Any] = {
+        "period": None,
+        "legs": [],
+        "relays": [],
+        "signalling": [],
+        "handshakes": [],
+        "streams": [],
+        "identifiers": {},
+        "media_servers": [],
+        "opaque_legs": [],
+        "notes": notes,
+    }
     if cap is None or not hasattr(cap, "frame_names"):
         notes.append("no capture object")
         return out
     pk = _frame(cap, "packets", notes)
     if pk is not None and len(pk):
         out["period"] = {"first": _iso(pk["ts"].min()), "last": _iso(pk["ts"].max()), "packets": len(pk)}
+    servers = _media_servers(cap, notes)
+    out["media_servers"] = [
+        {"host": m, "role": "SFU / media server", "encryption": HOP_BY_HOP} for m in servers
+    ]
     fl = _frame(cap, "flows", notes)
     if fl is not None and len(fl):
-        for _, r in fl.iterrows():
-            classes = [str(c) for c in (r.get("classes") or [])]
-            if not MEDIA & set(classes):
-                continue
+        media = fl["classes"].map(
+            lambda cs: bool(
+                MEDIA & {str(c) for c in (cs if isinstance(cs, (list, tuple)) else list(cs or []))}
+            )
+        )
+        legs = fl[media.astype(bool)]
+        for r in records(legs.head(MAX_ROWS)):
             enc = r.get("encrypted")
-            out["legs"].append({"flow_id": _plain(r.get("flow_id")), "a": r.get("a"), "b": r.get("b"),
-                                "transport": _plain(r.get("transport")), "classes": classes,
-                                "packets": _plain(r.get("packets")), "first": _iso(r.get("first_ts")),
-                                "last": _iso(r.get("last_ts")), "via_turn": _plain(r.get("via_turn")),
-                                "encrypted": None if enc is None or pd.isna(enc) else bool(enc)})
+            out["legs"].append(
+                {
+                    "flow_id": plain(r.get("flow_id")),
+                    "a": r.get("a"),
+                    "b": r.get("b"),
+                    "transport": plain(r.get("transport")),
+                    "classes": [str(c) for c in (r.get("classes") or [])],
+                    "packets": plain(r.get("packets")),
+                    "first": _iso(r.get("first_ts")),
+                    "last": _iso(r.get("last_ts")),
+                    "via_turn": plain(r.get("via_turn")),
+                    "encrypted": None if enc is None else bool(enc),
+                    "media_server": next(
+                        (h for h in (host(r.get("a")), host(r.get("b"))) if h in servers), None
+                    ),
+                }
+            )
+        if len(legs) > MAX_ROWS:
+            notes.append(f"{len(legs) - MAX_ROWS} more media legs not listed (see the flows frame)")
     st = _frame(cap, "stun", notes)
     if st is not None and len(st):
         ok = st[(st["method"].astype(str) == "Allocate") & (st["cls"].astype(str) == "success")]
         seen = set()
-        for _, r in ok.iterrows():
+        for r in records(ok.head(MAX_ROWS)):
             server = f"{r['src']}:{r['sport']}" if ":" not in str(r["src"]) else f"[{r['src']}]:{r['sport']}"
-            key = (server, _plain(r.get("xor_relayed")))
+            key = (server, plain(r.get("xor_relayed")))
             if key in seen:
                 continue
             seen.add(key)
-            out["relays"].append({"server": server, "client": f"{r['dst']}:{r['dport']}",
-                                  "relayed": _plain(r.get("xor_relayed")), "software": _plain(r.get("software")),
-                                  "transport": _plain(r.get("transport")), "frame": _plain(r.get("frame"))})
+            out["relays"].append(
+                {
+                    "server": server,
+                    "client": f"{r['dst']}:{r['dport']}",
+                    "relayed": plain(r.get("xor_relayed")),
+                    "software": plain(r.get("software")),
+                    "transport": plain(r.get("transport")),
+                    "frame": plain(r.get("frame")),
+                }
+            )
     sg = _frame(cap, "signalling", notes)
     if sg is not None and len(sg):
-        from ..checks.sig import client_server
-
+        unread = opaque_legs(sg)
+        out["opaque_legs"] = [
+            {
+                "client": o.client,
+                "server": o.server,
+                "flow_id": plain(o.flow_id),
+                "first_frame": plain(o.first_frame),
+                "turn": o.turn,
+                "why": o.text,
+            }
+            for o in unread
+        ]
+        turn_legs = {(o.client, o.server) for o in unread if o.turn}  # relay connections, not signalling
         groups: dict[tuple[Any, ...], dict[str, Any]] = {}
-        for _, r in sg.iterrows():
-            c, s = client_server(r)
-            g = groups.setdefault((c, s), {"client": c, "server": s, "transports": set(), "tls": set(),
-                                           "messages": 0, "first": _iso(r.get("ts"))})
+        for r in records(sg):
+            if (r.get("client_endpoint"), r.get("server_endpoint")) in turn_legs:
+                continue
+            c, s = parties(r)
+            g = groups.setdefault(
+                (c, s),
+                {
+                    "client": c,
+                    "server": s,
+                    "transports": set(),
+                    "tls": set(),
+                    "messages": 0,
+                    "first": _iso(r.get("ts")),
+                },
+            )
             g["transports"].add(str(r.get("transport")))
-            g["tls"].add(_plain(r.get("tls")))
+            g["tls"].add(plain(r.get("tls")))
             g["messages"] += 1
         for g in groups.values():
             tls = g.pop("tls")
@@ -86,12 +179,28 @@ def build_overview(cap: Any) -> dict[str, Any]:
             out["signalling"].append(g)
     dt = _frame(cap, "dtls", notes)
     if dt is not None and len(dt):
-        for _, r in dt.iterrows():
-            out["handshakes"].append({k: _plain(r.get(k)) for k in ("flow_id", "client", "server", "version",
-                                                                     "cipher_suite", "srtp_profile", "completed",
-                                                                     "first_frame")})
-    ids: dict[str, set[str]] = {"certificate": set(), "turn_server": set(), "turn_username": set(),
-                                "address": set()}
+        for r in records(dt.head(MAX_ROWS)):
+            out["handshakes"].append(
+                {
+                    k: plain(r.get(k))
+                    for k in (
+                        "flow_id",
+                        "client",
+                        "server",
+                        "version",
+                        "cipher_suite",
+                        "srtp_profile",
+                        "completed",
+                        "first_frame",
+                    )
+                }
+            )
+    ids: dict[str, set[str]] = {
+        "certificate": set(),
+        "turn_server": set(),
+        "turn_username": set(),
+        "address": set(),
+    }
     if dt is not None and len(dt):
         for side in ("client", "server"):
             ids["certificate"] |= {str(v) for v in dt.get(f"{side}_cert_sha256", []) if isinstance(v, str)}
@@ -104,6 +213,6 @@ def build_overview(cap: Any) -> dict[str, Any]:
     out["identifiers"] = {k: sorted(v) for k, v in ids.items()}
     rs = _frame(cap, "rtp_streams", notes)
     if rs is not None and len(rs):
-        for _, r in rs.iterrows():
-            out["streams"].append({k: _plain(r.get(k)) for k in STREAM_COLUMNS if k in rs.columns})
+        for r in records(rs.head(MAX_ROWS)):
+            out["streams"].append({k: plain(r.get(k)) for k in STREAM_COLUMNS if k in rs.columns})
     return out

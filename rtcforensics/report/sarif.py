@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
-from ..checks.registry import Severity, load_catalogue
+from ..checks import Severity, load_catalogue
 from .jsonout import input_warnings
 from .safe import json_inert
 
@@ -20,16 +20,25 @@ def rules() -> list[dict[str, Any]]:
     out = []
     for cid, c in load_catalogue().items():
         sev = str(c.severity)
-        out.append({
-            "id": cid, "name": c.slug,
-            "shortDescription": {"text": c.title},
-            "fullDescription": {"text": c.sections.get("What it flags", c.title)},
-            "help": {"text": "\n\n".join(f"{k}: {v}" for k, v in c.sections.items()),
-                     "markdown": "\n\n".join(f"**{k}**: {v}" for k, v in c.sections.items())},
-            "defaultConfiguration": {"level": LEVEL[sev]},
-            "properties": {"tags": ["security", "webrtc", c.family.lower()], "precision": str(c.confidence),
-                           "security-severity": SECURITY_SEVERITY[sev], "references": list(c.references)},
-        })
+        out.append(
+            {
+                "id": cid,
+                "name": c.slug,
+                "shortDescription": {"text": c.title},
+                "fullDescription": {"text": c.sections.get("What it flags", c.title)},
+                "help": {
+                    "text": "\n\n".join(f"{k}: {v}" for k, v in c.sections.items()),
+                    "markdown": "\n\n".join(f"**{k}**: {v}" for k, v in c.sections.items()),
+                },
+                "defaultConfiguration": {"level": LEVEL[sev]},
+                "properties": {
+                    "tags": ["security", "webrtc", c.family.lower()],
+                    "precision": str(c.confidence),
+                    "security-severity": SECURITY_SEVERITY[sev],
+                    "references": list(c.references),
+                },
+            }
+        )
     return out
 
 
@@ -49,31 +58,67 @@ def run_for(doc: dict[str, Any]) -> dict[str, Any]:
     for f in doc["findings"]:
         loc: dict[str, Any] = {"physicalLocation": {"artifactLocation": {"uri": uri, "index": 0}}}
         if f["frames"]:
-            loc["logicalLocations"] = [{"name": f"frame {n}", "kind": "element",
-                                        "fullyQualifiedName": f"{uri}#frame={n}"} for n in f["frames"][:20]]
-        results.append({
-            "ruleId": f["id"], "ruleIndex": index[f["id"]], "level": LEVEL[f["severity"]],
-            "message": {"text": f"{f['title']}: {f['message']}"},
-            "locations": [loc],
-            "partialFingerprints": {"rtcforensicsIdentity/v1": f["identity"]},
-            "properties": {"slug": f["slug"], "severity": f["severity"], "confidence": f["confidence"],
-                           "endpoints": f["endpoints"], "frames": f["frames"], "flow_id": f["flow_id"],
-                           "evidence": f["evidence"],
-                           "security-severity": SECURITY_SEVERITY[f["severity"]]},
-        })
-    not_seen = [{"level": "note", "message": {"text": f"{c['id']} {c['slug']}: {c['status']}: {c['reason']}"},
-                 "descriptor": {"id": c["id"], "index": index[c["id"]]}}
-                for c in doc["coverage"] if c["status"] in ("not observable", "failed") and c["id"] in index]
+            loc["logicalLocations"] = [
+                {"name": f"frame {n}", "kind": "element", "fullyQualifiedName": f"{uri}#frame={n}"}
+                for n in f["frames"][:20]
+            ]
+        results.append(
+            {
+                "ruleId": f["id"],
+                "ruleIndex": index[f["id"]],
+                "level": LEVEL[f["severity"]],
+                "message": {"text": f"{f['title']}: {f['message']}"},
+                "locations": [loc],
+                "partialFingerprints": {"rtcforensicsIdentity/v1": f["identity"]},
+                "properties": {
+                    "slug": f["slug"],
+                    "severity": f["severity"],
+                    "confidence": f["confidence"],
+                    "endpoints": f["endpoints"],
+                    "frames": f["frames"],
+                    "flow_id": f["flow_id"],
+                    "evidence": f["evidence"],
+                    "security-severity": SECURITY_SEVERITY[f["severity"]],
+                },
+            }
+        )
+    not_seen = [
+        {
+            "level": "note",
+            "message": {"text": f"{c['id']} {c['slug']}: {c['status']}: {c['reason']}"},
+            "descriptor": {"id": c["id"], "index": index[c["id"]]},
+        }
+        for c in doc["coverage"]
+        if c["status"] in ("not observable", "failed") and c["id"] in index
+    ]
     problems = [{"level": "warning", "message": {"text": w}} for w in input_warnings(doc)]
-    tool_failed = any(a.get("layer") == "tshark" and a.get("name") == "tshark_failed" for a in doc["anomalies"])
+    problems += [
+        {"level": "note", "message": {"text": f"not examined: {o['why']}"}}
+        for o in doc["overview"].get("opaque_legs", [])
+    ]
+    tool_failed = any(
+        a.get("layer") == "tshark" and a.get("name") == "tshark_failed" for a in doc["anomalies"]
+    )
     return {
-        "tool": {"driver": {"name": "rtcforensics", "version": __version__, "semanticVersion": __version__,
-                            "informationUri": "https://rtcforensics.invalid/", "rules": rule_list}},
+        "tool": {
+            "driver": {
+                "name": "rtcforensics",
+                "version": __version__,
+                "semanticVersion": __version__,
+                "informationUri": "https://rtcforensics.invalid/",
+                "rules": rule_list,
+            }
+        },
         "artifacts": [artifact],
-        "invocations": [{"executionSuccessful": not tool_failed and not any(c["status"] == "failed"
-                                                                             for c in doc["coverage"]),
-                         "toolExecutionNotifications": problems,
-                         "toolConfigurationNotifications": not_seen}],
+        "invocations": [
+            {
+                "executionSuccessful": (doc.get("run") or {}).get("complete", True)
+                and not tool_failed
+                and not any(c["status"] == "failed" for c in doc["coverage"]),
+                "toolExecutionNotifications": problems,
+                "toolConfigurationNotifications": not_seen,
+            }
+        ],
         "results": results,
         "columnKind": "unicodeCodePoints",
     }

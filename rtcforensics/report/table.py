@@ -37,8 +37,10 @@ def render_overview(doc: dict[str, Any]) -> str:
 def _overview_lines(doc: dict[str, Any]) -> list[str]:
     out: list[str] = []
     cap, ov = doc["capture"], doc["overview"]
-    out.append(f"rtcforensics {t(doc['tool']['version'])} — {t(cap.get('name') or cap.get('path'))}"
-               + (f"  sha256 {t(cap['sha256'][:16])}…" if cap.get("sha256") else ""))
+    out.append(
+        f"rtcforensics {t(doc['tool']['version'])} — {t(cap.get('name') or cap.get('path'))}"
+        + (f"  sha256 {t(cap['sha256'][:16])}…" if cap.get("sha256") else "")
+    )
     out += [f"WARNING   {_short(w, 300)}" for w in input_warnings(doc)]
     if ov.get("period"):
         p = ov["period"]
@@ -46,25 +48,40 @@ def _overview_lines(doc: dict[str, Any]) -> list[str]:
     if ov.get("signalling"):
         out.append("signalling")
         for s in ov["signalling"]:
-            out.append(f"  {t(s['client'])} → {t(s['server'])}  {t('/'.join(s['transports']))}  "
-                       f"{_enc(s['encrypted'])}  {s['messages']} message(s)")
+            out.append(
+                f"  {t(s['client'])} → {t(s['server'])}  {t('/'.join(s['transports']))}  "
+                f"{_enc(s['encrypted'])}  {s['messages']} message(s)"
+            )
     if ov.get("relays"):
         out.append("relays (TURN)")
         for r in ov["relays"]:
-            out.append(f"  {t(r['client'])} → {t(r['server'])}  relayed {t(r['relayed'])}"
-                       + (f"  [{_short(r['software'], 40)}]" if r.get("software") else ""))
+            out.append(
+                f"  {t(r['client'])} → {t(r['server'])}  relayed {t(r['relayed'])}"
+                + (f"  [{_short(r['software'], 40)}]" if r.get("software") else "")
+            )
+    for ms in ov.get("media_servers", []):
+        out.append(f"media server  {t(ms['host'])}  {t(ms['role'])}: {_short(ms['encryption'], 200)}")
     if ov.get("legs"):
         out.append("media legs")
         for leg in ov["legs"][:20]:
-            out.append(f"  {t(leg['a'])} ↔ {t(leg['b'])}  {t(leg['transport'])}  {t(','.join(leg['classes']))}  "
-                       f"{leg['packets']} pkts  {_enc(leg['encrypted'])}" + ("  via TURN" if leg.get("via_turn") else ""))
+            out.append(
+                f"  {t(leg['a'])} ↔ {t(leg['b'])}  {t(leg['transport'])}  {t(','.join(leg['classes']))}  "
+                f"{leg['packets']} pkts  {_enc(leg['encrypted'])}"
+                + ("  via TURN" if leg.get("via_turn") else "")
+                + (f"  to SFU {t(leg['media_server'])} (hop by hop)" if leg.get("media_server") else "")
+            )
         if len(ov["legs"]) > 20:
             out.append(f"  … {len(ov['legs']) - 20} more legs")
     if ov.get("handshakes"):
         out.append("DTLS")
         for h in ov["handshakes"]:
-            out.append(f"  {t(h['client'])} → {t(h['server'])}  {t(h['version'] or '?')}  {t(h['cipher_suite'] or '?')}  "
-                       f"{t(h['srtp_profile'] or '-')}  {'completed' if h['completed'] else 'NOT completed' if h['completed'] is False else '?'}")
+            out.append(
+                f"  {t(h['client'])} → {t(h['server'])}  {t(h['version'] or '?')}  {t(h['cipher_suite'] or '?')}  "
+                f"{t(h['srtp_profile'] or '-')}  {'completed' if h['completed'] else 'NOT completed' if h['completed'] is False else '?'}"
+            )
+    if ov.get("opaque_legs"):
+        out.append("not examined (could not see into)")
+        out += [f"  {_short(o['why'], 200)}" for o in ov["opaque_legs"]]
     for n in ov.get("notes", []):
         out.append(f"  (note: {_short(n, 100)})")
     return out
@@ -78,14 +95,19 @@ def render(doc: dict[str, Any]) -> str:
     if not doc["findings"]:
         out.append("  none")
     for f in doc["findings"]:
-        out.append(f"  {f['severity'].upper():8} {t(f['id']):7} {t(f['slug'])}  (confidence {t(f['confidence'])})")
+        out.append(
+            f"  {f['severity'].upper():8} {t(f['id']):7} {t(f['slug'])}  (confidence {t(f['confidence'])})"
+        )
         out.append(f"           {_short(f['message'], 140)}")
         if f["endpoints"]:
             out.append(f"           endpoints: {_short(', '.join(f['endpoints']), 140)}")
         out.append(f"           frames: {frames_text(f['frames'])}")
     cov = doc["summary"]["coverage"]
     out.append("")
-    out.append("coverage  " + ", ".join(f"{cov.get(k, 0)} {k}" for k in ("found", "clean", "not observable", "failed")))
+    out.append(
+        "coverage  "
+        + ", ".join(f"{cov.get(k, 0)} {k}" for k in ("found", "clean", "not observable", "failed"))
+    )
     for c in doc["coverage"]:
         if c["status"] in ("not observable", "failed"):
             out.append(f"  {c['status']:14} {t(c['id']):7} {t(c['slug'])}: {_short(c['reason'], 100)}")
@@ -101,7 +123,9 @@ def render_cross(cross: dict[str, Any]) -> str:
     out = ["", "across captures"]
     for kind, items in cross.items():
         for value, caps in items.items():
-            out.append(f"  {t(kind)} {_short(value, 60)} seen in {len(caps)} captures: {_short(', '.join(caps), 80)}")
+            out.append(
+                f"  {t(kind)} {_short(value, 60)} seen in {len(caps)} captures: {_short(', '.join(caps), 80)}"
+            )
     return "\n".join(out) + "\n"
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,8 @@ import pandas as pd
 
 from ..addr import endpoint, split_endpoint
 from ..errors import DecodeError, InputError
-from ..schema import frame_schema
+from ..tables.rtp import STATIC_PT
+from ..tables.srtp import SRTP_STREAMS
 from . import audio
 from .collect import collect_media
 from .keys import MasterKey, dtls12_srtp_keys, dtls13_srtp_keys, parse_inline, parse_key_spec, profile
@@ -32,37 +33,6 @@ from .session import KeyLookup, StreamState, decrypt_streams
 
 if TYPE_CHECKING:
     from ..capture import Capture
-
-STREAMS = frame_schema(
-    "srtp_streams",
-    "One row per SRTP stream (flow, sender, SSRC) after decryption: which key, and what authenticated.",
-    [
-        ("flow_id", "Int64", "flow the stream travelled on"),
-        ("sender", "string", "ip:port that sent it"),
-        ("receiver", "string", "ip:port it was sent to"),
-        ("ssrc", "UInt32", "RTP synchronisation source"),
-        ("status", "category:authenticated,partly authenticated,authentication failed,no key",
-         "authenticated: every packet's tag verified; partly: some failed (injection or corruption)"),
-        ("key_source", "string", "where the key came from: user, sdes:frame N, sdes:side, dtls-srtp:frame N (keylog)"),
-        ("profile", "string", "SRTP protection profile (IANA DTLS-SRTP name)"),
-        ("rtp_packets", "Int64", "SRTP packets seen"),
-        ("rtcp_packets", "Int64", "SRTCP packets seen"),
-        ("authenticated", "Int64", "packets whose tag verified"),
-        ("auth_failed", "Int64", "packets whose tag did not verify with the stream's key"),
-        ("replayed", "Int64", ("packets libsrtp rejected as replays (index seen before or behind the window) "
-                               "whose tag verifies; replay-rejected packets whose tag does not verify count in "
-                               "auth_failed")),
-        ("failed_frames", "object", "first frames (up to 50) that failed authentication"),
-        ("first_frames", "object", "first frames (up to 5) that authenticated: where to look at the stream"),
-        ("payload_types", "object", "RTP payload types seen after decryption"),
-        ("codec", "string", "codec by payload type (static table, else SDP rtpmap)"),
-        ("payload_entropy", "float64", "bits/byte of the decrypted payloads (near 8: still encrypted)"),
-        ("e2ee_suspected", "boolean", "decrypted payloads still look random: e.g. insertable streams / SFrame"),
-        ("audio_dbfs", "float64", "loudness of the decoded audio (dBFS), when written"),
-    ],
-)
-
-STATIC_PT = {0: ("PCMU", 8000), 8: ("PCMA", 8000), 9: ("G722", 8000), 18: ("G729", 8000)}
 
 
 @dataclass
@@ -78,8 +48,10 @@ class DecryptResult:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         written: list[Path] = []
-        plain = sorted(((r[1], st.sender, st.receiver, r[6]) for st in self.states.values() for r in st.plain),
-                       key=lambda x: x[0])
+        plain = sorted(
+            ((r[1], st.sender, st.receiver, r[6]) for st in self.states.values() for r in st.plain),
+            key=lambda x: x[0],
+        )
         if plain:
             p = out / "decrypted.pcap"
             write_rtp_pcap(p, plain)
@@ -187,8 +159,10 @@ def _e2ee_suspected(
     webrtc_opus_p2p): 238 over its first 200 packets (all speech) but 590 over all 501. Whole-payload entropy
     does not separate them (plain Chromium Opus 7.95, VP8-in-RED 7.99 bits/byte), nor does libopus alone: it
     decodes SFrame-wrapped Opus without an error once the header's first byte reads as a TOC with frame-count
-    code 0 (from the 9th packet on here), and even decodes VP8-in-RED. None: not enough bytes to tell, or no
-    media of its own (RTX, FEC, comfort noise, DTMF)."""
+    code 0 (from the 9th packet on here), and even decodes VP8-in-RED. Short streams of plain Opus can pass the
+    uniformity test too (Janus forwarding Chromium's audio, a few KiB): an Opus stream whose decoded audio has
+    pauses (``_quiet_fraction``) is not called encrypted. None: not enough bytes to tell, or no media of its
+    own (RTX, FEC, comfort noise, DTMF)."""
     if len(sample) < 10 or math.isnan(ent):
         return None
     name = codec[0].lower() if codec else None
@@ -200,7 +174,32 @@ def _e2ee_suspected(
     chi2, n = _chi2_uniform(p[_E2EE_TRIM:-_E2EE_TRIM] for p in sample if len(p) > 2 * _E2EE_TRIM)
     if n < (_E2EE_MIN_BYTES_AUDIO if audio else _E2EE_MIN_BYTES_OTHER):
         return None
-    return chi2 < _CHI2_255_P001
+    if chi2 >= _CHI2_255_P001:
+        return False
+    # near-uniform bytes, but Opus that decodes to real pauses is a codec bitstream after all
+    return not (name in ("opus", "opus?") and _quiet_fraction(sample) >= _E2EE_QUIET_FRACTION)
+
+
+# Ciphertext that libopus accepts decodes to loud noise in every frame: random coarse energies almost never
+# give a frame below -60 dBFS. Real audio has pauses. Measured (20 ms frames below -60 dBFS): the sealed
+# Opus of browsers_e2ee 0 %; Chromium Opus that Janus forwarded to Firefox (sfu_conference SSRCs 248419120,
+# 2547012624: chi-square 260 and 265, i.e. "uniform", over only 9305 and 4415 bytes) 64 % and 74 %.
+_E2EE_QUIET_DBFS = -60.0
+_E2EE_QUIET_FRACTION = 0.2
+
+
+def _quiet_fraction(payloads: list[bytes]) -> float:
+    """Fraction of 20 ms frames of the decoded Opus quieter than ``_E2EE_QUIET_DBFS`` (0.0 when nothing decodes)."""
+    import numpy as np
+
+    from .audio import decode_opus
+
+    pcm = decode_opus(payloads, 48000).astype(np.float64)
+    frames = pcm[: len(pcm) // 960 * 960].reshape(-1, 960)
+    if not len(frames):
+        return 0.0
+    rms = np.sqrt((frames**2).mean(axis=1))
+    return float((rms < 32768.0 * 10 ** (_E2EE_QUIET_DBFS / 20)).mean())
 
 
 def _entropy(chunks: Iterable[bytes]) -> float:
@@ -227,12 +226,18 @@ def _dtls_keys(cap: Capture, lookup: KeyLookup, anomalies: list[dict[str, Any]])
             continue
         rows = frame[(frame.flow_id == hs.flow_id) & (frame.client_random == ch.random.hex())]
         prof_name = rows.srtp_profile.iloc[0] if len(rows) else None
-        if prof_name is None or prof_name is pd.NA or (isinstance(prof_name, float) and math.isnan(prof_name)):
+        if (
+            prof_name is None
+            or prof_name is pd.NA
+            or (isinstance(prof_name, float) and math.isnan(prof_name))
+        ):
             continue
         try:
             prof = profile(str(prof_name))
         except DecodeError as e:
-            anomalies.append({"frame": hs.frames[0] if hs.frames else None, "name": e.name, "detail": e.detail})
+            anomalies.append(
+                {"frame": hs.frames[0] if hs.frames else None, "name": e.name, "detail": e.detail}
+            )
             continue
         version = hs.version
         src = f"dtls-srtp:frame {hs.frames[0] if hs.frames else '?'}"
@@ -246,8 +251,14 @@ def _dtls_keys(cap: Capture, lookup: KeyLookup, anomalies: list[dict[str, Any]])
             master = keylog.get(ch.random, "CLIENT_RANDOM")
             if master is not None and sh is not None:
                 prf_hash = "sha384" if "SHA384" in str(rows.cipher_suite.iloc[0]) else "sha256"
-                pair = dtls12_srtp_keys(master, ch.random, sh.random, prof,
-                                        "DTLS 1.0" if version == 0xFEFF else "DTLS 1.2", prf_hash)
+                pair = dtls12_srtp_keys(
+                    master,
+                    ch.random,
+                    sh.random,
+                    prof,
+                    "DTLS 1.0" if version == 0xFEFF else "DTLS 1.2",
+                    prf_hash,
+                )
         if pair is None:
             continue
         client_key, server_key = pair
@@ -271,8 +282,13 @@ def _sdes_keys(cap: Capture, lookup: KeyLookup, anomalies: list[dict[str, Any]])
             try:
                 lookup.add_any(parse_inline(suite, secret), where)
             except DecodeError as e:
-                anomalies.append({"frame": None if pd.isna(row.frame) else int(row.frame), "name": e.name,
-                                  "detail": e.detail})
+                anomalies.append(
+                    {
+                        "frame": None if pd.isna(row.frame) else int(row.frame),
+                        "name": e.name,
+                        "detail": e.detail,
+                    }
+                )
 
 
 def _codecs(cap: Capture) -> dict[int, tuple[str, int]]:
@@ -288,15 +304,30 @@ def _codecs(cap: Capture) -> dict[int, tuple[str, int]]:
     return out
 
 
-def decrypt(cap: Capture, keylog: str | os.PathLike[str] | None = None,
-            keys: Iterable[str] | None = None) -> DecryptResult:
+def _user_keys(keys: Iterable[str] | Mapping[int | str, str] | None) -> list[str]:
+    """User key specs as ``[SSRC=]SUITE inline:BASE64`` strings; a mapping ``{ssrc: spec}`` names the SSRC of
+    each (an int, or a decimal / 0x-hex string)."""
+    if keys is None:
+        return []
+    if isinstance(keys, str):
+        return [keys]
+    if isinstance(keys, Mapping):
+        return [f"{ssrc if isinstance(ssrc, str) else int(ssrc)}={spec}" for ssrc, spec in keys.items()]
+    return list(keys)
+
+
+def decrypt(
+    cap: Capture,
+    keylog: str | os.PathLike[str] | None = None,
+    keys: Iterable[str] | Mapping[int | str, str] | None = None,
+) -> DecryptResult:
     """Authenticate and decrypt every SRTP/SRTCP stream of ``cap`` with every key it can find.
 
     ``keylog`` overrides the capture's keylog for DTLS-SRTP; ``keys`` are user keys in the a=crypto form
-    ``[SSRC=]AES_CM_128_HMAC_SHA1_80 inline:BASE64``."""
+    ``[SSRC=]AES_CM_128_HMAC_SHA1_80 inline:BASE64``, or a mapping ``{ssrc: "SUITE inline:BASE64"}``."""
     anomalies: list[dict[str, Any]] = []
     lookup = KeyLookup()
-    for spec in keys or ():
+    for spec in _user_keys(keys):
         try:
             ssrc, mk = parse_key_spec(spec)
         except DecodeError as e:
@@ -323,16 +354,32 @@ def decrypt(cap: Capture, keylog: str | os.PathLike[str] | None = None,
         if codec is None and main_pt is not None:
             codec = _probe_opus(main_pt, sample)
         ent = _entropy(sample)
-        e2ee_sample = sample if len(st.plain) <= 200 else [
-            _rtp_payload(r[6]) for r in st.plain[:E2EE_PACKETS] if r[3] == main_pt]
-        rows.append({
-            "flow_id": st.flow_id, "sender": st.sender, "receiver": st.receiver, "ssrc": st.ssrc,
-            "status": st.status, "key_source": st.key_source, "profile": st.key.profile.dtls_name if st.key else None,
-            "rtp_packets": st.rtp_packets, "rtcp_packets": st.rtcp_packets, "authenticated": st.authenticated,
-            "auth_failed": st.auth_failed, "replayed": st.replayed, "failed_frames": list(st.failed_frames),
-            "first_frames": [r[0] for r in st.plain[:5]],
-            "payload_types": pts, "codec": codec[0] if codec else None, "payload_entropy": ent,
-            "e2ee_suspected": _e2ee_suspected(codec, main_pt, e2ee_sample, ent),
-            "audio_dbfs": math.nan,
-        })
-    return DecryptResult(str(cap.path), STREAMS.from_records(rows), states, codecs, anomalies)
+        e2ee_sample = (
+            sample
+            if len(st.plain) <= 200
+            else [_rtp_payload(r[6]) for r in st.plain[:E2EE_PACKETS] if r[3] == main_pt]
+        )
+        rows.append(
+            {
+                "flow_id": st.flow_id,
+                "sender": st.sender,
+                "receiver": st.receiver,
+                "ssrc": st.ssrc,
+                "status": st.status,
+                "key_source": st.key_source,
+                "profile": st.key.profile.dtls_name if st.key else None,
+                "rtp_packets": st.rtp_packets,
+                "rtcp_packets": st.rtcp_packets,
+                "authenticated": st.authenticated,
+                "auth_failed": st.auth_failed,
+                "replayed": st.replayed,
+                "failed_frames": list(st.failed_frames),
+                "first_frames": [r[0] for r in st.plain[:5]],
+                "payload_types": pts,
+                "codec": codec[0] if codec else None,
+                "payload_entropy": ent,
+                "e2ee_suspected": _e2ee_suspected(codec, main_pt, e2ee_sample, ent),
+                "audio_dbfs": math.nan,
+            }
+        )
+    return DecryptResult(str(cap.path), SRTP_STREAMS.from_records(rows), states, codecs, anomalies)

@@ -35,8 +35,12 @@ class Profile:
 
 
 PROFILES: tuple[Profile, ...] = (
-    Profile("SRTP_AES128_CM_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_80", 16, 14, 10, "SRTP_PROFILE_AES128_CM_SHA1_80"),
-    Profile("SRTP_AES128_CM_HMAC_SHA1_32", "AES_CM_128_HMAC_SHA1_32", 16, 14, 4, "SRTP_PROFILE_AES128_CM_SHA1_32"),
+    Profile(
+        "SRTP_AES128_CM_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_80", 16, 14, 10, "SRTP_PROFILE_AES128_CM_SHA1_80"
+    ),
+    Profile(
+        "SRTP_AES128_CM_HMAC_SHA1_32", "AES_CM_128_HMAC_SHA1_32", 16, 14, 4, "SRTP_PROFILE_AES128_CM_SHA1_32"
+    ),
     Profile("SRTP_AEAD_AES_128_GCM", "AEAD_AES_128_GCM", 16, 12, 16, "SRTP_PROFILE_AEAD_AES_128_GCM"),
     Profile("SRTP_AEAD_AES_256_GCM", "AEAD_AES_256_GCM", 32, 12, 16, "SRTP_PROFILE_AEAD_AES_256_GCM"),
 )
@@ -72,9 +76,11 @@ def parse_inline(suite: str, inline: str) -> MasterKey:
     except (binascii.Error, ValueError):
         raise DecodeError("sdes_key_base64", "SDES inline key is not valid base64") from None
     if len(raw) != p.key_len + p.salt_len:
-        raise DecodeError("sdes_key_length",
-                          f"SDES inline key has {len(raw)} bytes, {p.sdes_name} needs {p.key_len + p.salt_len}")
-    return MasterKey(p, raw[: p.key_len], raw[p.key_len:])
+        raise DecodeError(
+            "sdes_key_length",
+            f"SDES inline key has {len(raw)} bytes, {p.sdes_name} needs {p.key_len + p.salt_len}",
+        )
+    return MasterKey(p, raw[: p.key_len], raw[p.key_len :])
 
 
 def parse_key_spec(spec: str) -> tuple[int | None, MasterKey]:
@@ -100,6 +106,7 @@ def parse_key_spec(spec: str) -> tuple[int | None, MasterKey]:
 
 # The PRFs and HKDF-Expand-Label are the DTLS module's (one implementation for record keys and exporters).
 
+
 def tls12_prf(secret: bytes, label: bytes, seed: bytes, length: int, hash_name: str = "sha256") -> bytes:
     return prf(DTLS1_2, hash_name, secret, label, seed, length)
 
@@ -108,13 +115,20 @@ def tls10_prf(secret: bytes, label: bytes, seed: bytes, length: int) -> bytes:
     return prf(DTLS1_0, "sha256", secret, label, seed, length)
 
 
-def tls13_exporter(exporter_secret: bytes, label: bytes, context: bytes, length: int, hash_name: str = "sha256",
-                   prefix: bytes = b"dtls13") -> bytes:
+def tls13_exporter(
+    exporter_secret: bytes,
+    label: bytes,
+    context: bytes,
+    length: int,
+    hash_name: str = "sha256",
+    prefix: bytes = b"dtls13",
+) -> bytes:
     """RFC 8446 §7.5 exporter over the EXPORTER_SECRET (``prefix`` b"tls13" for a TLS-labelled stack)."""
     empty = hashlib.new(hash_name, b"").digest()
     derived = hkdf_expand_label(exporter_secret, label.decode(), empty, len(empty), hash_name, prefix=prefix)
-    return hkdf_expand_label(derived, "exporter", hashlib.new(hash_name, context).digest(), length, hash_name,
-                             prefix=prefix)
+    return hkdf_expand_label(
+        derived, "exporter", hashlib.new(hash_name, context).digest(), length, hash_name, prefix=prefix
+    )
 
 
 def split_keying_material(material: bytes, p: Profile) -> tuple[MasterKey, MasterKey]:
@@ -122,12 +136,20 @@ def split_keying_material(material: bytes, p: Profile) -> tuple[MasterKey, Maste
     k, s = p.key_len, p.salt_len
     if len(material) != 2 * (k + s):
         raise DecodeError("srtp_keying_length", "DTLS-SRTP keying material has the wrong length")
-    return (MasterKey(p, material[:k], material[2 * k: 2 * k + s]),
-            MasterKey(p, material[k: 2 * k], material[2 * k + s:]))
+    return (
+        MasterKey(p, material[:k], material[2 * k : 2 * k + s]),
+        MasterKey(p, material[k : 2 * k], material[2 * k + s :]),
+    )
 
 
-def dtls12_srtp_keys(master_secret: bytes, client_random: bytes, server_random: bytes, p: Profile,
-                     version: str = "DTLS 1.2", prf_hash: str = "sha256") -> tuple[MasterKey, MasterKey]:
+def dtls12_srtp_keys(
+    master_secret: bytes,
+    client_random: bytes,
+    server_random: bytes,
+    p: Profile,
+    version: str = "DTLS 1.2",
+    prf_hash: str = "sha256",
+) -> tuple[MasterKey, MasterKey]:
     """Client and server SRTP master keys for a DTLS 1.0/1.2 handshake."""
     n = 2 * (p.key_len + p.salt_len)
     seed = client_random + server_random
@@ -138,8 +160,11 @@ def dtls12_srtp_keys(master_secret: bytes, client_random: bytes, server_random: 
     return split_keying_material(material, p)
 
 
-def dtls13_srtp_keys(exporter_secret: bytes, p: Profile, hash_name: str = "sha256",
-                     prefix: bytes = b"dtls13") -> tuple[MasterKey, MasterKey]:
+def dtls13_srtp_keys(
+    exporter_secret: bytes, p: Profile, hash_name: str = "sha256", prefix: bytes = b"dtls13"
+) -> tuple[MasterKey, MasterKey]:
     """Client and server SRTP master keys for a DTLS 1.3 handshake from its EXPORTER_SECRET."""
     n = 2 * (p.key_len + p.salt_len)
-    return split_keying_material(tls13_exporter(exporter_secret, EXPORTER_LABEL, b"", n, hash_name, prefix), p)
+    return split_keying_material(
+        tls13_exporter(exporter_secret, EXPORTER_LABEL, b"", n, hash_name, prefix), p
+    )

@@ -72,8 +72,11 @@ class StreamState:
 
 
 def _session(key: MasterKey) -> pylibsrtp.Session:
-    policy = pylibsrtp.Policy(key=key.key_salt, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND,
-                              srtp_profile=getattr(pylibsrtp.Policy, key.profile.libsrtp))
+    policy = pylibsrtp.Policy(
+        key=key.key_salt,
+        ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND,
+        srtp_profile=getattr(pylibsrtp.Policy, key.profile.libsrtp),
+    )
     policy.window_size = REPLAY_WINDOW
     return pylibsrtp.Session(policy=policy)
 
@@ -105,7 +108,9 @@ def _verifies_outside_window(st: StreamState, pkt: MediaPacket) -> bool:
     return any(rtp_tag_verifies(st.key, pkt.data, r) for r in (roc, roc - 1, roc + 1))
 
 
-def choose_key(candidates: list[tuple[MasterKey, str]], first: list[MediaPacket]) -> tuple[MasterKey, str] | None:
+def choose_key(
+    candidates: list[tuple[MasterKey, str]], first: list[MediaPacket]
+) -> tuple[MasterKey, str] | None:
     """The candidate key that authenticates the stream's first packets (a tag cannot verify by chance)."""
     for key, source in candidates:
         s = _session(key)
@@ -118,11 +123,13 @@ def choose_key(candidates: list[tuple[MasterKey, str]], first: list[MediaPacket]
     return None
 
 
-def decrypt_streams(packets: Iterable[MediaPacket],
-                    keys_for: KeyLookup) -> dict[tuple[int, str, int], StreamState]:
+def decrypt_streams(
+    packets: Iterable[MediaPacket], keys_for: KeyLookup
+) -> dict[tuple[int, str, int], StreamState]:
     """Run every packet through its stream's libsrtp session; returns per-stream state with plaintext RTP."""
     streams: dict[tuple[int, str, int], StreamState] = {}
     pending: dict[tuple[int, str, int], list[MediaPacket]] = {}
+    chosen_by_direction: dict[tuple[int, str], list[tuple[MasterKey, str]]] = {}
     probe = 4  # packets buffered to pick the key
 
     def feed(st: StreamState, pkt: MediaPacket) -> None:
@@ -131,7 +138,12 @@ def decrypt_streams(packets: Iterable[MediaPacket],
         else:
             st.rtp_packets += 1
         if st.session is None:
-            st.no_key += 1
+            if st.keys_tried:  # a key meant for this stream was tried on it and verified nothing
+                st.auth_failed += 1
+                if len(st.failed_frames) < 50:
+                    st.failed_frames.append(pkt.frame)
+            else:
+                st.no_key += 1
             return
         try:
             out = _try(st.session, pkt)
@@ -152,13 +164,20 @@ def decrypt_streams(packets: Iterable[MediaPacket],
             st.highest_index = idx if st.highest_index is None else max(st.highest_index, idx)
             pt = out[1] & 0x7F
             st.payload_types.add(pt)
-            st.plain.append((pkt.frame, pkt.ts_ns, seq, pt, int.from_bytes(out[4:8], "big"), out[1] >> 7, out))
+            st.plain.append(
+                (pkt.frame, pkt.ts_ns, seq, pt, int.from_bytes(out[4:8], "big"), out[1] >> 7, out)
+            )
 
     def settle(k: tuple[int, str, int]) -> None:
         buf = pending.pop(k)
         st = streams[k]
         rtp_first = [p for p in buf if not p.rtcp] or buf
         candidates = keys_for(buf[0])
+        direction = (st.flow_id, st.sender)
+        if all(p.rtcp for p in buf):
+            # an RTCP-only SSRC (e.g. browsers' 0xfa17fa17 receiver reports) has no key of its own: the sender's
+            # other streams' keys protect its SRTCP (one DTLS-SRTP or SDES key per direction)
+            candidates += [c for c in chosen_by_direction.get(direction, []) if c not in candidates]
         # only keys bound to this stream (its SSRC, its flow and sender) make a failure "authentication failed";
         # keys offered to any stream that don't fit just mean no key was found for it
         st.keys_tried = keys_for.specific(buf[0])
@@ -166,6 +185,10 @@ def decrypt_streams(packets: Iterable[MediaPacket],
         if chosen is not None:
             st.key, st.key_source = chosen
             st.session = _session(st.key)
+            if chosen not in chosen_by_direction.setdefault(direction, []):
+                chosen_by_direction[direction].append(chosen)
+        elif st.keys_tried:
+            st.key_source = keys_for.specific_sources(buf[0])[0]
         for p in buf:
             feed(st, p)
 
@@ -207,7 +230,17 @@ class KeyLookup:
         self.any.append((key, source))
 
     def specific(self, pkt: MediaPacket) -> int:
-        return len(self.by_ssrc.get(pkt.ssrc, ())) + len(self.by_sender.get((pkt.flow_id, pkt.sender), ()))
+        return len(self.specific_sources(pkt))
+
+    def specific_sources(self, pkt: MediaPacket) -> list[str]:
+        """Where the keys bound to this packet's stream (its SSRC, or its flow and sender) came from."""
+        return [
+            src
+            for _, src in (
+                *self.by_ssrc.get(pkt.ssrc, ()),
+                *self.by_sender.get((pkt.flow_id, pkt.sender), ()),
+            )
+        ]
 
     def __call__(self, pkt: MediaPacket) -> list[tuple[MasterKey, str]]:
         out = list(self.by_ssrc.get(pkt.ssrc, ()))

@@ -44,8 +44,11 @@ def _prf(master: MasterKey, label: int, n: int) -> bytes:
 @functools.lru_cache(maxsize=64)
 def _session_keys(master: MasterKey) -> tuple[bytes, bytes, bytes]:
     p = master.profile
-    return (_prf(master, LABEL_RTP_CIPHER, p.key_len), _prf(master, LABEL_RTP_AUTH, AUTH_KEY_LEN),
-            _prf(master, LABEL_RTP_SALT, p.salt_len))
+    return (
+        _prf(master, LABEL_RTP_CIPHER, p.key_len),
+        _prf(master, LABEL_RTP_AUTH, AUTH_KEY_LEN),
+        _prf(master, LABEL_RTP_SALT, p.salt_len),
+    )
 
 
 def _header_len(pkt: bytes) -> int | None:
@@ -54,7 +57,7 @@ def _header_len(pkt: bytes) -> int | None:
     if pkt[0] & 0x10:
         if len(pkt) < n + 4:
             return None
-        n += 4 + 4 * int.from_bytes(pkt[n + 2: n + 4], "big")
+        n += 4 + 4 * int.from_bytes(pkt[n + 2 : n + 4], "big")
     return n if n <= len(pkt) else None
 
 
@@ -72,7 +75,7 @@ def rtp_tag_verifies(master: MasterKey, pkt: bytes, roc: int) -> bool:
         except InvalidTag:
             return False
         return True
-    body, tag = pkt[: -p.rtp_tag_len], pkt[-p.rtp_tag_len:]
+    body, tag = pkt[: -p.rtp_tag_len], pkt[-p.rtp_tag_len :]
     want = hmac.new(k_a, body + roc.to_bytes(4, "big"), sha1).digest()[: p.rtp_tag_len]
     return hmac.compare_digest(want, tag)
 

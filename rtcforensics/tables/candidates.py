@@ -34,22 +34,35 @@ CANDIDATES = frame_schema(
         ("source", "string", "'wire' or the side file's name"),
         ("sdp_index", "Int64", "sdp.sdp_index of the description that holds it (origin sdp)"),
         ("signalling_msg", "Int64", "signalling.msg_index of the carrying message"),
-        ("stun_attr", "category:MAPPED-ADDRESS,XOR-MAPPED-ADDRESS,XOR-RELAYED-ADDRESS,XOR-PEER-ADDRESS",
-         "STUN attribute it was read from (origin stun)"),
+        (
+            "stun_attr",
+            "category:MAPPED-ADDRESS,XOR-MAPPED-ADDRESS,XOR-RELAYED-ADDRESS,XOR-PEER-ADDRESS",
+            "STUN attribute it was read from (origin stun)",
+        ),
         ("stun_messages", "Int32", "STUN messages that carried this address on this flow (origin stun)"),
-        ("role", "category:offer,answer,pranswer,rollback",
-         "role of the description that holds it (sdp) or that its sender sent last on that connection (trickle)"),
+        (
+            "role",
+            "category:offer,answer,pranswer,rollback",
+            "role of the description that holds it (sdp) or that its sender sent last on that connection (trickle)",
+        ),
         ("mid", "string", "a=mid / sdpMid"),
         ("mline_index", "Int32", "m-line index / sdpMLineIndex"),
-        ("ufrag", "string", "ICE ufrag the candidate belongs to (description's, usernameFragment or ufrag ext)"),
+        (
+            "ufrag",
+            "string",
+            "ICE ufrag the candidate belongs to (description's, usernameFragment or ufrag ext)",
+        ),
         ("foundation", "string", "candidate foundation"),
         ("component", "Int32", "component id (1 RTP, 2 RTCP)"),
         ("transport", "category:udp,tcp,tls,ssltcp", "candidate transport (STUN: the flow's)"),
         ("priority", "UInt32", "candidate priority"),
         ("address", "string", "connection address as written (IP or mDNS name)"),
         ("port", "Int32", "port"),
-        ("type", "category:host,srflx,prflx,relay,peer",
-         "candidate type; for STUN: XOR-MAPPED/MAPPED → srflx, XOR-RELAYED → relay, XOR-PEER → peer"),
+        (
+            "type",
+            "category:host,srflx,prflx,relay,peer",
+            "candidate type; for STUN: XOR-MAPPED/MAPPED → srflx, XOR-RELAYED → relay, XOR-PEER → peer",
+        ),
         ("raddr", "string", "related address"),
         ("rport", "Int32", "related port"),
         ("tcptype", "string", "active/passive/so (RFC 6544)"),
@@ -60,14 +73,24 @@ CANDIDATES = frame_schema(
         ("ip", "string", "normalised IP (IPv4 when an IPv6 address embeds one); NA for mDNS names"),
         ("family", "Int32", "4 or 6 (of ip)"),
         ("scope", "category:" + _SCOPE_CATS, "address scope (see rtcforensics.addr)"),
-        ("embedded", "category:ipv4_mapped,ipv4_compatible,6to4,nat64", "how an IPv6 address carried an IPv4 one"),
+        (
+            "embedded",
+            "category:ipv4_mapped,ipv4_compatible,6to4,nat64",
+            "how an IPv6 address carried an IPv4 one",
+        ),
         ("eui64", "boolean", "IPv6 interface id is EUI-64 (reveals the MAC)"),
         ("mac", "string", "the MAC address an EUI-64 interface id reveals"),
         ("raddr_ip", "string", "normalised related address"),
         ("raddr_scope", "category:" + _SCOPE_CATS, "scope of the related address"),
         ("raddr_mac", "string", "MAC revealed by an EUI-64 related address"),
-        ("in_clear", "boolean", ("crossed the wire readable: plaintext signalling or STUN (false inside TLS, even "
-                                "when decrypted; NA for side files)")),
+        (
+            "in_clear",
+            "boolean",
+            (
+                "crossed the wire readable: plaintext signalling or STUN (false inside TLS, even "
+                "when decrypted; NA for side files)"
+            ),
+        ),
         ("sender", "string", "IP address that sent the carrying message"),
         ("flow_id", "Int64", "flow of the carrying frame"),
     ],
@@ -77,11 +100,26 @@ CANDIDATES = frame_schema(
 def _addr_cols(c: Candidate) -> dict[str, Any]:
     a = classify(c.address)
     row: dict[str, Any] = {
-        "foundation": c.foundation, "component": c.component, "transport": c.transport, "priority": c.priority,
-        "address": c.address, "port": c.port, "type": c.type if c.type in ("host", "srflx", "prflx", "relay") else None,
-        "raddr": c.raddr, "rport": c.rport, "tcptype": c.tcptype, "generation": c.generation,
-        "network_id": c.network_id, "network_cost": c.network_cost, "mdns": a.mdns, "ip": a.ip,
-        "family": a.family, "scope": a.scope, "embedded": a.embedded, "eui64": a.eui64, "mac": a.mac,
+        "foundation": c.foundation,
+        "component": c.component,
+        "transport": c.transport,
+        "priority": c.priority,
+        "address": c.address,
+        "port": c.port,
+        "type": c.type if c.type in ("host", "srflx", "prflx", "relay") else None,
+        "raddr": c.raddr,
+        "rport": c.rport,
+        "tcptype": c.tcptype,
+        "generation": c.generation,
+        "network_id": c.network_id,
+        "network_cost": c.network_cost,
+        "mdns": a.mdns,
+        "ip": a.ip,
+        "family": a.family,
+        "scope": a.scope,
+        "embedded": a.embedded,
+        "eui64": a.eui64,
+        "mac": a.mac,
     }
     if c.raddr:
         r = classify(c.raddr)
@@ -109,11 +147,24 @@ def build_candidates(cap: Capture) -> pd.DataFrame:
         r0 = d.row
         in_clear = None if r0.get("source") != "wire" else (not r0.get("tls"))
         for mid, mline, c in d.candidates():
-            rows.append({"frame": r0.get("frame"), "ts": r0.get("ts"), "origin": "sdp", "source": r0.get("source"),
-                         "sdp_index": d.index, "signalling_msg": r0.get("signalling_msg"), "role": r0.get("role"),
-                         "mid": mid, "mline_index": mline, "ufrag": c.ufrag or _ufrag_of(d, mline),
-                         "in_clear": in_clear, "sender": r0.get("src"), "flow_id": r0.get("flow_id"),
-                         **_addr_cols(c)})
+            rows.append(
+                {
+                    "frame": r0.get("frame"),
+                    "ts": r0.get("ts"),
+                    "origin": "sdp",
+                    "source": r0.get("source"),
+                    "sdp_index": d.index,
+                    "signalling_msg": r0.get("signalling_msg"),
+                    "role": r0.get("role"),
+                    "mid": mid,
+                    "mline_index": mline,
+                    "ufrag": c.ufrag or _ufrag_of(d, mline),
+                    "in_clear": in_clear,
+                    "sender": r0.get("src"),
+                    "flow_id": r0.get("flow_id"),
+                    **_addr_cols(c),
+                }
+            )
     msgs = messages(cap)
     flows = frame_flow_map(cap) if msgs else {}
     # a trickled candidate without usernameFragment belongs to the last description its sender sent on the
@@ -134,11 +185,27 @@ def build_candidates(cap: Capture) -> pd.DataFrame:
                 continue
             prev = last_desc.get(key)
             ufrag = f.ufrag or (_ufrag_of(prev, f.mline_index) if prev is not None else None)
-            trickles.append((f, {"frame": m.frame, "ts": m.ts_ns, "source": "wire", "signalling_msg": m.index,
-                                 "in_clear": not m.tls, "sender": m.src, "flow_id": flows.get(m.frame),
-                                 "ufrag": ufrag, "role": prev.row.get("role") if prev is not None else None}))
-    trickles += [(it.found, {"frame": None, "ts": it.ts_ns, "source": it.source, "in_clear": None})
-                 for it in side_items(cap) if it.found.kind == "candidate"]
+            trickles.append(
+                (
+                    f,
+                    {
+                        "frame": m.frame,
+                        "ts": m.ts_ns,
+                        "source": "wire",
+                        "signalling_msg": m.index,
+                        "in_clear": not m.tls,
+                        "sender": m.src,
+                        "flow_id": flows.get(m.frame),
+                        "ufrag": ufrag,
+                        "role": prev.row.get("role") if prev is not None else None,
+                    },
+                )
+            )
+    trickles += [
+        (it.found, {"frame": None, "ts": it.ts_ns, "source": it.source, "in_clear": None})
+        for it in side_items(cap)
+        if it.found.kind == "candidate"
+    ]
     for f, ctx in trickles:
         if not f.text:
             continue  # end-of-candidates
@@ -147,8 +214,16 @@ def build_candidates(cap: Capture) -> pd.DataFrame:
         except DecodeError as e:
             add_anomaly(cap, "sdp", e.name, e.detail, ctx.get("frame"), ctx.get("ts"))
             continue
-        rows.append({**ctx, "origin": "trickle", "mid": f.mid, "mline_index": f.mline_index,
-                     "ufrag": c.ufrag or f.ufrag or ctx.get("ufrag"), **_addr_cols(c)})
+        rows.append(
+            {
+                **ctx,
+                "origin": "trickle",
+                "mid": f.mid,
+                "mline_index": f.mline_index,
+                "ufrag": c.ufrag or f.ufrag or ctx.get("ufrag"),
+                **_addr_cols(c),
+            }
+        )
     rows += _stun_rows(cap)
     return CANDIDATES.from_records(rows)
 
@@ -162,8 +237,12 @@ def _ufrag_of(d: Any, mline: int | None) -> str | None:
     return sd.ice_ufrag
 
 
-_STUN_ATTRS = (("xor_mapped", "XOR-MAPPED-ADDRESS", "srflx"), ("mapped", "MAPPED-ADDRESS", "srflx"),
-               ("xor_relayed", "XOR-RELAYED-ADDRESS", "relay"), ("xor_peer", "XOR-PEER-ADDRESS", "peer"))
+_STUN_ATTRS = (
+    ("xor_mapped", "XOR-MAPPED-ADDRESS", "srflx"),
+    ("mapped", "MAPPED-ADDRESS", "srflx"),
+    ("xor_relayed", "XOR-RELAYED-ADDRESS", "relay"),
+    ("xor_peer", "XOR-PEER-ADDRESS", "peer"),
+)
 
 
 def _stun_rows(cap: Capture) -> list[dict[str, Any]]:
@@ -191,11 +270,28 @@ def _stun_rows(cap: Capture) -> list[dict[str, Any]]:
                     continue
                 host, port = _split_ep(ep)
                 a = classify(host)
-                seen[key] = {"frame": r.get("frame"), "ts": r.get("ts"), "origin": "stun", "source": "wire",
-                             "stun_attr": attr, "stun_messages": 1, "transport": r.get("transport"),
-                             "address": host, "port": port, "type": typ, "mdns": False, "ip": a.ip,
-                             "family": a.family, "scope": a.scope, "embedded": a.embedded, "eui64": a.eui64,
-                             "mac": a.mac, "in_clear": True, "sender": r.get("src"), "flow_id": r.get("flow_id")}
+                seen[key] = {
+                    "frame": r.get("frame"),
+                    "ts": r.get("ts"),
+                    "origin": "stun",
+                    "source": "wire",
+                    "stun_attr": attr,
+                    "stun_messages": 1,
+                    "transport": r.get("transport"),
+                    "address": host,
+                    "port": port,
+                    "type": typ,
+                    "mdns": False,
+                    "ip": a.ip,
+                    "family": a.family,
+                    "scope": a.scope,
+                    "embedded": a.embedded,
+                    "eui64": a.eui64,
+                    "mac": a.mac,
+                    "in_clear": True,
+                    "sender": r.get("src"),
+                    "flow_id": r.get("flow_id"),
+                }
     out = list(seen.values())
     for o in out:
         ts = o.get("ts")

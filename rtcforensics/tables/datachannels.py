@@ -65,10 +65,14 @@ def messages_of(hs: Handshake, anomalies: AnomalyLog) -> list[dict[str, Any]]:
                 continue
             src, dst = ends.get(side, (None, None))
             row: dict[str, Any] = {
-                "frame": frame, "ts": pd.Timestamp(ts_ns, unit="ns", tz="UTC"), "flow_id": hs.flow_id,
-                "channel": msg.stream, "ppid": msg.ppid,
+                "frame": frame,
+                "ts": pd.Timestamp(ts_ns, unit="ns", tz="UTC"),
+                "flow_id": hs.flow_id,
+                "channel": msg.stream,
+                "ppid": msg.ppid,
                 "direction": "client_to_server" if side == "client" else "server_to_client",
-                "src": src, "dst": dst,
+                "src": src,
+                "dst": dst,
             }
             if msg.ppid == PPID_DCEP:
                 try:
@@ -93,7 +97,9 @@ def messages_of(hs: Handshake, anomalies: AnomalyLog) -> list[dict[str, Any]]:
                     row["data"] = b"" if empty else msg.data
             o = opens.get(msg.stream)
             if o is not None:
-                row.update(label=o.label, protocol=o.protocol, ordered=o.ordered, reliability=o.reliability_text)
+                row.update(
+                    label=o.label, protocol=o.protocol, ordered=o.ordered, reliability=o.reliability_text
+                )
             rows.append(row)
     return rows
 

@@ -1,4 +1,6 @@
-"""The `dtls` frame: one row per DTLS handshake (DTLS 1.0/1.2 in clear, DTLS 1.3 with or without keys)."""
+"""The `dtls` frame: one row per DTLS handshake (DTLS 1.0/1.2 in clear, DTLS 1.3 with or without keys), and
+one per DTLS session whose handshake is not in the capture (``handshake_seen`` False: version and endpoints
+from the record headers)."""
 
 from __future__ import annotations
 
@@ -28,8 +30,14 @@ _SRC = "category:clear,decrypted"
 
 def _cert_columns(side: str) -> list[tuple[str, str, str]]:
     return [
-        (f"{side}_cert_sha256", "string", (f"SHA-256 of the {side}'s leaf certificate DER, lowercase hex "
-                                           "(compare with a=fingerprint); NA when not sent or encrypted")),
+        (
+            f"{side}_cert_sha256",
+            "string",
+            (
+                f"SHA-256 of the {side}'s leaf certificate DER, lowercase hex "
+                "(compare with a=fingerprint); NA when not sent or encrypted"
+            ),
+        ),
         (f"{side}_cert_subject", "string", "leaf subject (RFC 4514)"),
         (f"{side}_cert_issuer", "string", "leaf issuer (RFC 4514)"),
         (f"{side}_cert_key_type", "string", "public key type: RSA, EC <curve>, Ed25519, ..."),
@@ -37,9 +45,26 @@ def _cert_columns(side: str) -> list[tuple[str, str, str]]:
         (f"{side}_cert_sig_alg", "string", "certificate signature algorithm, e.g. ecdsa-with-SHA256"),
         (f"{side}_cert_not_before", "ts", "validity start (UTC)"),
         (f"{side}_cert_not_after", "ts", "validity end (UTC)"),
-        (f"{side}_cert_self_signed", "boolean", "subject == issuer and the signature verifies with its own key"),
+        (
+            f"{side}_cert_dates_clipped",
+            "boolean",
+            (
+                "a validity date lay beyond what a timestamp can hold "
+                "(e.g. RFC 5280's 9999-12-31 'no expiry') and was clipped to "
+                "the last representable instant; the text is in anomalies"
+            ),
+        ),
+        (
+            f"{side}_cert_self_signed",
+            "boolean",
+            "subject == issuer and the signature verifies with its own key",
+        ),
         (f"{side}_chain_sha256", "object", "SHA-256 of every certificate of the chain as sent, leaf first"),
-        (f"{side}_cert_source", _SRC, "how the certificate was read: clear (DTLS <= 1.2) or decrypted (keylog)"),
+        (
+            f"{side}_cert_source",
+            _SRC,
+            "how the certificate was read: clear (DTLS <= 1.2) or decrypted (keylog)",
+        ),
     ]
 
 
@@ -50,10 +75,29 @@ DTLS = frame_schema(
     "(otherwise NA and listed in encrypted_parts).",
     [
         ("flow_id", "Int64", "flow (bidirectional 5-tuple) carrying the handshake"),
-        ("client", "string", "ip:port that sent the ClientHello (outer address when via TURN)"),
+        (
+            "client",
+            "string",
+            (
+                "ip:port that sent the ClientHello (outer address when via TURN); when "
+                "handshake_seen is False: the endpoint that sent the first record (roles unknown)"
+            ),
+        ),
         ("server", "string", "ip:port of the other side"),
-        ("via_turn", "category:channel,data_indication,send_indication",
-         "how the DTLS travelled inside TURN, NA when direct"),
+        (
+            "handshake_seen",
+            "boolean",
+            (
+                "a handshake message of this session is in the capture; False: the "
+                "capture starts mid-session, the row stands for the protected records "
+                "(version and endpoints from their headers, roles unknown)"
+            ),
+        ),
+        (
+            "via_turn",
+            "category:channel,data_indication,send_indication",
+            "how the DTLS travelled inside TURN, NA when direct",
+        ),
         ("turn_peer", "string", "peer ip:port on the far side of the relay, when via TURN and known"),
         ("frames", "object", "Wireshark frame numbers of the datagrams of this handshake (and its session)"),
         ("first_frame", "Int64", "first of frames"),
@@ -63,24 +107,51 @@ DTLS = frame_schema(
         ("client_hellos", "Int32", "ClientHellos sent (HelloVerifyRequest / HelloRetryRequest make 2)"),
         ("hello_verify", "boolean", "the server sent a HelloVerifyRequest cookie (DTLS <= 1.2)"),
         ("hello_retry", "boolean", "the server sent a HelloRetryRequest (DTLS 1.3)"),
-        ("versions_offered", "object", "versions the client offered (supported_versions, else legacy_version)"),
-        ("version", "string", "negotiated version: DTLS 1.0 / DTLS 1.2 / DTLS 1.3 (NA without a ServerHello)"),
+        (
+            "versions_offered",
+            "object",
+            "versions the client offered (supported_versions, else legacy_version)",
+        ),
+        (
+            "version",
+            "string",
+            (
+                "negotiated version: DTLS 1.0 / DTLS 1.2 / DTLS 1.3 / DTLS 0.9 (OpenSSL "
+                "pre-0.9.8f, DTLS1_BAD_VER 0x0100); from the ServerHello, else from the headers "
+                "of the protected (epoch > 0) records; NA when neither is seen"
+            ),
+        ),
+        ("version_source", "category:handshake,record", "where version was read"),
         ("client_suites", "object", "cipher suites offered, IANA names, wire order, GREASE removed"),
         ("cipher_suite", "string", "cipher suite chosen by the server (IANA name)"),
         ("compression", "Int32", "compression method chosen (0 = null)"),
         ("srtp_profiles_offered", "object", "use_srtp protection profiles offered (IANA names)"),
         ("srtp_mki_offered", "string", "use_srtp MKI offered by the client, hex (empty: none)"),
-        ("srtp_profile", "string", "SRTP protection profile chosen (ServerHello, or EncryptedExtensions in 1.3)"),
+        (
+            "srtp_profile",
+            "string",
+            "SRTP protection profile chosen (ServerHello, or EncryptedExtensions in 1.3)",
+        ),
         ("srtp_profile_source", _SRC, "how srtp_profile was read"),
         ("extensions_offered", "object", "ClientHello extensions, IANA names, wire order, GREASE removed"),
         ("extensions_chosen", "object", "ServerHello (+ EncryptedExtensions in 1.3) extensions, IANA names"),
         ("extensions_chosen_source", _SRC, "clear, or decrypted when EncryptedExtensions was read"),
-        ("ems", "boolean", ("extended_master_secret negotiated (offered and echoed; NA for DTLS 1.3, "
-                            "whose key schedule always binds the transcript)")),
+        (
+            "ems",
+            "boolean",
+            (
+                "extended_master_secret negotiated (offered and echoed; NA for DTLS 1.3, "
+                "whose key schedule always binds the transcript)"
+            ),
+        ),
         ("renegotiation_info", "boolean", "secure renegotiation (RFC 5746) negotiated; NA for DTLS 1.3"),
         ("supported_groups", "object", "groups offered (IANA names)"),
         ("key_share_groups", "object", "key_share groups the client sent shares for (e.g. X25519MLKEM768)"),
-        ("key_exchange_group", "string", "group chosen: ServerHello key_share (1.3) or ServerKeyExchange (1.2)"),
+        (
+            "key_exchange_group",
+            "string",
+            "group chosen: ServerHello key_share (1.3) or ServerKeyExchange (1.2)",
+        ),
         ("signature_algorithms", "object", "signature schemes offered (IANA names)"),
         ("alpn", "object", "ALPN protocols offered"),
         ("sni", "string", "server_name offered"),
@@ -89,12 +160,21 @@ DTLS = frame_schema(
         *_cert_columns("client"),
         *_cert_columns("server"),
         ("alerts", "object", "alerts: list of {frame, side, level, description, encrypted, source}"),
-        ("completed", "boolean", ("handshake finished on the wire (both Finished seen, or client epoch-3 "
-                                  "records in DTLS 1.3); False after a fatal alert, or ClientHellos without "
-                                  "answer; NA when not observable")),
+        (
+            "completed",
+            "boolean",
+            (
+                "handshake finished on the wire (both Finished seen, or client epoch-3 "
+                "records in DTLS 1.3); False after a fatal alert, or ClientHellos without "
+                "answer; NA when not observable"
+            ),
+        ),
         ("encrypted_parts", "object", "facts not observable without keys (certificate, srtp_profile, ...)"),
-        ("decryption", "category:none,decrypted,undecryptable",
-         "keylog use: none (no keylog given), decrypted, undecryptable (see decryption_detail)"),
+        (
+            "decryption",
+            "category:none,decrypted,undecryptable",
+            "keylog use: none (no keylog given), decrypted, undecryptable (see decryption_detail)",
+        ),
         ("decryption_detail", "string", "why decryption failed, when it did"),
         ("retransmissions", "Int32", "handshake fragments seen again (retransmitted flights)"),
         ("ja3", "string", "JA3 string of the ClientHello (decimal, GREASE removed)"),
@@ -116,54 +196,123 @@ def _names(table: str, codes: list[int] | None) -> list[str] | None:
     return [iana_name(table, c) for c in codes if not is_grease(c)]
 
 
-def _cert_row(side: str, chain: list[bytes] | None, source: str | None,
-              anomalies: AnomalyLog, hs: Handshake) -> dict[str, Any]:
+def _cert_row(
+    side: str, chain: list[bytes] | None, source: str | None, anomalies: AnomalyLog, hs: Handshake
+) -> dict[str, Any]:
     if not chain:
         return {}
-    row: dict[str, Any] = {f"{side}_chain_sha256": [sha256_hex(c) for c in chain],
-                           f"{side}_cert_source": source}
+    row: dict[str, Any] = {
+        f"{side}_chain_sha256": [sha256_hex(c) for c in chain],
+        f"{side}_cert_source": source,
+    }
     try:
         f: CertFacts | None = cert_facts(chain[0])
     except DecodeError as e:
-        anomalies.add("dtls", e.name, f"{side} certificate: {e.detail}", frame=hs.frames[0] if hs.frames else None,
-                      flow_id=hs.flow_id)
+        anomalies.add(
+            "dtls",
+            e.name,
+            f"{side} certificate: {e.detail}",
+            frame=hs.frames[0] if hs.frames else None,
+            flow_id=hs.flow_id,
+        )
         f = None
     row[f"{side}_cert_sha256"] = sha256_hex(chain[0])
     if f is not None:
-        row.update({f"{side}_cert_subject": f.subject, f"{side}_cert_issuer": f.issuer,
-                    f"{side}_cert_key_type": f.key_type, f"{side}_cert_key_bits": f.key_bits,
-                    f"{side}_cert_sig_alg": f.sig_alg, f"{side}_cert_not_before": f.not_before,
-                    f"{side}_cert_not_after": f.not_after, f"{side}_cert_self_signed": f.self_signed})
+        nb, nb_clipped = _representable(f.not_before)
+        na, na_clipped = _representable(f.not_after)
+        if nb_clipped or na_clipped:
+            anomalies.add(
+                "dtls",
+                "cert_date_out_of_range",
+                f"{side} certificate validity {f.not_before} .. {f.not_after} lies beyond the timestamp "
+                "range; clipped",
+                frame=hs.frames[0] if hs.frames else None,
+                flow_id=hs.flow_id,
+            )
+        row.update(
+            {
+                f"{side}_cert_subject": f.subject,
+                f"{side}_cert_issuer": f.issuer,
+                f"{side}_cert_key_type": f.key_type,
+                f"{side}_cert_key_bits": f.key_bits,
+                f"{side}_cert_sig_alg": f.sig_alg,
+                f"{side}_cert_not_before": nb,
+                f"{side}_cert_not_after": na,
+                f"{side}_cert_dates_clipped": nb_clipped or na_clipped,
+                f"{side}_cert_self_signed": f.self_signed,
+            }
+        )
     return row
+
+
+_TS_MIN, _TS_MAX = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
+
+
+def _representable(dt: Any) -> tuple[Any, bool]:
+    """``dt`` as a timestamp the frame can hold, clipped to pandas' range (2262 at most), and whether it was."""
+    if dt is None:
+        return None, False
+    try:
+        ts = pd.Timestamp(dt)
+    except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime):
+        return (_TS_MAX if dt.year > 2000 else _TS_MIN), True
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")
+    if ts > _TS_MAX:
+        return _TS_MAX, True
+    if ts < _TS_MIN:
+        return _TS_MIN, True
+    return ts.as_unit("ns"), False
 
 
 def handshake_row(hs: Handshake, anomalies: AnomalyLog) -> dict[str, Any]:
     ch, sh, hrr = hs.client_hello, hs.server_hello, hs.hello_retry
     tls13 = hs.version == DTLS1_3
+    client, server = hs.client, hs.server
+    if client is None and server is None and len(hs.peers) == 2:
+        client, server = hs.peers  # no hello seen: the two ends as the records show them, roles unknown
+    version, version_source = hs.version, "handshake"
+    if version is None:
+        version, version_source = hs.record_version, "record"
     row: dict[str, Any] = {
-        "flow_id": hs.flow_id, "client": hs.client, "server": hs.server, "via_turn": hs.via_turn,
-        "turn_peer": hs.turn_peer, "frames": list(hs.frames), "first_frame": hs.frames[0] if hs.frames else None,
-        "ts_first": _ts(hs.ts_first_ns), "ts_last": _ts(hs.ts_last_ns), "client_hellos": hs.client_hellos,
-        "hello_verify": hs.hello_verify_cookie is not None, "hello_retry": hrr is not None,
-        "version": version_name(hs.version), "alerts": list(hs.alerts),
-        "retransmissions": hs.retransmissions, "decryption": hs.decryption,
+        "flow_id": hs.flow_id,
+        "client": client,
+        "server": server,
+        "via_turn": hs.via_turn,
+        "handshake_seen": hs.handshake_seen,
+        "turn_peer": hs.turn_peer,
+        "frames": list(hs.frames),
+        "first_frame": hs.frames[0] if hs.frames else None,
+        "ts_first": _ts(hs.ts_first_ns),
+        "ts_last": _ts(hs.ts_last_ns),
+        "client_hellos": hs.client_hellos,
+        "hello_verify": hs.hello_verify_cookie is not None,
+        "hello_retry": hrr is not None,
+        "version": version_name(version),
+        "version_source": version_source if version is not None else None,
+        "alerts": list(hs.alerts),
+        "retransmissions": hs.retransmissions,
+        "decryption": hs.decryption,
         "decryption_detail": hs.decryption_detail,
     }
     if ch is not None:
         e = ch.ext
-        row.update({
-            "client_random": ch.random.hex(),
-            "versions_offered": _names("versions", e.supported_versions or [ch.version]),
-            "client_suites": _names("cipher_suites", ch.cipher_suites),
-            "srtp_profiles_offered": _names("srtp_profiles", e.srtp_profiles),
-            "srtp_mki_offered": e.srtp_mki.hex() if e.srtp_mki is not None else None,
-            "extensions_offered": _names("extensions", e.types),
-            "supported_groups": _names("groups", e.supported_groups),
-            "key_share_groups": _names("groups", e.key_share_groups),
-            "signature_algorithms": _names("signature_schemes", e.signature_algorithms),
-            "alpn": e.alpn, "sni": e.sni,
-            "connection_id_client": e.connection_id.hex() if e.connection_id is not None else None,
-        })
+        row.update(
+            {
+                "client_random": ch.random.hex(),
+                "versions_offered": _names("versions", e.supported_versions or [ch.version]),
+                "client_suites": _names("cipher_suites", ch.cipher_suites),
+                "srtp_profiles_offered": _names("srtp_profiles", e.srtp_profiles),
+                "srtp_mki_offered": e.srtp_mki.hex() if e.srtp_mki is not None else None,
+                "extensions_offered": _names("extensions", e.types),
+                "supported_groups": _names("groups", e.supported_groups),
+                "key_share_groups": _names("groups", e.key_share_groups),
+                "signature_algorithms": _names("signature_schemes", e.signature_algorithms),
+                "alpn": e.alpn,
+                "sni": e.sni,
+                "connection_id_client": e.connection_id.hex() if e.connection_id is not None else None,
+            }
+        )
         row["ja3"], row["ja3_hash"] = ja3(ch)
         row["ja4"] = ja4(ch)
     chosen_src = None
@@ -171,10 +320,13 @@ def handshake_row(hs: Handshake, anomalies: AnomalyLog) -> dict[str, Any]:
         se = sh.ext
         exts = list(se.types)
         chosen_src = hs.sources.get("server_hello", "clear")
-        row.update({
-            "cipher_suite": iana_name("cipher_suites", sh.cipher_suite), "compression": sh.compression,
-            "connection_id_server": se.connection_id.hex() if se.connection_id is not None else None,
-        })
+        row.update(
+            {
+                "cipher_suite": iana_name("cipher_suites", sh.cipher_suite),
+                "compression": sh.compression,
+                "connection_id_server": se.connection_id.hex() if se.connection_id is not None else None,
+            }
+        )
         row["ja3s"], row["ja3s_hash"] = ja3s(sh)
         srtp = se.srtp_profiles
         srtp_src = chosen_src if srtp else None
@@ -190,14 +342,16 @@ def handshake_row(hs: Handshake, anomalies: AnomalyLog) -> dict[str, Any]:
             row["srtp_profile"] = iana_name("srtp_profiles", srtp[0])
             row["srtp_profile_source"] = srtp_src
         if tls13:
-            row["key_exchange_group"] = (iana_name("groups", se.key_share_groups[0])
-                                         if se.key_share_groups else None)
+            row["key_exchange_group"] = (
+                iana_name("groups", se.key_share_groups[0]) if se.key_share_groups else None
+            )
         else:
             if hs.kx_group is not None:
                 row["key_exchange_group"] = iana_name("groups", hs.kx_group)
             row["ems"] = bool(se.ems and ch is not None and ch.ext.ems) if ch is not None else se.ems
-            reneg_offered = ch is None or (ch.ext.renegotiation_info is not None
-                                           or TLS_EMPTY_RENEGOTIATION_INFO_SCSV in ch.cipher_suites)
+            reneg_offered = ch is None or (
+                ch.ext.renegotiation_info is not None or TLS_EMPTY_RENEGOTIATION_INFO_SCSV in ch.cipher_suites
+            )
             row["renegotiation_info"] = bool(se.renegotiation_info is not None and reneg_offered)
     elif hrr is not None:
         row["cipher_suite"] = iana_name("cipher_suites", hrr.cipher_suite)
@@ -217,6 +371,8 @@ def _completed(hs: Handshake) -> bool | None:
         return None
     if {"client", "server"} <= hs.finished:
         return True
+    if not hs.handshake_seen and hs.app_records:
+        return True  # application data flows (epoch > 0): the handshake finished before the capture began
     if hs.server_hello is None and hs.client_hello is not None:
         return False if hs.ts_last_ns is not None and not hs.encrypted_records else None
     return None
@@ -250,8 +406,9 @@ def dtls_frame(handshakes: list[Handshake], anomalies: AnomalyLog) -> pd.DataFra
     return DTLS.from_records(rows)
 
 
-def analyze_datagrams(datagrams: list[Datagram], anomalies: AnomalyLog, keylog: Any = None,
-                      strict: bool = False) -> DtlsTracker:
+def analyze_datagrams(
+    datagrams: list[Datagram], anomalies: AnomalyLog, keylog: Any = None, strict: bool = False
+) -> DtlsTracker:
     return DtlsTracker(anomalies, keylog, strict).feed_all(datagrams)
 
 
@@ -269,16 +426,23 @@ def _read_capture_keylog(cap: Capture) -> Any:
 
     anomalies = cap.dissection.anomalies
     keylog = read_keylog(cap.keylog, anomalies) if cap.keylog is not None else None
-    embedded = [data for stype, data in cap.dissection.info.get("decryption_secrets") or []
-                if stype == TLS_KEY_LOG_SECRET]
+    embedded = [
+        data
+        for stype, data in cap.dissection.info.get("decryption_secrets") or []
+        if stype == TLS_KEY_LOG_SECRET
+    ]
     if embedded:
-        dsb = parse_keylog(b"\n".join(embedded).decode("utf-8", errors="replace"), anomalies,
-                           f"{cap.path.name} (embedded secrets)")
+        dsb = parse_keylog(
+            b"\n".join(embedded).decode("utf-8", errors="replace"),
+            anomalies,
+            f"{cap.path.name} (embedded secrets)",
+        )
         if keylog is None:
             return dsb
         for cr, labels in dsb.secrets.items():
-            keylog.secrets.setdefault(cr, {}).update({k: v for k, v in labels.items()
-                                                      if k not in keylog.secrets.get(cr, {})})
+            keylog.secrets.setdefault(cr, {}).update(
+                {k: v for k, v in labels.items() if k not in keylog.secrets.get(cr, {})}
+            )
     return keylog
 
 
@@ -302,9 +466,11 @@ def _note_keylog_unmatched(cap: Capture, keylog: Any, t: DtlsTracker) -> None:
     randoms = [hs.client_hello.random for hs in t.handshakes if hs.client_hello is not None]
     if randoms and not any(r in keylog for r in randoms):
         cap.dissection.anomalies.add(
-            "keylog", "keylog_no_match",
+            "keylog",
+            "keylog_no_match",
             f"{cap.keylog}: none of its {len(keylog.secrets)} client random(s) belongs to one of the "
-            f"{len(randoms)} DTLS handshake(s) of this capture (a keylog of another session?)")
+            f"{len(randoms)} DTLS handshake(s) of this capture (a keylog of another session?)",
+        )
 
 
 @register_frame(DTLS)

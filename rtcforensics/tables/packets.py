@@ -7,9 +7,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..addr import endpoint as _endpoint
 from ..capture import Capture, register_frame
 from ..dissect.demux import CLASSES
 from ..dissect.fastpath import TRANSPORTS, VIA
+from ..dissect.model import Dissection
 from ..schema import frame_schema
 
 PACKETS = frame_schema(
@@ -24,12 +26,18 @@ PACKETS = frame_schema(
         ("dport", "UInt16", "destination port"),
         ("transport", "category:" + ",".join(TRANSPORTS), "IP payload protocol (NA when not IP)"),
         ("length", "Int32", "bytes on the wire (the record's original length, Wireshark frame.len)"),
-        ("cls", "category:" + ",".join(CLASSES),
-         "what the packet carries: RFC 7983 class of the UDP payload / TCP-framed message (the innermost one "
-         "when unwrapped from TURN), or for other TCP the control-plane protocol (tls, http, websocket, sip); "
-         "turn_channel when a ChannelData payload is none of the media classes"),
-        ("via_turn", "category:" + ",".join(VIA),
-         "how the payload was unwrapped from TURN: ChannelData, Data or Send indication (NA: not via TURN)"),
+        (
+            "cls",
+            "category:" + ",".join(CLASSES),
+            "what the packet carries: RFC 7983 class of the UDP payload / TCP-framed message (the innermost one "
+            "when unwrapped from TURN), or for other TCP the control-plane protocol (tls, http, websocket, sip); "
+            "turn_channel when a ChannelData payload is none of the media classes",
+        ),
+        (
+            "via_turn",
+            "category:" + ",".join(VIA),
+            "how the payload was unwrapped from TURN: ChannelData, Data or Send indication (NA: not via TURN)",
+        ),
         ("flow_id", "Int64", "bidirectional 5-tuple id, numbered by first appearance (NA when not IP)"),
     ],
 )
@@ -52,20 +60,32 @@ FLOWS = frame_schema(
         ("packets", "Int64", "packets in both directions"),
         ("packets_a_to_b", "Int64", "packets sent by a"),
         ("bytes", "Int64", "bytes on the wire in both directions (sum of packets.length)"),
-        ("classes", "object", "sorted list of packet classes seen (packets.cls), e.g. ['dtls', 'rtp', 'stun']"),
+        (
+            "classes",
+            "object",
+            "sorted list of packet classes seen (packets.cls), e.g. ['dtls', 'rtp', 'stun']",
+        ),
         ("via_turn", "boolean", "some payload of this flow was unwrapped from TURN (ChannelData, Send/Data)"),
-        ("encrypted", "boolean",
-         "coarse: True when DTLS or TLS was seen on the flow (media keyed by DTLS-SRTP or TLS); False when it "
-         "carries a cleartext control protocol (http, websocket, sip); NA otherwise — RTP without DTLS may be "
-         "SDES-SRTP or plain RTP, which rtp_streams.keying / plaintext_score and the checks decide"),
+        (
+            "encrypted",
+            "boolean",
+            "coarse: True when DTLS or TLS was seen on the flow (media keyed by DTLS-SRTP or TLS); False when it "
+            "carries a cleartext control protocol (http, websocket, sip); NA otherwise — RTP without DTLS may be "
+            "SDES-SRTP or plain RTP, which rtp_streams.keying / plaintext_score and the checks decide",
+        ),
     ],
 )
 
 
 def _int_array(values: np.ndarray, dtype: str) -> Any:
     """numpy ints with -1 meaning NA -> pandas nullable integer array, without per-element work."""
-    np_dt = {"UInt16": np.uint16, "Int64": np.int64, "Int32": np.int32, "UInt32": np.uint32,
-             "UInt8": np.uint8}[dtype]
+    np_dt = {
+        "UInt16": np.uint16,
+        "Int64": np.int64,
+        "Int32": np.int32,
+        "UInt32": np.uint32,
+        "UInt8": np.uint8,
+    }[dtype]
     mask = values < 0
     data = np.where(mask, 0, values).astype(np_dt)
     arr = pd.array(data, dtype=dtype)
@@ -83,41 +103,38 @@ def _ids_to_string(ids: np.ndarray, names: list[str]) -> Any:
     return pd.array(table[np.where(ids < 0, len(names), ids)], dtype="string")
 
 
-def build_packets_frame(st: Any, flow_map: np.ndarray) -> pd.DataFrame:
-    """Assemble the `packets` frame from the fast path's per-batch arrays (called by fastpath.dissect)."""
-    cols = st.cols
-    if not cols["frame"]:
+def packets_frame(d: Dissection, release: bool = False) -> pd.DataFrame:
+    """The `packets` frame from the fast path's raw per-record columns (``Dissection.columns``).
+
+    ``release``: drop the raw columns from ``d`` as they are turned into the frame (the capture's builder
+    does, so a large capture does not hold both)."""
+    cols = d.columns
+    if not cols or not len(cols.get("ts_ns", ())):
         return PACKETS.empty()
 
-    def cat(name: str) -> np.ndarray:
-        parts = cols.pop(name)  # free the per-batch arrays as they are joined
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    def take(name: str) -> np.ndarray:
+        return cols.pop(name) if release else cols[name]
 
-    n = int(sum(int(fr[1]) for fr in cols.pop("frame")))  # every record has a row: frames 1..n
-    flow = cat("flow").astype(np.int64)
-    flow = flow_map[np.where(flow < 0, len(flow_map) - 1, flow)]
+    n = len(cols["ts_ns"])  # every record has a row: frames 1..n
     data = {
         "frame": _int_array(np.arange(1, n + 1, dtype=np.int64), "Int64"),
-        "ts": pd.to_datetime(cat("ts_ns"), unit="ns", utc=True),
-        "src": _ids_to_string(cat("src"), st.ip_list),
-        "sport": _int_array(cat("sport"), "UInt16"),
-        "dst": _ids_to_string(cat("dst"), st.ip_list),
-        "dport": _int_array(cat("dport"), "UInt16"),
-        "transport": _codes_to_category(cat("transport"), "transport", PACKETS),
-        "length": _int_array(cat("length"), "Int32"),
-        "cls": _codes_to_category(cat("cls"), "cls", PACKETS),
-        "via_turn": _codes_to_category(cat("via"), "via_turn", PACKETS),
-        "flow_id": _int_array(flow, "Int64"),
+        "ts": pd.to_datetime(take("ts_ns"), unit="ns", utc=True),
+        "src": _ids_to_string(take("src"), d.addresses),
+        "sport": _int_array(take("sport"), "UInt16"),
+        "dst": _ids_to_string(take("dst"), d.addresses),
+        "dport": _int_array(take("dport"), "UInt16"),
+        "transport": _codes_to_category(take("transport"), "transport", PACKETS),
+        "length": _int_array(take("length"), "Int32"),
+        "cls": _codes_to_category(take("cls"), "cls", PACKETS),
+        "via_turn": _codes_to_category(take("via"), "via_turn", PACKETS),
+        "flow_id": _int_array(take("flow"), "Int64"),
     }
     return pd.DataFrame(data)
 
 
 @register_frame(PACKETS)
 def build_packets(cap: Capture) -> pd.DataFrame:
-    return cap.dissection.packets
-
-
-from ..addr import endpoint as _endpoint
+    return packets_frame(cap.dissection, release=True)
 
 
 @register_frame(FLOWS)
@@ -151,22 +168,33 @@ def build_flows(cap: Capture) -> pd.DataFrame:
     code = {c: i for i, c in enumerate(CLASSES)}
     enc_true = seen[:, code["dtls"]] | seen[:, code["tls"]]
     enc_false = ~enc_true & (seen[:, code["http"]] | seen[:, code["websocket"]] | seen[:, code["sip"]])
-    encrypted = pd.array([True if t else (False if f else None) for t, f in zip(enc_true, enc_false)],
-                         dtype="boolean")
+    encrypted = pd.array(
+        [True if t else (False if f else None) for t, f in zip(enc_true, enc_false)], dtype="boolean"
+    )
     classes = [sorted(CLASSES[k] for k in np.flatnonzero(row)) for row in seen]
     a_ip = fp["src"].to_numpy(dtype=object, na_value=None)
     b_ip = fp["dst"].to_numpy(dtype=object, na_value=None)
     a_port = fp["sport"].to_numpy(dtype=object, na_value=None)
     b_port = fp["dport"].to_numpy(dtype=object, na_value=None)
-    df = pd.DataFrame({
-        "flow_id": np.arange(n),
-        "transport": fp["transport"].to_numpy(),
-        "a": [_endpoint(i, pt) for i, pt in zip(a_ip, a_port)],
-        "b": [_endpoint(i, pt) for i, pt in zip(b_ip, b_port)],
-        "a_ip": a_ip, "a_port": a_port, "b_ip": b_ip, "b_port": b_port,
-        "first_ts": first_ts, "last_ts": last_ts, "duration_s": (last_ts - first_ts) / 1e9,
-        "packets": np.bincount(fid, minlength=n), "packets_a_to_b": np.bincount(fid[a_of_pkt], minlength=n),
-        "bytes": np.bincount(fid, weights=length, minlength=n).astype(np.int64),
-        "classes": classes, "via_turn": via, "encrypted": encrypted,
-    })
+    df = pd.DataFrame(
+        {
+            "flow_id": np.arange(n),
+            "transport": fp["transport"].to_numpy(),
+            "a": [_endpoint(i, pt) for i, pt in zip(a_ip, a_port)],
+            "b": [_endpoint(i, pt) for i, pt in zip(b_ip, b_port)],
+            "a_ip": a_ip,
+            "a_port": a_port,
+            "b_ip": b_ip,
+            "b_port": b_port,
+            "first_ts": first_ts,
+            "last_ts": last_ts,
+            "duration_s": (last_ts - first_ts) / 1e9,
+            "packets": np.bincount(fid, minlength=n),
+            "packets_a_to_b": np.bincount(fid[a_of_pkt], minlength=n),
+            "bytes": np.bincount(fid, weights=length, minlength=n).astype(np.int64),
+            "classes": classes,
+            "via_turn": via,
+            "encrypted": encrypted,
+        }
+    )
     return FLOWS.conform(df)

@@ -25,7 +25,7 @@ from ..schema import frame_schema
 from .packets import _endpoint
 
 VIA_CATS = "category:" + ",".join(VIA)
-KEYINGS = ("dtls-srtp", "sdes", "none", "unknown")
+KEYINGS = ("dtls-srtp", "sdes", "sdes (inferred)", "none", "unknown")
 
 RTP = frame_schema(
     "rtp",
@@ -43,8 +43,11 @@ RTP = frame_schema(
         ("padding", "boolean", "padding bit"),
         ("extension", "boolean", "header-extension bit"),
         ("csrc_count", "UInt8", "number of CSRCs"),
-        ("ext_profile", "UInt16", "header-extension profile: 0xBEDE one-byte, 0x100x two-byte (RFC 8285); NA "
-                                  "without extension"),
+        (
+            "ext_profile",
+            "UInt16",
+            "header-extension profile: 0xBEDE one-byte, 0x100x two-byte (RFC 8285); NA without extension",
+        ),
         ("payload_len", "Int32", "payload bytes after header, CSRCs, extension and (readable) padding"),
         ("length", "Int32", "bytes of the whole RTP packet (SRTP: auth tag included)"),
         ("via_turn", VIA_CATS, "how it was unwrapped from TURN (NA: direct)"),
@@ -62,11 +65,18 @@ RTP_STREAMS = frame_schema(
         ("packets", "Int64", "RTP packets received"),
         ("pts", "object", "sorted list of payload types seen"),
         ("pt", "UInt8", "most frequent payload type"),
-        ("codec", "string", "codec name (static payload types here; from SDP when the sessions layer adds it)"),
+        (
+            "codec",
+            "string",
+            "codec name (static payload types here; from SDP when the sessions layer adds it)",
+        ),
         ("clock_rate", "Int32", "media clock rate used for jitter, Hz"),
-        ("clock_rate_source", "category:static-pt,sdp,guess",
-         "where clock_rate comes from: RFC 3551 static payload type, SDP, or a guess from the timestamps' "
-         "pace snapped to a usual rate (48000 audio, 90000 video, ...)"),
+        (
+            "clock_rate_source",
+            "category:static-pt,sdp,guess",
+            "where clock_rate comes from: RFC 3551 static payload type, SDP, or a guess from the timestamps' "
+            "pace snapped to a usual rate (48000 audio, 90000 video, ...)",
+        ),
         ("first_frame", "Int64", "frame of the first packet"),
         ("last_frame", "Int64", "frame of the last packet"),
         ("first_ts", "ts", "time of the first packet (UTC)"),
@@ -74,23 +84,47 @@ RTP_STREAMS = frame_schema(
         ("duration_s", "float64", "last_ts - first_ts, seconds"),
         ("seq_first", "UInt16", "first sequence number"),
         ("seq_last", "UInt16", "last sequence number (highest, after unwrapping)"),
-        ("expected", "Int64", "packets expected from the extended sequence range (16-bit wrap-around unwrapped)"),
+        (
+            "expected",
+            "Int64",
+            "packets expected from the extended sequence range (16-bit wrap-around unwrapped)",
+        ),
         ("lost", "Int64", "expected - distinct sequence numbers received (sequence gaps)"),
         ("duplicates", "Int64", "packets whose sequence number was already received"),
-        ("out_of_order", "Int64", "packets arriving with a lower extended sequence number than their predecessor"),
-        ("jitter_ms", "float64", "RFC 3550 §6.4.1 interarrival jitter estimate at the last packet, milliseconds "
-                                 "(computed over the packets of the main payload type)"),
-        ("jitter_ms_mean", "float64", "mean of the running jitter estimate after each packet but the first, ms (as "
-                                      "Wireshark's RTP stream analysis)"),
+        (
+            "out_of_order",
+            "Int64",
+            "packets arriving with a lower extended sequence number than their predecessor",
+        ),
+        (
+            "jitter_ms",
+            "float64",
+            "RFC 3550 §6.4.1 interarrival jitter estimate at the last packet, milliseconds "
+            "(computed over the packets of the main payload type)",
+        ),
+        (
+            "jitter_ms_mean",
+            "float64",
+            "mean of the running jitter estimate after each packet but the first, ms (as "
+            "Wireshark's RTP stream analysis)",
+        ),
         ("jitter_ms_max", "float64", "maximum of the running jitter estimate, ms"),
         ("bytes", "Int64", "RTP bytes (whole packets)"),
         ("kbps", "float64", "RTP bitrate over the stream's duration, kbit/s (NA for a single packet)"),
         ("via_turn", VIA_CATS, "how the stream was unwrapped from TURN (NA: direct)"),
-        ("keying", "category:" + ",".join(KEYINGS),
-         "how SRTP keys were agreed as far as the capture shows: dtls-srtp (DTLS on the same flow), sdes "
-         "(a=crypto in SDP), none (plain RTP/AVP negotiated), unknown (see keying_for)"),
-        ("plaintext_score", "float64",
-         "0..1: how strongly the payload bytes look like unencrypted media (see plaintext_evidence)"),
+        (
+            "keying",
+            "category:" + ",".join(KEYINGS),
+            "how SRTP keys were agreed as far as the capture shows: dtls-srtp (DTLS on the same flow), sdes "
+            "(a=crypto in SDP), sdes (inferred) (encrypted media on a flow whose ICE start is in the capture and "
+            "no DTLS handshake anywhere: keys came with the signalling or out of band), none (plain RTP/AVP "
+            "negotiated), unknown (see keying_for)",
+        ),
+        (
+            "plaintext_score",
+            "float64",
+            "0..1: how strongly the payload bytes look like unencrypted media (see plaintext_evidence)",
+        ),
         ("plaintext_reason", "string", "the evidence behind plaintext_score, in words"),
         ("payload_entropy", "float64", "Shannon entropy of the sampled payload bytes, bits per byte"),
         ("samples", "Int64", "payloads sampled for the plaintext evidence"),
@@ -105,16 +139,23 @@ RTCP = frame_schema(
         ("ts", "ts", "capture time (UTC)"),
         ("flow_id", "Int64", "flow (packets.flow_id)"),
         ("index", "Int32", "position of the packet inside its compound datagram (0-based)"),
-        ("pt", "UInt8", "RTCP packet type (200 SR, 201 RR, 202 SDES, 203 BYE, 204 APP, 205 RTPFB, 206 PSFB, "
-                        "207 XR)"),
+        (
+            "pt",
+            "UInt8",
+            "RTCP packet type (200 SR, 201 RR, 202 SDES, 203 BYE, 204 APP, 205 RTPFB, 206 PSFB, 207 XR)",
+        ),
         ("pt_name", "string", "packet type name (SR, RR, SDES, BYE, APP, RTPFB, PSFB, XR, ...)"),
         ("count", "UInt8", "RC / SC / FMT field"),
         ("length", "Int32", "packet length in bytes, header included"),
         ("ssrc", "UInt32", "sender SSRC (SR/RR/FB/APP/XR), first chunk's SSRC (SDES), first SSRC (BYE)"),
         ("media_ssrc", "UInt32", "RTPFB/PSFB media source, or the first report block's source"),
         ("report_count", "Int32", "number of report blocks (SR/RR)"),
-        ("reports", "object", "list of report blocks as dicts (ssrc, fraction_lost, cumulative_lost, "
-                              "highest_seq, jitter, lsr, dlsr)"),
+        (
+            "reports",
+            "object",
+            "list of report blocks as dicts (ssrc, fraction_lost, cumulative_lost, "
+            "highest_seq, jitter, lsr, dlsr)",
+        ),
         ("fraction_lost", "float64", "first report block: fraction lost since the last report, 0..1"),
         ("cumulative_lost", "Int64", "first report block: cumulative packets lost (signed 24-bit)"),
         ("jitter_rtp_ts", "UInt32", "first report block: interarrival jitter in RTP timestamp units"),
@@ -134,11 +175,32 @@ RTCP = frame_schema(
 )
 
 # RFC 3551 §6 static payload types: (encoding name, clock rate)
-STATIC_PT = {0: ("PCMU", 8000), 3: ("GSM", 8000), 4: ("G723", 8000), 5: ("DVI4", 8000), 6: ("DVI4", 16000),
-             7: ("LPC", 8000), 8: ("PCMA", 8000), 9: ("G722", 8000), 10: ("L16", 44100), 11: ("L16", 44100),
-             12: ("QCELP", 8000), 13: ("CN", 8000), 14: ("MPA", 90000), 15: ("G728", 8000), 16: ("DVI4", 11025),
-             17: ("DVI4", 22050), 18: ("G729", 8000), 25: ("CelB", 90000), 26: ("JPEG", 90000), 28: ("nv", 90000),
-             31: ("H261", 90000), 32: ("MPV", 90000), 33: ("MP2T", 90000), 34: ("H263", 90000)}
+STATIC_PT = {
+    0: ("PCMU", 8000),
+    3: ("GSM", 8000),
+    4: ("G723", 8000),
+    5: ("DVI4", 8000),
+    6: ("DVI4", 16000),
+    7: ("LPC", 8000),
+    8: ("PCMA", 8000),
+    9: ("G722", 8000),
+    10: ("L16", 44100),
+    11: ("L16", 44100),
+    12: ("QCELP", 8000),
+    13: ("CN", 8000),
+    14: ("MPA", 90000),
+    15: ("G728", 8000),
+    16: ("DVI4", 11025),
+    17: ("DVI4", 22050),
+    18: ("G729", 8000),
+    25: ("CelB", 90000),
+    26: ("JPEG", 90000),
+    28: ("nv", 90000),
+    31: ("H261", 90000),
+    32: ("MPV", 90000),
+    33: ("MP2T", 90000),
+    34: ("H263", 90000),
+}
 USUAL_CLOCKS = (8000, 16000, 24000, 32000, 44100, 48000, 90000)
 
 
@@ -159,24 +221,26 @@ def build_rtp(cap: Capture) -> pd.DataFrame:
     if not len(r.get("frame", ())):
         return RTP.empty()
     prof = r["ext_profile"]
-    return pd.DataFrame({
-        "frame": _int(r["frame"], "Int64"),
-        "ts": pd.to_datetime(r["ts_ns"], unit="ns", utc=True),
-        "flow_id": _int(r["flow_id"], "Int64"),
-        "ssrc": _int(r["ssrc"], "UInt32"),
-        "seq": _int(r["seq"], "UInt16"),
-        "rtp_ts": _int(r["rtp_ts"], "UInt32"),
-        "pt": _int(r["pt"], "UInt8"),
-        "marker": pd.array(r["marker"], dtype="boolean"),
-        "version": _int(r["version"], "UInt8"),
-        "padding": pd.array(r["padding"], dtype="boolean"),
-        "extension": pd.array(r["extension"], dtype="boolean"),
-        "csrc_count": _int(r["csrc_count"], "UInt8"),
-        "ext_profile": _int(np.where(prof < 0, 0, prof).astype(np.uint16), "UInt16", prof < 0),
-        "payload_len": _int(r["payload_len"], "Int32"),
-        "length": _int(r["length"], "Int32"),
-        "via_turn": _via(r["via_turn"]),
-    })
+    return pd.DataFrame(
+        {
+            "frame": _int(r["frame"], "Int64"),
+            "ts": pd.to_datetime(r["ts_ns"], unit="ns", utc=True),
+            "flow_id": _int(r["flow_id"], "Int64"),
+            "ssrc": _int(r["ssrc"], "UInt32"),
+            "seq": _int(r["seq"], "UInt16"),
+            "rtp_ts": _int(r["rtp_ts"], "UInt32"),
+            "pt": _int(r["pt"], "UInt8"),
+            "marker": pd.array(r["marker"], dtype="boolean"),
+            "version": _int(r["version"], "UInt8"),
+            "padding": pd.array(r["padding"], dtype="boolean"),
+            "extension": pd.array(r["extension"], dtype="boolean"),
+            "csrc_count": _int(r["csrc_count"], "UInt8"),
+            "ext_profile": _int(np.where(prof < 0, 0, prof).astype(np.uint16), "UInt16", prof < 0),
+            "payload_len": _int(r["payload_len"], "Int32"),
+            "length": _int(r["length"], "Int32"),
+            "via_turn": _via(r["via_turn"]),
+        }
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -204,8 +268,11 @@ def keying_for(cap: Capture, streams: pd.DataFrame | None = None) -> pd.Series:
         streams = cap.rtp_streams[["flow_id", "ssrc"]]
     pk = cap.packets
     dtls_flows = set(pk.loc[pk["cls"] == "dtls", "flow_id"].dropna().astype(int).tolist())
-    out = pd.Series(["dtls-srtp" if int(f) in dtls_flows else "unknown" for f in streams["flow_id"]],
-                    index=streams.index, dtype=object)
+    out = pd.Series(
+        ["dtls-srtp" if int(f) in dtls_flows else "unknown" for f in streams["flow_id"]],
+        index=streams.index,
+        dtype=object,
+    )
     if KEYING_REFINERS and "sdp" in cap.frame_names():
         for fn in KEYING_REFINERS:
             refined = fn(cap, streams)
@@ -277,7 +344,9 @@ def _h264_ok(payloads: list[bytes]) -> bool:
     return all(not p[0] & 0x80 and (1 <= (p[0] & 0x1F) <= 24 or (p[0] & 0x1F) == 28) for p in ps)
 
 
-def plaintext_evidence(pt: int, clock_rate: int | None, samples: list[bytes]) -> tuple[float, str, float, int]:
+def plaintext_evidence(
+    pt: int, clock_rate: int | None, samples: list[bytes]
+) -> tuple[float, str, float, int]:
     """(score 0..1, reason, payload entropy bits/byte, payloads used) from sampled RTP packets.
 
     Encrypted (SRTP) payloads are uniformly random bytes: high entropy, no codec structure. Plaintext media
@@ -299,11 +368,18 @@ def plaintext_evidence(pt: int, clock_rate: int | None, samples: list[bytes]) ->
     if pt in (0, 8) or (clock_rate == 8000 and pt not in STATIC_PT):
         share = _top_share(data)
         if share > 0.3:
-            reasons.append((0.95, f"G.711-like byte distribution: 16 byte values make {share:.0%} of the payload"))
+            reasons.append(
+                (0.95, f"G.711-like byte distribution: 16 byte values make {share:.0%} of the payload")
+            )
     expect = _random_entropy(len(data))
     if len(data) >= 512 and ent < expect - 0.15:
-        reasons.append((0.85, f"payload bytes are not random: entropy {ent:.2f} bits/byte where encrypted bytes "
-                              f"would give {expect:.2f}"))
+        reasons.append(
+            (
+                0.85,
+                f"payload bytes are not random: entropy {ent:.2f} bits/byte where encrypted bytes "
+                f"would give {expect:.2f}",
+            )
+        )
     if _opus_toc_ok(payloads) and (clock_rate == 48000 or pt >= 96):
         reasons.append((0.8, "consistent Opus TOC bytes (RFC 6716 §3.1)"))
     if _vp8_ok(payloads):
@@ -314,7 +390,12 @@ def plaintext_evidence(pt: int, clock_rate: int | None, samples: list[bytes]) ->
         score, why = max(reasons)
         return score, why, ent, len(payloads)
     if len(data) >= 512:
-        return 0.02, f"payload bytes look random (entropy {ent:.2f} bits/byte): consistent with SRTP", ent, len(payloads)
+        return (
+            0.02,
+            f"payload bytes look random (entropy {ent:.2f} bits/byte): consistent with SRTP",
+            ent,
+            len(payloads),
+        )
     return 0.2, f"no codec structure found (entropy {ent:.2f} bits/byte)", ent, len(payloads)
 
 
@@ -349,7 +430,7 @@ def _jitter(arrival_ns: np.ndarray, rtp_ts: np.ndarray, clock: int) -> np.ndarra
     a = 15.0 / 16.0
     block = 4096  # (16/15)^4096 ~ 1e115 stays inside float64
     k = np.arange(block, dtype=np.float64)
-    pw, pw1, inv = a ** k, a ** (k + 1), a ** -k
+    pw, pw1, inv = a**k, a ** (k + 1), a**-k
     j0 = 0.0
     for s0 in range(0, len(d), block):
         x = d[s0 : s0 + block]
@@ -394,10 +475,20 @@ def build_rtp_streams(cap: Capture) -> pd.DataFrame:
     packets = cap.packets
     # endpoints of each stream's first packet (packets row i is frame i + 1)
     first_rows = packets.iloc[frame[starts] - 1]
-    ends_src = [_endpoint(ip, pt) for ip, pt in zip(first_rows["src"].to_numpy(dtype=object, na_value=None),
-                                                     first_rows["sport"].to_numpy(dtype=object, na_value=None))]
-    ends_dst = [_endpoint(ip, pt) for ip, pt in zip(first_rows["dst"].to_numpy(dtype=object, na_value=None),
-                                                     first_rows["dport"].to_numpy(dtype=object, na_value=None))]
+    ends_src = [
+        _endpoint(ip, pt)
+        for ip, pt in zip(
+            first_rows["src"].to_numpy(dtype=object, na_value=None),
+            first_rows["sport"].to_numpy(dtype=object, na_value=None),
+        )
+    ]
+    ends_dst = [
+        _endpoint(ip, pt)
+        for ip, pt in zip(
+            first_rows["dst"].to_numpy(dtype=object, na_value=None),
+            first_rows["dport"].to_numpy(dtype=object, na_value=None),
+        )
+    ]
 
     rows = []
     samples = cap.dissection.rtp_samples
@@ -427,36 +518,80 @@ def build_rtp_streams(cap: Capture) -> pd.DataFrame:
         if clock:
             sel = pt[s0:s1] == main_pt
             jv = _jitter(ts_ns[s0:s1][sel], rtp_ts[s0:s1][sel], clock)
-            jit, jit_mean, jit_max = float(jv[-1]), float(jv[1:].mean()) if len(jv) > 1 else float("nan"), float(jv.max())
+            jit, jit_mean, jit_max = (
+                float(jv[-1]),
+                float(jv[1:].mean()) if len(jv) > 1 else float("nan"),
+                float(jv.max()),
+            )
         else:
             jit = jit_mean = jit_max = float("nan")
         score, reason, ent, nsamp = plaintext_evidence(main_pt, clock, samples.get((flow_id, ssrc), []))
         v = via[s0:s1]
         vv = v[v >= 0]
         nbytes = int(length[s0:s1].sum())
-        rows.append({
-            "flow_id": flow_id, "ssrc": ssrc,
-            "src": ends_src[k], "dst": ends_dst[k],
-            "packets": s1 - s0, "pts": [int(x) for x in pts], "pt": main_pt, "codec": codec,
-            "clock_rate": clock, "clock_rate_source": src if clock else None,
-            "first_frame": int(frame[s0]), "last_frame": int(frame[s1 - 1]),
-            "first_ts": int(ts_ns[s0]), "last_ts": int(ts_ns[s1 - 1]), "duration_s": dur,
-            "seq_first": int(seq[s0]), "seq_last": emax & 0xFFFF, "expected": emax - emin + 1,
-            "lost": emax - emin + 1 - distinct, "duplicates": (s1 - s0) - distinct,
-            "out_of_order": int((np.diff(e) < 0).sum()), "jitter_ms": jit, "jitter_ms_mean": jit_mean,
-            "jitter_ms_max": jit_max, "bytes": nbytes,
-            "kbps": nbytes * 8 / dur / 1000 if dur > 0 else None,
-            "via_turn": VIA[int(np.bincount(vv).argmax())] if len(vv) else None,
-            "keying": None, "plaintext_score": score, "plaintext_reason": reason, "payload_entropy": ent,
-            "samples": nsamp,
-        })
+        rows.append(
+            {
+                "flow_id": flow_id,
+                "ssrc": ssrc,
+                "src": ends_src[k],
+                "dst": ends_dst[k],
+                "packets": s1 - s0,
+                "pts": [int(x) for x in pts],
+                "pt": main_pt,
+                "codec": codec,
+                "clock_rate": clock,
+                "clock_rate_source": src if clock else None,
+                "first_frame": int(frame[s0]),
+                "last_frame": int(frame[s1 - 1]),
+                "first_ts": int(ts_ns[s0]),
+                "last_ts": int(ts_ns[s1 - 1]),
+                "duration_s": dur,
+                "seq_first": int(seq[s0]),
+                "seq_last": emax & 0xFFFF,
+                "expected": emax - emin + 1,
+                "lost": emax - emin + 1 - distinct,
+                "duplicates": (s1 - s0) - distinct,
+                "out_of_order": int((np.diff(e) < 0).sum()),
+                "jitter_ms": jit,
+                "jitter_ms_mean": jit_mean,
+                "jitter_ms_max": jit_max,
+                "bytes": nbytes,
+                "kbps": nbytes * 8 / dur / 1000 if dur > 0 else None,
+                "via_turn": VIA[int(np.bincount(vv).argmax())] if len(vv) else None,
+                "keying": None,
+                "plaintext_score": score,
+                "plaintext_reason": reason,
+                "payload_entropy": ent,
+                "samples": nsamp,
+            }
+        )
     df = pd.DataFrame(rows)
     df["first_ts"] = pd.to_datetime(df["first_ts"], unit="ns", utc=True)
     df["last_ts"] = pd.to_datetime(df["last_ts"], unit="ns", utc=True)
     df = RTP_STREAMS.conform(df)
-    df["keying"] = pd.Categorical(keying_for(cap, df[["flow_id", "ssrc"]]),
-                                  dtype=RTP_STREAMS.column("keying").pandas_dtype())
+    keying = keying_for(cap, df[["flow_id", "ssrc"]])
+    keying = keying.where(~_sdes_inferred(cap, df, keying), "sdes (inferred)")
+    df["keying"] = pd.Categorical(keying, dtype=RTP_STREAMS.column("keying").pandas_dtype())
     return df
+
+
+def _sdes_inferred(cap: Capture, streams: pd.DataFrame, keying: pd.Series) -> pd.Series:
+    """Streams whose SRTP must have been keyed without DTLS: keying unknown, payload random (SRTP), no DTLS
+    packet anywhere in the capture, and the flow's ICE connectivity checks (its start) before its first media
+    packet — a DTLS-SRTP call would show its handshake between the two (RFC 5764 §4)."""
+    out = pd.Series(False, index=streams.index)
+    pk = cap.packets
+    if not len(streams) or (pk["cls"] == "dtls").any():
+        return out
+    first_stun = pk[pk["cls"] == "stun"].groupby("flow_id")["frame"].min()
+    for i, (flow, first, score) in enumerate(
+        zip(streams["flow_id"], streams["first_frame"], streams["plaintext_score"])
+    ):
+        if keying.iloc[i] != "unknown" or pd.isna(score) or float(score) >= 0.3 or pd.isna(flow):
+            continue
+        start = first_stun.get(int(flow))
+        out.iloc[i] = start is not None and not pd.isna(start) and int(start) < int(first)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -483,26 +618,50 @@ def build_rtcp(cap: Capture) -> pd.DataFrame:
         for i, p in enumerate(comp.packets):
             rb = p.reports[0] if p.reports else None
             si = p.sender_info if not comp.encrypted else None
-            rows.append({
-                "frame": dg.frame, "ts": dg.ts_ns, "flow_id": dg.flow_id, "index": i, "pt": p.packet_type,
-                "pt_name": RTCP_PT_NAMES.get(p.packet_type, str(p.packet_type)), "count": p.count,
-                "length": p.length, "ssrc": p.ssrc,
-                "media_ssrc": p.media_ssrc if p.media_ssrc is not None else (rb.ssrc if rb else None),
-                "report_count": None if comp.encrypted else len(p.reports),
-                "reports": None if comp.encrypted else [
-                    {"ssrc": b.ssrc, "fraction_lost": b.fraction_lost, "cumulative_lost": b.cumulative_lost,
-                     "highest_seq": b.highest_seq, "jitter": b.jitter, "lsr": b.lsr, "dlsr": b.dlsr}
-                    for b in p.reports],
-                "fraction_lost": rb.fraction_lost if rb else None,
-                "cumulative_lost": rb.cumulative_lost if rb else None,
-                "jitter_rtp_ts": rb.jitter if rb else None,
-                "sr_ntp_ts": _ntp_to_ns(si["ntp_ts"]) if si else None,
-                "sr_rtp_ts": si["rtp_ts"] if si else None, "sr_packets": si["packets"] if si else None,
-                "sr_octets": si["octets"] if si else None,
-                "cname": p.sdes[0].get("cname") if p.sdes else None, "sdes": p.sdes or None,
-                "bye_reason": p.bye_reason, "fb_name": p.fb_name, "app_name": p.app_name,
-                "xr_blocks": p.xr_blocks or None, "encrypted": comp.encrypted, "via_turn": dg.via_turn,
-            })
+            rows.append(
+                {
+                    "frame": dg.frame,
+                    "ts": dg.ts_ns,
+                    "flow_id": dg.flow_id,
+                    "index": i,
+                    "pt": p.packet_type,
+                    "pt_name": RTCP_PT_NAMES.get(p.packet_type, str(p.packet_type)),
+                    "count": p.count,
+                    "length": p.length,
+                    "ssrc": p.ssrc,
+                    "media_ssrc": p.media_ssrc if p.media_ssrc is not None else (rb.ssrc if rb else None),
+                    "report_count": None if comp.encrypted else len(p.reports),
+                    "reports": None
+                    if comp.encrypted
+                    else [
+                        {
+                            "ssrc": b.ssrc,
+                            "fraction_lost": b.fraction_lost,
+                            "cumulative_lost": b.cumulative_lost,
+                            "highest_seq": b.highest_seq,
+                            "jitter": b.jitter,
+                            "lsr": b.lsr,
+                            "dlsr": b.dlsr,
+                        }
+                        for b in p.reports
+                    ],
+                    "fraction_lost": rb.fraction_lost if rb else None,
+                    "cumulative_lost": rb.cumulative_lost if rb else None,
+                    "jitter_rtp_ts": rb.jitter if rb else None,
+                    "sr_ntp_ts": _ntp_to_ns(si["ntp_ts"]) if si else None,
+                    "sr_rtp_ts": si["rtp_ts"] if si else None,
+                    "sr_packets": si["packets"] if si else None,
+                    "sr_octets": si["octets"] if si else None,
+                    "cname": p.sdes[0].get("cname") if p.sdes else None,
+                    "sdes": p.sdes or None,
+                    "bye_reason": p.bye_reason,
+                    "fb_name": p.fb_name,
+                    "app_name": p.app_name,
+                    "xr_blocks": p.xr_blocks or None,
+                    "encrypted": comp.encrypted,
+                    "via_turn": dg.via_turn,
+                }
+            )
     if not rows:
         return RTCP.empty()
     df = pd.DataFrame(rows)

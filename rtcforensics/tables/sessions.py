@@ -28,13 +28,24 @@ from typing import Any
 
 import pandas as pd
 
-from ..addr import endpoint, normalise
+from ..addr import normalise
 from ..capture import Capture, register_frame
 from ..schema import frame_schema
+from ..values import ep, host, isna
 from .sdp import Desc, descriptions
 
-OBSERVABLES = ("offer", "answer", "media_endpoints", "stun_checks", "stun_success", "nominated_pair", "dtls", "dtls_certificates",
-               "srtp_streams", "turn_allocation")
+OBSERVABLES = (
+    "offer",
+    "answer",
+    "media_endpoints",
+    "stun_checks",
+    "stun_success",
+    "nominated_pair",
+    "dtls",
+    "dtls_certificates",
+    "srtp_streams",
+    "turn_allocation",
+)
 
 SESSIONS = frame_schema(
     "sessions",
@@ -43,9 +54,15 @@ SESSIONS = frame_schema(
     "`observed` / `missing` say which links were seen.",
     [
         ("session_id", "Int64", "session number in this capture"),
-        ("kind", "category:ice,sdp,stun_only,turn_only", ("ice: from descriptions with ICE; sdp: descriptions without "
-         "ICE (plain SIP/SDES media, joined by c=/m= endpoints); stun_only: ufrag pair seen only in STUN; "
-         "turn_only: a TURN allocation no session used")),
+        (
+            "kind",
+            "category:ice,sdp,stun_only,turn_only",
+            (
+                "ice: from descriptions with ICE; sdp: descriptions without "
+                "ICE (plain SIP/SDES media, joined by c=/m= endpoints); stun_only: ufrag pair seen only in STUN; "
+                "turn_only: a TURN allocation no session used"
+            ),
+        ),
         ("offer_ufrag", "string", "ICE ufrag of the offerer (or the first ufrag of a STUN-only pair)"),
         ("answer_ufrag", "string", "ICE ufrag of the answerer"),
         ("offer_sdp", "object", "sdp.sdp_index of every copy of the offer"),
@@ -54,7 +71,11 @@ SESSIONS = frame_schema(
         ("answer_frame", "Int64", "first frame that carried the answer"),
         ("offer_stack", "string", "implementation that made the offer"),
         ("answer_stack", "string", "implementation that made the answer"),
-        ("signalling_transport", "string", "how the descriptions travelled (http, websocket, sip, side file)"),
+        (
+            "signalling_transport",
+            "string",
+            "how the descriptions travelled (http, websocket, sip, side file)",
+        ),
         ("signalling_tls", "boolean", "every copy travelled inside TLS"),
         ("offer_setup", "string", "a=setup of the offer"),
         ("answer_setup", "string", "a=setup of the answer"),
@@ -73,15 +94,42 @@ SESSIONS = frame_schema(
         ("dtls_first_frame", "Int64", "dtls.first_frame of that handshake"),
         ("dtls_version", "string", "its negotiated version"),
         ("dtls_client", "string", "its client ip:port"),
-        ("offerer_dtls_role", "category:client,server", ("DTLS role of the offerer (from a=setup, else from the "
-                                                         "handshake endpoints)")),
+        (
+            "offerer_dtls_role",
+            "category:client,server",
+            ("DTLS role of the offerer (from a=setup, else from the handshake endpoints)"),
+        ),
         ("client_cert_sha256", "string", "SHA-256 of the DTLS client's certificate"),
         ("server_cert_sha256", "string", "SHA-256 of the DTLS server's certificate"),
-        ("offer_fingerprint_match", "boolean", ("the offerer's certificate matches the sha-256 fingerprint of every "
-                                               "copy of the offer (NA: not observable)")),
-        ("answer_fingerprint_match", "boolean", "the answerer's certificate matches every copy of the answer"),
-        ("fingerprint_status", "category:match,mismatch,not_observable",
-         "mismatch when any certificate differs from a fingerprint signalled for its side"),
+        (
+            "offer_fingerprint_match",
+            "boolean",
+            (
+                "the offerer's certificate matches the sha-256 fingerprint of every "
+                "copy of the offer (NA: not observable)"
+            ),
+        ),
+        (
+            "answer_fingerprint_match",
+            "boolean",
+            "the answerer's certificate matches every copy of the answer",
+        ),
+        (
+            "certs_in_fingerprints",
+            "boolean",
+            (
+                "every certificate of the handshake is among the sha-256 "
+                "fingerprints of the session, either side (NA: nothing to compare)"
+            ),
+        ),
+        (
+            "fingerprint_status",
+            "category:match,mismatch,not_observable",
+            (
+                "summary of the facts above: mismatch when a *_fingerprint_match is false (or, roles unknown, "
+                "certs_in_fingerprints is); the verdict is check DTLS001's"
+            ),
+        ),
         ("srtp_profile", "string", "SRTP protection profile chosen in that handshake"),
         ("rtp_ssrcs", "object", "SSRCs of the RTP/SRTP streams on the session's flows"),
         ("rtp_packets", "Int64", "packets of those streams"),
@@ -93,6 +141,16 @@ SESSIONS = frame_schema(
         ("relayed_address", "string", "XOR-RELAYED-ADDRESS of the allocation"),
         ("turn_peers", "object", "peers permitted / bound (XOR-PEER-ADDRESS) on that allocation"),
         ("turn_channels", "object", "channel numbers bound"),
+        (
+            "media_server",
+            "string",
+            (
+                "host of the media server (SFU, MCU, gateway) the selected pair ends at: the "
+                "hub of a star of sessions that also served their signalling or described "
+                "itself as a server (ice-lite, server stack). DTLS-SRTP is hop by hop: that "
+                "server decrypts, and can read, the media (NA: the peers talk directly)"
+            ),
+        ),
         ("first_ts", "ts", "first evidence (description or check) of this session"),
         ("observed", "object", "links observed: " + ", ".join(OBSERVABLES)),
         ("missing", "object", "links not observed (same vocabulary)"),
@@ -130,21 +188,17 @@ class _Session:
     by_media_endpoint: bool = False
 
 
-def _frame(cap: Capture, name: str) -> pd.DataFrame | None:
-    return cap.frame_or_none(name)
-    try:
-        return cap.get_frame(name)
-    except ImportError:
-        return None
-
-
 def _group_sides(descs: list[Desc]) -> list[_Side]:
     sides: dict[tuple[Any, ...], _Side] = {}
     for d in descs:
         r = d.row
         role = r.get("role") or "unknown"
-        key: tuple[Any, ...] = (role, r.get("session_id"), r.get("ice_ufrag"), r.get("source_kind") if r.get("source") != "wire"
-               else "wire")
+        key: tuple[Any, ...] = (
+            role,
+            r.get("session_id"),
+            r.get("ice_ufrag"),
+            r.get("source_kind") if r.get("source") != "wire" else "wire",
+        )
         if r.get("ice_ufrag") is None and r.get("session_id") is None:
             key = (role, d.index)
         sides.setdefault(key, _Side(role)).copies.append(d)
@@ -157,9 +211,12 @@ def _ts(d: Desc) -> Any:
 
 
 def _pair(sides: list[_Side], stun_pairs: Iterable[frozenset[str]] = ()) -> list[_Session]:
-    """Offer ↔ answer: first by the ufrag pairs the connectivity checks prove, then in time order."""
+    """Offer ↔ answer: first by the ufrag pairs the connectivity checks prove, then by the offer a SIP answer
+    says it answers (``answers_frame``), then in time order."""
     offers = sorted([s for s in sides if s.role == "offer"], key=lambda s: (_ts(s.first), s.first.index))
-    answers = sorted([s for s in sides if s.role in ("answer", "pranswer")], key=lambda s: (_ts(s.first), s.first.index))
+    answers = sorted(
+        [s for s in sides if s.role in ("answer", "pranswer")], key=lambda s: (_ts(s.first), s.first.index)
+    )
     taken: set[int] = set()
     proven: dict[int, int] = {}
     for pair in stun_pairs:
@@ -171,6 +228,17 @@ def _pair(sides: list[_Side], stun_pairs: Iterable[frozenset[str]] = ()) -> list
                     proven[oi] = ai
                     taken.add(ai)
                     break
+    # SIP: the answer's message says which offer it answers (signalling.answers_frame: dialog and CSeq)
+    offer_at = {d.row.get("frame"): oi for oi, o in enumerate(offers) for d in o.copies if d.row.get("frame")}
+    for ai, a in enumerate(answers):
+        if ai in taken:
+            continue
+        for d in a.copies:
+            answered = offer_at.get(_none(d.row.get("answers_frame")))
+            if answered is not None and answered not in proven:
+                proven[answered] = ai
+                taken.add(ai)
+                break
     out: list[_Session] = []
     for oi, o in enumerate(offers):
         match = proven.get(oi)
@@ -196,35 +264,49 @@ def _pair(sides: list[_Side], stun_pairs: Iterable[frozenset[str]] = ()) -> list
     return out
 
 
-def _ep(ip: Any, port: Any) -> str | None:
-    return None if port is None or port is pd.NA else endpoint(ip, port)
-
-
 def _none(v: Any) -> Any:
+    """A cell as a plain value: NA → None, a timestamp → ns since the epoch (like the descriptions' ts)."""
     if isinstance(v, pd.Timestamp):
-        return v.value  # ns since the epoch, like the descriptions' ts
-    try:
-        return None if v is None or v is pd.NA or (not isinstance(v, (list, tuple, str)) and pd.isna(v)) else v
-    except (TypeError, ValueError):
-        return v
+        return v.value
+    return None if isna(v) else v
 
 
 @register_frame(SESSIONS)
 def build_sessions(cap: Capture) -> pd.DataFrame:
     descs = descriptions(cap)
-    stun = _frame(cap, "stun")
-    dtls = _frame(cap, "dtls")
-    streams = _frame(cap, "rtp_streams")
-    flows = _frame(cap, "flows")
+    stun = cap.frame_or_none("stun")
+    dtls = cap.frame_or_none("dtls")
+    streams = cap.frame_or_none("rtp_streams")
+    flows = cap.frame_or_none("flows")
 
     # -- STUN connectivity checks by ufrag pair --------------------------------------------------------
     checks: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
     by_txid: dict[str, list[dict[str, Any]]] = defaultdict(list)
     turn_rows: list[dict[str, Any]] = []
     if stun is not None and len(stun):
-        cols = [c for c in ("frame", "ts", "flow_id", "src", "sport", "dst", "dport", "method", "cls", "txid",
-                            "username", "use_candidate", "xor_relayed", "xor_peer", "channel", "via_turn",
-                            "turn_peer") if c in stun.columns]
+        cols = [
+            c
+            for c in (
+                "frame",
+                "ts",
+                "flow_id",
+                "src",
+                "sport",
+                "dst",
+                "dport",
+                "method",
+                "cls",
+                "txid",
+                "username",
+                "use_candidate",
+                "xor_relayed",
+                "xor_peer",
+                "channel",
+                "via_turn",
+                "turn_peer",
+            )
+            if c in stun.columns
+        ]
         for r in stun[cols].to_dict("records"):
             r = {k: _none(v) for k, v in r.items()}
             method = str(r.get("method") or "")
@@ -242,7 +324,10 @@ def build_sessions(cap: Capture) -> pd.DataFrame:
     for s in sessions:
         ou = s.offer.ufrags() if s.offer else set()
         au = s.answer.ufrags() if s.answer else set()
-        s.ufrag_pair = (next(iter(sorted(ou)), None) if ou else None, next(iter(sorted(au)), None) if au else None)
+        s.ufrag_pair = (
+            next(iter(sorted(ou)), None) if ou else None,
+            next(iter(sorted(au)), None) if au else None,
+        )
         if s.offer and s.offer.first.row.get("ice_ufrag"):
             s.ufrag_pair = (s.offer.first.row["ice_ufrag"], s.ufrag_pair[1])
         if s.answer and s.answer.first.row.get("ice_ufrag"):
@@ -286,14 +371,16 @@ def build_sessions(cap: Capture) -> pd.DataFrame:
         if s.flows or s.kind != "ice":
             continue
         for side in (s.offer, s.answer):
-            for ep in _media_endpoints(side):
-                for f in endpoint_flows.get(ep, []):
+            for media_ep in _media_endpoints(side):
+                for f in endpoint_flows.get(media_ep, []):
                     if f not in s.flows:
                         s.flows.append(f)
                         s.by_media_endpoint = True
 
     dtls_rows = [] if dtls is None else [{k: _none(v) for k, v in r.items()} for r in dtls.to_dict("records")]
-    stream_rows = [] if streams is None else [{k: _none(v) for k, v in r.items()} for r in streams.to_dict("records")]
+    stream_rows = (
+        [] if streams is None else [{k: _none(v) for k, v in r.items()} for r in streams.to_dict("records")]
+    )
     flow_eps: dict[int, str] = {}
     if flows is not None and {"flow_id", "a", "b"} <= set(flows.columns):
         for r in flows[["flow_id", "a", "b"]].itertuples(index=False):
@@ -306,11 +393,20 @@ def build_sessions(cap: Capture) -> pd.DataFrame:
         out_rows.append(_row(s, dtls_rows, stream_rows, flow_eps, allocations, used_allocs, descs))
     for i, al in enumerate(allocations):
         if i not in used_allocs:
-            row = {"kind": "turn_only", **_alloc_cols(al), "relay": True, "first_ts": al["ts"],
-                   "flow_id": [al["flow_id"]] if al["flow_id"] is not None else [],
-                   "observed": ["turn_allocation"],
-                   "missing": [o for o in OBSERVABLES if o not in ("turn_allocation", "media_endpoints")]}
+            row = {
+                "kind": "turn_only",
+                **_alloc_cols(al),
+                "relay": True,
+                "first_ts": al["ts"],
+                "flow_id": [al["flow_id"]] if al["flow_id"] is not None else [],
+                "observed": ["turn_allocation"],
+                "missing": [o for o in OBSERVABLES if o not in ("turn_allocation", "media_endpoints")],
+            }
             out_rows.append(row)
+    hubs = media_servers(out_rows, descs)
+    for r in out_rows:
+        ends = {h for e in str(r.get("selected_pair") or "").split(" <-> ") if e for h in [host(e)] if h}
+        r["media_server"] = min(ends & hubs, default=None)
     lists = [c.name for c in SESSIONS.columns if c.dtype == "object"]
     for i, r in enumerate(out_rows):
         r["session_id"] = i
@@ -322,13 +418,55 @@ def build_sessions(cap: Capture) -> pd.DataFrame:
     return SESSIONS.from_records(out_rows)
 
 
+SERVER_STACKS = {"Janus", "FreeSWITCH", "Asterisk", "mediasoup-client"}
+
+
+def media_servers(rows: list[dict[str, Any]], descs: list[Desc]) -> set[str]:
+    """Hosts at the hub of a star of sessions (``selected_pair``): two or more other hosts have a session with
+    it and with no one else, and it is a server by its own descriptions (sent as the server of their
+    signalling connection, ice-lite, or a server stack). Browsers in a mesh, or one browser sending to several
+    viewers, are not servers of the signalling. A TURN server is not one (its sessions are relayed)."""
+    turn = {host(r.get("turn_server")) for r in rows if r.get("turn_server")}
+    remotes: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        pair = str(r.get("selected_pair") or "")
+        if " <-> " not in pair or r.get("relay"):
+            continue
+        a, b = (host(x) for x in pair.split(" <-> "))
+        if a and b and a != b:
+            remotes[a].add(b)
+            remotes[b].add(a)
+    serves: set[str] = set()
+    for d in descs:
+        src, server = d.row.get("src"), host(d.row.get("server_endpoint"))
+        if src and (
+            d.row.get("ice_lite") is True
+            or d.row.get("stack") in SERVER_STACKS
+            or (server is not None and str(src) == server)
+        ):
+            serves.add(str(src))
+    return {
+        h
+        for h, peers in remotes.items()
+        if len(peers) >= 2 and h in serves and h not in turn and all(remotes[p] == {h} for p in peers)
+    }
+
+
 def _allocations(turn_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """TURN allocations: Allocate success with XOR-RELAYED-ADDRESS, plus what was permitted/bound on its flow."""
     out: list[dict[str, Any]] = []
     for r in turn_rows:
         if r.get("method") == "Allocate" and r.get("cls") == "success" and r.get("xor_relayed"):
-            out.append({"flow_id": r.get("flow_id"), "server": _ep(r.get("src"), r.get("sport")),
-                        "relayed": str(r["xor_relayed"]), "peers": [], "channels": [], "ts": r.get("ts")})
+            out.append(
+                {
+                    "flow_id": r.get("flow_id"),
+                    "server": ep(r.get("src"), r.get("sport")),
+                    "relayed": str(r["xor_relayed"]),
+                    "peers": [],
+                    "channels": [],
+                    "ts": r.get("ts"),
+                }
+            )
     for al in out:
         for r in turn_rows:
             if r.get("flow_id") != al["flow_id"] or r.get("cls") != "request":
@@ -337,18 +475,29 @@ def _allocations(turn_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 for p in str(r["xor_peer"]).split(","):
                     if p and p not in al["peers"]:
                         al["peers"].append(p)
-            if r.get("method") == "ChannelBind" and r.get("channel") is not None and r["channel"] not in al["channels"]:
+            if (
+                r.get("method") == "ChannelBind"
+                and r.get("channel") is not None
+                and r["channel"] not in al["channels"]
+            ):
                 al["channels"].append(int(r["channel"]))
     return out
 
 
 def _alloc_cols(al: dict[str, Any]) -> dict[str, Any]:
-    return {"turn_server": al["server"], "turn_flow_id": al["flow_id"], "relayed_address": al["relayed"],
-            "turn_peers": al["peers"], "turn_channels": al["channels"]}
+    return {
+        "turn_server": al["server"],
+        "turn_flow_id": al["flow_id"],
+        "relayed_address": al["relayed"],
+        "turn_peers": al["peers"],
+        "turn_channels": al["channels"],
+    }
 
 
 def _is_ice(s: _Session) -> bool:
-    return bool(s.request_rows) or any(d.row.get("ice_ufrag") for x in (s.offer, s.answer) if x for d in x.copies)
+    return bool(s.request_rows) or any(
+        d.row.get("ice_ufrag") for x in (s.offer, s.answer) if x for d in x.copies
+    )
 
 
 def _media_endpoints(side: _Side | None) -> set[tuple[str, int]]:
@@ -379,14 +528,25 @@ def _relay_addrs(side: _Side | None) -> set[str]:
     for d in side.copies:
         for _, _, c in d.candidates():
             if c.type == "relay":
-                out.add(_ep(c.address, c.port) or "")
+                out.add(ep(c.address, c.port) or "")
     return out
 
 
-def _row(s: _Session, dtls_rows: list[dict[str, Any]], stream_rows: list[dict[str, Any]], flow_eps: dict[int, str],
-         allocations: list[dict[str, Any]], used_allocs: set[int], descs: list[Desc]) -> dict[str, Any]:
+def _row(
+    s: _Session,
+    dtls_rows: list[dict[str, Any]],
+    stream_rows: list[dict[str, Any]],
+    flow_eps: dict[int, str],
+    allocations: list[dict[str, Any]],
+    used_allocs: set[int],
+    descs: list[Desc],
+) -> dict[str, Any]:
     obs: list[str] = []
-    row: dict[str, Any] = {"kind": s.kind if s.kind != "ice" or _is_ice(s) else "sdp", "offer_ufrag": s.ufrag_pair[0], "answer_ufrag": s.ufrag_pair[1]}
+    row: dict[str, Any] = {
+        "kind": s.kind if s.kind != "ice" or _is_ice(s) else "sdp",
+        "offer_ufrag": s.ufrag_pair[0],
+        "answer_ufrag": s.ufrag_pair[1],
+    }
     sides = [x for x in (s.offer, s.answer) if x is not None]
     ts_candidates = []
     for name, side in (("offer", s.offer), ("answer", s.answer)):
@@ -395,8 +555,9 @@ def _row(s: _Session, dtls_rows: list[dict[str, Any]], stream_rows: list[dict[st
         obs.append(name)
         f = side.first.row
         row[f"{name}_sdp"] = [d.index for d in side.copies]
-        row[f"{name}_frame"] = min((d.row["frame"] for d in side.copies if d.row.get("frame") is not None),
-                                   default=None)
+        row[f"{name}_frame"] = min(
+            (d.row["frame"] for d in side.copies if d.row.get("frame") is not None), default=None
+        )
         row[f"{name}_stack"] = f.get("stack")
         row[f"{name}_setup"] = f.get("setup")
         row[f"{name}_fingerprints_sha256"] = sorted({h for hs in side.sha256s() for h in hs})
@@ -404,8 +565,9 @@ def _row(s: _Session, dtls_rows: list[dict[str, Any]], stream_rows: list[dict[st
             ts_candidates.append(f["ts"])
     if sides:
         copies = [d for x in sides for d in x.copies]
-        row["signalling_transport"] = ",".join(sorted({str(d.row.get("transport") or d.row.get("source_kind"))
-                                                       for d in copies}))
+        row["signalling_transport"] = ",".join(
+            sorted({str(d.row.get("transport") or d.row.get("source_kind")) for d in copies})
+        )
         tl = [d.row.get("tls") for d in copies]
         row["signalling_tls"] = None if any(t is None for t in tl) else all(tl)
         fps: list[tuple[str, str]] = []
@@ -414,7 +576,9 @@ def _row(s: _Session, dtls_rows: list[dict[str, Any]], stream_rows: list[dict[st
                 if tuple(fp) not in fps:
                     fps.append(tuple(fp))
         row["fingerprints"] = fps
-        row["fingerprint_rewritten"] = any(len({tuple(sorted(h)) for h in x.sha256s() if h}) > 1 for x in sides)
+        row["fingerprint_rewritten"] = any(
+            len({tuple(sorted(h)) for h in x.sha256s() if h}) > 1 for x in sides
+        )
     if s.by_media_endpoint:
         obs.append("media_endpoints")
     row["stun_usernames"] = s.usernames
@@ -447,14 +611,23 @@ def _row(s: _Session, dtls_rows: list[dict[str, Any]], stream_rows: list[dict[st
     # DTLS on the selected flow first, else any flow of the session
     # a relayed handshake is seen on both client<->TURN legs: prefer the leg where the real client speaks
     turn_servers = {al["server"] for al in allocations}
-    hs.sort(key=lambda d: (d.get("client") in turn_servers, d.get("flow_id") != sel, d.get("first_frame") or 0))
+    hs.sort(
+        key=lambda d: (d.get("client") in turn_servers, d.get("flow_id") != sel, d.get("first_frame") or 0)
+    )
     if hs:
         obs.append("dtls")
         h = hs[0]
-        row.update({"dtls_flow_id": h.get("flow_id"), "dtls_first_frame": h.get("first_frame"),
-                    "dtls_version": h.get("version"), "dtls_client": h.get("client"),
-                    "client_cert_sha256": h.get("client_cert_sha256"),
-                    "server_cert_sha256": h.get("server_cert_sha256"), "srtp_profile": h.get("srtp_profile")})
+        row.update(
+            {
+                "dtls_flow_id": h.get("flow_id"),
+                "dtls_first_frame": h.get("first_frame"),
+                "dtls_version": h.get("version"),
+                "dtls_client": h.get("client"),
+                "client_cert_sha256": h.get("client_cert_sha256"),
+                "server_cert_sha256": h.get("server_cert_sha256"),
+                "srtp_profile": h.get("srtp_profile"),
+            }
+        )
         _fingerprint_match(row, s, h)
         if h.get("client_cert_sha256") or h.get("server_cert_sha256"):
             obs.append("dtls_certificates")
@@ -499,8 +672,16 @@ def _row(s: _Session, dtls_rows: list[dict[str, Any]], stream_rows: list[dict[st
     return row
 
 
+def cert_matches(cert: Any, copies: Iterable[Iterable[str]]) -> bool:
+    """A certificate matches a description when its SHA-256 is among the sha-256 fingerprints of every copy of
+    that description (a copy rewritten in transit breaks the match). The one place this rule is written."""
+    c = str(cert).lower()
+    return all(c in set(hs) for hs in copies)
+
+
 def _fingerprint_match(row: dict[str, Any], s: _Session, h: dict[str, Any]) -> None:
-    """Compare the handshake's certificates with the fingerprints each side signalled (every copy)."""
+    """Record how the handshake's certificates compare with the fingerprints each side signalled (every copy):
+    facts for check DTLS001, which alone decides."""
     offer_setup = (s.offer.first.row.get("setup") if s.offer else None) or ""
     answer_setup = (s.answer.first.row.get("setup") if s.answer else None) or ""
     # RFC 5763 §5: 'active' is the DTLS client; the offerer usually says actpass and the answer decides.
@@ -522,14 +703,15 @@ def _fingerprint_match(row: dict[str, Any], s: _Session, h: dict[str, Any]) -> N
         copies = [hs for hs in side.sha256s() if hs]
         if not cert or not copies:
             continue
-        ok = all(str(cert).lower() in hs for hs in copies)
+        ok = cert_matches(cert, copies)
         row[f"{name}_fingerprint_match"] = ok
         results.append(ok)
-    if role is None and (certs["client"] or certs["server"]):
-        # roles unknown: a certificate must at least match some fingerprint of the session
-        pool = {h for x in (s.offer, s.answer) if x for hs in x.sha256s() for h in hs}
-        if pool:
-            results = [str(c).lower() in pool for c in certs.values() if c]
+    pool = sorted({h for x in (s.offer, s.answer) if x for hs in x.sha256s() for h in hs})
+    present = [c for c in certs.values() if c]
+    if pool and present:
+        row["certs_in_fingerprints"] = all(cert_matches(c, [pool]) for c in present)
+        if role is None:  # roles unknown: a certificate must at least match some fingerprint of the session
+            results = [row["certs_in_fingerprints"]]
     row["fingerprint_status"] = "not_observable" if not results else ("match" if all(results) else "mismatch")
 
 
@@ -540,6 +722,6 @@ def _role_by_address(s: _Session, h: dict[str, Any]) -> str | None:
             continue
         for d in side.copies:
             for _, _, c in d.candidates():
-                if _ep(c.address, c.port) == client:
+                if ep(c.address, c.port) == client:
                     return "client" if name == "offer" else "server"
     return None

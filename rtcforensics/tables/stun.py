@@ -33,12 +33,21 @@ STUN = frame_schema(
         ("dst", "string", "destination IP on the wire"),
         ("dport", "Int32", "destination port"),
         ("transport", "category:udp,tcp", "transport on the wire"),
-        ("via_turn", "category:channel,data_indication,send_indication",
-         "how the message was wrapped in TURN; NA when it travelled bare"),
+        (
+            "via_turn",
+            "category:channel,data_indication,send_indication",
+            "how the message was wrapped in TURN; NA when it travelled bare",
+        ),
         ("turn_peer", "string", "peer ip:port on the far side of the relay, for messages via TURN"),
         ("turn_channel", "Int32", "TURN channel number, for messages that travelled in ChannelData"),
-        ("method", "string", ("IANA method name (Binding, Allocate, Refresh, Send, Data, CreatePermission, "
-                              "ChannelBind, ...); unknown codes as '0x0nn'")),
+        (
+            "method",
+            "string",
+            (
+                "IANA method name (Binding, Allocate, Refresh, Send, Data, CreatePermission, "
+                "ChannelBind, ...); unknown codes as '0x0nn'"
+            ),
+        ),
         ("cls", "category:request,success,error,indication", "message class (RFC 8489 §5 C1C0 bits)"),
         ("txid", "string", "transaction id, lowercase hex (12 bytes; 16 for classic RFC 3489 messages)"),
         ("classic", "boolean", "no magic cookie: an RFC 3489 message"),
@@ -49,11 +58,20 @@ STUN = frame_schema(
         ("error_code", "Int32", "ERROR-CODE number (e.g. 401, 437)"),
         ("error_reason", "string", "ERROR-CODE reason phrase"),
         ("mapped", "string", "MAPPED-ADDRESS"),
-        ("xor_mapped", "string", ("XOR-MAPPED-ADDRESS (0x0020; the MS-TURN/pre-RFC code 0x8020 when only that "
-                                  "is present)")),
+        (
+            "xor_mapped",
+            "string",
+            ("XOR-MAPPED-ADDRESS (0x0020; the MS-TURN/pre-RFC code 0x8020 when only that is present)"),
+        ),
         ("xor_relayed", "string", "XOR-RELAYED-ADDRESS"),
-        ("xor_peer", "string", ("every XOR-PEER-ADDRESS in wire order, joined with ',' (split on ',' to get "
-                                "the list; IPv6 is bracketed so it never contains ',')")),
+        (
+            "xor_peer",
+            "string",
+            (
+                "every XOR-PEER-ADDRESS in wire order, joined with ',' (split on ',' to get "
+                "the list; IPv6 is bracketed so it never contains ',')"
+            ),
+        ),
         ("xor_peer_count", "Int32", "number of XOR-PEER-ADDRESS attributes (0 when none)"),
         ("lifetime_s", "Int64", "LIFETIME in seconds"),
         ("channel", "Int32", "CHANNEL-NUMBER (0x4000-0x4FFF)"),
@@ -65,16 +83,40 @@ STUN = frame_schema(
         ("has_integrity_sha256", "boolean", "MESSAGE-INTEGRITY-SHA256 present"),
         ("has_fingerprint", "boolean", "FINGERPRINT present"),
         ("fingerprint_ok", "boolean", "FINGERPRINT CRC-32 verified; NA when there is no FINGERPRINT"),
-        ("unknown_attrs", "object", "list of attribute codes we do not know, as '0xnnnn' (kept, not dropped)"),
-        ("unknown_required", "boolean", "an unknown attribute is in the comprehension-required range (< 0x8000)"),
-        ("attr_names", "object", ("list of attribute names in wire order (IANA names; '0xnnnn' when unknown); "
-                                  "not 'attrs', which pandas reserves (DataFrame.attrs)")),
+        (
+            "unknown_attrs",
+            "object",
+            "list of attribute codes we do not know, as '0xnnnn' (kept, not dropped)",
+        ),
+        (
+            "unknown_required",
+            "boolean",
+            "an unknown attribute is in the comprehension-required range (< 0x8000)",
+        ),
+        (
+            "attr_names",
+            "object",
+            (
+                "list of attribute names in wire order (IANA names; '0xnnnn' when unknown); "
+                "not 'attrs', which pandas reserves (DataFrame.attrs)"
+            ),
+        ),
         ("requested_transport", "string", "REQUESTED-TRANSPORT: 'udp', 'tcp' or 'proto N'"),
-        ("rest_expiry", "ts", "TURN REST credential expiry, from a TURN-method USERNAME '<unix expiry>:<user>'"),
-        ("rtt_ms", "float64", ("request to response time in ms, by transaction id and method on the same flow "
-                               "(any flow when none there): on a response row "
-                               "from the last transmission of its request before it; on that request row the same "
-                               "value (earlier retransmissions: NA)")),
+        (
+            "rest_expiry",
+            "ts",
+            "TURN REST credential expiry, from a TURN-method USERNAME '<unix expiry>:<user>'",
+        ),
+        (
+            "rtt_ms",
+            "float64",
+            (
+                "request to response time in ms, by transaction id and method on the same flow "
+                "(any flow when none there): on a response row "
+                "from the last transmission of its request before it; on that request row the same "
+                "value (earlier retransmissions: NA)"
+            ),
+        ),
         ("response_frame", "Int64", "on a request row: frame of the first response matched to it"),
         ("request_frame", "Int64", "on a response row: frame of the request transmission it is timed from"),
     ],
@@ -84,16 +126,34 @@ _REST_USERNAME = re.compile(r"^(\d{9,11}):")
 _TRANSPORTS = {17: "udp", 6: "tcp"}
 
 
-_ERROR_CODE, _XOR_MAPPED, _MS_XOR_MAPPED = (AttrType.ERROR_CODE, AttrType.XOR_MAPPED_ADDRESS,
-                                             AttrType.MS_XOR_MAPPED_ADDRESS)
-_XOR_PEER, _CONTROLLING, _CONTROLLED = AttrType.XOR_PEER_ADDRESS, AttrType.ICE_CONTROLLING, AttrType.ICE_CONTROLLED
-_USERNAME, _TRANSPORT, _REALM, _NONCE = (AttrType.USERNAME, AttrType.REQUESTED_TRANSPORT, AttrType.REALM,
-                                         AttrType.NONCE)
-_SOFTWARE, _MAPPED, _RELAYED, _LIFETIME = (AttrType.SOFTWARE, AttrType.MAPPED_ADDRESS,
-                                           AttrType.XOR_RELAYED_ADDRESS, AttrType.LIFETIME)
+_ERROR_CODE, _XOR_MAPPED, _MS_XOR_MAPPED = (
+    AttrType.ERROR_CODE,
+    AttrType.XOR_MAPPED_ADDRESS,
+    AttrType.MS_XOR_MAPPED_ADDRESS,
+)
+_XOR_PEER, _CONTROLLING, _CONTROLLED = (
+    AttrType.XOR_PEER_ADDRESS,
+    AttrType.ICE_CONTROLLING,
+    AttrType.ICE_CONTROLLED,
+)
+_USERNAME, _TRANSPORT, _REALM, _NONCE = (
+    AttrType.USERNAME,
+    AttrType.REQUESTED_TRANSPORT,
+    AttrType.REALM,
+    AttrType.NONCE,
+)
+_SOFTWARE, _MAPPED, _RELAYED, _LIFETIME = (
+    AttrType.SOFTWARE,
+    AttrType.MAPPED_ADDRESS,
+    AttrType.XOR_RELAYED_ADDRESS,
+    AttrType.LIFETIME,
+)
 _CHANNEL, _PRIORITY, _USE_CANDIDATE = AttrType.CHANNEL_NUMBER, AttrType.PRIORITY, AttrType.USE_CANDIDATE
-_INTEGRITY, _INTEGRITY_SHA256, _FINGERPRINT = (AttrType.MESSAGE_INTEGRITY, AttrType.MESSAGE_INTEGRITY_SHA256,
-                                               AttrType.FINGERPRINT)
+_INTEGRITY, _INTEGRITY_SHA256, _FINGERPRINT = (
+    AttrType.MESSAGE_INTEGRITY,
+    AttrType.MESSAGE_INTEGRITY_SHA256,
+    AttrType.FINGERPRINT,
+)
 
 
 def _row(d: Datagram, msg: StunMessage) -> tuple[Any, ...]:
@@ -118,17 +178,44 @@ def _row(d: Datagram, msg: StunMessage) -> tuple[Any, ...]:
     unknown = msg.unknown_attributes
     mapped, relayed = g(_MAPPED), g(_RELAYED)
     return (
-        d.frame, d.ts_ns, d.flow_id, d.src, d.sport, d.dst, d.dport, d.transport, d.via_turn, d.turn_peer,
+        d.frame,
+        d.ts_ns,
+        d.flow_id,
+        d.src,
+        d.sport,
+        d.dst,
+        d.dport,
+        d.transport,
+        d.via_turn,
+        d.turn_peer,
         d.turn_channel,
-        msg.method_name, msg.class_name, msg.transaction_id.hex(), msg.classic,
-        username, g(_REALM), _NONCE in first, g(_SOFTWARE),
-        err.code if err else None, err.reason if err else None,
-        None if mapped is None else str(mapped), None if xmapped is None else str(xmapped),
+        msg.method_name,
+        msg.class_name,
+        msg.transaction_id.hex(),
+        msg.classic,
+        username,
+        g(_REALM),
+        _NONCE in first,
+        g(_SOFTWARE),
+        err.code if err else None,
+        err.reason if err else None,
+        None if mapped is None else str(mapped),
+        None if xmapped is None else str(xmapped),
         None if relayed is None else str(relayed),
-        ",".join(str(p) for p in peers) if peers else None, len(peers),
-        g(_LIFETIME), g(_CHANNEL), g(_PRIORITY), _USE_CANDIDATE in first, role, tiebreaker,
-        _INTEGRITY in first, _INTEGRITY_SHA256 in first, _FINGERPRINT in first, msg.fingerprint_ok,
-        [f"0x{c:04x}" for c in unknown] if unknown else [], msg.unknown_required if unknown else False,
+        ",".join(str(p) for p in peers) if peers else None,
+        len(peers),
+        g(_LIFETIME),
+        g(_CHANNEL),
+        g(_PRIORITY),
+        _USE_CANDIDATE in first,
+        role,
+        tiebreaker,
+        _INTEGRITY in first,
+        _INTEGRITY_SHA256 in first,
+        _FINGERPRINT in first,
+        msg.fingerprint_ok,
+        [f"0x{c:04x}" for c in unknown] if unknown else [],
+        msg.unknown_required if unknown else False,
         msg.attribute_names,
         None if transport is None else _TRANSPORTS.get(transport, f"proto {transport}"),
         rest_expiry,

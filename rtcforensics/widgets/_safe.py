@@ -33,6 +33,11 @@ def frame_html(df: pd.DataFrame, *, max_rows: int = 200, show_secrets: bool = Fa
     return table + more
 
 
+def grid_cell(v: Any) -> Any:
+    """A cell for a DataTables grid: structured values in one line, control characters removed."""
+    return _cell(v)
+
+
 def _cell(v: Any) -> Any:
     # Structured cells in one line; control characters removed before pandas escapes the text.
     if isinstance(v, (bytes, bytearray)):
@@ -44,3 +49,14 @@ def _cell(v: Any) -> Any:
     if isinstance(v, str):
         return _impl.for_terminal(v)
     return v
+
+
+def redact_text(text: Any, *, show_secrets: bool = False) -> str:
+    """Free text (a dissection, a label, a message) with the secrets in it redacted unless ``show_secrets``."""
+    s = "" if text is None or text is pd.NA else str(text)
+    return s if show_secrets else str(_impl.redact(s))
+
+
+def redact(obj: Any, *, show_secrets: bool = False) -> Any:
+    """A structure (dict, list, text) with secret keys and secrets in text redacted unless ``show_secrets``."""
+    return _impl.redact(obj, show_secrets=show_secrets)

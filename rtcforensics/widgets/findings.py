@@ -28,15 +28,20 @@ def _short(frames: list[int], n: int = 8) -> str:
     return ", ".join(map(str, frames[:n])) + (f" … (+{len(frames) - n})" if len(frames) > n else "")
 
 
-def dissection_text(cap: Any, number: int) -> str:
-    """Frame ``number``'s dissection as plain text (unescaped), or why it is not available."""
+def dissection_text(cap: Any, number: int, *, show_secrets: bool = False) -> str:
+    """Frame ``number``'s dissection as plain text (unescaped; secrets redacted unless ``show_secrets``), or
+    why it is not available."""
+    return _safe.redact_text(_dissection(cap, number), show_secrets=show_secrets)
+
+
+def _dissection(cap: Any, number: int) -> str:
     if not hasattr(cap, "frame"):
         return "frame drill-down is not available for this object"
     try:
         tree = cap.frame(int(number))
     except ModuleNotFoundError as e:
         return f"frame drill-down is not available yet ({e.name} missing)"
-    except Exception as e:  # noqa: BLE001 - tshark/pyshark problems become a message, not a dead widget
+    except Exception as e:
         return f"frame {number} could not be dissected: {type(e).__name__}: {e}"
     if isinstance(tree, (dict, list)):
         return json.dumps(tree, indent=1, default=str)
@@ -52,13 +57,16 @@ def detail_html(finding: pd.Series | dict[str, Any], *, show_secrets: bool = Fal
     ev = finding.get("evidence") or {}
     if not isinstance(ev, dict):
         ev = {"evidence": ev}
-    ev_df = pd.DataFrame({"key": list(ev.keys()), "value": [str(v) for v in ev.values()]})
+    ev = _safe.redact(ev, show_secrets=show_secrets)  # by key (crypto_keys_secret, ...) and by value
+    ev_df = pd.DataFrame({"key": list(ev.keys()), "value": [_evidence_text(v) for v in ev.values()]})
     refs = _as_list(finding.get("references"))
     parts = [
-        f"<h4>{_safe.escape(finding_label(finding))}</h4>",
-        f"<p>{_safe.escape(finding.get('message') or '')}</p>",
-        (f"<p><b>check</b> {_safe.escape(finding.get('id'))} ({_safe.escape(finding.get('slug'))}), "
-        f"<b>confidence</b> {_safe.escape(finding.get('confidence'))}</p>"),
+        f"<h4>{_safe.escape(_safe.redact_text(finding_label(finding), show_secrets=show_secrets))}</h4>",
+        f"<p>{_safe.escape(_safe.redact_text(finding.get('message') or '', show_secrets=show_secrets))}</p>",
+        (
+            f"<p><b>check</b> {_safe.escape(finding.get('id'))} ({_safe.escape(finding.get('slug'))}), "
+            f"<b>confidence</b> {_safe.escape(finding.get('confidence'))}</p>"
+        ),
         f"<p><b>frames</b> {_safe.escape(_short(finding_frames(finding), 30) or 'none')}</p>",
     ]
     if len(ev_df):
@@ -68,9 +76,31 @@ def detail_html(finding: pd.Series | dict[str, Any], *, show_secrets: bool = Fal
     return "".join(parts)
 
 
+def severity_coloured(html: str) -> str:
+    """A findings table's severity cells (its first column) in their severity colour (the table is already
+    escaped HTML)."""
+    import re
+
+    from .timeline import SEVERITY_COLOURS
+
+    def paint(m: re.Match[str]) -> str:
+        colour = SEVERITY_COLOURS[m.group(2)]
+        return f"{m.group(1)}<td style='color:white;background:{colour};font-weight:bold'>{m.group(2)}</td>"
+
+    return re.sub(r"(<tr>\s*)<td>(" + "|".join(SEVERITY_COLOURS) + r")</td>", paint, html)
+
+
+def _evidence_text(v: Any) -> str:
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, ensure_ascii=False, default=str)
+    return str(v)
+
+
 def findings_widget(cap: Any, findings: Any = None, *, show_secrets: bool = False) -> Any:
     """Severity filter, the table, a row picker; the picked finding's detail and a frame drill-down."""
     import ipywidgets as w
+
+    from ._static import LiveBox
 
     if findings is None:
         findings, why = _avail.report(cap)
@@ -90,8 +120,14 @@ def findings_widget(cap: Any, findings: Any = None, *, show_secrets: bool = Fals
         df = filter_findings(all_f, min_severity=None if sev.value == "any" else sev.value)
         state["df"] = df
         t = findings_table(df)
-        table.value = _safe.frame_html(t, show_secrets=show_secrets) if len(t) else "<p>No findings at this severity.</p>"
-        rows.options = [(finding_label(r), i) for i, r in df.iterrows()]
+        table.value = (
+            severity_coloured(_safe.frame_html(t, show_secrets=show_secrets))
+            if len(t)
+            else "<p>No findings at this severity.</p>"
+        )
+        rows.options = [
+            (_safe.redact_text(finding_label(r), show_secrets=show_secrets), i) for i, r in df.iterrows()
+        ]
         rows.value = 0 if len(df) else None
         pick()
 
@@ -106,17 +142,26 @@ def findings_widget(cap: Any, findings: Any = None, *, show_secrets: bool = Fals
         frames = finding_frames(f)[:200]
         frame_pick.options = frames
         frame_pick.value = frames[0] if frames else None
+        tree.value = ""
+        box.refresh_static()
 
     def dissect(_: Any = None) -> None:
         if frame_pick.value is None:
             tree.value = "<p>This finding cites no frame.</p>"
             return
-        tree.value = f"<pre class='rtcf-tree'>{_safe.escape(dissection_text(cap, frame_pick.value))}</pre>"
+        text = dissection_text(cap, frame_pick.value, show_secrets=show_secrets)
+        tree.value = f"<pre class='rtcf-tree'>{_safe.escape(text)}</pre>"
+        box.refresh_static()
 
+    box = LiveBox(
+        [sev, table, rows, detail, w.HBox([frame_pick, go]), tree],
+        static=lambda: "".join(
+            (f"<p><b>Severity ≥</b> {_safe.escape(sev.value)}</p>", table.value, detail.value, tree.value)
+        ),
+    )
+    box.add_class("rtcf-findings")
     sev.observe(refresh, names="value")
     rows.observe(pick, names="value")
     go.on_click(dissect)
     refresh()
-    box = w.VBox([sev, table, rows, detail, w.HBox([frame_pick, go]), tree])
-    box.add_class("rtcf-findings")
     return box

@@ -7,7 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from .labs import fingerprint_mismatches, sdp_fingerprints
+from ..values import ep
+from .labs import fingerprint_mismatches, mismatched_certificates
 from .select import _as_list, encryption_of, findings_frame
 
 INDICATOR_COLUMNS = ["kind", "value", "context"]
@@ -24,11 +25,13 @@ def relay_allocations(stun: pd.DataFrame | None) -> pd.DataFrame:
     cls = stun["cls"].astype(str)
     ok = stun[(method == "Allocate") & (cls == "success")]
     req = stun[(method == "Allocate") & (cls == "request")].set_index("txid", drop=False)
-    perm = stun[method.isin(["CreatePermission", "ChannelBind", "Send"]) & (cls.isin(["request", "indication"]))]
+    perm = stun[
+        method.isin(["CreatePermission", "ChannelBind", "Send"]) & (cls.isin(["request", "indication"]))
+    ]
     rows = []
     for _, r in ok.iterrows():
-        server = f"{r['src']}:{int(r['sport'])}"
-        client = f"{r['dst']}:{int(r['dport'])}"
+        server = ep(r["src"], r["sport"])
+        client = ep(r["dst"], r["dport"])
         q = req.loc[[r["txid"]]] if r["txid"] in req.index else None
         user = q["username"].iloc[-1] if q is not None else None
         integ = q["has_integrity"].iloc[-1] if q is not None else pd.NA
@@ -39,20 +42,32 @@ def relay_allocations(stun: pd.DataFrame | None) -> pd.DataFrame:
             for x in str(v).split(",") if v is not None and v is not pd.NA else []:
                 if x and x not in peers:
                     peers.append(x)
-        rows.append({"server": server, "client": client, "relayed": r.get("xor_relayed"),
-                     "username": None if user is pd.NA else user,
-                     "authenticated": None if integ is pd.NA else bool(integ), "peers": peers,
-                     "frame": int(r["frame"])})
+        rows.append(
+            {
+                "server": server,
+                "client": client,
+                "relayed": r.get("xor_relayed"),
+                "username": None if user is pd.NA else user,
+                "authenticated": None if integ is pd.NA else bool(integ),
+                "peers": peers,
+                "frame": int(r["frame"]),
+            }
+        )
     return pd.DataFrame(rows, columns=cols)
 
 
-def fingerprint_table(dtls: pd.DataFrame | None, sdp: pd.DataFrame | None) -> pd.DataFrame:
-    """Each DTLS certificate on the wire against the a=fingerprints in the signalling: ``flow_id``, ``side``,
-    ``endpoint``, ``cert_sha256``, ``in_sdp`` (True / False; NA when no SDP fingerprint was readable)."""
+def fingerprint_table(dtls: pd.DataFrame | None, report: Any) -> pd.DataFrame:
+    """Each DTLS certificate on the wire and the verdict of check DTLS001 (dtls-fingerprint-mismatch) on it:
+    ``flow_id``, ``side``, ``endpoint``, ``cert_sha256``, ``in_sdp`` (False when the check found that no
+    a=fingerprint describes it; NA when the check could not compare on this capture)."""
     cols = ["flow_id", "side", "endpoint", "cert_sha256", "in_sdp"]
     if dtls is None or not len(dtls):
         return pd.DataFrame({c: [] for c in cols})
-    fps = sdp_fingerprints(sdp) if sdp is not None else set()
+    status = next(
+        (c.status for c in getattr(report, "coverage", ()) if c.slug == "dtls-fingerprint-mismatch"),
+        "not observable",
+    )
+    unmatched = mismatched_certificates(report)
     rows: list[dict[str, Any]] = []
     for _, r in dtls.iterrows():
         for side in ("client", "server"):
@@ -60,14 +75,32 @@ def fingerprint_table(dtls: pd.DataFrame | None, sdp: pd.DataFrame | None) -> pd
             if h is None or h is pd.NA:
                 continue
             h = str(h).lower()
-            rows.append({"flow_id": int(r["flow_id"]), "side": side, "endpoint": r.get(side), "cert_sha256": h,
-                         "in_sdp": (h in fps) if fps else pd.NA})
+            rows.append(
+                {
+                    "flow_id": int(r["flow_id"]),
+                    "side": side,
+                    "endpoint": r.get(side),
+                    "cert_sha256": h,
+                    "in_sdp": pd.NA if status in ("not observable", "failed") else h not in unmatched,
+                }
+            )
     out = pd.DataFrame(rows, columns=cols)
     out["in_sdp"] = out["in_sdp"].astype("boolean")
     return out
 
 
-FLOW_COLUMNS = ("flow_id", "transport", "a", "b", "classes", "packets", "bytes", "first_ts", "last_ts", "via_turn")
+FLOW_COLUMNS = (
+    "flow_id",
+    "transport",
+    "a",
+    "b",
+    "classes",
+    "packets",
+    "bytes",
+    "first_ts",
+    "last_ts",
+    "via_turn",
+)
 
 
 def conversation_flows(flows: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -97,8 +130,22 @@ def _addr_kind(value: str) -> str:
     return "endpoint" if has_port else "address"
 
 
-STREAM_COLUMNS = ("flow_id", "ssrc", "src", "dst", "packets", "pt", "codec", "lost", "jitter_ms", "kbps", "via_turn",
-                  "keying", "plaintext_score", "plaintext_reason")
+STREAM_COLUMNS = (
+    "flow_id",
+    "ssrc",
+    "src",
+    "dst",
+    "packets",
+    "pt",
+    "codec",
+    "lost",
+    "jitter_ms",
+    "kbps",
+    "via_turn",
+    "keying",
+    "plaintext_score",
+    "plaintext_reason",
+)
 
 
 def stream_encryption(rtp_streams: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -108,13 +155,19 @@ def stream_encryption(rtp_streams: pd.DataFrame | None) -> pd.DataFrame | None:
     return rtp_streams[[c for c in STREAM_COLUMNS if c in rtp_streams.columns]]
 
 
-def indicators(*, flows: pd.DataFrame | None = None, dtls: pd.DataFrame | None = None,
-               stun: pd.DataFrame | None = None, sdp: pd.DataFrame | None = None,
-               signalling: pd.DataFrame | None = None, findings: Any = None) -> pd.DataFrame:
+def indicators(
+    *,
+    flows: pd.DataFrame | None = None,
+    dtls: pd.DataFrame | None = None,
+    stun: pd.DataFrame | None = None,
+    signalling: pd.DataFrame | None = None,
+    findings: Any = None,
+) -> pd.DataFrame:
     """Indicators to hand on (``kind``, ``value``, ``context``), deduplicated on (kind, value), first
     context kept: endpoints of the conversation flows, DTLS certificate SHA-256s, a=fingerprints that match
-    no certificate (rewritten in transit), TURN servers and relayed addresses, software strings (STUN
-    SOFTWARE, HTTP User-Agent / Server), and the addresses of every finding at medium or above."""
+    no certificate (rewritten in transit, from the findings of DTLS001), TURN servers and relayed addresses,
+    software strings (STUN SOFTWARE, HTTP User-Agent / Server), and the addresses of every finding at medium
+    or above."""
     rows: list[dict[str, str]] = []
 
     def add(kind: str, value: Any, context: str) -> None:
@@ -134,10 +187,13 @@ def indicators(*, flows: pd.DataFrame | None = None, dtls: pd.DataFrame | None =
             if c in dtls.columns:
                 for _, r in dtls[dtls[c].notna()].iterrows():
                     add("cert_sha256", r[c], f"DTLS {side} certificate, flow {r['flow_id']}")
-    if sdp is not None and dtls is not None:
-        for _, r in fingerprint_mismatches(dtls, sdp).iterrows():
-            add("sdp_fingerprint_sha256" if r["kind"] == "fingerprint_without_certificate" else "cert_sha256",
-                r["sha256"], r["kind"].replace("_", " "))
+    if findings is not None:
+        for _, r in fingerprint_mismatches(findings).iterrows():
+            add(
+                "sdp_fingerprint_sha256" if r["kind"] == "fingerprint_without_certificate" else "cert_sha256",
+                r["sha256"],
+                r["kind"].replace("_", " "),
+            )
     if stun is not None and len(stun):
         for _, r in relay_allocations(stun).iterrows():
             add("turn_server", r["server"], "TURN Allocate success")

@@ -3,9 +3,9 @@
 Everything here takes frames (``pandas.DataFrame``) or plain values and returns frames or plain values, so
 it is tested on real captures without Jupyter. The widgets only wire these to controls.
 
-Column names follow DESIGN.md section 3; where a frame may name a column one of a few ways while the
-frames settle, the accessors here try each (``_col``), and a frame that lacks what a function needs
-yields an empty result instead of an exception.
+Column names are the ones the frames' schemas declare (``rtcforensics.schema.SCHEMAS``); :func:`declared`
+checks each name against its schema when this module is imported, so a renamed column fails loudly here
+instead of silently emptying a view.
 """
 
 from __future__ import annotations
@@ -15,6 +15,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from .. import tables as _tables  # noqa: F401  (importing the builders registers the frames' schemas)
+from ..schema import SCHEMAS
+from ..tables.rtp import STATIC_PT
 
 SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
 
@@ -35,27 +39,38 @@ PHASES: dict[str, tuple[str, ...]] = {
     "signalling": ("tls", "http", "websocket", "sip"),
 }
 
-# RTP clock rates for the static payload types (RFC 3551) and the usual dynamic ones when no SDP says.
-STATIC_CLOCK: dict[int, int] = {0: 8000, 3: 8000, 4: 8000, 8: 8000, 9: 8000, 13: 8000, 18: 8000, 34: 90000,
-                                26: 90000, 31: 90000, 32: 90000}
-CODEC_CLOCK: dict[str, int] = {"opus": 48000, "pcmu": 8000, "pcma": 8000, "g722": 8000, "vp8": 90000,
-                               "vp9": 90000, "h264": 90000, "av1": 90000, "h265": 90000, "telephone-event": 8000}
+# RTP clock rates: the static payload types' from the rtp tables (RFC 3551); the usual dynamic codecs' when no SDP
+# says (rtp_streams.clock_rate is preferred when the frame has it).
+STATIC_CLOCK: dict[int, int] = {pt: rate for pt, (_, rate) in STATIC_PT.items()}
+CODEC_CLOCK: dict[str, int] = {
+    "opus": 48000,
+    "pcmu": 8000,
+    "pcma": 8000,
+    "g722": 8000,
+    "vp8": 90000,
+    "vp9": 90000,
+    "h264": 90000,
+    "av1": 90000,
+    "h265": 90000,
+    "telephone-event": 8000,
+}
 
 
 # -- column access ------------------------------------------------------------------------------------------
-def _col(df: pd.DataFrame | None, *names: str) -> str | None:
-    """The first of ``names`` that ``df`` has as a column (frames may still be settling their names)."""
-    if df is None:
-        return None
-    for n in names:
-        if n in df.columns:
-            return n
-    return None
+def declared(frame: str, column: str) -> str:
+    """``column``, after checking that the schema of ``frame`` declares it (KeyError otherwise)."""
+    SCHEMAS[frame].column(column)
+    return column
 
 
-def class_column(packets: pd.DataFrame) -> str | None:
-    """Name of the demux-class column of the ``packets`` frame."""
-    return _col(packets, "demux", "cls", "klass", "class", "protocol")
+CLS = declared("packets", "cls")  # the demux class of a packet
+SESSION_KEY = declared("sessions", "session_id")
+PAYLOAD_LEN = declared("rtp", "payload_len")
+
+
+def class_column(packets: pd.DataFrame | None) -> str | None:
+    """Name of the demux-class column of the ``packets`` frame (None when ``packets`` lacks it)."""
+    return CLS if packets is not None and CLS in packets.columns else None
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -96,8 +111,20 @@ def severity_rank(severity: Any) -> int:
     return SEVERITIES.index(name) if name in SEVERITIES else -1
 
 
-FINDING_COLUMNS = ("id", "slug", "severity", "confidence", "title", "message", "endpoints", "flow_id", "frames",
-                   "evidence", "identity", "references")
+FINDING_COLUMNS = (
+    "id",
+    "slug",
+    "severity",
+    "confidence",
+    "title",
+    "message",
+    "endpoints",
+    "flow_id",
+    "frames",
+    "evidence",
+    "identity",
+    "references",
+)
 
 
 def findings_frame(findings: Any) -> pd.DataFrame:
@@ -124,14 +151,22 @@ def findings_frame(findings: Any) -> pd.DataFrame:
     for c in FINDING_COLUMNS:
         if c not in df.columns:
             df[c] = pd.Series([None] * len(df), index=df.index, dtype=object)
-    df["severity"] = [SEVERITIES[severity_rank(s)] if severity_rank(s) >= 0 else str(s) for s in df["severity"]]
+    df["severity"] = [
+        SEVERITIES[severity_rank(s)] if severity_rank(s) >= 0 else str(s) for s in df["severity"]
+    ]
     for c in ("confidence",):
         df[c] = [None if v is None or v is pd.NA else (str(v).rsplit(".", 1)[-1].lower()) for v in df[c]]
     return df.reset_index(drop=True)
 
 
-def filter_findings(findings: pd.DataFrame, *, min_severity: Any = None, slugs: Iterable[str] | None = None,
-                    flow_ids: Iterable[int] | None = None, text: str | None = None) -> pd.DataFrame:
+def filter_findings(
+    findings: pd.DataFrame,
+    *,
+    min_severity: Any = None,
+    slugs: Iterable[str] | None = None,
+    flow_ids: Iterable[int] | None = None,
+    text: str | None = None,
+) -> pd.DataFrame:
     """Findings at or above ``min_severity``, with one of ``slugs``, touching one of ``flow_ids``, whose
     title/message/slug contains ``text`` (case-insensitive). ``None`` means no constraint."""
     df = findings_frame(findings)
@@ -146,11 +181,16 @@ def filter_findings(findings: pd.DataFrame, *, min_severity: Any = None, slugs: 
         keep &= df["slug"].isin(wanted)
     if flow_ids is not None:
         wanted_flows = {int(f) for f in flow_ids}
-        keep &= pd.Series([bool(finding_flow_ids(row) & wanted_flows) for _, row in df.iterrows()],
-                          index=df.index, dtype=bool)
+        keep &= pd.Series(
+            [bool(finding_flow_ids(row) & wanted_flows) for _, row in df.iterrows()],
+            index=df.index,
+            dtype=bool,
+        )
     if text:
         t = text.lower()
-        hay = (df["slug"].astype(str) + " " + df["title"].astype(str) + " " + df["message"].astype(str)).str.lower()
+        hay = (
+            df["slug"].astype(str) + " " + df["title"].astype(str) + " " + df["message"].astype(str)
+        ).str.lower()
         keep &= hay.str.contains(t, regex=False)
     out = df[keep]
     order = out["severity"].map(severity_rank).sort_values(ascending=False, kind="stable").index
@@ -212,9 +252,15 @@ def time_bounds(df: pd.DataFrame | None) -> tuple[pd.Timestamp, pd.Timestamp] | 
     return _to_ts(ts.min()), _to_ts(ts.max())  # type: ignore[return-value]
 
 
-def filter_packets(packets: pd.DataFrame, *, protocols: Iterable[str] | None = None,
-                   start: Any = None, end: Any = None, flow_ids: Iterable[int] | None = None,
-                   relative: bool = False) -> pd.DataFrame:
+def filter_packets(
+    packets: pd.DataFrame,
+    *,
+    protocols: Iterable[str] | None = None,
+    start: Any = None,
+    end: Any = None,
+    flow_ids: Iterable[int] | None = None,
+    relative: bool = False,
+) -> pd.DataFrame:
     """Packets whose demux class is in ``protocols`` (group names or classes), with ``start <= ts <= end``,
     in ``flow_ids``. With ``relative=True``, ``start``/``end`` are seconds from the first packet."""
     df = packets
@@ -251,7 +297,7 @@ def flows_of_frames(packets: pd.DataFrame, frames: Iterable[int]) -> set[int]:
 
 
 def session_key_column(sessions: pd.DataFrame | None) -> str | None:
-    return _col(sessions, "session_id", "session", "id")
+    return SESSION_KEY if sessions is not None and SESSION_KEY in sessions.columns else None
 
 
 def session_options(sessions: pd.DataFrame | None) -> list[tuple[str, Any]]:
@@ -262,8 +308,11 @@ def session_options(sessions: pd.DataFrame | None) -> list[tuple[str, Any]]:
         return opts
     for _, row in sessions.iterrows():
         label = f"session {row[key]}"
-        ufrags = [str(row[c]) for c in ("offer_ufrag", "answer_ufrag") if c in sessions.columns
-                  and row[c] is not None and row[c] is not pd.NA]
+        ufrags = [
+            str(row[c])
+            for c in ("offer_ufrag", "answer_ufrag")
+            if c in sessions.columns and row[c] is not None and row[c] is not pd.NA
+        ]
         if ufrags:
             label += f" ({':'.join(ufrags)})"
         if "kind" in sessions.columns and row["kind"] is not None and row["kind"] is not pd.NA:
@@ -272,8 +321,9 @@ def session_options(sessions: pd.DataFrame | None) -> list[tuple[str, Any]]:
     return opts
 
 
-_SESSION_FLOW_COLUMNS = ("flow_ids", "flows", "flow_id", "nominated_flow_id", "selected_flow_id", "dtls_flow_id",
-                         "turn_flow_id", "media_flow_ids", "relay_flow_ids", "stun_flow_ids")
+_SESSION_FLOW_COLUMNS = tuple(
+    declared("sessions", c) for c in ("flow_id", "nominated_flow_id", "selected_flow_id", "dtls_flow_id")
+)
 
 
 def session_flow_ids(sessions: pd.DataFrame | None, session: Any) -> set[int] | None:
@@ -316,8 +366,14 @@ def flow_phases(packets: pd.DataFrame, flow_ids: Iterable[int] | None = None) ->
         if not len(part):
             continue
         g = part.groupby("flow_id", observed=True)
-        agg = pd.DataFrame({"start": g["ts"].min(), "end": g["ts"].max(), "packets": g.size(),
-                            "first_frame": g["frame"].min()})
+        agg = pd.DataFrame(
+            {
+                "start": g["ts"].min(),
+                "end": g["ts"].max(),
+                "packets": g.size(),
+                "first_frame": g["frame"].min(),
+            }
+        )
         agg["phase"] = phase
         rows.append(agg.reset_index())
     if not rows:
@@ -325,12 +381,14 @@ def flow_phases(packets: pd.DataFrame, flow_ids: Iterable[int] | None = None) ->
     out = pd.concat(rows, ignore_index=True)[cols]
     out["flow_id"] = out["flow_id"].astype(int)
     order = {p: i for i, p in enumerate(PHASES)}
-    return out.sort_values(["flow_id", "phase"], key=lambda s: s.map(order) if s.name == "phase" else s
-                           ).reset_index(drop=True)
+    return out.sort_values(
+        ["flow_id", "phase"], key=lambda s: s.map(order) if s.name == "phase" else s
+    ).reset_index(drop=True)
 
 
-def phase_segments(packets: pd.DataFrame, flow_ids: Iterable[int] | None = None,
-                   gap_s: float | None = None) -> pd.DataFrame:
+def phase_segments(
+    packets: pd.DataFrame, flow_ids: Iterable[int] | None = None, gap_s: float | None = None
+) -> pd.DataFrame:
     """Like :func:`flow_phases`, but each phase split where its packets pause for more than ``gap_s``
     seconds (default: 2% of the capture's span, at least 0.25 s), so a DTLS handshake and its closing
     alert, or ICE checks and later consent checks, show as separate bursts."""
@@ -353,9 +411,16 @@ def phase_segments(packets: pd.DataFrame, flow_ids: Iterable[int] | None = None,
     gap = df.groupby(["flow_id", "_phase"], observed=True)["ts"].diff().dt.total_seconds()
     seg = (gap.isna() | (gap > gap_s)).cumsum()
     g = df.groupby(seg)
-    out = pd.DataFrame({"flow_id": g["flow_id"].first().astype(int), "phase": g["_phase"].first(),
-                        "start": g["ts"].min(), "end": g["ts"].max(), "packets": g.size(),
-                        "first_frame": g["frame"].min()})
+    out = pd.DataFrame(
+        {
+            "flow_id": g["flow_id"].first().astype(int),
+            "phase": g["_phase"].first(),
+            "start": g["ts"].min(),
+            "end": g["ts"].max(),
+            "packets": g.size(),
+            "first_frame": g["frame"].min(),
+        }
+    )
     return out[cols].sort_values(["flow_id", "start"]).reset_index(drop=True)
 
 
@@ -374,8 +439,13 @@ def finding_marks(findings: Any, packets: pd.DataFrame) -> pd.DataFrame:
             ts = None
             frame = None
             if by_frame is not None:
-                cited = [n for n in frames if n in by_frame.index and pd.notna(by_frame.at[n, "flow_id"])
-                         and int(by_frame.at[n, "flow_id"]) == fl]
+                cited = [
+                    n
+                    for n in frames
+                    if n in by_frame.index
+                    and pd.notna(by_frame.at[n, "flow_id"])
+                    and int(by_frame.at[n, "flow_id"]) == fl
+                ]
                 if cited:
                     frame = cited[0]
                     ts = by_frame.at[frame, "ts"]
@@ -385,8 +455,16 @@ def finding_marks(findings: Any, packets: pd.DataFrame) -> pd.DataFrame:
                     continue
                 ts = fp["ts"].min()
                 frame = int(fp["frame"].min())
-            rows.append({"flow_id": fl, "ts": ts, "slug": f["slug"], "severity": f["severity"], "frame": frame,
-                         "finding": i})
+            rows.append(
+                {
+                    "flow_id": fl,
+                    "ts": ts,
+                    "slug": f["slug"],
+                    "severity": f["severity"],
+                    "frame": frame,
+                    "finding": i,
+                }
+            )
     if not rows:
         return pd.DataFrame({c: [] for c in cols})
     return pd.DataFrame(rows, columns=cols)
@@ -397,16 +475,23 @@ def stream_options(rtp_streams: pd.DataFrame | None) -> list[tuple[str, tuple[in
     """``(label, (flow_id, ssrc))`` for each RTP stream, largest first."""
     if rtp_streams is None or not len(rtp_streams) or "ssrc" not in rtp_streams.columns:
         return []
-    pk = _col(rtp_streams, "packets")
+    pk = "packets" if "packets" in rtp_streams.columns else None
     df = rtp_streams.sort_values(pk, ascending=False) if pk else rtp_streams
     out = []
     for _, r in df.iterrows():
         codec = r.get("codec")
-        codec_s = "" if codec is None or codec is pd.NA or (isinstance(codec, float) and np.isnan(codec)) \
+        codec_s = (
+            ""
+            if codec is None or codec is pd.NA or (isinstance(codec, float) and np.isnan(codec))
             else f" {codec}"
+        )
         n = f", {int(r[pk])} pkts" if pk else ""
-        out.append((f"flow {int(r['flow_id'])} ssrc 0x{int(r['ssrc']):08x}{codec_s}{n}",
-                    (int(r["flow_id"]), int(r["ssrc"]))))
+        out.append(
+            (
+                f"flow {int(r['flow_id'])} ssrc 0x{int(r['ssrc']):08x}{codec_s}{n}",
+                (int(r["flow_id"]), int(r["ssrc"])),
+            )
+        )
     return out
 
 
@@ -452,8 +537,15 @@ def stream_packets(rtp: pd.DataFrame, flow_id: int, ssrc: int) -> pd.DataFrame:
     return rtp[(rtp["flow_id"] == flow_id) & (rtp["ssrc"] == ssrc)].sort_values("frame")
 
 
-def stream_series(rtp: pd.DataFrame, flow_id: int, ssrc: int, *, bin_s: float = 1.0,
-                  clock: int | None = None, codec: str | None = None) -> pd.DataFrame:
+def stream_series(
+    rtp: pd.DataFrame,
+    flow_id: int,
+    ssrc: int,
+    *,
+    bin_s: float = 1.0,
+    clock: int | None = None,
+    codec: str | None = None,
+) -> pd.DataFrame:
     """Per time bin of one RTP stream: ``t_s`` (bin start, seconds from the stream's first packet),
     ``packets``, ``lost`` (sequence numbers skipped, wrap-around aware), ``jitter_ms`` (RFC 3550 §6.4.1
     interarrival jitter, value at the end of the bin) and ``kbps`` (RTP payload bits per second)."""
@@ -481,13 +573,18 @@ def stream_series(rtp: pd.DataFrame, flow_id: int, ssrc: int, *, bin_s: float = 
         j += (abs(d) - j) / 16.0
         jit[i] = j
     jitter_ms = jit / clock * 1000.0
-    plen = _col(p, "payload_len", "payload_length", "length")
-    size = p[plen].fillna(0).to_numpy(dtype=float) if plen else np.zeros(len(p))
+    size = p[PAYLOAD_LEN].fillna(0).to_numpy(dtype=float) if PAYLOAD_LEN in p.columns else np.zeros(len(p))
     b = np.floor(arrival / bin_s).astype(int)
     frame = pd.DataFrame({"bin": b, "lost": gaps, "jitter_ms": jitter_ms, "bytes": size})
     g = frame.groupby("bin")
-    out = pd.DataFrame({"packets": g.size(), "lost": g["lost"].sum(), "jitter_ms": g["jitter_ms"].last(),
-                        "kbps": g["bytes"].sum() * 8 / 1000.0 / bin_s})
+    out = pd.DataFrame(
+        {
+            "packets": g.size(),
+            "lost": g["lost"].sum(),
+            "jitter_ms": g["jitter_ms"].last(),
+            "kbps": g["bytes"].sum() * 8 / 1000.0 / bin_s,
+        }
+    )
     full = pd.RangeIndex(0, int(b.max()) + 1)
     out = out.reindex(full)
     out["packets"] = out["packets"].fillna(0).astype(int)
@@ -519,9 +616,18 @@ def role_of(attrs: Mapping[str, Any]) -> str:
     if raw is None:
         return "unknown"
     r = str(raw).strip().lower().replace(" ", "_").replace("-", "_")
-    aliases = {"turn": "turn_server", "stun": "stun_server", "signalling": "signalling_server",
-               "signaling_server": "signalling_server", "signaling": "signalling_server", "sfu": "media_server",
-               "media": "media_server", "client": "peer", "host": "peer", "relay": "turn_server"}
+    aliases = {
+        "turn": "turn_server",
+        "stun": "stun_server",
+        "signalling": "signalling_server",
+        "signaling_server": "signalling_server",
+        "signaling": "signalling_server",
+        "sfu": "media_server",
+        "media": "media_server",
+        "client": "peer",
+        "host": "peer",
+        "relay": "turn_server",
+    }
     r = aliases.get(r, r)
     return r if r in ROLE_COLOURS else "unknown"
 
@@ -579,21 +685,32 @@ def topology_summary(graph: Any) -> dict[str, Any]:
     for *_, d in graph.edges(data=True):
         e = encryption_of(d)
         enc[e] = enc.get(e, 0) + 1
-    return {"nodes": graph.number_of_nodes(), "edges": graph.number_of_edges(), "roles": roles,
-            "encryption": enc}
+    return {
+        "nodes": graph.number_of_nodes(),
+        "edges": graph.number_of_edges(),
+        "roles": roles,
+        "encryption": enc,
+    }
 
 
 def frames_page(frames: Sequence[int], page: int = 0, size: int = 20) -> list[int]:
     """One page of a frame list for the drill-down picker."""
     start = max(0, int(page)) * size
-    return list(frames[start:start + size])
+    return list(frames[start : start + size])
 
 
 # -- the explorer's view ------------------------------------------------------------------------------------
-def apply_view(packets: pd.DataFrame, findings: Any = None, sessions: pd.DataFrame | None = None, *,
-               protocols: Iterable[str] | None = None, start_s: float | None = None,
-               end_s: float | None = None, min_severity: Any = None,
-               session: Any = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def apply_view(
+    packets: pd.DataFrame,
+    findings: Any = None,
+    sessions: pd.DataFrame | None = None,
+    *,
+    protocols: Iterable[str] | None = None,
+    start_s: float | None = None,
+    end_s: float | None = None,
+    min_severity: Any = None,
+    session: Any = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """What the explorer shows for its controls: ``(packets, findings)`` filtered by protocol group, time
     window (seconds from the first packet), minimum severity and session. A finding stays when it
     touches a flow that is left after filtering packets, or cites no flow at all and no session is set."""

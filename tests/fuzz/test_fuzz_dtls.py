@@ -26,9 +26,16 @@ def _ec_cert() -> bytes:
     key = ec.generate_private_key(ec.SECP256R1())
     name = cx.Name([cx.NameAttribute(NameOID.COMMON_NAME, "WebRTC")])
     now = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
-    cert = (cx.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(7).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=30))
-            .sign(key, hashes.SHA256()))
+    cert = (
+        cx.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
     return cert.public_bytes(serialization.Encoding.DER)
 
 
@@ -57,7 +64,7 @@ def test_regression_issuer_decoded_lazily() -> None:
     der = _ec_cert()
     good = b"\x0c\x06WebRTC"  # UTF8String "WebRTC": issuer first, then subject
     i = der.index(good)
-    bad = der[:i] + b"\x0c\x06Web\xffTC" + der[i + len(good):]
+    bad = der[:i] + b"\x0c\x06Web\xffTC" + der[i + len(good) :]
     with pytest.raises(DecodeError) as e:
         x509.cert_facts(bad)
     assert e.value.name == "x509_parse" and "issuer" in e.value.detail
@@ -80,7 +87,7 @@ def test_regression_name_attribute_of_impossible_type() -> None:
     der = _ec_cert()
     good = b"\x0c\x06WebRTC"
     i = der.index(good)
-    bad = der[:i] + b"\x03\x06\x00WebRT" + der[i + len(good):]
+    bad = der[:i] + b"\x03\x06\x00WebRT" + der[i + len(good) :]
     with pytest.raises(DecodeError) as e:
         x509.cert_facts(bad)
     assert e.value.name == "x509_parse"

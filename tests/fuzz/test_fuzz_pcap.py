@@ -5,11 +5,13 @@ from __future__ import annotations
 import struct
 
 import numpy as np
+import pytest
 
 from rtcforensics.anomalies import AnomalyLog
 from rtcforensics.dissect import pcapio
 
 
+@pytest.mark.slow  # about 2 minutes under load
 def test_fuzz_pcap_reader_and_fast_path(fuzz_target) -> None:
     fuzz_target("pcap")
 
@@ -17,7 +19,9 @@ def test_fuzz_pcap_reader_and_fast_path(fuzz_target) -> None:
 def _pcapng(idb_options: bytes, ts: int = 0x0000000100000000) -> bytes:
     """SHB + IDB (Ethernet, with options) + one EPB holding a 60-byte frame, little-endian."""
     shb_body = struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)
-    shb = struct.pack("<II", 0x0A0D0D0A, 12 + len(shb_body)) + shb_body + struct.pack("<I", 12 + len(shb_body))
+    shb = (
+        struct.pack("<II", 0x0A0D0D0A, 12 + len(shb_body)) + shb_body + struct.pack("<I", 12 + len(shb_body))
+    )
     opts = idb_options + b"\x00\x00\x00\x00"
     idb_body = struct.pack("<HHI", 1, 0, 65535) + opts
     idb = struct.pack("<II", 1, 12 + len(idb_body)) + idb_body + struct.pack("<I", 12 + len(idb_body))
