@@ -142,27 +142,10 @@ def build_messages(
                 direction = "client_to_server" if (src, sport) == client else "server_to_client"
             texts = p.all("ws_text")
             opcodes = p.all("ws_opcode")
-            if "sip" in chain[chain.index("websocket") :]:
-                # RFC 7118: the SIP dissector took the payload; read the unmasked SIP bytes instead
-                for sip_bytes in sip_raw.get(frame, []):
-                    m = new(
-                        "websocket",
-                        direction=direction,
-                        url=conn.url,
-                        user_agent=conn.user_agent,
-                        origin=conn.origin,
-                        host=conn.host,
-                        ws_opcode=1,
-                        ws_compressed=bool(p.get("ws_pmc")),
-                    )
-                    m.body_len = len(sip_bytes)
-                    m.body_kind = "sip"
-                    sip_into(report, m, sip_bytes, sip_offers)
-                continue
-            whole = list(ws_whole.get(frame, [])) if ws_whole else []
-            for t in texts:
-                t = _whole_text(t, whole, report, frame, ts)
-                m = new(
+
+            def ws_text(direction: str | None = direction, p: Any = p, conn: _Conn = conn) -> Message:
+                """A WebSocket text message of this connection (opcode 1)."""
+                return new(
                     "websocket",
                     direction=direction,
                     url=conn.url,
@@ -172,6 +155,19 @@ def build_messages(
                     ws_opcode=1,
                     ws_compressed=bool(p.get("ws_pmc")),
                 )
+
+            if "sip" in chain[chain.index("websocket") :]:
+                # RFC 7118: the SIP dissector took the payload; read the unmasked SIP bytes instead
+                for sip_bytes in sip_raw.get(frame, []):
+                    m = ws_text()
+                    m.body_len = len(sip_bytes)
+                    m.body_kind = "sip"
+                    sip_into(report, m, sip_bytes, sip_offers)
+                continue
+            whole = list(ws_whole.get(frame, [])) if ws_whole else []
+            for t in texts:
+                t = _whole_text(t, whole, report, frame, ts)
+                m = ws_text()
                 m.body = t
                 m.body_len = len(t.encode("utf-8", "surrogateescape"))
                 classify_body(report, m, t, None)

@@ -104,6 +104,23 @@ class PassState:
     _row: tuple[int, int, int, int, int, int, int, int] | None
 
     # -- interning ----------------------------------------------------------------------------
+    def datagram(self, ctx: Ctx, data: bytes, via: int, channel: int | None, peer: str | None) -> Datagram:
+        """The payload at ``ctx`` as a ``Datagram`` (``via`` indexes ``VIA``; -1 = not through TURN)."""
+        return Datagram(
+            frame=ctx.frame,
+            ts_ns=ctx.ts,
+            flow_id=ctx.flow,
+            src=self.ip_list[ctx.src],
+            sport=ctx.sport,
+            dst=self.ip_list[ctx.dst],
+            dport=ctx.dport,
+            transport=ctx.transport,
+            data=bytes(data),
+            via_turn=VIA[via] if via >= 0 else None,
+            turn_channel=channel,
+            turn_peer=peer,
+        )
+
     def ip_id(self, ip: str) -> int:
         i = self.ips.get(ip)
         if i is None:

@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DecodeError
-from .model import Datagram
-from .passstate import VIA, Ctx, PassState, be16, be32, first_of_codes, u8
+from .passstate import Ctx, PassState, be16, be32, first_of_codes, u8
 from .pcapio import Batch
 from .rtp import decode_rtp
 
@@ -121,22 +120,7 @@ class RtpColumns(PassState):
         self, ctx: Ctx, data: bytes, via: int, channel: int | None = None, peer: str | None = None
     ) -> bool:
         if self.keep_payloads and len(data) >= 12:
-            self.payloads.append(
-                Datagram(
-                    frame=ctx.frame,
-                    ts_ns=ctx.ts,
-                    flow_id=ctx.flow,
-                    src=self.ip_list[ctx.src],
-                    sport=ctx.sport,
-                    dst=self.ip_list[ctx.dst],
-                    dport=ctx.dport,
-                    transport=ctx.transport,
-                    data=bytes(data),
-                    via_turn=VIA[via] if via >= 0 else None,
-                    turn_channel=channel,
-                    turn_peer=peer,
-                )
-            )
+            self.payloads.append(self.datagram(ctx, data, via, channel, peer))
         try:
             p = decode_rtp(data)
         except DecodeError as e:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from ..errors import DecodeError
 from .demux import DTLS, OTHER, RTP, STUN, TURN_CHANNEL, classify
-from .model import Datagram
-from .passstate import V_CHANNEL, V_DATA, V_SEND, VIA, Ctx, PassState
+from .passstate import V_CHANNEL, V_DATA, V_SEND, Ctx, PassState
 from .stun import AttrType, StunClass, StunMethod, message_type, walk_attributes, xor_address
 
 STUN_SEND_INDICATION = message_type(StunMethod.SEND, StunClass.INDICATION)  # 0x0016
@@ -39,22 +38,7 @@ class TurnUnwrap(PassState):
             ic, _ = self.media(ctx, inner, V_CHANNEL, ch, self.channels.get((ctx.flow, ch)))
             return (ic if ic != OTHER else TURN_CHANNEL), V_CHANNEL
         if c in self.datagrams:
-            self.datagrams[c].append(
-                Datagram(
-                    frame=ctx.frame,
-                    ts_ns=ctx.ts,
-                    flow_id=ctx.flow,
-                    src=self.ip_list[ctx.src],
-                    sport=ctx.sport,
-                    dst=self.ip_list[ctx.dst],
-                    dport=ctx.dport,
-                    transport=ctx.transport,
-                    data=bytes(data),
-                    via_turn=VIA[via] if via >= 0 else None,
-                    turn_channel=channel,
-                    turn_peer=peer,
-                )
-            )
+            self.datagrams[c].append(self.datagram(ctx, data, via, channel, peer))
             if c == STUN and via == -1:
                 turn = self._turn_stun(ctx, data)
                 if turn is not None:

@@ -45,8 +45,9 @@ import pandas as pd
 
 from .._version import __version__
 from ..checks import Confidence, Report, Severity
+from ..checks.analyze import FINDING_COLUMNS
 from ..values import plain
-from .overview import build_overview
+from .overview import build_overview, empty_overview
 from .safe import json_inert, redact, scrub_keylog
 
 SCHEMA_ID = "rtcforensics-report/1"
@@ -54,20 +55,7 @@ _SEV = [str(s) for s in Severity]
 _CONF = [str(c) for c in Confidence]
 FINDING_SCHEMA = {
     "type": "object",
-    "required": [
-        "id",
-        "slug",
-        "severity",
-        "confidence",
-        "title",
-        "message",
-        "endpoints",
-        "flow_id",
-        "frames",
-        "evidence",
-        "identity",
-        "references",
-    ],
+    "required": list(FINDING_COLUMNS),
     "properties": {
         "id": {"type": "string", "pattern": "^(SIG|SDP|DTLS|SRTP|ICE|TURN|COMP)[0-9]{3}$"},
         "slug": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$"},
@@ -279,18 +267,7 @@ def failed_document(path: str, error: str) -> dict[str, Any]:
             "incomplete_reasons": [f"the capture could not be analysed: {redact(error)}"],
         },
         "summary": {"findings": {str(s): 0 for s in Severity}, "coverage": {}, "anomalies": {}},
-        "overview": {
-            "period": None,
-            "legs": [],
-            "relays": [],
-            "signalling": [],
-            "handshakes": [],
-            "streams": [],
-            "identifiers": {},
-            "media_servers": [],
-            "opaque_legs": [],
-            "notes": [],
-        },
+        "overview": empty_overview(),
         "findings": [],
         "coverage": [],
         "anomalies": [],

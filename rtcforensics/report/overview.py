@@ -64,10 +64,9 @@ def _media_servers(cap: Any, notes: list[str]) -> list[str]:
     return sorted({str(v) for v in ss["media_server"].dropna()})
 
 
-def build_overview(cap: Any) -> dict[str, Any]:
-    """A JSON-able overview: period, media legs, relays, signalling, DTLS handshakes, RTP streams."""
-    notes: list[str] = []
-    out: dict[str, Any] = {
+def empty_overview() -> dict[str, Any]:
+    """The overview's shape with nothing in it (also what a report of a capture that failed carries)."""
+    return {
         "period": None,
         "legs": [],
         "relays": [],
@@ -77,8 +76,14 @@ def build_overview(cap: Any) -> dict[str, Any]:
         "identifiers": {},
         "media_servers": [],
         "opaque_legs": [],
-        "notes": notes,
+        "notes": [],
     }
+
+
+def build_overview(cap: Any) -> dict[str, Any]:
+    """A JSON-able overview: period, media legs, relays, signalling, DTLS handshakes, RTP streams."""
+    out = empty_overview()
+    notes: list[str] = out["notes"]
     if cap is None or not hasattr(cap, "frame_names"):
         notes.append("no capture object")
         return out

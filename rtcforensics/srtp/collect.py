@@ -12,6 +12,7 @@ import os
 from ..addr import endpoint
 from ..anomalies import AnomalyLog
 from ..dissect.fastpath import dissect
+from ..dissect.model import Datagram
 from .session import MediaPacket
 
 
@@ -19,38 +20,26 @@ def _ep(ip: str, port: int) -> str:
     return endpoint(ip, port) or ""
 
 
+def _media(dg: Datagram, rtcp: bool) -> MediaPacket:
+    """One RTP (SSRC at bytes 8..12) or RTCP (SSRC at bytes 4..8) datagram as a ``MediaPacket``."""
+    at = 4 if rtcp else 8
+    return MediaPacket(
+        frame=dg.frame,
+        ts_ns=dg.ts_ns,
+        flow_id=dg.flow_id,
+        sender=_ep(dg.src, dg.sport),
+        receiver=_ep(dg.dst, dg.dport),
+        ssrc=int.from_bytes(dg.data[at : at + 4], "big"),
+        rtcp=rtcp,
+        data=dg.data,
+        via_turn=dg.via_turn,
+    )
+
+
 def collect_media(path: str | os.PathLike[str]) -> tuple[list[MediaPacket], AnomalyLog]:
     """All RTP and RTCP packets of ``path`` in capture order, flow ids as in the capture's frames."""
     d = dissect(path, progress=False, keep_payloads=True)
-    out = [
-        MediaPacket(
-            frame=dg.frame,
-            ts_ns=dg.ts_ns,
-            flow_id=dg.flow_id,
-            sender=_ep(dg.src, dg.sport),
-            receiver=_ep(dg.dst, dg.dport),
-            ssrc=int.from_bytes(dg.data[8:12], "big"),
-            rtcp=False,
-            data=dg.data,
-            via_turn=dg.via_turn,
-        )
-        for dg in d.rtp_payloads
-    ]
-    for dg in d.rtcp:
-        if len(dg.data) < 8:
-            continue
-        out.append(
-            MediaPacket(
-                frame=dg.frame,
-                ts_ns=dg.ts_ns,
-                flow_id=dg.flow_id,
-                sender=_ep(dg.src, dg.sport),
-                receiver=_ep(dg.dst, dg.dport),
-                ssrc=int.from_bytes(dg.data[4:8], "big"),
-                rtcp=True,
-                data=dg.data,
-                via_turn=dg.via_turn,
-            )
-        )
+    out = [_media(dg, rtcp=False) for dg in d.rtp_payloads]
+    out += [_media(dg, rtcp=True) for dg in d.rtcp if len(dg.data) >= 8]
     out.sort(key=lambda p: p.frame)
     return out, d.anomalies

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .. import tables as _tables  # noqa: F401  (importing the builders registers the frames' schemas)
+from ..checks.analyze import FINDING_COLUMNS as _FINDING_COLUMNS
 from ..schema import SCHEMAS
 from ..tables.rtp import STATIC_PT
 
@@ -111,20 +112,8 @@ def severity_rank(severity: Any) -> int:
     return SEVERITIES.index(name) if name in SEVERITIES else -1
 
 
-FINDING_COLUMNS = (
-    "id",
-    "slug",
-    "severity",
-    "confidence",
-    "title",
-    "message",
-    "endpoints",
-    "flow_id",
-    "frames",
-    "evidence",
-    "identity",
-    "references",
-)
+# the Finding record's fields, in order: one definition (checks.analyze)
+FINDING_COLUMNS = tuple(_FINDING_COLUMNS)
 
 
 def findings_frame(findings: Any) -> pd.DataFrame:
