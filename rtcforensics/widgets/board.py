@@ -14,22 +14,9 @@ from typing import Any
 import pandas as pd
 
 from . import _avail, _safe
+from .explorer import PACKET_COLUMNS
 from .findings import detail_html
 from .select import finding_flow_ids, finding_frames, finding_label, findings_frame, time_bounds
-
-PACKET_COLUMNS = (
-    "frame",
-    "ts",
-    "src",
-    "sport",
-    "dst",
-    "dport",
-    "transport",
-    "cls",
-    "length",
-    "via_turn",
-    "flow_id",
-)
 
 
 @dataclass
