@@ -95,7 +95,8 @@ case "$MODE" in
     ;;
   test)
     set +e
-    "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
+    # --durations: the suite has a 30-minute budget on 2 cores; the slowest tests are listed at the end of each run
+    "$VENV/bin/python" -m pytest -q -p no:cacheprovider --durations=25 "$@"
     rc=$?
     set -e
     # pytest exits 5 when it collected no test: that is a failure of the suite, say so

@@ -10,6 +10,7 @@ processes (so each peak RSS is its own):
 and prints both wall times, their ratio and the peak RSS of each. No pass/fail: figures to read.
 
     .venv/bin/python benchmarks/bench_load.py [--packets 1000000] [--source CAPTURE] [--skip-tshark]
+    .venv/bin/python benchmarks/bench_load.py --emit 30000000 | CONSUMER     # the capture to a pipe
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -61,14 +63,24 @@ def build(source: Path, packets: int) -> Path:
     time by one call-length and continuing the call: RTP sequence numbers and timestamps carry on per SSRC,
     STUN transaction ids differ per copy (so streams and transactions look like one long call, not the same
     few seconds replayed)."""
-    sys.path.insert(0, str(ROOT))
-    from rtcforensics.dissect.fastpath import dissect
-    from rtcforensics.dissect.pcapio import CaptureReader
-
     WORK.mkdir(parents=True, exist_ok=True)
     out = WORK / f"bench_{packets}_{source.stem}.pcap"
     if out.exists():
         return out
+    tmp = out.with_suffix(".tmp")
+    with tmp.open("wb") as fh:
+        emit(fh, source, packets)
+    tmp.rename(out)
+    return out
+
+
+def emit(fh: BinaryIO, source: Path, packets: int) -> int:
+    """Write the capture :func:`build` describes to ``fh`` (a file or a pipe: one copy of the call in memory
+    at a time); returns the packets written."""
+    sys.path.insert(0, str(ROOT))
+    from rtcforensics.dissect.fastpath import dissect
+    from rtcforensics.dissect.pcapio import CaptureReader
+
     recs = []
     linktypes = set()
     for b in CaptureReader(source).batches():
@@ -124,25 +136,22 @@ def build(source: Path, packets: int) -> Path:
             buf[idx[:, k]] = (values >> (8 * (width - 1 - k))) & 0xFF
 
     copies = -(-packets // len(recs))
-    with out.open("wb") as fh:
-        fh.write(
-            np.array([0xA1B23C4D, 0x00040002, 0, 0, 262144, linktypes.pop()], dtype="<u4").tobytes()[:24]
-        )
-        written = 0
-        for c in range(copies):
-            n = min(len(recs), packets - written)
-            ts = ts0[:n] + c * span
-            hdr[:n, 0] = ts // 1_000_000_000
-            hdr[:n, 1] = ts % 1_000_000_000
-            buf = tmpl.copy()
-            idx = offs[:n, None] + np.arange(16)[None, :]
-            buf[idx] = hdr[:n].view(np.uint8).reshape(n, 16)
-            put(buf, seq_idx, (seq0 + c * np.asarray(seq_step)) % 65536, 2)
-            put(buf, ts_idx, (rts0 + c * np.asarray(ts_step)) % (1 << 32), 4)
-            put(buf, tx_idx, tx0 ^ c, 4)
-            fh.write(buf[: int(offs[n - 1] + sizes[n - 1])].tobytes())
-            written += n
-    return out
+    fh.write(np.array([0xA1B23C4D, 0x00040002, 0, 0, 262144, linktypes.pop()], dtype="<u4").tobytes()[:24])
+    written = 0
+    for c in range(copies):
+        n = min(len(recs), packets - written)
+        ts = ts0[:n] + c * span
+        hdr[:n, 0] = ts // 1_000_000_000
+        hdr[:n, 1] = ts % 1_000_000_000
+        buf = tmpl.copy()
+        idx = offs[:n, None] + np.arange(16)[None, :]
+        buf[idx] = hdr[:n].view(np.uint8).reshape(n, 16)
+        put(buf, seq_idx, (seq0 + c * np.asarray(seq_step)) % 65536, 2)
+        put(buf, ts_idx, (rts0 + c * np.asarray(ts_step)) % (1 << 32), 4)
+        put(buf, tx_idx, tx0 ^ c, 4)
+        fh.write(buf[: int(offs[n - 1] + sizes[n - 1])].tobytes())
+        written += n
+    return written
 
 
 def run_ours(path: str) -> dict[str, float]:
@@ -236,6 +245,7 @@ def main() -> None:
     ap.add_argument("--skip-tshark", action="store_true")
     ap.add_argument("--child-ours")
     ap.add_argument("--child-tshark")
+    ap.add_argument("--emit", type=int, metavar="N", help="write the N-packet capture to standard output")
     a = ap.parse_args()
     if a.child_ours:
         print(json.dumps(run_ours(a.child_ours)))
@@ -246,6 +256,13 @@ def main() -> None:
     source = a.source or next((p for p in DEFAULT_SOURCES if p.exists()), None)
     if source is None:
         raise SystemExit("no source capture: pass --source")
+    if a.emit:
+        try:
+            emit(sys.stdout.buffer, source, a.emit)
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:  # the reader stopped (e.g. max_packets)
+            os._exit(0)
+        return
     t0 = time.perf_counter()
     path = build(source, a.packets)
     print(

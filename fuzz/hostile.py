@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import ipaddress
 import os
 import shutil
 import struct
@@ -49,6 +50,8 @@ class Case:
     secrets: tuple[str, ...] = ()  # planted secrets that must not reach any output
     expect_slugs: tuple[str, ...] = ()  # findings the poisoned capture must (still or newly) give
     xfail: str | None = None  # why this row fails today (another room's code), if it does
+    # the mutation moves no host: every (finding, host) pair of the real call must still be reported
+    same_hosts: bool = False
 
 
 # ----------------------------------------------------------------------------------------- pcap surgery
@@ -647,6 +650,187 @@ def dtls_one_byte_fragments(out: Path, scale: int) -> Case:
         cap.write(out / "dtls_one_byte_fragments.pcap"),
         "weak_dtls",
         f"one DTLS message as {n} one-byte fragments",
+    )
+
+
+# ----------------------------------------------------------------------------------------- DTLS handshake
+def dtls_records(pl: bytes) -> list[tuple[int, int]] | None:
+    """(offset, length) of each DTLS record when ``pl`` (a UDP payload) is whole DTLS records, else None."""
+    out, off = [], 0
+    while off < len(pl):
+        if off + 13 > len(pl) or not 20 <= pl[off] <= 63 or pl[off + 1] != 0xFE:
+            return None
+        ln = struct.unpack("!H", pl[off + 11 : off + 13])[0]
+        if off + 13 + ln > len(pl):
+            return None
+        out.append((off, ln))
+        off += 13 + ln
+    return out or None
+
+
+Fragment = tuple[int, int, int, int, bytes]  # msg_type, msg length, message_seq, fragment offset, bytes
+
+
+def handshake_fragments(body: bytes) -> list[Fragment] | None:
+    """The handshake fragments of a plaintext handshake record's body, or None when it is not whole ones."""
+    out, k = [], 0
+    while k < len(body):
+        if k + 12 > len(body):
+            return None
+        mlen, seq = int.from_bytes(body[k + 1 : k + 4], "big"), struct.unpack("!H", body[k + 4 : k + 6])[0]
+        foff, flen = int.from_bytes(body[k + 6 : k + 9], "big"), int.from_bytes(body[k + 9 : k + 12], "big")
+        if k + 12 + flen > len(body):
+            return None
+        out.append((body[k], mlen, seq, foff, body[k + 12 : k + 12 + flen]))
+        k += 12 + flen
+    return out
+
+
+def _plain_handshakes(cap: Pcap) -> list[tuple[int, tuple[Any, ...], list[list[Fragment] | None]]]:
+    """(packet index, direction, fragments per record, None for a record that is not a plaintext handshake)."""
+    out = []
+    for i, p in enumerate(cap.pkts):
+        pl = p.udp_payload()
+        recs = dtls_records(pl) if pl else None
+        if not pl or not recs:
+            continue
+        frs = [
+            handshake_fragments(pl[o + 13 : o + 13 + n])
+            if pl[o] == 22 and pl[o + 3 : o + 5] == b"\0\0"
+            else None
+            for o, n in recs
+        ]
+        if any(frs):
+            out.append((i, (*p.addrs(), *p.ports()), frs))
+    return out
+
+
+def alter_handshake_message(cap: Pcap, msg_type: int, change: Callable[[bytes], bytes]) -> tuple[Any, ...]:
+    """The first plaintext DTLS handshake message of type ``msg_type`` is reassembled from its fragments (and
+    every retransmission of it), rewritten as ``change(body)`` and put back in the same fragments: the fragment
+    holding the first changed byte grows or shrinks, later ones move, and the handshake, record, UDP and IP
+    lengths follow. Returns the sender's (address, address, port, port)."""
+    hs = _plain_handshakes(cap)
+    key = next(((d, f[2]) for _, d, frs in hs for fr in frs if fr for f in fr if f[0] == msg_type), None)
+    if key is None:
+        raise LookupError(f"no plaintext DTLS handshake message of type {msg_type}")
+    mine = [(i, frs) for i, d, frs in hs if d == key[0]]
+    old = bytearray()
+    for _, frs in mine:
+        for f in (f for fr in frs if fr for f in fr if (f[0], f[2]) == (msg_type, key[1])):
+            old[len(old) : f[1]] = bytes(max(0, f[1] - len(old)))
+            old[f[3] : f[3] + len(f[4])] = f[4]
+    new = change(bytes(old))
+    delta = len(new) - len(old)
+    p = next((k for k, (a, b) in enumerate(zip(old, new)) if a != b), min(len(old), len(new)))
+
+    def moved(x: int) -> int:
+        return x + delta if x > p or x == len(old) else x
+
+    for i, frs in mine:
+        pl = cap.pkts[i].udp_payload()
+        assert pl is not None
+        out = b""
+        for (o, n), fr in zip(dtls_records(pl) or [], frs):
+            if not fr or not any((f[0], f[2]) == (msg_type, key[1]) for f in fr):
+                out += pl[o : o + 13 + n]
+                continue
+            body = b""
+            for t, mlen, seq, foff, data in fr:
+                if (t, seq) == (msg_type, key[1]):
+                    a, b = moved(foff), moved(foff + len(data))
+                    mlen, foff, data = len(new), a, new[a:b]
+                body += bytes([t]) + mlen.to_bytes(3, "big") + struct.pack("!H", seq)
+                body += foff.to_bytes(3, "big") + len(data).to_bytes(3, "big") + data
+            out += pl[o : o + 11] + struct.pack("!H", len(body)) + body
+        cap.pkts[i] = cap.pkts[i].rebuilt(payload=out)
+    return key[0]
+
+
+def der_tlv(b: bytes, off: int) -> tuple[int, int, int]:
+    """(tag, header length, content length) of the DER element at ``off``."""
+    n = b[off + 1]
+    if n < 0x80:
+        return b[off], 2, n
+    k = n & 0x7F
+    return b[off], 2 + k, int.from_bytes(b[off + 2 : off + 2 + k], "big")
+
+
+def der_elements(b: bytes) -> list[bytes]:
+    out, off = [], 0
+    while off < len(b):
+        _, h, n = der_tlv(b, off)
+        out.append(b[off : off + h + n])
+        off += h + n
+    return out
+
+
+def der(tag: int, content: bytes) -> bytes:
+    n = len(content)
+    size = (
+        bytes([n])
+        if n < 0x80
+        else bytes([0x80 | ((n.bit_length() + 7) // 8)]) + n.to_bytes((n.bit_length() + 7) // 8, "big")
+    )
+    return bytes([tag]) + size + content
+
+
+def with_not_after(cert: bytes, when: bytes) -> bytes:
+    """An X.509 certificate (DER) with its validity's notAfter replaced by the GeneralizedTime ``when``
+    (the signature, and so the fingerprint, no longer match: the point of a forged one)."""
+    _, h, n = der_tlv(cert, 0)
+    tbs, *rest = der_elements(cert[h : h + n])
+    _, th, tn = der_tlv(tbs, 0)
+    fields = der_elements(tbs[th : th + tn])
+    v = 4 if fields[0][0] == 0xA0 else 3  # [0] version, serialNumber, signature, issuer, validity
+    _, vh, vn = der_tlv(fields[v], 0)
+    not_before, _ = der_elements(fields[v][vh : vh + vn])
+    fields[v] = der(0x30, not_before + der(0x18, when))
+    return der(0x30, der(0x30, b"".join(fields)) + b"".join(rest))
+
+
+def first_certificate(change: Callable[[bytes], bytes]) -> Callable[[bytes], bytes]:
+    """A (D)TLS 1.2 Certificate message body with its first (end-entity) certificate rewritten."""
+
+    def alter(body: bytes) -> bytes:
+        n = int.from_bytes(body[3:6], "big")
+        cert = change(body[6 : 6 + n])
+        rest = body[6 + n :]
+        return (3 + len(cert) + len(rest)).to_bytes(3, "big") + len(cert).to_bytes(3, "big") + cert + rest
+
+    return alter
+
+
+NO_EXPIRY = b"99991231235959Z"  # RFC 5280 §4.1.2.5: "no well-defined expiration date"
+
+
+def _cert_no_expiry(out: Path, base: str, name: str, expect: tuple[str, ...]) -> Case:
+    cap = Pcap.of_sample(base, out)
+    a, _, sp, _ = alter_handshake_message(cap, 11, first_certificate(lambda c: with_not_after(c, NO_EXPIRY)))
+    return Case(
+        name,
+        cap.write(out / f"{name}.pcap"),
+        base,
+        f"the certificate sent by {ipaddress.ip_address(a)}:{sp} re-dated to expire 9999-12-31 (RFC 5280's "
+        "'no expiry'; its fingerprint no longer matches)",
+        expect_slugs=expect,
+        same_hosts=True,
+    )
+
+
+@generator
+def dtls_cert_no_expiry(out: Path, scale: int) -> Case:
+    """The weak-DTLS call (openssl, DTLS 1.0 and 1.2) with the server certificate of its first handshake
+    (fragmented over four datagrams) re-dated to expire 9999-12-31 (GeneralizedTime, 2 bytes longer)."""
+    return _cert_no_expiry(out, "weak_dtls", "dtls_cert_no_expiry", ("dtls-cert-weak",))
+
+
+@generator
+def dtls_cert_no_expiry_mitm(out: Path, scale: int) -> Case:
+    """The MITM call with the first certificate on the wire re-dated to 9999-12-31: the fingerprint mismatch
+    (DTLS001) must stay."""
+    return _cert_no_expiry(
+        out, "fingerprint_rewrite", "dtls_cert_no_expiry_mitm", ("dtls-fingerprint-mismatch",)
     )
 
 

@@ -71,7 +71,7 @@ def _files(name: str, out: Path) -> list[Path]:
 def check_sizes(out: Path) -> list[str]:
     problems = []
     total = 0
-    for p in sorted(out.iterdir()):
+    for p in sorted(out.rglob("*")):
         if p.is_file() and not p.name.startswith("."):
             total += p.stat().st_size
             if p.stat().st_size > MAX_FILE and p.suffix != ".md":
@@ -136,6 +136,18 @@ def run_one(name: str, module: str, fn: Scenario, out: Path) -> dict:
         p.unlink()
     t0 = time.monotonic()
     truth = fn(out)
+    # a scenario that makes several captures at once (they share state, e.g. one certificate) returns the
+    # others' truth under "also": {name: truth}; a name may hold a subfolder ("cloned_identity/call_cd")
+    also: dict[str, dict] = truth.pop("also", {})
+    seconds = round(time.monotonic() - t0, 1)
+    full = finish(name, module, truth, out, seconds)
+    for other, t in also.items():
+        finish(other, module, t, out, seconds)
+    return full
+
+
+def finish(name: str, module: str, truth: dict, out: Path, seconds: float) -> dict:
+    """Write ``<name>.truth.json`` (the scenario's truth plus provenance) and its README row."""
     cap = out / f"{name}.pcapng"
     if not cap.exists():
         raise RuntimeError(f"scenario {name} wrote no {cap.name}")
@@ -148,13 +160,14 @@ def run_one(name: str, module: str, fn: Scenario, out: Path) -> dict:
         **{k: v for k, v in truth.items() if k != "stacks"},
         "stacks": stacks,
     }
+    # relative to ``out`` (a subfolder scenario's keylog is "<folder>/<file>.keylog")
     full.setdefault("keylog", f"{name}.keylog" if (out / f"{name}.keylog").exists() else None)
     full.setdefault("findings", [])
     full.setdefault("absent_findings", [])
-    full["regenerate_seconds"] = round(time.monotonic() - t0, 1)
+    full["regenerate_seconds"] = seconds
     (out / f"{name}.truth.json").write_text(json.dumps(full, indent=2, sort_keys=False) + "\n")
     update_readme(name, full, out)
-    print(f"[generate] {name}: {cap.stat().st_size} bytes in {time.monotonic() - t0:.1f}s", flush=True)
+    print(f"[generate] {name}: {cap.stat().st_size} bytes in {seconds:.1f}s", flush=True)
     return full
 
 

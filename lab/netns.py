@@ -204,22 +204,7 @@ class Lab:
         sh("ip", "link", "set", "lo", "up", ns=ns)
         sh("ip", "link", "set", "eth0", "up", ns=ns)
         for dev, where in (("eth0", ns), (peer, self.switch)):
-            sh(
-                "ethtool",
-                "-K",
-                dev,
-                "tx",
-                "off",
-                "sg",
-                "off",
-                "tso",
-                "off",
-                "gso",
-                "off",
-                ns=where,
-                check=False,
-                quiet=True,
-            )
+            self._offload_off(dev, where)
         h = Host(self, name, ns, ipv4, [], mac)
         if ipv4:
             sh("ip", "addr", "add", ipv4, "dev", "eth0", ns=ns)
@@ -227,6 +212,43 @@ class Lab:
             h.add_address(a)
         if gateway:
             sh("ip", "route", "add", "default", "via", gateway, ns=ns)
+        self.hosts[name] = h
+        return h
+
+    def _offload_off(self, dev: str, ns: str) -> None:
+        """Checksum/segmentation offload off, so frames look as they would on a wire."""
+        off = [x for feature in ("tx", "sg", "tso", "gso") for x in (feature, "off")]
+        sh("ethtool", "-K", dev, *off, ns=ns, check=False, quiet=True)
+
+    def router(self, host: Host) -> None:
+        """Make ``host`` a home NAT router: it forwards, masquerades whatever leaves by eth0 (its public side)
+        and drops unsolicited UDP arriving there (as home routers do; an unconfirmed conntrack entry then
+        cannot steal the port a later outbound mapping would keep)."""
+        sh("sysctl", "-q", "-w", "net.ipv4.ip_forward=1", ns=host.ns, quiet=True)
+        sh("iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "eth0", "-j", "MASQUERADE", ns=host.ns)
+        drop = "-A INPUT -i eth0 -p udp -m conntrack --ctstate NEW -j DROP"
+        sh("iptables", *drop.split(), ns=host.ns)
+
+    def lan_host(
+        self, name: str, ipv4: str, router: Host, router_ipv4: str, *, mac: str | None = None
+    ) -> Host:
+        """Host ``name`` (``ipv4`` CIDR) on a private link of its own behind ``router`` (which gets
+        ``router_ipv4`` on its side of the link, named lan0, and is the host's default gateway). The link is
+        a veth pair outside the bridge: nothing on it reaches the tap except what the router forwards."""
+        self._n += 1
+        ns = f"{PREFIX}-{self.tag}-{name}"[: 15 + len(PREFIX)]
+        mac = mac or f"02:00:00:00:{self._n:02x}:01"
+        lan = "lan0"  # one private link per router
+        sh("ip", "netns", "add", ns)
+        veth = f"add eth0 netns {ns} address {mac} type veth peer name {lan} netns {router.ns}"
+        sh("ip", "link", *veth.split())
+        for dev, where in (("eth0", ns), (lan, router.ns), ("lo", ns)):
+            sh("ip", "link", "set", dev, "up", ns=where)
+            self._offload_off(dev, where)
+        sh("ip", "addr", "add", ipv4, "dev", "eth0", ns=ns)
+        sh("ip", "addr", "add", router_ipv4, "dev", lan, ns=router.ns)
+        sh("ip", "route", "add", "default", "via", router_ipv4.split("/")[0], ns=ns)
+        h = Host(self, name, ns, ipv4, [], mac)
         self.hosts[name] = h
         return h
 
@@ -256,6 +278,8 @@ class Lab:
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
+            if out.exists():
+                out.chmod(0o644)  # dumpcap writes 0600; a sample capture is for everyone to read
 
 
 def quote(argv: Sequence[str]) -> str:

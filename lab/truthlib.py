@@ -137,12 +137,15 @@ def self_signed_cert(work: Path, stem: str, newkey: Sequence[str], subject: str)
     fp = openssl("x509", "-in", pem, "-noout", "-fingerprint", "-sha256", cwd=work)
     text = openssl("x509", "-in", pem, "-noout", "-text", cwd=work)
     bits = re.search(r"Public-Key: \((\d+) bit\)", text)
+    sig = re.search(r"Signature Algorithm: (\S+)", text)
+    if sig is None:
+        raise RuntimeError(f"openssl x509 -text printed no signature algorithm for {pem}")
     return {
         "sha256": fp.split("=", 1)[1].strip().replace(":", "").lower(),
         "subject": openssl("x509", "-in", pem, "-noout", "-subject", cwd=work).split("=", 1)[1].strip(),
         "key_type": "RSA" if "rsaEncryption" in text else "EC",
         "key_bits": int(bits.group(1)) if bits else None,
-        "signature_algorithm": re.search(r"Signature Algorithm: (\S+)", text).group(1),
+        "signature_algorithm": sig.group(1),
     }
 
 
@@ -300,9 +303,11 @@ def tshark_fields(
     keylog: Path | None = None,
     heuristics: bool = True,
     first_only: bool = False,
+    aggregator: str = ",",
 ) -> list[list[str]]:
     """tshark -T fields rows (bounded); each row a list of the field strings ('' when absent). A field that
-    occurs several times in a packet gives its values joined by "," (``first_only``: the first value).
+    occurs several times in a packet gives its values joined by ``aggregator`` (``first_only``: the first
+    value; a character no value holds, e.g. "\x1f", keeps values with commas apart).
     ``heuristics``: the WebRTC heuristics (RTP on any UDP port, RTP/DTLS inside TURN); ``extra``: more
     options (e.g. Decode-As ``-d``)."""
     argv = [
@@ -316,7 +321,7 @@ def tshark_fields(
         "fields",
         "-E",
         "separator=\t",
-        *(["-E", "occurrence=f"] if first_only else ["-E", "occurrence=a", "-E", "aggregator=,"]),
+        *(["-E", "occurrence=f"] if first_only else ["-E", "occurrence=a", "-E", f"aggregator={aggregator}"]),
     ]
     if keylog:
         argv += ["-o", f"tls.keylog_file:{keylog}"]
@@ -328,6 +333,45 @@ def tshark_fields(
     if res.returncode != 0:
         raise RuntimeError(f"tshark failed on {cap.name}: {res.stderr.strip()[:500]}")
     return [line.split("\t") for line in res.stdout.splitlines()]
+
+
+WireFrame = dict[str, list[str]]
+_APART = "\x1f"  # joins a field's occurrences: no value tshark prints holds it (commas are common)
+
+
+def tshark_frames(
+    cap: Path,
+    fields: Sequence[str],
+    *,
+    display_filter: str | None = None,
+    extra: list[str] | None = None,
+    keylog: Path | None = None,
+    heuristics: bool = True,
+) -> list[WireFrame]:
+    """One tshark pass, one dict per frame: each field -> every value it has in that frame ([] when absent),
+    and "frame.protocols" -> the frame's protocol stack (what a display filter naming a protocol tests). A
+    test module can read everything it needs in one pass and apply each test's filter in Python."""
+    names = ["frame.protocols", *fields]
+    rows = tshark_fields(
+        cap,
+        names,
+        display_filter=display_filter,
+        extra=extra,
+        keylog=keylog,
+        heuristics=heuristics,
+        aggregator=_APART,
+    )
+    out = []
+    for r in rows:
+        f = {n: (v.split(_APART) if v else []) for n, v in zip(names, r, strict=True)}
+        f["frame.protocols"] = f["frame.protocols"][0].split(":") if f["frame.protocols"] else []
+        out.append(f)
+    return out
+
+
+def first_values(frame: WireFrame, *fields: str) -> tuple[str, ...]:
+    """The first value of each field in ``frame`` ('' when absent), as tshark's ``-E occurrence=f`` gives."""
+    return tuple((frame[f] or [""])[0] for f in fields)
 
 
 # who sent a UDP datagram to whom, in which frame: the first fields of most truth cross-checks

@@ -6,8 +6,14 @@ does not pull in the layers above it (tables, checks).
 
 from __future__ import annotations
 
+import os
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
+
+# pyarrow's default pool (mimalloc) reserves a 1 GiB arena on its first string column: a run under a memory limit
+# (RLIMIT_AS, a container) then fails on address space it never uses. The system allocator reserves what it uses.
+# Set before pyarrow is imported by any layer; a user's own choice of pool wins.
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 from ._version import __version__
 from .errors import CaptureError, DecodeError, RtcForensicsError, ToolError

@@ -10,7 +10,7 @@ import hashlib
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import pandas as pd
 
@@ -19,6 +19,16 @@ from .errors import CaptureError, RtcForensicsError
 from .schema import SCHEMAS, FrameSchema
 
 Builder = Callable[["Capture"], pd.DataFrame]
+
+
+class ReadLimits(TypedDict):
+    """Limits of a pass over the capture file (``dissect(**limits)``); None: the reader's default."""
+
+    max_packets: int | None  # packets read at most (None: no limit)
+    max_inflated: int | None  # bytes a gzip-compressed capture may inflate to
+
+
+NO_LIMITS = ReadLimits(max_packets=None, max_inflated=None)
 _BUILDERS: dict[str, tuple[FrameSchema, Builder]] = {}
 
 
@@ -50,6 +60,8 @@ class Capture:
         signalling: Iterable[str | os.PathLike[str]] | str | os.PathLike[str] | None = None,
         progress: bool | None = None,
         strict: bool = False,
+        max_packets: int | None = None,
+        max_inflated: int | None = None,
     ) -> None:
         p = Path(path)
         if not p.exists():
@@ -77,6 +89,11 @@ class Capture:
         self.signalling_files = sig
         self.progress = progress
         self.strict = strict
+        for name, v in (("max_packets", max_packets), ("max_inflated", max_inflated)):
+            if v is not None and v < 1:
+                raise ValueError(f"{name} must be at least 1 (None: no limit), not {v}")
+        # read limits, passed to every pass over the file (``dissect(**cap.limits)``)
+        self.limits = ReadLimits(max_packets=max_packets, max_inflated=max_inflated)
         self._frames: dict[str, pd.DataFrame] = {}
         self._cache: dict[str, Any] = {}  # intermediate results shared between builders
         _load_builders()
@@ -127,7 +144,8 @@ class Capture:
         from .dissect.fastpath import dissect
 
         return self.cached(
-            "dissection", lambda: dissect(self.path, progress=self.progress, strict=self.strict)
+            "dissection",
+            lambda: dissect(self.path, progress=self.progress, strict=self.strict, **self.limits),
         )
 
     @property
@@ -195,14 +213,28 @@ def load(
     signalling: Iterable[str | os.PathLike[str]] | str | os.PathLike[str] | None = None,
     progress: bool | None = None,
     strict: bool = False,
+    max_packets: int | None = None,
+    max_inflated: int | None = None,
 ) -> Capture:
     """Open a capture (pcap, pcapng, optionally gzip-compressed) for analysis.
 
     ``keylog``: an SSLKEYLOGFILE for TLS/DTLS secrets. ``signalling``: side files (SDP, a
     chrome://webrtc-internals dump, JSON lines) whose SDPs join the frames. ``progress``: show a progress
     bar for long loads (default: when it takes over a second); ``strict``: raise on the first anomaly.
-    Nothing is parsed until a frame is first used, except that the file must exist and be readable."""
-    return Capture(path, keylog=keylog, signalling=signalling, progress=progress, strict=strict)
+    ``max_packets``: read at most that many packets; ``max_inflated``: bytes a gzip-compressed capture may
+    inflate to (default ``dissect.pcapio.MAX_INFLATED``). A limit that cuts the capture short is a
+    ``packet_limit`` / ``gzip_inflated_limit`` anomaly: the frames hold the packets read, and the run is
+    incomplete. Nothing is parsed until a frame is first used, except that the file must exist and be
+    readable."""
+    return Capture(
+        path,
+        keylog=keylog,
+        signalling=signalling,
+        progress=progress,
+        strict=strict,
+        max_packets=max_packets,
+        max_inflated=max_inflated,
+    )
 
 
-__all__ = ["SCHEMAS", "Capture", "RtcForensicsError", "load", "register_frame"]
+__all__ = ["NO_LIMITS", "SCHEMAS", "Capture", "ReadLimits", "RtcForensicsError", "load", "register_frame"]

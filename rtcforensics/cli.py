@@ -24,18 +24,25 @@ import argparse
 import glob
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from ._version import __version__
+from .capture import NO_LIMITS, ReadLimits
 from .errors import RtcForensicsError
 from .report.safe import for_terminal_name
 
 FORMATS = ("table", "json", "sarif", "html", "markdown")
 SEVERITIES = ("info", "low", "medium", "high", "critical", "none")
 DEFAULT_FAIL_ON = "high"
+# Read limits of every command that loads a capture (--max-packets, --max-bytes). A packet held costs about
+# 0.1 KB (an empty record) to 0.5 KB (media) of memory: the default keeps a hostile capture of millions of
+# tiny records to a few hundred MB, far beyond what one call's capture holds. Hitting it: exit 3.
+DEFAULT_MAX_PACKETS = 5_000_000
+SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz")
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -112,13 +119,43 @@ def parse_params(items: Sequence[str] | None) -> dict[str, Any]:
     return params
 
 
-def _load(path: Path, keylog: str | None, signalling: Sequence[str] | None) -> Any:
+def count_arg(text: str) -> int | None:
+    """``--max-packets``: a positive count (``_`` or ``,`` between digits allowed), or ``none``."""
+    t = text.strip().lower().replace("_", "").replace(",", "")
+    if t in ("none", "unlimited"):
+        return None
+    if not t.isdigit() or int(t) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number of packets, or none")
+    return int(t)
+
+
+def size_arg(text: str) -> int:
+    """``--max-bytes``: a positive size in bytes, with an optional binary unit (``512M``, ``4G``, ``4GiB``)."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", text.strip().lower().replace("_", ""))
+    value = int(float(m[1]) * SIZE_UNITS[m[2]]) if m else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive size such as 4G, 512M or 1000000")
+    return value
+
+
+def limits(a: argparse.Namespace) -> ReadLimits:
+    """The read limits given on the command line, as ``capture.load`` takes them."""
+    return ReadLimits(max_packets=a.max_packets, max_inflated=a.max_bytes)
+
+
+def _load(
+    path: Path,
+    keylog: str | None,
+    signalling: Sequence[str] | None,
+    read_limits: ReadLimits = NO_LIMITS,
+) -> Any:
     from .capture import load
 
     cap = load(
         safe_path(path),
         keylog=keylog and safe_path(keylog),
         signalling=[safe_path(s) for s in signalling or []] or None,
+        **read_limits,
     )
     try:  # read the file now so that a broken capture is the user's error (exit 2), not a failed check
         cap.get_frame("packets")
@@ -127,7 +164,7 @@ def _load(path: Path, keylog: str | None, signalling: Sequence[str] | None) -> A
     return cap
 
 
-def _one_line(e: BaseException) -> str:
+def _one_line(e: BaseException | str) -> str:
     return " ".join(str(e).split())
 
 
@@ -137,13 +174,14 @@ def analyze_one(
     signalling: Sequence[str] | None,
     params: dict[str, Any],
     show_secrets: bool,
+    read_limits: ReadLimits = NO_LIMITS,
 ) -> dict[str, Any]:
     """Load, analyse and render one capture to its JSON document (runs in a worker process too)."""
     from .checks import analyze
     from .report.jsonout import document
 
     try:
-        cap = _load(Path(path), keylog, signalling)
+        cap = _load(Path(path), keylog, signalling, read_limits)
         return document(analyze(cap, params=params), show_secrets=show_secrets)
     except RtcForensicsError as e:  # subclasses with extra __init__ arguments do not unpickle
         raise RtcForensicsError(_one_line(e)) from None
@@ -203,7 +241,7 @@ def _analyze_serial(
     for i, p in enumerate(paths, 1):
         _progress(f"[{i}/{n}] analysing {shown(p)} …")
         try:
-            cap = _load(p, a.keylog, a.signalling)
+            cap = _load(p, a.keylog, a.signalling, limits(a))
             doc = document(analyze(cap, params=params), show_secrets=a.show_secrets)
         except RtcForensicsError as e:
             if n == 1:
@@ -248,7 +286,7 @@ def _analyze_parallel(
         _done(results[i], p, i + 1, n)
         return True
 
-    args = (a.keylog, a.signalling, params, a.show_secrets)
+    args = (a.keylog, a.signalling, params, a.show_secrets, limits(a))
     with ProcessPoolExecutor(max_workers=a.jobs) as ex:
         futs = {ex.submit(analyze_one, str(p), *args): i for i, p in enumerate(paths)}
         for fut in as_completed(futs):
@@ -329,8 +367,9 @@ def cmd_summary(a: argparse.Namespace) -> int:
     from .report.safe import redact
     from .report.table import render_overview
 
+    cut: list[str] = []
     for p in expand_captures(a.captures):
-        cap = _load(p, a.keylog, a.signalling)
+        cap = _load(p, a.keylog, a.signalling, limits(a))
         overview = redact(build_overview(cap), a.show_secrets)
         # after the overview: the capture has been read, so damage and tool failures are known
         _emit(
@@ -344,7 +383,8 @@ def cmd_summary(a: argparse.Namespace) -> int:
             ),
             None,
         )
-    return EXIT_OK
+        cut += cut_short(cap, a.show_secrets)
+    return _said_incomplete(cut)
 
 
 # -- export --------------------------------------------------------------------------------------------------
@@ -382,7 +422,7 @@ def cmd_export(a: argparse.Namespace) -> int:
     from .checks.analyze import capture_info
     from .report.outfiles import MANIFEST, SHA256SUMS, OutputDir
 
-    cap = _load(Path(a.capture), a.keylog, a.signalling)
+    cap = _load(Path(a.capture), a.keylog, a.signalling, limits(a))
     if a.indicators:
         return _export_indicators(cap, a)
     fmt = a.format
@@ -423,7 +463,10 @@ def cmd_export(a: argparse.Namespace) -> int:
         out.manifest(capture_info(cap), {"interrupted": True, "unavailable": unavailable})
         raise
     tool = _tool_failures(cap)
-    out.manifest(capture_info(cap), {"unavailable": unavailable, "tool_failures": tool})
+    cut = cut_short(cap, a.show_secrets)
+    out.manifest(
+        capture_info(cap), {"unavailable": unavailable, "tool_failures": tool, "incomplete_reasons": cut}
+    )
     _progress(f"exported {len(out.files) - 2} frame(s) to {shown(out.path)} (manifest: {MANIFEST})")
     if out.missing:
         _progress(
@@ -434,7 +477,30 @@ def cmd_export(a: argparse.Namespace) -> int:
     if tool:
         _progress(f"INCOMPLETE: a tool failed, frames read through it may be incomplete: {shown(tool[0])}")
         return EXIT_INCOMPLETE
-    return EXIT_OK
+    return _said_incomplete(cut) or EXIT_OK
+
+
+def cut_short(cap: Any, show_secrets: bool = False) -> list[str]:
+    """Why the frames of ``cap`` may miss what the capture holds: a read limit (--max-packets, --max-bytes,
+    a reassembly limit), a tool failure, a frame item that could not be built (redacted, keylog-free)."""
+    from .checks.analyze import incomplete_reasons
+    from .report.safe import redact, scrub_keylog
+
+    try:
+        return [str(r) for r in scrub_keylog(redact(incomplete_reasons([], cap.anomaly_log), show_secrets))]
+    except RtcForensicsError:
+        raise
+    except Exception as e:  # the anomaly log itself could not be had: that is incomplete too
+        return [f"the anomalies could not be read ({type(e).__name__})"]
+
+
+def _said_incomplete(reasons: Sequence[str]) -> int:
+    """EXIT_INCOMPLETE with one stderr line when ``reasons`` (from :func:`cut_short`) is not empty, else 0."""
+    if not reasons:
+        return EXIT_OK
+    more = f" (and {len(reasons) - 1} more: see manifest.json)" if len(reasons) > 1 else ""
+    _progress(f"INCOMPLETE: {shown(_one_line(reasons[0]))}{more}")
+    return EXIT_INCOMPLETE
 
 
 def _tool_failures(cap: Any) -> list[str]:
@@ -551,7 +617,7 @@ def cmd_decrypt(a: argparse.Namespace) -> int:
     from .report.outfiles import MANIFEST, SHA256SUMS, OutputDir
 
     keys = _key_specs(a.key)
-    cap = _load(Path(a.capture), a.keylog, a.signalling)
+    cap = _load(Path(a.capture), a.keylog, a.signalling, limits(a))
     out = OutputDir(safe_path(a.output), force=a.force)
     for name in ("decrypted.pcap", MANIFEST, SHA256SUMS):
         out.check_free(name)
@@ -581,14 +647,15 @@ def cmd_decrypt(a: argparse.Namespace) -> int:
         for p in produced:
             out.check_free(p.name)
         written = [out.adopt(p) for p in produced]
-    out.manifest(capture_info(cap), {"streams": len(res.streams)})
+    cut = cut_short(cap)
+    out.manifest(capture_info(cap), {"streams": len(res.streams), "incomplete_reasons": cut})
     _emit(render_decrypt(res.streams, written), None)
     if int(res.streams["auth_failed"].fillna(0).sum()) if len(res.streams) else 0:
         return EXIT_FINDINGS
     if keys and not user_keys_verified(res.streams):
         _progress("the --key given verified no packet: wrong key, or no stream it applies to")
         return EXIT_FINDINGS
-    return EXIT_OK
+    return _said_incomplete(cut)
 
 
 # -- checks, explain -----------------------------------------------------------------------------------------
@@ -638,7 +705,7 @@ def cmd_explain(a: argparse.Namespace) -> int:
 
 # -- the parser ----------------------------------------------------------------------------------------------
 def add_inputs(p: argparse.ArgumentParser) -> None:
-    """--keylog, --signalling, --show-secrets (the inputs every capture-reading subcommand takes)."""
+    """--keylog, --signalling, --show-secrets and the read limits (what capture-reading subcommands take)."""
     p.add_argument("--keylog", metavar="F", help="SSLKEYLOGFILE with TLS/DTLS secrets")
     p.add_argument(
         "--signalling",
@@ -647,6 +714,34 @@ def add_inputs(p: argparse.ArgumentParser) -> None:
         help="side file with signalling (SDP, webrtc-internals dump); repeatable",
     )
     p.add_argument("--show-secrets", action="store_true", help="do not redact keys, passwords, tokens")
+    add_limits(p)
+
+
+def add_limits(p: argparse.ArgumentParser) -> None:
+    """--max-packets, --max-bytes: read limits of a capture-loading subcommand (hitting one: exit 3)."""
+    from .dissect.pcapio import MAX_INFLATED
+
+    g = p.add_argument_group(
+        "read limits",
+        "A capture cut short by a limit is analysed up to it: an anomaly says so, every report format says "
+        "the run is incomplete, and the exit code is 3 (1 when findings at or above --fail-on decide it).",
+    )
+    g.add_argument(
+        "--max-packets",
+        type=count_arg,
+        default=DEFAULT_MAX_PACKETS,
+        metavar="N",
+        help=f"read at most N packets per capture (default {DEFAULT_MAX_PACKETS:_}; none: no limit). "
+        "Memory grows with the packets held",
+    )
+    g.add_argument(
+        "--max-bytes",
+        type=size_arg,
+        default=MAX_INFLATED,
+        metavar="SIZE",
+        help="bytes a gzip-compressed capture may inflate to, e.g. 4G or 512M (default "
+        f"{MAX_INFLATED >> 30}G)",
+    )
 
 
 def add_analyze(sub: Any) -> None:
@@ -722,6 +817,7 @@ def add_decrypt(sub: Any) -> None:
         "--signalling", metavar="F", action="append", help="side file with SDP (SDES keys); repeatable"
     )
     p.add_argument("--force", action="store_true", help="replace existing files (and symbolic links) in DIR")
+    add_limits(p)
     p.set_defaults(fn=cmd_decrypt)
 
 

@@ -15,7 +15,6 @@ Their SDPs and candidates join the `sdp` and `candidates` frames with ``source``
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -87,7 +86,7 @@ def read_side_file(path: str | Path, cap: Capture | None = None) -> list[SideIte
         role = "offer" if "offer" in low else "answer" if "answer" in low else None
         return [SideItem(Found("sdp", "file", text=stripped, role=role, envelope="plain"), name, "sdp_file")]
     try:
-        doc: Any = _loads(stripped)
+        doc: Any = jsonsdp.loads(stripped)
     except DecodeError:
         doc = None
     if isinstance(doc, dict) and isinstance(doc.get("PeerConnections"), dict):
@@ -106,25 +105,12 @@ def read_side_file(path: str | Path, cap: Capture | None = None) -> list[SideIte
             continue
         nonblank += 1
         try:
-            out += _from_message(_loads(s), name, "jsonl", i)
+            out += _from_message(jsonsdp.loads(s), name, "jsonl", i)
         except DecodeError as e:
             problem(DecodeError(e.name, f"line {i}: {e.detail}"))
     if nonblank == 0:
         problem(DecodeError("side_file_empty", "side file is empty"))
     return out
-
-
-def _loads(text: str) -> Any:
-    """JSON of a side file; a number longer than int() accepts (4,300 digits) is kept as text, not an error."""
-    try:
-        return jsonsdp.loads(text)
-    except DecodeError:
-        raise
-    except ValueError:
-        try:
-            return json.loads(text, parse_int=lambda s: int(s) if len(s) < 4000 else s)
-        except (ValueError, RecursionError) as e:
-            raise DecodeError("json_invalid", f"JSON message is invalid: {e}") from None
 
 
 def _from_message(obj: Any, name: str, kind: str, line: int | None) -> list[SideItem]:
@@ -217,6 +203,9 @@ def _webrtc_internals(doc: dict[str, Any], name: str, problem: Any) -> list[Side
     return out
 
 
+NS_LIMIT = Decimal(2) ** 63
+
+
 def _ts(v: Any) -> int | None:
     """A time in a side file as ns since the epoch: epoch seconds or ms (number or digits), or ISO 8601."""
     if v is None or isinstance(v, bool):
@@ -227,16 +216,19 @@ def _ts(v: Any) -> int | None:
         x = None
     if x is not None and x.is_finite():
         if x > Decimal(10) ** 17:
-            return int(x)  # already ns
-        if x > Decimal(10) ** 14:
-            return int(x * 1000)  # µs
-        if x > Decimal(10) ** 11:
-            return int(x * 1_000_000)  # ms
-        return int(x * 1_000_000_000)
+            x_ns = x  # already ns
+        elif x > Decimal(10) ** 14:
+            x_ns = x * 1000  # µs
+        elif x > Decimal(10) ** 11:
+            x_ns = x * 1_000_000  # ms
+        else:
+            x_ns = x * 1_000_000_000
+        return int(x_ns) if abs(x_ns) < NS_LIMIT else None  # beyond datetime64[ns] (1677-2262): no time
     try:
         dt = datetime.fromisoformat(str(v).replace("Z", "+00:00"))
     except ValueError:
         return None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return int(dt.timestamp() * 1e9)
+    ns = int(dt.timestamp() * 1e9)
+    return ns if abs(ns) < NS_LIMIT else None

@@ -177,6 +177,7 @@ def graph(cap: Any, *, include_other: bool = False) -> nx.MultiDiGraph:
                 hubs.add(h)
 
     if flows is not None:
+        dtls_flows: set[int] = set() if dtls is None else {int(f) for f in dtls["flow_id"].dropna()}
         for r in flows.to_dict("records"):
             fid = int(r["flow_id"])
             a, b = val(r, "a_ip"), val(r, "b_ip")
@@ -189,6 +190,8 @@ def graph(cap: Any, *, include_other: bool = False) -> nx.MultiDiGraph:
             ]
             protocols = sorted(set(classes) | sig_flows.get(fid, set()))
             enc = val(r, "encrypted")
+            if enc is True and "tls" not in classes and fid not in dtls_flows:
+                enc = None  # DTLS by first byte only, no handshake or coherent epoch: not called encrypted
             if (
                 not include_other
                 and not (set(classes) - {"other"})

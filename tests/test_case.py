@@ -248,41 +248,22 @@ def test_killed_ingest_resumes_without_duplicates(tmp_path: Path) -> None:
     assert not list((case / ".tmp").iterdir())
 
 
-def test_query_cli(case_dir: Path) -> None:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rtcforensics.case",
-            "query",
-            str(case_dir),
-            "select slug, count(*) as n from findings group by 1 order by 1",
-            "--format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
-    rows = json.loads(out.stdout)
-    case = open_case(case_dir)
-    want = case.sql("select slug, count(*) as n from findings group by 1 order by 1")
+def test_query_cli(case_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The query command in process (``python -m rtcforensics.case`` is run as a process by the ingest tests):
+    JSON rows equal to the SQL's, and a user's mistake is one line on stderr with exit code 2."""
+    from rtcforensics.case.cli import main
+
+    sql = "select slug, count(*) as n from findings group by 1 order by 1"
+    capsys.readouterr()
+    assert main(["query", str(case_dir), sql, "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    want = open_case(case_dir).sql(sql)
     assert rows == [{"slug": s, "n": int(n)} for s, n in zip(want["slug"], want["n"])]
-    bad = subprocess.run(
-        [sys.executable, "-m", "rtcforensics.case", "query", str(case_dir), "select * from nope"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "nope" in bad.stderr
-    notcase = subprocess.run(
-        [sys.executable, "-m", "rtcforensics.case", "query", str(ROOT / "docs"), "select 1"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert notcase.returncode == 2 and "not a case directory" in notcase.stderr
+    assert main(["query", str(case_dir), "select * from nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nope" in err and "Traceback" not in err
+    assert main(["query", str(ROOT / "docs"), "select 1"]) == 2
+    assert "not a case directory" in capsys.readouterr().err
 
 
 def test_case_checks_on_samples(case_dir: Path) -> None:
@@ -337,21 +318,275 @@ def test_certificate_reuse_is_seen_when_a_call_repeats(tmp_path: Path) -> None:
         assert f.severity == "high" and f.confidence == "medium"  # two calls, one host each
 
 
-def test_fleet_cli_json(case_dir: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "rtcforensics.case", "fleet", str(case_dir), "--format", "json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
-    doc = json.loads(out.stdout)
-    assert doc["schema"] == "rtcforensics-fleet/1"
-    assert {c["name"] for c in doc["captures"]} == {f"{n}.pcapng" for n in NAMES}
-    assert not doc["secrets_shown"]
-
-
 def test_volatile_manifest_columns_are_declared() -> None:
     from rtcforensics.case.store import MANIFEST_SCHEMA
 
     assert set(VOLATILE) <= set(MANIFEST_SCHEMA.names)
+
+
+# -- the registry's public API for other check families ------------------------------------------------------
+def test_case_checks_use_the_public_registry() -> None:
+    from rtcforensics.case.correlate import CASE_CHECKS
+    from rtcforensics.checks import registry
+    from rtcforensics.checks.analyze import _finding, _merge
+    from rtcforensics.checks.registry import (
+        Confidence,
+        Hit,
+        Severity,
+        check,
+        check_by_slug,
+        make_finding,
+        merge,
+    )
+
+    assert CASE_CHECKS is registry.CASE_REGISTRY
+    assert not set(CASE_CHECKS) & set(registry.REGISTRY)  # analyze never runs a case check
+    chk = check_by_slug("intermediary-unexpected")
+    assert chk is not None and chk.id == "CASE005" and chk.scope == "case" and chk.family == "CASE"
+    assert check_by_slug("TURN-OPEN-RELAY") is registry.REGISTRY["TURN001"]
+
+    def register(cid: str, slug: str, scope: str) -> None:
+        def fn(ctx: Any) -> list[Hit]:
+            """What it flags: x.
+            Why it matters: x.
+            Evidence: x.
+            False positives: x.
+            References: x."""
+            return []
+
+        check(id=cid, slug=slug, title="t", severity=Severity.LOW, confidence=Confidence.LOW, scope=scope)(fn)
+
+    for cid, slug, scope, refused in [
+        ("CASE999", "turn-open-relay", "case", "duplicate slug 'turn-open-relay'"),  # unique across scopes
+        ("CASE001", "x-y-v", "case", "duplicate check ID 'CASE001'"),
+        ("CASE998", "x-y-z", "capture", "malformed ID 'CASE998'"),  # a CASE ID is not a capture check
+        ("SIG997", "x-y-w", "case", "malformed ID 'SIG997'"),
+    ]:
+        with pytest.raises(ValueError, match=refused):
+            register(cid, slug, scope)
+    assert not {"CASE999", "CASE998", "SIG997"} & (set(CASE_CHECKS) | set(registry.REGISTRY))
+    # make_finding / merge are analyze's own: the same records for the same hits
+    c = check_by_slug("dtls-weak-version")
+    assert c is not None
+    hits = [Hit("m1", endpoints=["192.0.2.30"], frames=[9]), Hit("m2", endpoints=["192.0.2.30"], frames=[3])]
+    assert merge(make_finding(c, h) for h in hits) == _merge(_finding(c, h) for h in hits)
+    assert [f.frames for f in merge(make_finding(c, h) for h in hits)] == [[3, 9]]
+
+
+# -- CASE005: relays, SFUs and signalling servers where they should not be ----------------------------------
+def _case005(findings: list[Any]) -> list[Any]:
+    return [f for f in findings if f.slug == "intermediary-unexpected"]
+
+
+def test_intermediary_declared_hosts(case_dir: Path) -> None:
+    """With the expected intermediaries declared, a host outside them is named, with the capture, the role
+    and how the packets establish it (ws_plaintext_private: the lab's signalling server on 10.20.0.1:8080)."""
+    from rtcforensics.case.correlate import run_case_checks
+    from rtcforensics.errors import RtcForensicsError
+
+    case = open_case(case_dir)
+    params = {
+        "CASE005.turn_servers": "203.0.113.50",  # coturn of the three TURN captures
+        "CASE005.signalling_servers": "203.0.113.0/24, 2001:db8::/32",  # turn_relay_longterm's 203.0.113.10
+    }
+    got = _case005(run_case_checks(case, params)[0])
+    assert len(got) == 1
+    f = got[0]
+    assert f.endpoints == ["10.20.0.1"] and f.severity == "high" and f.confidence == "high"
+    assert f.evidence["role"] == "signalling_server" and f.evidence["captures"] == [
+        "ws_plaintext_private.pcapng"
+    ]
+    seen = f.evidence["seen_in"][0]
+    assert seen["endpoints"] == ["10.20.0.1:8080"] and seen["clients"] == ["10.20.0.11", "10.20.0.12"]
+    assert f.frames[0] == 25 and "signalling" in f.evidence["established_by"]
+    assert f.evidence["expected"] == ["203.0.113.0/24", "2001:db8::/32"]
+    # the TURN server is the declared one: nothing to say about it
+    assert not [x for x in got if x.evidence["role"] == "turn_server"]
+    with pytest.raises(RtcForensicsError, match="CASE005.turn_servers: 'turn.example' is not an IP"):
+        run_case_checks(case, {"CASE005.turn_servers": "turn.example"})
+
+
+def _shifted_copy(src: Path, out: Path, k: int) -> None:
+    """``src`` rewritten by the scale benchmark's address shifter (real packets, IPv4 low 16 bits ^ k)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_scale", ROOT / "benchmarks" / "bench_scale.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    linktype, recs = bench.records(src)
+    bench.write_pcap(out, linktype, ((ts, bench.shift_addresses(linktype, d, k), o) for ts, d, o in recs))
+
+
+@pytest.fixture(scope="module")
+def shifted_case(case_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The module's case (copied, not re-ingested) plus turn_internal_peer_refused with its addresses shifted
+    (k=1: coturn 203.0.113.50 becomes 203.0.113.51), saved under a name with markup in it."""
+    if not shutil.which("editcap"):
+        pytest.skip("editcap not installed")
+    d = tmp_path_factory.mktemp("shifted")
+    case = d / "c"
+    shutil.copytree(case_dir, case)
+    name = "refused_<i>shifted.pcap"
+    _shifted_copy(sample_path("turn_internal_peer_refused"), d / name, 1)
+    res = ingest([d / name], case)
+    assert [r["status"] for r in res.rows] == ["ok"]
+    return case, name
+
+
+def test_intermediary_outlier_names_the_other_relay(case_dir: Path, shifted_case: tuple[Path, str]) -> None:
+    from rtcforensics.case.correlate import run_case_checks
+
+    findings, coverage = run_case_checks(open_case(case_dir))
+    assert not _case005(findings)  # three TURN captures, one coturn: too few to call anything an outlier
+    assert {c.slug: c.status for c in coverage}["intermediary-unexpected"] == "clean"
+    case, name = shifted_case
+    got = _case005(run_case_checks(open_case(case))[0])
+    assert len(got) == 1
+    f = got[0]
+    assert f.endpoints == ["203.0.113.51"] and f.evidence["captures"] == [name]
+    assert f.severity == "medium" and f.confidence == "low"
+    assert f.evidence["role"] == "turn_server" and "Allocate" in f.evidence["established_by"]
+    assert f.evidence["usual"] == {"host": "203.0.113.50", "captures": 3}
+    assert f.evidence["captures_with_role"] == 4
+    seen = f.evidence["seen_in"][0]
+    assert seen["endpoints"] == ["203.0.113.51:3478"] and seen["clients"] == ["192.0.2.76"]  # 192.0.2.77 ^ 1
+    assert f.frames == [28]  # the Allocate success, as in the original capture
+    assert f.message.startswith(f"TURN server 203.0.113.51 in {name}: TURN server in 1 of the 4 captures")
+
+
+# -- the fleet report: HTML and SARIF ---------------------------------------------------------------------------
+class _Html:
+    """The parts of an HTML page a reader sees: text, the tables' cell texts, and which elements exist."""
+
+    def __init__(self, text: str) -> None:
+        from html.parser import HTMLParser
+
+        self.tags: list[str] = []
+        self.tables: list[list[list[str]]] = []
+        self.ids: dict[str, int] = {}
+        self.text: list[str] = []
+        page = self
+
+        class P(HTMLParser):
+            def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+                page.tags.append(tag)
+                if tag == "table":
+                    page.tables.append([])
+                    if dict(attrs).get("id"):
+                        page.ids[str(dict(attrs)["id"])] = len(page.tables) - 1
+                elif tag == "tr":
+                    page.tables[-1].append([])
+                elif tag in ("td", "th"):
+                    page.tables[-1][-1].append("")
+
+            def handle_data(self, data: str) -> None:
+                page.text.append(data)
+                if page.tables and page.tables[-1] and page.tables[-1][-1]:
+                    page.tables[-1][-1][-1] += data
+
+        p = P(convert_charrefs=True)
+        p.feed(text)
+        p.close()
+
+
+def test_fleet_html_and_sarif(shifted_case: tuple[Path, str], tmp_path: Path) -> None:
+    from rtcforensics.case.cli import main
+
+    case, name = shifted_case
+    outs = {}
+    for fmt in ("json", "html", "sarif"):
+        out = tmp_path / f"fleet.{fmt}"
+        assert main(["fleet", str(case), "--format", fmt, "-o", str(out)]) == 0
+        outs[fmt] = out.read_text()
+    assert not [p for p in tmp_path.iterdir() if p.name not in {f"fleet.{f}" for f in outs}]  # no temp left
+    doc = json.loads(outs["json"])
+    assert doc["schema"] == "rtcforensics-fleet/1" and not doc["secrets_shown"]
+    assert {c["name"] for c in doc["captures"]} == {f"{n}.pcapng" for n in NAMES} | {name}
+    assert [f["slug"] for f in doc["case_findings"]] == ["turn-credential-shared", "intermediary-unexpected"]
+
+    page = _Html(outs["html"])
+    text = "".join(page.text)
+    for f in doc["case_findings"]:
+        assert f["message"] in text and f"{f['id']} {f['slug']}" in text
+    assert "i" not in page.tags  # the capture's name is shown, its markup inert
+    rows = page.tables[page.ids["capture-table"]]
+    header, body = rows[0], rows[1:]
+    assert header[:3] == ["name", "status", "packets"]
+    by_name = {r[0]: dict(zip(header, r)) for r in body}
+    assert set(by_name) == {f"{n}.pcapng" for n in NAMES} | {name}
+    m = open_case(case).manifest().set_index("name")
+    for n, r in by_name.items():
+        assert r["status"] == "ok" and int(r["packets"]) == int(m.loc[n, "packets"])
+        assert r["sha256"] == m.loc[n, "sha256"]
+    counts = {c["name"]: c["findings"] for c in doc["captures"]}
+    assert int(by_name["weak_dtls.pcapng"]["medium"]) == counts["weak_dtls.pcapng"]["medium"] > 0
+
+    log = json.loads(outs["sarif"])
+    assert log["version"] == "2.1.0" and len(log["runs"]) == 1
+    run = log["runs"][0]
+    rules = run["tool"]["driver"]["rules"]
+    assert [r["id"] for r in rules] == ["CASE001", "CASE002", "CASE003", "CASE004", "CASE005"]
+    assert len(run["results"]) == len(doc["case_findings"])
+    for res, f in zip(run["results"], doc["case_findings"]):
+        assert (
+            res["ruleId"] == f["id"]
+            and rules[res["ruleIndex"]]["name"] == res["properties"]["slug"] == f["slug"]
+        )
+        assert res["partialFingerprints"]["rtcforensicsIdentity/v1"] == f["identity"]
+    assert len(run["artifacts"]) == len(NAMES) + 1
+    (relay,) = [r for r in run["results"] if r["ruleId"] == "CASE005"]
+    (loc,) = relay["locations"]
+    art = run["artifacts"][loc["physicalLocation"]["artifactLocation"]["index"]]
+    assert art["location"]["uri"].endswith(name) and art["hashes"]["sha-256"] == m.loc[name, "sha256"]
+    assert [x["name"] for x in loc["logicalLocations"]] == ["frame 28"]
+    assert run["invocations"][0]["executionSuccessful"] is True
+
+
+# -- ingest from standard input -------------------------------------------------------------------------------
+def test_ingest_cli_passes_stdin_dash_unchanged(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from rtcforensics.case import cli, ingestion
+
+    seen: list[Any] = []
+
+    def fake_ingest(inputs: Any, case: Any, **kw: Any) -> Any:
+        seen.append(list(inputs))
+        return ingestion.IngestResult(Path(case))
+
+    monkeypatch.setattr(ingestion, "ingest", fake_ingest)
+    assert cli.main(["ingest", "-", "--case", str(tmp_path / "c")]) == 0
+    assert seen == [["-"]]
+
+
+@pytest.mark.slow
+def test_ingest_from_standard_input(case_dir: Path, tmp_path: Path) -> None:
+    """``dumpcap -w - | rtcforensics ingest - --case DIR``: the capture read from a pipe is the same capture."""
+    import inspect
+
+    from rtcforensics.case import ingestion
+
+    if '"-"' not in inspect.getsource(ingestion):
+        pytest.skip(
+            "reading a capture from standard input is case/ingestion.py's part (stream room): not in yet"
+        )
+    with sample_path("weak_dtls").open("rb") as fh:
+        out = subprocess.run(
+            [sys.executable, "-m", "rtcforensics.case", "ingest", "-", "--case", str(tmp_path / "c")],
+            stdin=fh,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert out.returncode == 0, out.stderr
+    got = open_case(tmp_path / "c").manifest()
+    want = open_case(case_dir).manifest().set_index("name").loc["weak_dtls.pcapng"]
+    assert len(got) == 1 and got["status"].iloc[0] == "ok"
+    assert got["sha256"].iloc[0] == want["sha256"] and got["packets"].iloc[0] == want["packets"]
+    twice = subprocess.run(
+        [sys.executable, "-m", "rtcforensics.case", "ingest", "-", "-", "--case", str(tmp_path / "c")],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert twice.returncode == 2 and "only once" in twice.stderr

@@ -124,6 +124,16 @@ def test_get_by_id_or_slug():
         get("no-such-check")
 
 
+@pytest.mark.parametrize("key", ["CASE005", "case005", "intermediary-unexpected"])
+def test_explain_a_cross_capture_check(key: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from rtcforensics.cli import main
+
+    assert main(["explain", key]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("CASE005  intermediary-unexpected")
+    assert "What it flags:" in out and "Parameters (override with --param CASE005." in out
+
+
 def test_severity_parse_and_order():
     assert Severity.parse("Critical") > Severity.parse("high") > Severity.MEDIUM
     with pytest.raises(ValueError, match="unknown severity"):

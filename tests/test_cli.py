@@ -5,6 +5,7 @@ explain."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 
@@ -556,6 +557,38 @@ def test_decrypt_with_a_key_that_verifies_nothing_exits_1(capsys, tmp_path):
         f"{ssrc}=AES_CM_128_HMAC_SHA1_80:inline:{wrong}",
     )
     assert code == 1 and "verified no packet" in err and wrong not in out + err
+
+
+@pytest.mark.realcaps
+def test_decrypt_with_a_wrong_key_for_a_real_stream_says_authentication_failed_with_counts(
+    capsys, tmp_path, realcaps
+):
+    # issue 14 item 7: the published key of webrtc_opus_p2p's 0x20c23467 with its first byte changed
+    capture = "ogolosovskiy_srtp_decoder/webrtc_opus_p2p.pcap"
+    k = next(
+        k
+        for k in json.loads((realcaps / "sdes_keys.json").read_text())
+        if k["capture"] == capture and "authenticated" in k["note"]
+    )
+    good = k["inline_key_b64"]
+    wrong = ("G" if good[0] != "G" else "H") + good[1:]
+    code, out, err = run(
+        capsys,
+        "decrypt",
+        realcaps / capture,
+        "-o",
+        tmp_path,
+        "--key",
+        f"{k['ssrc']}={k['suite']}:inline:{wrong}",
+    )
+    assert code == 1, err
+    m = re.search(
+        rf"{int(k['ssrc'], 16):#010x}\s+authentication failed\s+(\d+)\+(\d+)\s+0/(\d+)\s+(\d+)\s+user", out
+    )
+    assert m, out
+    rtp, rtcp, total, failed = (int(x) for x in m.groups())
+    assert rtp > 0 and total == failed == rtp + rtcp
+    assert "failed authentication in frame(s)" in out and wrong not in out + err and good not in out + err
 
 
 def test_decrypt_refuses_a_planted_symlink(capsys, tmp_path):

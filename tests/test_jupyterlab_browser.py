@@ -1,9 +1,18 @@
-"""The quickstart notebook in a real browser: JupyterLab started headless on a free localhost port, Debian's
-Chromium driven by Playwright runs every cell, and the widgets must render — no "Error displaying widget",
-the topology image present and decoded, the findings widget shown, and picking a finding redraws the
-topology with its flows highlighted; the verdict card and the ladder are there, and the static copies every
-view leaves for the saved notebook are hidden while the widgets render. A screenshot is kept as an artifact
-(``$RTCF_ARTIFACTS`` or ``<tmp>/rtcforensics-artifacts/``)."""
+"""Every notebook of notebooks/ in a real browser: ONE JupyterLab server (started headless on a free localhost
+port, stopped at the end of the module) and ONE Debian Chromium driven by Playwright for all of them.
+
+Each notebook is opened, run (Run All) and must finish with no error output, no stderr, no "Error displaying
+widget"; the static copies every live view leaves for the saved notebook are hidden while the widgets render.
+In the quickstart and the incident notebook a finding is picked and the topology, the ladder and the packet
+grid are seen to redraw; each lab gets its answer (the one the truth file implies) and says it is correct; the
+private-address lab is also given the NAT's public address, which the IP headers show, and refuses it with a
+hint. JupyterLab then saves the notebook (without widget state, its default): the saved file has no error, a
+static copy after every widget, no secret the truth files record, and its nbconvert export keeps the tables
+and figures; the saved notebook reopened with its kernel shut down shows the verdict card, tables and figures.
+Screenshots are kept as artifacts (``$RTCF_ARTIFACTS`` or ``<tmp>/rtcforensics-artifacts/``).
+
+The notebooks run here are not run again by tests/test_notebooks.py: its checks of the saved notebooks are
+applied to the files JupyterLab saved."""
 
 from __future__ import annotations
 
@@ -19,9 +28,10 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from samples import ROOT, SAMPLES, sample_path
+from samples import ROOT, SAMPLES, load_truth, sample_path
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -33,7 +43,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = Path(os.environ.get("RTCF_ARTIFACTS") or Path(tempfile.gettempdir()) / "rtcforensics-artifacts")
-RUN_TIMEOUT_S = 240
+RUN_TIMEOUT_S = 300
 START_TIMEOUT_S = 90
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -60,16 +70,71 @@ def _settings(d: Path) -> None:
         p.write_text(json.dumps(value))
 
 
-@pytest.fixture
-def jupyterlab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
+# the capture each notebook runs on here (its own default otherwise): the quickstart on a capture with known
+# secrets (SDES key, WHIP bearer token and cookie), so the oracle has something to look for
+CAPTURES = {"01_quickstart": "sdes_plain_rtp"}
+
+
+class Lab:
+    """One JupyterLab server on a copy of notebooks/ (sample_captures/ linked beside it)."""
+
+    def __init__(self, base: str, token: str, nbdir: Path, out: Path) -> None:
+        self.base, self.token, self.nbdir, self.out = base, token, nbdir, out
+
+    def url(self, path: str = "") -> str:
+        return f"{self.base}/lab/tree/{path}?token={self.token}&reset"
+
+
+def params(name: str, out: Path) -> dict[str, Any]:
+    """The parameters injected after a notebook's ``parameters`` cell (as papermill does)."""
+    from test_notebooks import lab_answer
+
+    p: dict[str, Any] = {}
+    if name in CAPTURES:
+        p["CAPTURE"] = f"../sample_captures/{CAPTURES[name]}.pcapng"
+    if name == "02_incident_response":
+        p["EXPORT_DIR"] = str(out)
+    if name.startswith("03_lab_") and name != "03_lab_private_address":  # that one is answered in the box
+        p["ANSWER"] = lab_answer(name)[1]
+    return p
+
+
+def capture_of(name: str) -> str:
+    import nbformat
+
+    if name in CAPTURES:
+        return CAPTURES[name]
+    src = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4).cells[0].source
+    return src.split("../sample_captures/", 1)[1].split(".pcap", 1)[0]
+
+
+def _inject(path: Path, values: dict[str, Any]) -> None:
+    import nbformat
+
+    if not values:
+        return
+    nb = nbformat.read(path, as_version=4)
+    cell = nbformat.v4.new_code_cell(
+        "# injected by the test\n" + "".join(f"{k} = {v!r}\n" for k, v in values.items())
+    )
+    cell.metadata["tags"] = ["injected-parameters"]
+    nb.cells.insert(1, cell)
+    nbformat.write(nb, path)
+
+
+@pytest.fixture(scope="module")
+def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     if not CHROMIUM.exists():
         pytest.skip("/usr/bin/chromium not installed")
     pytest.importorskip("playwright.sync_api")
     pytest.importorskip("jupyterlab")
-    sample_path("ws_plaintext_private")
+    tmp_path = tmp_path_factory.mktemp("jupyterlab")
     nbdir = tmp_path / "notebooks"
     shutil.copytree(ROOT / "notebooks", nbdir, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     (tmp_path / "sample_captures").symlink_to(SAMPLES)
+    for name in NOTEBOOKS:
+        _inject(nbdir / f"{name}.ipynb", params(name, tmp_path / "out"))
     settings = tmp_path / "settings"
     _settings(settings)
     port = _free_port()
@@ -123,7 +188,7 @@ def jupyterlab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             if time.monotonic() > deadline:
                 pytest.fail("jupyterlab did not answer in time")
             time.sleep(0.5)
-        yield f"{base}/lab/tree/01_quickstart.ipynb?token={token}&reset", nbdir
+        yield Lab(base, token, nbdir, tmp_path / "out")
     finally:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -137,130 +202,213 @@ def jupyterlab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         log.close()
 
 
-def _run_all(page) -> None:
-    # the app is exposed (--LabApp.expose_app_in_browser): wait for the notebook's kernel, then Run All
+@pytest.fixture(scope="module")
+def page(jupyterlab: Lab) -> Iterator[Any]:
+    """One Chromium, one JupyterLab page for every notebook (each opened and closed in turn)."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page(viewport={"width": 1400, "height": 2200})
+        finally:
+            browser.close()
+
+
+_CURRENT = "window.jupyterapp.shell.currentWidget"
+
+
+def _open(page: Any, lab: Lab, path: str, *, kernel: bool = True) -> None:
+    """Open ``path`` alone in the workspace; with ``kernel``, wait until its kernel is idle, else shut it
+    down."""
+    page.goto(lab.url(path), wait_until="domcontentloaded", timeout=90_000)
     page.wait_for_function(
-        "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-        " && window.jupyterapp.shell.currentWidget.sessionContext"
-        " && window.jupyterapp.shell.currentWidget.sessionContext.session"
-        " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
-        " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'",
+        f"(path) => window.jupyterapp && {_CURRENT} && {_CURRENT}.context && {_CURRENT}.context.path === path",
+        arg=path,
         timeout=90_000,
     )
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+    if kernel:
+        page.wait_for_function(
+            f"() => {_CURRENT}.sessionContext.session && {_CURRENT}.sessionContext.session.kernel"
+            f" && {_CURRENT}.sessionContext.session.kernel.status === 'idle'",
+            timeout=120_000,
+        )
+    else:
+        page.evaluate(
+            f"async () => {{ await {_CURRENT}.sessionContext.ready; await {_CURRENT}.sessionContext.shutdown(); }}"
+        )
+
+
+def _close(page: Any, *, save: bool) -> None:
+    page.evaluate(
+        f"async (save) => {{ const w = {_CURRENT}; if (save) await w.context.save();"
+        " await w.sessionContext.shutdown(); w.dispose(); }",
+        save,
+    )
+
+
+def _run_all(page: Any, name: str) -> None:
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while not _all_cells_ran(page):
+        if time.monotonic() > deadline:
+            page.screenshot(path=str(ARTIFACTS / f"jupyterlab_{name}_timeout.png"))
+            pytest.fail(f"{name} did not finish running in time")
+        page.wait_for_timeout(500)
 
 
-def _all_cells_ran(page) -> bool:
+def _all_cells_ran(page: Any) -> bool:
     prompts = page.locator(".jp-CodeCell .jp-InputArea-prompt").all_inner_texts()
     return bool(prompts) and all(
         p.strip().startswith("[") and p.strip()[1:-2].strip().isdigit() for p in prompts
     )
 
 
-def test_quickstart_renders_widgets_in_jupyterlab(jupyterlab: tuple[str, Path]) -> None:
-    from playwright.sync_api import sync_playwright
-
-    url, _ = jupyterlab
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shot = ARTIFACTS / "jupyterlab_quickstart.png"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 2200})
-            page.goto(url, wait_until="domcontentloaded", timeout=60_000)
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
-            _run_all(page)
-            deadline = time.monotonic() + RUN_TIMEOUT_S
-            while not _all_cells_ran(page):
-                if time.monotonic() > deadline:
-                    page.screenshot(path=str(ARTIFACTS / "jupyterlab_quickstart_timeout.png"))
-                    pytest.fail("the quickstart did not finish running in time")
-                page.wait_for_timeout(1000)
-            page.wait_for_selector(".rtcf-topology img", timeout=60_000)
-            page.wait_for_selector(".rtcf-findings", timeout=60_000)
-            body = page.locator(".jp-Notebook").inner_text()
-            assert "Error displaying widget" not in body
-            assert (
-                page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count()
-                == 0
-            )
-            assert "Traceback" not in body
-            img = page.locator(".rtcf-topology img").first
-            img.scroll_into_view_if_needed()
-            page.wait_for_function(
-                "(el) => el.complete && el.naturalWidth > 0", arg=img.element_handle(), timeout=30_000
-            )
-            assert img.evaluate("el => el.naturalWidth") >= 300
-            summary = page.locator(".rtcf-summary").inner_text()
-            assert "packets" in summary
-            assert "Verdict" in page.locator(".rtcf-verdict").inner_text()
-            # every live view left a static copy for the saved notebook, hidden while the widget renders
-            displays = page.locator(".rtcf-static").evaluate_all(
-                "els => els.map(e => getComputedStyle(e).display)"
-            )
-            assert len(displays) >= 4 and set(displays) == {"none"}
-            assert page.locator(".rtcf-ladder img").count() == 1
-            # picking a finding goes through the kernel and comes back as a new drawing (its flows highlighted)
-            before = img.get_attribute("src")
-            page.locator(".rtcf-topology select").first.select_option(index=1)
-            page.wait_for_function(
-                "([el, src]) => el.getAttribute('src') !== src",
-                arg=[img.element_handle(), before],
-                timeout=30_000,
-            )
-            assert "flows" in page.locator(".rtcf-topology").inner_text()
-            # the screenshot shows the findings table and the topology below it
-            page.locator(".rtcf-findings").first.scroll_into_view_if_needed()
-            page.screenshot(path=str(shot))
-            img.screenshot(path=str(ARTIFACTS / "jupyterlab_quickstart_topology.png"))
-        finally:
-            browser.close()
-    assert shot.is_file() and shot.stat().st_size > 10_000
+def _redrawn(page: Any, img: Any, before: str | None) -> None:
+    page.wait_for_function(
+        "([el, src]) => el.getAttribute('src') !== src", arg=[img.element_handle(), before], timeout=60_000
+    )
 
 
-def test_saved_quickstart_reopened_without_kernel_shows_tables_and_figures(
-    jupyterlab: tuple[str, Path],
-) -> None:
-    """The quickstart executed (nbclient), saved without its widget state and opened in JupyterLab without
-    running anything: the static copies show the verdict card, the tables and the figures."""
+def _pick_in(page: Any, view: str) -> None:
+    """Pick the first finding in ``view``'s picker and see its image redrawn."""
+    img = page.locator(f"{view} img").first
+    img.scroll_into_view_if_needed()
+    before = img.get_attribute("src")
+    page.locator(f"{view} select").first.select_option(index=1)
+    _redrawn(page, img, before)
+
+
+def _lab_box(page: Any, answer: str) -> str:
+    box = page.locator(".rtcf-lab-box")
+    box.locator("input").first.fill(answer)
+    before = box.inner_text()
+    box.locator("button", has_text="Check").click()
+    page.wait_for_function(
+        "([el, t]) => el.innerText !== t && el.innerText.includes('✔') || el.innerText.includes('✘')",
+        arg=[box.element_handle(), before],
+        timeout=60_000,
+    )
+    page.wait_for_timeout(300)
+    return str(box.locator(".rtcf-lab").inner_text())
+
+
+def _in_the_browser(page: Any, name: str, lab: Lab) -> None:
+    """What a person sees once the notebook ran: no error, the static copies hidden, the views linked."""
+    body = page.locator(".jp-Notebook").inner_text()
+    assert "Error displaying widget" not in body and "Traceback" not in body, name
+    for mime in ("application/vnd.jupyter.stderr", "application/vnd.jupyter.error"):
+        assert page.locator(f".jp-OutputArea-output[data-mime-type='{mime}']").count() == 0, (name, mime)
+    displays = page.locator(".rtcf-static").evaluate_all("els => els.map(e => getComputedStyle(e).display)")
+    assert set(displays) <= {"none"}, name  # every static copy hidden while its widget renders
+    if name == "01_quickstart":
+        page.wait_for_selector(".rtcf-topology img", timeout=60_000)
+        assert "packets" in page.locator(".rtcf-summary").inner_text()
+        assert "Verdict" in page.locator(".rtcf-verdict").inner_text()
+        assert len(displays) >= 4
+        img = page.locator(".rtcf-topology img").first
+        img.scroll_into_view_if_needed()
+        page.wait_for_function("(el) => el.complete && el.naturalWidth >= 300", arg=img.element_handle())
+        _pick_in(page, ".rtcf-topology")
+        assert "flows" in page.locator(".rtcf-topology").inner_text()
+        _pick_in(page, ".rtcf-ladder")
+        page.locator(".rtcf-findings").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "jupyterlab_quickstart.png"))
+        img.screenshot(path=str(ARTIFACTS / "jupyterlab_quickstart_topology.png"))
+    elif name == "02_incident_response":
+        assert "Verdict" in page.locator(".rtcf-verdict").first.inner_text()
+        bench = page.locator(".rtcf-workbench")
+        bench.scroll_into_view_if_needed()
+        imgs = bench.locator("img")
+        before = [imgs.nth(i).get_attribute("src") for i in range(3)]  # topology, ladder, timeline
+        grid = bench.locator(".widget-html-content").nth(1)
+        grid_before = grid.evaluate("el => el.textContent")
+        bench.locator("select").first.select_option(index=1)
+        for i in range(3):
+            _redrawn(page, imgs.nth(i), before[i])
+        page.wait_for_function(
+            "([el, t]) => el.textContent !== t && el.textContent.includes('cited by the finding')",
+            arg=[grid.element_handle(), grid_before],
+            timeout=60_000,
+        )
+        page.screenshot(path=str(ARTIFACTS / "jupyterlab_incident_workbench.png"))
+        export = page.locator(".rtcf-export")
+        export.scroll_into_view_if_needed()
+        export.locator("button", has_text="Export indicators").click()
+        page.wait_for_function(
+            "(el) => el.innerText.includes('indicator(s) written')",
+            arg=export.element_handle(),
+            timeout=60_000,
+        )
+        assert "stix" in export.inner_text().lower()
+    elif name == "03_lab_private_address":
+        truth = load_truth(capture_of(name))["nat"]["hosts"][0]
+        wrong = _lab_box(page, truth["nat_public_address"])
+        assert "✘" in wrong and "IP headers" in wrong and "Hint" in wrong, wrong
+        right = _lab_box(page, truth["private_address"])
+        assert "✔ correct" in right and "Why it matters" in right, right
+    elif name.startswith("03_lab_"):
+        verdict = page.locator(".rtcf-lab").last.inner_text()
+        assert "✔ correct" in verdict, (name, verdict)
+
+
+def _saved_file_checks(name: str, lab: Lab) -> None:
+    """The checks of tests/test_notebooks.py on the notebook JupyterLab saved."""
     import nbformat
-    from nbclient import NotebookClient
-    from playwright.sync_api import sync_playwright
+    from test_notebooks import check_saved_notebook, errors, outputs_text
 
-    url, nbdir = jupyterlab
-    nb = nbformat.read(nbdir / "01_quickstart.ipynb", as_version=4)
-    NotebookClient(
-        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(nbdir)}}
-    ).execute()
-    nb.metadata.pop("widgets", None)  # as JupyterLab saves it by default: no widget state
-    nbformat.write(nb, nbdir / "saved_quickstart.ipynb")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 2200})
-            page.goto(
-                url.replace("01_quickstart.ipynb", "saved_quickstart.ipynb"),
-                wait_until="domcontentloaded",
-                timeout=60_000,
-            )
-            page.wait_for_selector(".rtcf-static", timeout=90_000)
-            assert page.locator(".rtcf-verdict").first.is_visible()
-            statics = page.locator(".rtcf-static")
-            assert statics.count() >= 4
-            assert all(
-                statics.nth(i).is_visible() for i in range(statics.count())
-            )  # no live widget to hide them
-            assert page.locator(".rtcf-static table").count() >= 2
-            imgs = page.locator(".rtcf-static img")
-            assert imgs.count() >= 2  # the ladder and the topology
-            for i in range(imgs.count()):
-                imgs.nth(i).scroll_into_view_if_needed()
-                page.wait_for_function(
-                    "(el) => el.complete && el.naturalWidth > 0",
-                    arg=imgs.nth(i).element_handle(),
-                    timeout=30_000,
-                )
-            page.screenshot(path=str(ARTIFACTS / "jupyterlab_saved_quickstart.png"), full_page=True)
-        finally:
-            browser.close()
+    nb = nbformat.read(lab.nbdir / f"{name}.ipynb", as_version=4)
+    assert errors(nb) == [], name
+    assert "Traceback" not in outputs_text(nb)
+    captures = [capture_of(name)] + (["turn_relay_longterm"] if name == "03_lab_open_relay" else [])
+    check_saved_notebook(nb, name, lab.nbdir / f"{name}.saved.ipynb", captures)
+    if name.startswith("03_lab_"):
+        assert "✔ correct" in outputs_text(nb)
+    if name == "02_incident_response":
+        from test_notebooks import check_indicators
+
+        check_indicators(lab.out / f"{capture_of(name)}.indicators.csv", capture_of(name))
+
+
+def _reopened(page: Any, name: str, lab: Lab) -> None:
+    """The saved notebook (no widget state) opened again, its kernel shut down: the static copies show."""
+    _open(page, lab, f"{name}.saved.ipynb", kernel=False)
+    if name in ("01_quickstart", "02_incident_response"):
+        page.wait_for_selector(".rtcf-static", state="attached", timeout=60_000)
+        assert page.locator(".rtcf-verdict").first.is_visible()
+    statics = page.locator(".rtcf-static")
+    hidden = [
+        statics.nth(i).evaluate("e => e.outerHTML.slice(0, 300)")
+        for i in range(statics.count())
+        if not statics.nth(i).is_visible()
+    ]
+    assert hidden == [], name  # no widget to hide them
+    if name.startswith("03_lab_"):
+        assert page.locator(".rtcf-question").first.is_visible()
+    assert page.locator(".jp-OutputArea-output table").count() >= 1, name
+    imgs = page.locator(".rtcf-static img")
+    assert imgs.count() >= {"01_quickstart": 2, "02_incident_response": 3}.get(name, 0), name
+    for i in range(imgs.count()):
+        imgs.nth(i).scroll_into_view_if_needed()
+        page.wait_for_function(
+            "(el) => el.complete && el.naturalWidth > 0", arg=imgs.nth(i).element_handle(), timeout=30_000
+        )
+    page.screenshot(path=str(ARTIFACTS / f"jupyterlab_{name}_saved.png"))
+    _close(page, save=False)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_runs_saves_and_reopens_in_jupyterlab(page: Any, jupyterlab: Lab, name: str) -> None:
+    sample_path(capture_of(name))
+    _open(page, jupyterlab, f"{name}.ipynb")
+    _run_all(page, name)
+    try:
+        _in_the_browser(page, name, jupyterlab)
+        page.screenshot(path=str(ARTIFACTS / f"jupyterlab_{name}.png"))
+    finally:
+        _close(page, save=True)
+    assert (ARTIFACTS / f"jupyterlab_{name}.png").stat().st_size > 10_000
+    _saved_file_checks(name, jupyterlab)
+    _reopened(page, name, jupyterlab)

@@ -144,3 +144,18 @@ def test_unusable_side_files(tmp_path) -> None:
     cap = _no_keylog(empty)
     assert len(cap.sdp) == 0
     assert "side_file_empty" in set(cap.dissection.anomalies.frame()["name"])
+
+
+def test_a_5000_digit_json_number_is_kept_as_text_not_an_error(tmp_path, clean_call_sdps) -> None:
+    # issue 19: Python's int() refuses more than 4,300 digits; the message around such a number stays readable
+    huge = "7" * 5000
+    offer = json.dumps({"type": "offer", "sdp": clean_call_sdps["offer"]})
+    (tmp_path / "offer.json").write_text(offer.replace("{", '{"seq": ' + huge + ", ", 1))
+    answer = json.dumps({"ts": 0, "msg": {"type": "answer", "sdp": clean_call_sdps["answer"]}})
+    (tmp_path / "answer.jsonl").write_text(answer.replace('"ts": 0', f'"ts": {huge}') + "\n")
+    cap = _no_keylog(tmp_path / "offer.json", tmp_path / "answer.jsonl")
+    df = cap.sdp
+    assert list(df["role"]) == ["offer", "answer"] and list(df["source"]) == ["offer.json", "answer.jsonl"]
+    assert df["ts"].isna().all()  # a time beyond any timestamp is no time, not an error
+    assert cap.sessions.iloc[0]["fingerprint_status"] == "match"
+    assert "json_invalid" not in set(cap.dissection.anomalies.frame()["name"])

@@ -131,6 +131,18 @@ def test_wrong_key_for_a_stream_is_an_authentication_failure(realcaps, as_mappin
     assert len(row.failed_frames) == 50
 
 
+def test_decrypt_reads_no_more_than_the_load(sample):
+    # the decryption pass keeps the user's read limits: the packets past max_packets are never read
+    path = sample("sdes_plain_rtp")
+    everything, _ = collect_media(path)
+    limit = everything[len(everything) // 2].frame
+    cap = rtcforensics.load(path, progress=False, max_packets=limit)
+    packets, _ = collect_media(cap.path, **cap.limits)
+    assert packets == [p for p in everything if p.frame <= limit] and len(packets) < len(everything)
+    res = cap.decrypt()
+    assert res.streams.rtp_packets.sum() == sum(not p.rtcp for p in packets)
+
+
 def test_tampered_packet_fails_authentication(sample):
     path = sample("sdes_plain_rtp")
     packets, _ = collect_media(path)

@@ -232,9 +232,14 @@ def test_certificate_valid_until_9999_never_breaks_the_frame(monkeypatch):
     assert len(d) == len(t["dtls"]) and d["server_cert_sha256"].notna().all()
     assert d["server_cert_dates_clipped"].all()
     assert (d["server_cert_not_after"].dt.year == 2262).all()
+    assert (d["server_cert_not_after_text"] == "9999-12-31T23:59:59+00:00").all()
     assert (cap.anomalies["name"] == "cert_date_out_of_range").sum() >= len(d)
     r = rtcforensics.analyze(cap, only=["dtls-cert-weak"])
-    assert any("valid for" in f.message for f in r.findings)
+    # the date the certificate writes, not a day count from the clipped one
+    said = [f.message for f in r.findings if "valid" in f.message]
+    assert said and all(
+        m.endswith("certificate: valid until 9999-12-31 (beyond the timestamp range)") for m in said
+    )
 
 
 # --- mid-session captures: no handshake, only protected records (issue 14 item 6) ----------------------------

@@ -4,45 +4,90 @@ The truth files were written by lab/generate.py from what the real stacks report
 facts that travel on the wire: RTP SSRCs and packet counts, STUN/TURN message counts by method and class,
 DTLS version / cipher suite / SRTP profile / certificate hashes (when the handshake is in clear), SDP
 fingerprints in plaintext (or keylog-decrypted) signalling, data-channel messages decrypted with the keylog.
+
+tshark reads each capture once per set of options (Decode-As rules, keylog) with every field these tests use
+(wire_frames.frames_once, cached for the session); each test applies its display filter to those frames.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import ipaddress
 import re
 import shutil
 import subprocess
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
 from samples import SAMPLES, load_truth, sample_names, sample_path
+from wire_frames import frames_once, has, joined, text_has
 
-from lab.truthlib import SRTP_IDS, STUN_CLASS, STUN_METHOD, tshark_fields
+from lab.truthlib import SRTP_IDS, WireFrame, stun_key_from_type, tshark_fields
 
 NAMES = sample_names()
 
-# tshark's stun.type.class is not the RFC 5389 §6 class: stun_key() converts from the message type
 SRTP_PROFILES = {v: k for k, v in SRTP_IDS.items()}  # RFC 5764 §4.1.2, RFC 7714 §14.2
 DTLS_VERSIONS = {0xFEFF: "DTLS 1.0", 0xFEFD: "DTLS 1.2", 0xFEFC: "DTLS 1.3"}
+
+ADDR_FIELDS = ("ip.src", "ipv6.src", "udp.srcport", "ip.dst", "ipv6.dst", "udp.dstport")
+STUN_FIELDS = (
+    "stun.type",
+    "stun.id",
+    "stun.channel",
+    "stun.att.ipv4",
+    "stun.att.username",
+    "stun.att.realm",
+    "stun.att.error.class",
+    "stun.att.error",
+    "stun.att.hmac",
+    "stun.att.software",
+)
+DTLS_FIELDS = (
+    "dtls.handshake.type",
+    "dtls.handshake.random",
+    "dtls.handshake.version",
+    "dtls.handshake.ciphersuite",
+    "dtls.use_srtp.protection_profile",
+    "dtls.handshake.certificate",
+)
+# string fields of readable signalling (SDP over WebSocket, HTTP bodies, JSON)
+SIGNALLING_TEXT = ("websocket.payload.text", "http.file_data", "json.value.string")
+# everything any test here reads, in the one pass per capture and options
+WIRE_FIELDS = (
+    "frame.number",
+    *ADDR_FIELDS,
+    "eth.src",
+    "tcp.stream",
+    "rtp.ssrc",
+    *STUN_FIELDS,
+    *DTLS_FIELDS,
+    "data.data",
+    *SIGNALLING_TEXT,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 
 
-def stun_key(msg_type: int) -> str:
-    cls = ((msg_type >> 7) & 0x2) | ((msg_type >> 4) & 0x1)
-    method = (msg_type & 0x000F) | ((msg_type & 0x00E0) >> 1) | ((msg_type & 0x3E00) >> 2)
-    return f"{STUN_METHOD.get(method, hex(method))}/{STUN_CLASS[cls]}"
-
-
 def test_stun_key_matches_rfc5389() -> None:
-    assert stun_key(0x0001) == "Binding/request"
-    assert stun_key(0x0101) == "Binding/success"
-    assert stun_key(0x0113) == "Allocate/error"
-    assert stun_key(0x0016) == "Send/indication"
-    assert stun_key(0x0109) == "ChannelBind/success"
+    # tshark's stun.type.class is not the RFC 5389 §6 class: the key is made from the message type
+    assert stun_key_from_type(0x0001) == "Binding/request"
+    assert stun_key_from_type(0x0101) == "Binding/success"
+    assert stun_key_from_type(0x0113) == "Allocate/error"
+    assert stun_key_from_type(0x0016) == "Send/indication"
+    assert stun_key_from_type(0x0109) == "ChannelBind/success"
+
+
+def test_signalling_text_search_never_reads_into_an_escape() -> None:
+    # tshark prints a string's CR LF as \r\n and other unprintables as \xNN: no match may touch one
+    shown = "Via: SIP/2.0/WSS x.invalid\\r\\nMax-Forwards: 70 \\x010.0.0.5"
+    assert text_has([shown], "sip/2.0", ignore_case=True)
+    assert not text_has([shown], "sip/2.0")
+    assert not text_has([shown], "Max-Forwards")  # cut by the escape before it: no sure answer
+    assert not text_has([shown], "10.0.0.5")  # "\x01" then "0.0.0.5": not the address
+    with pytest.raises(ValueError):
+        text_has([shown], "\\r")
 
 
 @functools.cache
@@ -63,24 +108,57 @@ def cipher_names() -> dict[int, str]:
     return names
 
 
-def decode_as(truth: dict[str, Any]) -> list[str]:
-    out = []
+def decode_as(truth: dict[str, Any]) -> tuple[str, ...]:
+    out: list[str] = []
     for d in truth.get("tshark_decode_as", []):
         out += ["-d", d]
-    return out
+    return tuple(out)
+
+
+def wire(name: str, keylog: bool = False, decode: bool = True) -> tuple[WireFrame, ...]:
+    """Every frame of a sample with WIRE_FIELDS, read once per session and options; ``keylog``: decrypt with
+    the sample's keylog (when it has one); ``decode=False`` leaves out the truth's Decode-As rules (they are
+    for RTP counting and may hide other protocols on the same port, e.g. STUN on a TURN-TCP leg)."""
+    truth = load_truth(name)
+    kl = SAMPLES / truth["keylog"] if keylog and truth.get("keylog") else None
+    return frames_once(sample_path(name), WIRE_FIELDS, kl, decode_as(truth) if decode else ())
+
+
+def not_icmp(frame: WireFrame) -> bool:
+    """`!icmp && !icmpv6`: not a packet quoted inside an ICMP error."""
+    return not has(frame, "icmp") and not has(frame, "icmpv6")
+
+
+def in_signalling(
+    name: str,
+    needle: str,
+    fields: tuple[str, ...],
+    display_filter: str,
+    *,
+    keylog: bool,
+    ignore_case: bool = False,
+) -> bool:
+    """Whether ``display_filter`` (``needle`` searched in signalling string ``fields``, or more) selects a
+    frame: yes when the one pass shows ``needle`` in one of ``fields``, else tshark's own filter answers."""
+    if any(
+        text_has((v for field in fields for v in frame[field]), needle, ignore_case=ignore_case)
+        for frame in wire(name, keylog=keylog)
+    ):
+        return True
+    return bool(tshark_filtered(name, display_filter, keylog))
 
 
 @functools.cache
-def tshark(
-    name: str, fields: tuple[str, ...], display_filter: str, keylog: bool = False, decode: bool = True
-) -> list[list[str]]:
-    """tshark's fields for a sample; `decode=False` leaves out the truth's Decode-As rules (they are for RTP
-    counting and may hide other protocols on the same port, e.g. STUN on a TURN-TCP leg)."""
+def tshark_filtered(name: str, display_filter: str, keylog: bool) -> list[list[str]]:
+    """Frame numbers tshark's own display filter selects (Decode-As rules on)."""
     truth = load_truth(name)
     kl = SAMPLES / truth["keylog"] if keylog and truth.get("keylog") else None
-    extra = decode_as(truth) if decode else []
     return tshark_fields(
-        sample_path(name), list(fields), display_filter=display_filter, extra=extra, keylog=kl
+        sample_path(name),
+        ["frame.number"],
+        display_filter=display_filter,
+        extra=list(decode_as(truth)),
+        keylog=kl,
     )
 
 
@@ -110,11 +188,12 @@ def test_rtp_ssrcs_and_counts(name: str) -> None:
     t = load_truth(name)
     if not t.get("rtp"):
         pytest.skip(f"{name}: no RTP in truth")
-    rows = tshark(
-        name,
-        ("rtp.ssrc", "ip.src", "ipv6.src", "udp.srcport", "ip.dst", "ipv6.dst", "udp.dstport"),
-        "rtp && !rtcp && !icmp && !icmpv6",
-    )
+    # display filter "rtp && !rtcp && !icmp && !icmpv6"
+    rows = [
+        joined(f, ("rtp.ssrc", *ADDR_FIELDS))
+        for f in wire(name)
+        if has(f, "rtp") and not has(f, "rtcp") and not_icmp(f)
+    ]
     counts: Counter = Counter()
     legs: dict[int, Counter] = {}
     for ssrcs, s4, s6, sp, d4, d6, dp in rows:
@@ -136,7 +215,12 @@ def test_stun_counts_by_method_and_class(name: str) -> None:
     t = load_truth(name)
     if "stun" not in t:
         pytest.skip(f"{name}: no STUN counts in truth")
-    rows = tshark(name, ("stun.type", "stun.channel", "tcp.stream"), "stun && !icmp && !icmpv6", decode=False)
+    # display filter "stun && !icmp && !icmpv6"
+    rows = [
+        joined(f, ("stun.type", "stun.channel", "tcp.stream"))
+        for f in wire(name, decode=False)
+        if has(f, "stun") and not_icmp(f)
+    ]
     seen: Counter = Counter()
     for types, channel, tcp_stream in rows:
         if not types:
@@ -145,11 +229,11 @@ def test_stun_counts_by_method_and_class(name: str) -> None:
             # TURN over TCP (RFC 6062 framing): one segment may hold several messages and ChannelData;
             # every STUN type listed is a top-level message of that stream
             for t_ in types.split(","):
-                seen[stun_key(int(t_, 16))] += 1
+                seen[stun_key_from_type(int(t_, 16))] += 1
             continue
         if channel:
             continue  # ChannelData: STUN inside it is not a top-level message
-        seen[stun_key(int(types.split(",")[0], 16))] += 1
+        seen[stun_key_from_type(int(types.split(",")[0], 16))] += 1
     assert dict(sorted(seen.items())) == dict(sorted(t["stun"].items()))
 
 
@@ -159,25 +243,12 @@ def test_dtls_handshakes(name: str) -> None:
     clear = [d for d in t.get("dtls", []) if not d.get("encrypted_handshake") and d.get("client_random")]
     if not clear:
         pytest.skip(f"{name}: no DTLS handshake in clear with a known client random")
-    rows = tshark(
-        name,
-        (
-            "frame.number",
-            "ip.src",
-            "ipv6.src",
-            "udp.srcport",
-            "ip.dst",
-            "ipv6.dst",
-            "udp.dstport",
-            "dtls.handshake.type",
-            "dtls.handshake.random",
-            "dtls.handshake.version",
-            "dtls.handshake.ciphersuite",
-            "dtls.use_srtp.protection_profile",
-            "dtls.handshake.certificate",
-        ),
-        "dtls.handshake && !icmp && !icmpv6",
-    )
+    # display filter "dtls.handshake && !icmp && !icmpv6" (a handshake's fields are in no other frame)
+    rows = [
+        joined(f, ("frame.number", *ADDR_FIELDS, *DTLS_FIELDS))
+        for f in wire(name)
+        if (f["dtls.handshake.type"] or f["dtls.handshake.certificate"]) and not_icmp(f)
+    ]
     for d in clear:
         rnd = d["client_random"].lower()
         hello = [r for r in rows if "1" in r[7].split(",") and r[8].replace(":", "").lower() == rnd]
@@ -222,12 +293,16 @@ def test_sdp_fingerprints_in_readable_signalling(name: str) -> None:
     for s in sdps:
         alg, hexval = next(iter(s["fingerprint"].items()))
         colon = ":".join(hexval[i : i + 2] for i in range(0, len(hexval), 2))
-        flt = (
+        found = in_signalling(
+            name,
+            colon,
+            SIGNALLING_TEXT,
             f'websocket.payload.text matches "(?i){colon}" || http.file_data matches "(?i){colon}" '
-            f'|| json.value.string matches "(?i){colon}"'
+            f'|| json.value.string matches "(?i){colon}"',
+            keylog=bool(s.get("tls")),
+            ignore_case=True,
         )
-        rows = tshark(name, ("frame.number",), flt, keylog=bool(s.get("tls")))
-        assert rows, f"{name}: {s['role']} fingerprint {alg} {colon[:23]}... not found in signalling"
+        assert found, f"{name}: {s['role']} fingerprint {alg} {colon[:23]}... not found in signalling"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -235,8 +310,10 @@ def test_datachannel_messages_decrypt_with_keylog(name: str) -> None:
     t = load_truth(name)
     if not t.get("datachannels") or not t.get("keylog"):
         pytest.skip(f"{name}: no data channel messages with a keylog")
-    rows = tshark(name, ("data.data",), "dtls", keylog=True)
-    blob = " ".join(r[0].replace(":", "") for r in rows)
+    # display filter "dtls"
+    blob = " ".join(
+        ",".join(f["data.data"]).replace(":", "") for f in wire(name, keylog=True) if has(f, "dtls")
+    )
     for ch in t["datachannels"]:
         for m in ch["messages"]:
             assert m.encode().hex() in blob, f"{name}: message {m!r} not in decrypted DTLS"
@@ -247,8 +324,8 @@ def test_datachannel_messages_not_readable_without_keylog(name: str) -> None:
     t = load_truth(name)
     if not t.get("datachannels"):
         pytest.skip(f"{name}: no data channel messages")
-    rows = tshark(name, ("data.data",), "dtls")
-    blob = " ".join(r[0].replace(":", "") for r in rows)
+    # every frame's undissected data, not only that of display filter "dtls": readable anywhere is a failure
+    blob = " ".join(",".join(f["data.data"]).replace(":", "") for f in wire(name))
     for ch in t["datachannels"]:
         for m in ch["messages"]:
             assert m.encode().hex() not in blob
@@ -261,27 +338,19 @@ def test_secrets_absent_from_capture_outputs(name: str) -> None:
     secrets = [s for s in t.get("secrets", {}).values() if isinstance(s, str) and s]
     if not secrets:
         pytest.skip(f"{name}: no secrets listed")
-    data = Path(sample_path(name)).read_bytes()
+    data = sample_path(name).read_bytes()
     for s in secrets:
         assert s.encode() not in data
 
 
 def stun_rows(name: str) -> list[dict[str, str]]:
-    fields = (
-        "frame.number",
-        "stun.type",
-        "stun.id",
-        "stun.channel",
-        "stun.att.ipv4",
-        "stun.att.username",
-        "stun.att.realm",
-        "stun.att.error.class",
-        "stun.att.error",
-        "stun.att.hmac",
-        "stun.att.software",
-    )
-    rows = tshark(name, fields, "stun && udp && !icmp && !icmpv6")
-    return [dict(zip(fields, r)) for r in rows if not r[3]]
+    """STUN messages over UDP (display filter "stun && udp && !icmp && !icmpv6"), ChannelData left out."""
+    fields = ("frame.number", *STUN_FIELDS)
+    return [
+        dict(zip(fields, joined(f, fields), strict=True))
+        for f in wire(name)
+        if has(f, "stun") and has(f, "udp") and not_icmp(f) and not f["stun.channel"]
+    ]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -296,7 +365,9 @@ def test_turn_facts(name: str) -> None:
     if turn.get("username"):
         assert any(r["stun.att.username"] == turn["username"] for r in rows)
         assert any(r["stun.att.realm"] == turn["realm"] for r in rows if r["stun.att.error"])
-    allocs = [r for r in rows if stun_key(int(r["stun.type"].split(",")[0], 16)).startswith("Allocate/")]
+    allocs = [
+        r for r in rows if stun_key_from_type(int(r["stun.type"].split(",")[0], 16)).startswith("Allocate/")
+    ]
     errors = [r for r in allocs if r["stun.att.error.class"]]
     if turn.get("auth") == "none":
         assert allocs and not errors, "open relay: Allocate must succeed without a challenge"
@@ -315,7 +386,7 @@ def test_turn_facts(name: str) -> None:
         ]
         assert reqs, f"{name}: no CreatePermission toward {host}"
         answers = [r for r in rows if r["stun.id"] in {q["stun.id"] for q in reqs} and r not in reqs]
-        classes = {stun_key(int(r["stun.type"].split(",")[0], 16)).split("/")[1] for r in answers}
+        classes = {stun_key_from_type(int(r["stun.type"].split(",")[0], 16)).split("/")[1] for r in answers}
         assert classes == {peer["create_permission"]}
         if peer.get("error_code"):
             codes = {int(r["stun.att.error.class"]) * 100 + int(r["stun.att.error"]) for r in answers}
@@ -330,7 +401,12 @@ def test_eui64_finding_matches_the_wire(name: str) -> None:
         pytest.skip(f"{name}: no ice-ipv6-eui64 finding with a MAC")
     for f in found:
         for addr in f["endpoints"]:
-            macs = {r[0] for r in tshark(name, ("eth.src",), f"ipv6.src == {addr}")}
+            ip = ipaddress.ip_address(addr)  # display filter f"ipv6.src == {addr}"
+            macs = {
+                ",".join(frame["eth.src"])
+                for frame in wire(name)
+                if any(ipaddress.ip_address(v) == ip for v in frame["ipv6.src"])
+            }
             assert macs == {f["mac"]}, f"{addr} sent from {macs}"
 
 
@@ -343,10 +419,12 @@ def test_private_candidates_readable_in_signalling(name: str) -> None:
     for f in found:
         for addr in f["endpoints"]:
             host = addr.rsplit(":", 1)[0] if addr.count(":") == 1 else addr
-            flt = (
+            readable = in_signalling(
+                name,
+                host,
+                ("websocket.payload.text", "http.file_data"),
                 f'websocket.payload.text contains "{host}" || http.file_data contains "{host}" '
-                f'|| sip contains "{host}"'
+                f'|| sip contains "{host}"',
+                keylog=True,
             )
-            assert tshark(name, ("frame.number",), flt, keylog=True), (
-                f"{name}: {host} not in readable signalling"
-            )
+            assert readable, f"{name}: {host} not in readable signalling"

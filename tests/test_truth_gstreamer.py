@@ -18,15 +18,43 @@ from typing import Any
 import pytest
 from samples import load_truth, sample_path
 
-from lab.truthlib import tshark_fields
+from lab.truthlib import WireFrame, tshark_frames
+from lab.truthlib import first_values as first
 
 NAME = "gstreamer_peer"
 pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 
 
+# one tshark pass for everything the tests below read; each applies its own filter in Python
+FIELDS = (
+    "eth.src",
+    "ip.src",
+    "ipv6.src",
+    "udp.srcport",
+    "ip.dst",
+    "udp.dstport",
+    "udp.payload",
+    "http.request.method",
+    "dtls.handshake.certificate",
+    "dtls.record.content_type",
+    "rtp.ssrc",
+    "websocket.payload.text",
+)
+
+
 @functools.cache
-def rows(fields: tuple[str, ...], flt: str, first_only: bool = True) -> list[list[str]]:
-    return tshark_fields(sample_path(NAME), list(fields), display_filter=flt, first_only=first_only)
+def wire() -> list[WireFrame]:
+    return tshark_frames(sample_path(NAME), FIELDS, display_filter="udp || ipv6 || websocket")
+
+
+def carrying(*protos: str, without: tuple[str, ...] = ()) -> list[WireFrame]:
+    """Frames that carry every one of ``protos`` and none of ``without`` (a display filter's protocol test)."""
+    return [
+        f
+        for f in wire()
+        if all(p in f["frame.protocols"] for p in protos)
+        and not any(p in f["frame.protocols"] for p in without)
+    ]
 
 
 def truth() -> dict[str, Any]:
@@ -38,8 +66,9 @@ def test_one_udp_media_flow_between_the_two_stacks() -> None:
     g, c = t["selected_pair"]["gstreamer"], t["selected_pair"]["chromium"]
     flows = Counter(
         (f"{s}:{sp}", f"{d}:{dp}")
-        for s, sp, d, dp in rows(
-            ("ip.src", "udp.srcport", "ip.dst", "udp.dstport"), "udp && !icmp && !mdns && ip"
+        for s, sp, d, dp in (
+            first(f, "ip.src", "udp.srcport", "ip.dst", "udp.dstport")
+            for f in carrying("udp", "ip", without=("icmp", "mdns"))
         )
     )
     unicast = {f for f in flows if not f[1].startswith("239.")}
@@ -48,7 +77,7 @@ def test_one_udp_media_flow_between_the_two_stacks() -> None:
     assert {(f[0].rsplit(":", 1)[0], f[1]) for f in set(flows) - unicast} == {
         (g.rsplit(":", 1)[0], "239.255.255.250:1900")
     }
-    assert {r[0] for r in rows(("http.request.method",), "ssdp")} == {"M-SEARCH"}
+    assert {first(f, "http.request.method")[0] for f in carrying("ssdp")} == {"M-SEARCH"}
 
 
 def test_dtls_certificates_are_the_ones_the_sdps_announced() -> None:
@@ -56,12 +85,11 @@ def test_dtls_certificates_are_the_ones_the_sdps_announced() -> None:
     (d,) = t["dtls"]
     assert d["version"] == "DTLS 1.2" and not d["encrypted_handshake"] and d["client_is"] == "chromium"
     certs: dict[str, set[str]] = {}
-    for s, sp, der in rows(
-        ("ip.src", "udp.srcport", "dtls.handshake.certificate"), "dtls.handshake.certificate"
-    ):
-        certs.setdefault(f"{s}:{sp}", set()).add(
-            hashlib.sha256(bytes.fromhex(der.replace(":", ""))).hexdigest()
-        )
+    for f in wire():
+        for der in f["dtls.handshake.certificate"]:  # every certificate sent, not only the first
+            certs.setdefault("{}:{}".format(*first(f, "ip.src", "udp.srcport")), set()).add(
+                hashlib.sha256(bytes.fromhex(der.replace(":", ""))).hexdigest()
+            )
     assert certs == {d["client"]: {d["client_cert_sha256"]}, d["server"]: {d["server_cert_sha256"]}}
     by_sender = {s["sent_by"]: s["fingerprint"]["sha-256"] for s in t["sdp"]}
     assert by_sender == {"chromium": d["client_cert_sha256"], "gstreamer": d["server_cert_sha256"]}
@@ -70,8 +98,9 @@ def test_dtls_certificates_are_the_ones_the_sdps_announced() -> None:
 def test_rtp_counters_of_both_stacks_match_the_wire() -> None:
     t = truth()
     wire: Counter = Counter()
-    for ssrc, s, sp, d, dp in rows(
-        ("rtp.ssrc", "ip.src", "udp.srcport", "ip.dst", "udp.dstport"), "rtp && !rtcp"
+    for ssrc, s, sp, d, dp in (
+        first(f, "rtp.ssrc", "ip.src", "udp.srcport", "ip.dst", "udp.dstport")
+        for f in carrying("rtp", without=("rtcp",))
     ):
         wire[(int(ssrc, 16), f"{s}:{sp}", f"{d}:{dp}")] += 1
     want = Counter({(r["ssrc"], r["src"], r["dst"]): r["packets"] for r in t["rtp"]})
@@ -91,11 +120,9 @@ def test_datachannel_messages_counted_by_both_and_sealed_on_the_wire() -> None:
     assert echoed == [f"echo: {m}" for m in sent]
     (dc,) = t["datachannel_stats"]["chromium"]
     assert (dc["label"], dc["messages_received"], dc["messages_sent"]) == ("chat", len(sent), len(echoed))
-    blob = b"".join(
-        bytes.fromhex(r[0].replace(":", "")) for r in rows(("udp.payload",), "udp", False) if r[0]
-    )
+    blob = b"".join(bytes.fromhex(x.replace(":", "")) for f in carrying("udp") for x in f["udp.payload"])
     assert not any(m.encode() in blob for m in sent + echoed)
-    assert rows(("frame.number",), "dtls.record.content_type == 23")  # application data records
+    assert [f for f in wire() if "23" in f["dtls.record.content_type"]]  # application data records
 
 
 def test_eui64_link_local_candidate_names_the_mac_on_the_wire() -> None:
@@ -103,6 +130,6 @@ def test_eui64_link_local_candidate_names_the_mac_on_the_wire() -> None:
     (f,) = [f for f in t["findings"] if f["slug"] == "ice-ipv6-eui64"]
     (addr,) = f["endpoints"]
     assert addr.startswith("fe80::")
-    assert {r[0] for r in rows(("eth.src",), f"ipv6.src == {addr}")} == {f["mac"]}
+    assert {first(w, "eth.src")[0] for w in wire() if addr in w["ipv6.src"]} == {f["mac"]}
     # the candidate travelled in the clear signalling
-    assert rows(("frame.number",), f'websocket.payload.text contains "{addr}"')
+    assert [w for w in wire() if any(addr in text for text in w["websocket.payload.text"])]

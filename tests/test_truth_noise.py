@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 from samples import SAMPLES, load_truth, sample_path
+from test_checks import sample_report
 
-from lab.truthlib import tshark_fields
+from lab.truthlib import WireFrame, tshark_fields, tshark_frames
+from lab.truthlib import first_values as first
 
 NAME = "call_with_noise"
 pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
@@ -24,16 +26,41 @@ def truth() -> dict[str, Any]:
     return load_truth(NAME)
 
 
+UDP = ("ip.src", "udp.srcport", "ip.dst", "udp.dstport")
+# one tshark pass (no heuristics: they would read some noise as RTP) for what the tests below read
+FIELDS = (*UDP, "udp.payload", "quic.stream.stream_id", "dns.flags.response", "dns.qry.name", "dns.a")
+
+
 @functools.cache
-def flows(flt: str, keylog: bool = False) -> Counter:
-    rows = tshark_fields(
+def wire() -> list[WireFrame]:
+    return tshark_frames(sample_path(NAME), FIELDS, display_filter="udp", heuristics=False)
+
+
+@functools.cache
+def quic_streams_with_keylog() -> Counter:
+    """The flows of the frames whose QUIC STREAM 0 tshark decrypts with the scenario's keylog."""
+    rows = tshark_frames(
         sample_path(NAME),
-        ["ip.src", "udp.srcport", "ip.dst", "udp.dstport"],
-        display_filter=flt,
-        keylog=SAMPLES / truth()["keylog"] if keylog else None,
+        UDP,
+        display_filter="quic.stream.stream_id == 0",
+        keylog=SAMPLES / truth()["keylog"],
         heuristics=False,
     )
-    return Counter((f"{r[0]}:{r[1]}", f"{r[2]}:{r[3]}") for r in rows)
+    return flow_counts(rows)
+
+
+def flow_counts(frames: list[WireFrame]) -> Counter:
+    """(src ip:port, dst ip:port) -> frames."""
+    return Counter(
+        ("{}:{}".format(*ep[:2]), "{}:{}".format(*ep[2:])) for ep in (first(f, *UDP) for f in frames)
+    )
+
+
+def flows(proto: str) -> Counter:
+    """Per flow, the frames tshark dissects as ``proto`` (not ICMP errors quoting them)."""
+    return flow_counts(
+        [f for f in wire() if proto in f["frame.protocols"] and "icmp" not in f["frame.protocols"]]
+    )
 
 
 def test_each_kind_of_noise_is_there() -> None:
@@ -45,7 +72,7 @@ def test_each_kind_of_noise_is_there() -> None:
 
 @pytest.mark.parametrize("proto", ["quic", "dns", "ntp"])
 def test_noise_flows_as_tshark_sees_them(proto: str) -> None:
-    seen = flows(f"{DISSECTOR[proto]} && !icmp")
+    seen = flows(DISSECTOR[proto])
     mine = [f for f in truth()["noise_flows"] if f["proto"] == proto]
     for f in mine:
         assert seen[(f["src"], f["dst"])] == f["packets"] > 0, f
@@ -55,20 +82,16 @@ def test_noise_flows_as_tshark_sees_them(proto: str) -> None:
 
 def test_quic_decrypts_with_the_keylog_and_carries_http3() -> None:
     """aioquic's secrets are in the keylog: tshark decrypts the QUIC payload (STREAM frames) of every connection."""
-    streams = flows("quic.stream.stream_id == 0", keylog=True)
+    streams = quic_streams_with_keylog()
     clients = {f["src"] for f in truth()["noise_flows"] if f["proto"] == "quic" and f["dst"].endswith(":443")}
     assert clients and all(any(k[0] == c for k in streams) for c in clients)
-    assert not flows("quic.stream.stream_id == 0")  # without the keylog nothing of it is readable
+    assert not [f for f in wire() if "0" in f["quic.stream.stream_id"]]  # without the keylog nothing of it
 
 
 def test_dns_names_and_answers() -> None:
-    rows = tshark_fields(
-        sample_path(NAME),
-        ["dns.qry.name", "dns.a"],
-        display_filter="dns.flags.response == 1",
-        heuristics=False,
+    got = sorted(
+        (",".join(f["dns.qry.name"]), ",".join(f["dns.a"])) for f in wire() if "1" in f["dns.flags.response"]
     )
-    got = sorted((r[0], r[1]) for r in rows)
     want = sorted((q["name"], q["answer"][0]) for d in truth()["noise_drivers"].values() for q in d["dns"])
     assert got == want
 
@@ -77,13 +100,12 @@ def test_random_burst_first_bytes() -> None:
     burst = next(f for f in truth()["noise_flows"] if f["proto"] == "random")
     src, sport = burst["src"].rsplit(":", 1)
     dst, dport = burst["dst"].rsplit(":", 1)
-    rows = tshark_fields(
-        sample_path(NAME),
-        ["udp.payload"],
-        display_filter=f"ip.src == {src} && udp.srcport == {sport} && ip.dst == {dst} && udp.dstport == {dport} && !icmp",
-        heuristics=False,
-    )
-    assert [int(r[0][:2], 16) for r in rows] == burst["first_bytes"]
+    payloads = [
+        first(f, "udp.payload")[0]
+        for f in wire()
+        if first(f, *UDP) == (src, sport, dst, dport) and "icmp" not in f["frame.protocols"]
+    ]
+    assert [int(p[:2], 16) for p in payloads] == burst["first_bytes"]
     assert {b >> 6 for b in burst["first_bytes"][::2]} == {2}  # RTP version 2 in the top bits
     assert all(20 <= b <= 63 for b in burst["first_bytes"][1::2])  # DTLS content-type range (RFC 7983)
 
@@ -106,10 +128,8 @@ def test_call_rtp_only_on_call_flows_and_no_shared_tuples() -> None:
 
 def test_tool_leaves_noise_flows_alone() -> None:
     """Nothing above info names a noise flow's endpoint: QUIC, DNS, NTP and the random burst stay 'other'."""
-    import rtcforensics
-
     t = truth()
-    rep = rtcforensics.analyze(rtcforensics.load(str(sample_path(NAME)), keylog=str(SAMPLES / t["keylog"])))
+    rep = sample_report(NAME)  # the report test_checks.py made of this sample (cached), not a second analysis
     noise_eps = {e for f in t["noise_flows"] for e in (f["src"], f["dst"])}
     loud = [
         (f.slug, f.severity, f.endpoints, f.frames[:5])

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import shutil
 from collections import Counter, defaultdict
 from typing import Any
@@ -18,15 +19,37 @@ from typing import Any
 import pytest
 from samples import SAMPLES, load_truth, sample_path
 
-from lab.truthlib import tshark_fields
+from lab.truthlib import WireFrame, tshark_frames
+from lab.truthlib import first_values as first
 
 NAME = "sfu_conference"
 pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 
 
+# one tshark pass for everything the tests below read; each applies its own filter in Python
+FIELDS = (
+    "ip.src",
+    "ip.dst",
+    "udp.srcport",
+    "udp.dstport",
+    "tcp.dstport",
+    "dtls.handshake.type",
+    "dtls.handshake.random",
+    "rtp.ssrc",
+    "websocket.payload.text",
+)
+
+
 @functools.cache
-def rows(fields: tuple[str, ...], flt: str) -> list[list[str]]:
-    return tshark_fields(sample_path(NAME), list(fields), display_filter=flt, first_only=True)
+def wire() -> list[WireFrame]:
+    return tshark_frames(sample_path(NAME), FIELDS, display_filter="udp || websocket")
+
+
+def udp(*without: str) -> list[WireFrame]:
+    """UDP frames that carry none of ``without`` (e.g. "icmp": an ICMP error quoting a datagram)."""
+    return [
+        f for f in wire() if "udp" in f["frame.protocols"] and not set(without) & set(f["frame.protocols"])
+    ]
 
 
 def truth() -> dict[str, Any]:
@@ -41,7 +64,7 @@ def test_every_participant_talks_only_to_the_sfu() -> None:
     t = truth()
     sfu = t["sfu"]
     people = {p["address"] for p in t["participants"].values()}
-    flows = {(r[0], r[1]) for r in rows(("ip.src", "ip.dst"), "udp && !icmp && !mdns")}
+    flows = {first(f, "ip.src", "ip.dst") for f in udp("icmp", "mdns")}
     assert flows, "no UDP at all"
     for src, dst in flows:
         assert sfu in (src, dst), f"UDP {src} -> {dst} does not involve the SFU"
@@ -52,9 +75,10 @@ def test_every_participant_talks_only_to_the_sfu() -> None:
 def test_one_dtls_handshake_per_peer_connection_with_the_roles_janus_reported() -> None:
     t = truth()
     hellos: dict[str, set[tuple[str, str]]] = defaultdict(set)
-    for s, sp, d, dp, rnd in rows(
-        ("ip.src", "udp.srcport", "ip.dst", "udp.dstport", "dtls.handshake.random"),
-        "dtls.handshake.type == 1 && !icmp",
+    for s, sp, d, dp, rnd in (
+        first(f, "ip.src", "udp.srcport", "ip.dst", "udp.dstport", "dtls.handshake.random")
+        for f in udp("icmp")
+        if "1" in f["dtls.handshake.type"]
     ):
         if rnd:
             hellos[rnd.replace(":", "").lower()].add((f"{s}:{sp}", f"{d}:{dp}"))
@@ -73,8 +97,10 @@ def test_one_dtls_handshake_per_peer_connection_with_the_roles_janus_reported() 
 def test_media_is_forwarded_on_the_sfus_own_ssrcs() -> None:
     t = truth()
     wire: dict[int, Counter] = defaultdict(Counter)
-    for ssrc, s, sp, d, dp in rows(
-        ("rtp.ssrc", "ip.src", "udp.srcport", "ip.dst", "udp.dstport"), "rtp && !rtcp && !icmp"
+    for ssrc, s, sp, d, dp in (
+        first(f, "rtp.ssrc", "ip.src", "udp.srcport", "ip.dst", "udp.dstport")
+        for f in udp("rtcp", "icmp")
+        if "rtp" in f["frame.protocols"]
     ):
         if ssrc:
             wire[int(ssrc, 16)][(f"{s}:{sp}", f"{d}:{dp}")] += 1
@@ -94,10 +120,13 @@ def test_media_is_forwarded_on_the_sfus_own_ssrcs() -> None:
 def test_janus_api_in_clear_from_every_participant() -> None:
     t = truth()
     host, port = t["sfu_api"].rsplit(":", 1)
-    joins = rows(
-        ("ip.src",),
-        f'ip.dst == {host} && tcp.dstport == {port} && websocket.payload.text matches "\\"ptype\\" *: *\\"publisher\\""',
-    )
+    publisher = re.compile(r'"ptype" *: *"publisher"')
+    joins = [
+        first(f, "ip.src")
+        for f in wire()
+        if first(f, "ip.dst", "tcp.dstport") == (host, port)
+        and any(publisher.search(text) for text in f["websocket.payload.text"])
+    ]
     people = {p["address"] for p in t["participants"].values()}
     assert {r[0] for r in joins} == people
     assert {f["endpoints"][0] for f in t["findings"] if f["slug"] == "signalling-plaintext"} == people

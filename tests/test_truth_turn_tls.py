@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from samples import SAMPLES, load_truth, sample_path
 
-from lab.truthlib import stun_key_from_type, tshark_fields
+from lab.truthlib import WireFrame, stun_key_from_type, tshark_frames
+from lab.truthlib import first_values as first
 
 NAME = "turn_tls_relay"
 pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
@@ -30,48 +31,86 @@ TLS13_SUITES = {
 }
 
 
+# one tshark pass (no keylog) for everything the tests below read; each applies its own filter in Python
+FIELDS = (
+    "ip.src",
+    "ip.dst",
+    "tcp.srcport",
+    "tcp.dstport",
+    "udp.srcport",
+    "udp.dstport",
+    "tls.handshake.type",
+    "tls.handshake.extensions.supported_version",
+    "tls.handshake.ciphersuite",
+    "tls.record.content_type",
+    "tls.record.opaque_type",
+    "stun.type",
+    "stun.channel",
+    "stun.att.username",
+    "stun.att.realm",
+    "stun.att.error.class",
+    "stun.att.error",
+    "stun.att.software",
+    "rtp.ssrc",
+    "dtls.handshake.type",
+    "dtls.handshake.random",
+)
+INSIDE = ("stun", "rtp", "dtls", "rtcp")  # what a TURN leg carries, if tshark can read into it
+
+
 @functools.cache
-def rows(fields: tuple[str, ...], flt: str, keylog: bool = False) -> list[list[str]]:
-    t = load_truth(NAME)
-    return tshark_fields(
-        sample_path(NAME), list(fields), display_filter=flt, keylog=SAMPLES / t["keylog"] if keylog else None
+def wire() -> list[WireFrame]:
+    return tshark_frames(sample_path(NAME), FIELDS, display_filter="tls || " + " || ".join(INSIDE))
+
+
+@functools.cache
+def inside_tls_leg_with_keylog(port: str) -> list[WireFrame]:
+    """Frames of the TLS leg in which tshark, given the scenario's keylog, reads STUN/RTP/DTLS/RTCP."""
+    flt = f"tcp.port=={port} && ({' || '.join(INSIDE)})"
+    return tshark_frames(
+        sample_path(NAME), (), display_filter=flt, keylog=SAMPLES / load_truth(NAME)["keylog"]
     )
+
+
+def on_stream(src: str, dst: str, proto: str) -> list[WireFrame]:
+    """``proto`` frames of the TCP stream from ``src`` to ``dst`` (ip:port each)."""
+    (sa, sp), (da, dp) = src.rsplit(":", 1), dst.rsplit(":", 1)
+    return [
+        f
+        for f in wire()
+        if proto in f["frame.protocols"]
+        and first(f, "ip.src", "tcp.srcport", "ip.dst", "tcp.dstport") == (sa, sp, da, dp)
+    ]
 
 
 def leg(transport: str) -> dict[str, Any]:
     return next(lg for lg in load_truth(NAME)["turn_legs"] if lg["transport"] == transport)
 
 
-def tcp_filter(src: str, dst: str) -> str:
-    (sa, sp), (da, dp) = src.rsplit(":", 1), dst.rsplit(":", 1)
-    return f"ip.src=={sa} && tcp.srcport=={sp} && ip.dst=={da} && tcp.dstport=={dp}"
-
-
 def test_turn_tls_leg_handshake_matches_the_client_stack() -> None:
     lg = leg("tls")
-    hello = rows(
-        ("tls.handshake.type",), tcp_filter(lg["client"], lg["server"]) + " && tls.handshake.type==1"
-    )
+    hello = [f for f in on_stream(lg["client"], lg["server"], "tls") if "1" in f["tls.handshake.type"]]
     assert len(hello) == 1
-    sh = rows(
-        ("tls.handshake.extensions.supported_version", "tls.handshake.ciphersuite"),
-        tcp_filter(lg["server"], lg["client"]) + " && tls.handshake.type==2",
-    )
+    sh = [f for f in on_stream(lg["server"], lg["client"], "tls") if "2" in f["tls.handshake.type"]]
     assert len(sh) == 1
-    version, suite = sh[0]
-    assert version.split(",")[0] == TLS_VERSIONS[lg["tls_version"]]
-    assert suite.split(",")[0] == TLS13_SUITES[lg["tls_cipher"]]
+    version, suite = first(sh[0], "tls.handshake.extensions.supported_version", "tls.handshake.ciphersuite")
+    assert version == TLS_VERSIONS[lg["tls_version"]]
+    assert suite == TLS13_SUITES[lg["tls_cipher"]]
 
 
 def test_turn_tls_leg_is_opaque_even_with_the_keylog() -> None:
     lg = leg("tls")
     assert lg["readable_without_keys"] is False
     port = lg["server"].rsplit(":", 1)[1]
-    for keylog in (False, True):
-        inside = rows(("frame.number",), f"tcp.port=={port} && (stun || rtp || dtls || rtcp)", keylog)
-        assert inside == []
+    leg_frames = [f for f in wire() if port in f["tcp.srcport"] + f["tcp.dstport"]]
+    assert not [f for f in leg_frames if set(INSIDE) & set(f["frame.protocols"])]
+    assert inside_tls_leg_with_keylog(port) == []
     # and yet the leg carried every message alice's aioice wrote: TLS records flowed both ways
-    app = rows(("ip.src",), f"tcp.port=={port} && tls.app_data")
+    app = [
+        first(f, "ip.src")
+        for f in leg_frames
+        if "23" in f["tls.record.content_type"] + f["tls.record.opaque_type"]
+    ]
     sent_by_client = sum(1 for (src,) in app if src == lg["client"].rsplit(":", 1)[0])
     assert sent_by_client > 0 and len(app) - sent_by_client > 0
     assert sum(lg["stack_messages_sent"].values()) > 0
@@ -79,10 +118,10 @@ def test_turn_tls_leg_is_opaque_even_with_the_keylog() -> None:
 
 def _stream_messages(src: str, dst: str) -> Counter:
     seen: Counter = Counter()
-    for types, channels in rows(("stun.type", "stun.channel"), tcp_filter(src, dst) + " && stun"):
-        for t in filter(None, types.split(",")):
+    for f in on_stream(src, dst, "stun"):
+        for t in f["stun.type"]:
             seen[stun_key_from_type(int(t, 16))] += 1
-        seen["ChannelData"] += len([c for c in channels.split(",") if c])
+        seen["ChannelData"] += len(f["stun.channel"])
     return +seen
 
 
@@ -101,12 +140,13 @@ def test_turn_tcp_leg_credentials_and_software_in_clear() -> None:
     t = load_truth(NAME)
     lg = leg("tcp")
     creds = t["turn_credentials"]
-    req = rows(("stun.att.username",), tcp_filter(lg["client"], lg["server"]) + " && stun.att.username")
-    assert {r[0] for r in req} == {creds["username"]}
-    err = rows(
-        ("stun.att.realm", "stun.att.error.class", "stun.att.error", "stun.att.software"),
-        tcp_filter(lg["server"], lg["client"]) + " && stun.att.error",
-    )
+    req = [f for f in on_stream(lg["client"], lg["server"], "stun") if f["stun.att.username"]]
+    assert req and {first(f, "stun.att.username")[0] for f in req} == {creds["username"]}
+    err = [
+        first(f, "stun.att.realm", "stun.att.error.class", "stun.att.error", "stun.att.software")
+        for f in on_stream(lg["server"], lg["client"], "stun")
+        if f["stun.att.error"]
+    ]
     assert [(r[0], int(r[1]) * 100 + int(r[2])) for r in err] == [(creds["realm"], 401)]
     assert err[0][3] == t["turn_servers"]["tcp"]["software"]
     assert (
@@ -118,11 +158,14 @@ def test_turn_tcp_leg_credentials_and_software_in_clear() -> None:
 def test_rtp_on_the_relay_leg_and_inside_channeldata_on_the_tcp_leg() -> None:
     t = load_truth(NAME)
     seen: Counter = Counter()
-    for ssrcs, s, us, ts, d, ud, td in rows(
-        ("rtp.ssrc", "ip.src", "udp.srcport", "tcp.srcport", "ip.dst", "udp.dstport", "tcp.dstport"),
-        "rtp && !icmp",  # every RTP header: a TCP segment may carry several ChannelData (RTP and RTCP)
-    ):
-        for x in filter(None, ssrcs.split(",")):
+    # every RTP header: a TCP segment may carry several ChannelData (RTP and RTCP)
+    for f in wire():
+        if "rtp" not in f["frame.protocols"] or "icmp" in f["frame.protocols"]:
+            continue
+        s, us, ts, d, ud, td = first(
+            f, "ip.src", "udp.srcport", "tcp.srcport", "ip.dst", "udp.dstport", "tcp.dstport"
+        )
+        for x in f["rtp.ssrc"]:
             seen[(int(x, 16), f"{s}:{us or ts}", f"{d}:{ud or td}")] += 1
     want: Counter = Counter()
     for r in t["rtp"]:
@@ -138,10 +181,12 @@ def test_rtp_on_the_relay_leg_and_inside_channeldata_on_the_tcp_leg() -> None:
 def test_dtls_handshake_between_the_relays() -> None:
     t = load_truth(NAME)
     (d,) = t["dtls"]
-    hellos = rows(
-        ("ip.src", "udp.srcport", "ip.dst", "udp.dstport", "tcp.srcport"),
-        f"dtls.handshake.type==1 && dtls.handshake.random=={d['client_random']}",
-    )
+    hellos = [
+        first(f, "ip.src", "udp.srcport", "ip.dst", "udp.dstport", "tcp.srcport")
+        for f in wire()
+        if "1" in f["dtls.handshake.type"]
+        and d["client_random"] in [r.replace(":", "") for r in f["dtls.handshake.random"]]
+    ]
     legs = {(f"{r[0]}:{r[1] or r[4]}", f"{r[2]}:{r[3]}" if r[3] else r[2]) for r in hellos}
     assert (d["client"], d["server"]) in legs  # relay -> relay, UDP
     # the same ClientHello also crosses bob's TURN-TCP stream (inside ChannelData); never the TLS leg

@@ -298,6 +298,27 @@ def test_lab_private_address() -> None:
     assert labs.leaked_private_addresses(_report("clean_call")) == set()
 
 
+def test_lab_private_address_behind_nat() -> None:
+    """On nat_call (two peers on private LANs behind NAT routers, tapped on the public side) the IP headers show
+    only the NATs: the lab accepts each private address the truth file records and rejects a NAT's public
+    address, the one the IP headers do show, with a hint that points at the candidates."""
+    c = cap("nat_call")
+    hosts = load_truth("nat_call")["nat"]["hosts"]
+    packets = c.packets
+    on_wire = set(packets["src"].astype(str)) | set(packets["dst"].astype(str))
+    for h in hosts:
+        assert h["private_address"] not in on_wire and h["nat_public_address"] in on_wire
+        got = labs.check_answer(c, "private_address", h["private_address"])
+        assert got.correct is True and "RFC 8828" in got.why
+        wrong = labs.check_answer(c, "private_address", h["nat_public_address"])
+        assert wrong.correct is False and not wrong.why
+        assert "IP headers" in wrong.message and "Hint" in wrong.message
+        assert labs.private_addresses_behind(_report("nat_call"))[h["nat_public_address"]] == {
+            h["private_address"]
+        }
+    assert labs.leaked_private_addresses(_report("nat_call")) == {h["private_address"] for h in hosts}
+
+
 def test_lab_mitm() -> None:
     c = cap("fingerprint_rewrite")
     t = load_truth("fingerprint_rewrite")

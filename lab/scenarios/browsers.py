@@ -36,9 +36,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from lab.pages import HTTP_PORT, SERVE_OPTIONS, command_main, serve_pages
+
 ROOT = Path(__file__).resolve().parents[2]
-WEB = ROOT / "lab" / "web"
-HTTP_PORT = 8080
 SECONDS = 4
 MESSAGES = 3
 CHROMIUM = "chromium"
@@ -138,12 +138,6 @@ def serve(args: argparse.Namespace) -> None:
     work = Path(args.work)
     rooms: dict[str, dict[str, Any]] = {}
 
-    async def page(request: web.Request) -> web.FileResponse:
-        name = request.match_info["name"]
-        if name not in ("call.html", "call.js", "e2ee_worker.js"):
-            raise web.HTTPNotFound()
-        return web.FileResponse(WEB / name, headers={"Cache-Control": "no-store"})
-
     async def ws(request: web.Request) -> web.WebSocketResponse:
         room, role = request.match_info["room"], request.match_info["role"]
         other = "callee" if role == "caller" else "caller"
@@ -171,15 +165,12 @@ def serve(args: argparse.Namespace) -> None:
         (work / f"{kind}_{room}_{role}.json").write_text(await request.text())
         return web.Response(text="ok\n")
 
-    async def favicon(request: web.Request) -> web.Response:
-        return web.Response(status=204)
-
-    app = web.Application(client_max_size=16 * 1024 * 1024)
-    app.router.add_get("/favicon.ico", favicon)
-    app.router.add_get("/ws/{room}/{role}", ws)
-    app.router.add_post("/{kind:result|closed}/{room}/{role}", result)
-    app.router.add_get("/{name}", page)
-    web.run_app(app, host=args.host, port=HTTP_PORT, print=None)
+    serve_pages(
+        args.host,
+        ("call.html", "call.js", "e2ee_worker.js"),
+        [("GET", "/ws/{room}/{role}", ws), ("POST", "/{kind:result|closed}/{room}/{role}", result)],
+        max_body=16 * 1024 * 1024,
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -1079,13 +1070,7 @@ SCENARIOS = {
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m lab.scenarios.browsers")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("serve")
-    s.add_argument("--work", required=True)
-    s.add_argument("--host", required=True)
-    args = ap.parse_args(argv)
-    serve(args)
+    command_main("lab.scenarios.browsers", {"serve": (serve, SERVE_OPTIONS)}, argv)
 
 
 if __name__ == "__main__":

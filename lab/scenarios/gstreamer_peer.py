@@ -30,8 +30,9 @@ from typing import Any
 
 from lab import truthlib as T
 from lab.netns import Lab
+from lab.pages import HTTP_PORT, REQUIRED, command_main
 from lab.scenarios.aiortc_calls import absent
-from lab.scenarios.browsers import HTTP_PORT, _chromium, _kill_namespace, _version
+from lab.scenarios.browsers import _chromium, _kill_namespace, _version
 from lab.scenarios.sfu_conference import wire_rtp_and_hellos
 
 NAME = "gstreamer_peer"
@@ -504,14 +505,12 @@ SCENARIOS = {NAME: gstreamer_peer}
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m lab.scenarios.gstreamer_peer")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("peer")
-    p.add_argument("--signal", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--seconds", type=float, default=SECONDS)
-    args = ap.parse_args(argv)
-    run_peer(args)
+    options = [
+        ("--signal", REQUIRED),
+        ("--out", REQUIRED),
+        ("--seconds", {"type": float, "default": SECONDS}),
+    ]
+    command_main("lab.scenarios.gstreamer_peer", {"peer": (run_peer, options)}, argv)
 
 
 if __name__ == "__main__":

@@ -30,13 +30,13 @@ from typing import Any
 
 from lab import truthlib as T
 from lab.netns import Host, Lab
+from lab.pages import HTTP_PORT, SERVE_OPTIONS, command_main, serve_pages
 from lab.scenarios.aiortc_calls import absent
 from lab.scenarios.browsers import _chromium, _firefox, _kill_namespace, _version
 
 NAME = "sfu_conference"
-WEB = T.LAB / "web"
 SFU_IP, WEB_IP = "203.0.113.30", "203.0.113.10"
-WS_PORT, HTTP_PORT, ADMIN_PORT = 8188, 8080, 7088
+WS_PORT, ADMIN_PORT = 8188, 7088
 ROOM = 1234
 ADMIN_SECRET = "rtcf-janus-admin-7c41"
 SECONDS = 2
@@ -58,12 +58,6 @@ def serve(args: argparse.Namespace) -> None:
 
     work = Path(args.work)
 
-    async def page(request: web.Request) -> web.FileResponse:
-        name = request.match_info["name"]
-        if name not in ("sfu_conference.html", "sfu_conference.js"):
-            raise web.HTTPNotFound()
-        return web.FileResponse(WEB / name, headers={"Cache-Control": "no-store"})
-
     async def note(request: web.Request) -> web.Response:
         kind, who = request.match_info["kind"], request.match_info["who"]
         tmp = work / f".{kind}_{who}.json"
@@ -77,15 +71,12 @@ def serve(args: argparse.Namespace) -> None:
             await asyncio.sleep(0.1)
         return web.Response(text="go\n")
 
-    async def favicon(request: web.Request) -> web.Response:
-        return web.Response(status=204)
-
-    app = web.Application(client_max_size=32 * 1024 * 1024)
-    app.router.add_get("/favicon.ico", favicon)
-    app.router.add_get("/wait/{flag}", wait)
-    app.router.add_post("/{kind:published|ready|result|closed}/{who}", note)
-    app.router.add_get("/{name}", page)
-    web.run_app(app, host=args.host, port=HTTP_PORT, print=None)
+    serve_pages(
+        args.host,
+        ("sfu_conference.html", "sfu_conference.js"),
+        [("GET", "/wait/{flag}", wait), ("POST", "/{kind:published|ready|result|closed}/{who}", note)],
+        max_body=32 * 1024 * 1024,
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -636,13 +627,7 @@ SCENARIOS = {NAME: sfu_conference}
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m lab.scenarios.sfu_conference")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("serve")
-    s.add_argument("--work", required=True)
-    s.add_argument("--host", required=True)
-    args = ap.parse_args(argv)
-    serve(args)
+    command_main("lab.scenarios.sfu_conference", {"serve": (serve, SERVE_OPTIONS)}, argv)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ the proxy host: ``python -m lab.scenarios.sip_gateway collect``.
 
 from __future__ import annotations
 
-import argparse
 import http.server
 import json
 import re
@@ -43,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import truthlib as T
+from lab.pages import command_main
 from lab.scenarios.browsers import CHROMIUM_FLAGS as BROWSER_FLAGS
 from lab.scenarios.browsers import _kill_namespace
 
@@ -814,13 +814,8 @@ SCENARIOS = {NAME: sip_gateway}
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m lab.scenarios.sip_gateway")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("collect")
-    c.add_argument("--out", type=Path, required=True)
-    c.add_argument("--port", type=int, required=True)
-    args = ap.parse_args(argv)
-    collect(args.out, args.port)
+    options = [("--out", {"type": Path, "required": True}), ("--port", {"type": int, "required": True})]
+    command_main("lab.scenarios.sip_gateway", {"collect": (lambda a: collect(a.out, a.port), options)}, argv)
 
 
 if __name__ == "__main__":

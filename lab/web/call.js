@@ -1,4 +1,5 @@
-// Self-driving WebRTC call for the rtcforensics capture lab (lab/scenarios/browsers.py).
+// Self-driving WebRTC call for the rtcforensics capture lab (lab/scenarios/browsers.py); log/post/statsList from
+// lab_page.js.
 // URL parameters: role=caller|callee, room, seconds (media time after connect), messages (data channel count).
 // Signalling: plain WebSocket ws://<page host>/ws/<room>/<role>, JSON {type, sdp} and trickled
 // {candidate, sdpMid, sdpMLineIndex} ({candidate: null} at the end). Everything the browser itself reports
@@ -15,25 +16,7 @@ const seconds = Number(params.get("seconds") || "4");
 const nMessages = Number(params.get("messages") || "3");
 const out = {role, room, userAgent: navigator.userAgent, events: [], localCandidates: [], remoteCandidates: [],
              dcSent: [], dcReceived: [], errors: []};
-const t0 = performance.now();
 let e2ee = null;
-
-function log(what) {
-  const line = `${((performance.now() - t0) / 1000).toFixed(3)} ${what}`;
-  out.events.push(line);
-  document.getElementById("log").textContent += line + "\n";
-}
-
-async function post(path, body) {
-  await fetch(path, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
-}
-
-async function statsList(pc) {
-  const report = await pc.getStats();
-  const rows = [];
-  report.forEach((s) => rows.push(s));
-  return rows;
-}
 
 function startE2ee() {
   const frag = new URLSearchParams(location.hash.slice(1));

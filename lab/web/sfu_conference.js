@@ -1,5 +1,6 @@
 // Self-driving Janus VideoRoom participant for the rtcforensics capture lab (lab/scenarios/sfu_conference.py).
-// Plain JS against Janus's WebSocket API (subprotocol "janus-protocol"), no janus.js.
+// Plain JS against Janus's WebSocket API (subprotocol "janus-protocol"), no janus.js; log/post/statsList from
+// lab_page.js.
 // URL parameters: name, janus (ws://host:port), room, feeds (how many other publishers to subscribe to).
 // Flow: create session, attach videoroom as publisher, join, publish audio+video (offer, non-trickle), POST
 // /published/<name>, then one subscriber handle (its own PeerConnection) per other publisher. When everything is
@@ -14,24 +15,6 @@ const janusUrl = params.get("janus");
 const room = Number(params.get("room") || "1234");
 const expectFeeds = Number(params.get("feeds") || "2");
 const out = {name: me, userAgent: navigator.userAgent, events: [], errors: [], publisher: null, subscribers: []};
-const t0 = performance.now();
-
-function log(what) {
-  const line = `${((performance.now() - t0) / 1000).toFixed(3)} ${what}`;
-  out.events.push(line);
-  document.getElementById("log").textContent += line + "\n";
-}
-
-async function post(path, body) {
-  await fetch(path, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
-}
-
-async function statsList(pc) {
-  const report = await pc.getStats();
-  const rows = [];
-  report.forEach((s) => rows.push(s));
-  return rows;
-}
 
 // ---------------------------------------------------------------------------------------------------- Janus API
 let ws;

@@ -5,15 +5,18 @@ its frames, findings and coverage into ``DIR`` (:mod:`.store` describes the layo
 re-ingesting skips captures already there (by sha256), a capture that fails is recorded with its error, and
 an interrupted ingest leaves nothing that looks complete. :func:`open_case` queries the case with DuckDB
 (:mod:`.query`: ``case.sql(...)`` → pandas, ``case.frame("stun")`` typed as ``load`` types it).
-:mod:`.correlate` holds the cross-capture checks (family ``CASE``) and the fleet report; :mod:`.watch`
-ingests ring-buffer files as they are closed; :mod:`.cluster` starts a loopback Dask cluster.
+:mod:`.correlate` holds the cross-capture checks (family ``CASE``) and the fleet report (:mod:`.fleetout`
+renders it as HTML and SARIF); :mod:`.watch` ingests ring-buffer files as they are closed; :mod:`.cluster`
+starts a loopback Dask cluster.
 
     python -m rtcforensics.case ingest sample_captures --case c        # or: rtcforensics ingest ...
     python -m rtcforensics.case query c "select slug, count(*) from findings group by 1"
     python -m rtcforensics.case ingest /shared/pcaps --case /shared/c --jobs 2
     python -m rtcforensics.case ingest /shared/pcaps --case /shared/c --scheduler tcp://HOST:8786
     python -m rtcforensics.case watch /var/spool/ring --case c           # dumpcap -b files:N -w ring/x.pcapng
-    python -m rtcforensics.case fleet c --format json -o fleet.json
+    dumpcap -w - | python -m rtcforensics.case ingest - --case c        # a capture from standard input
+    python -m rtcforensics.case fleet c --format json -o fleet.json     # or html, sarif, table
+    python -m rtcforensics.case fleet c --param CASE005.turn_servers=203.0.113.0/24   # declared relays
 
 Fleets on Dask: ``dask scheduler`` on one machine, ``dask worker tcp://HOST:8786 --nthreads 1 --nworkers N``
 on each worker machine (same Python environment with this package; the captures and the case directory on

@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from ..errors import RtcForensicsError
 
 EXIT_INCOMPLETE = 3
 QUERY_FORMATS = ("table", "csv", "json")
+FLEET_FORMATS = ("table", "json", "html", "sarif")
 COMMANDS = ("ingest", "query", "watch", "fleet")
 
 
@@ -51,6 +51,8 @@ def _ingest_options(p: argparse.ArgumentParser) -> None:
 
 def register(subparsers: Any) -> None:
     """Add ``ingest``, ``query``, ``watch`` and ``fleet`` to an argparse subparsers object."""
+    from ..cli import size_arg
+
     p = subparsers.add_parser(
         "ingest",
         help="load and check captures into a case store (Parquet + manifest)",
@@ -59,11 +61,21 @@ def register(subparsers: Any) -> None:
         "sha256 is already there are skipped.",
     )
     p.add_argument(
-        "captures", nargs="+", metavar="CAPTURE_OR_DIR", help="capture files, directories or globs"
+        "captures",
+        nargs="+",
+        metavar="CAPTURE_OR_DIR",
+        help="capture files, directories or globs; - reads one capture from standard input "
+        "(dumpcap -w - | rtcforensics ingest - --case DIR)",
     )
     _ingest_options(p)
     p.add_argument("--retry-failed", action="store_true", help="try captures that failed before again")
     p.add_argument("--force", action="store_true", help="re-ingest captures already in the case")
+    p.add_argument(
+        "--stream-above",
+        type=size_arg,
+        metavar="SIZE",
+        help="stream captures larger than this (e.g. 512M; default 1G): constant memory, checks not run",
+    )
     p.set_defaults(fn=run)
 
     p = subparsers.add_parser(
@@ -106,8 +118,12 @@ def register(subparsers: Any) -> None:
         "fleet", help="the fleet report of a case: per-capture findings and the cross-capture checks"
     )
     p.add_argument("case_dir", metavar="DIR")
-    p.add_argument("--format", choices=("table", "json"), default="table", dest="fleet_format")
-    p.add_argument("-o", "--output", metavar="OUT", help="write the report here instead of stdout")
+    p.add_argument(
+        "--format", choices=FLEET_FORMATS, default="table", dest="fleet_format", help="default: table"
+    )
+    p.add_argument(
+        "-o", "--output", metavar="OUT", help="write the report here (atomically) instead of stdout"
+    )
     p.add_argument(
         "--param", action="append", metavar="CHECK.NAME=VALUE", help="override a case check threshold"
     )
@@ -136,22 +152,18 @@ def _keylog(a: argparse.Namespace) -> str | None:
 
 
 def _emit(text: str, out: str | None) -> None:
-    if out:
-        from .store import write_text_atomic
+    """To ``out`` written atomically (temporary name, then rename; never through a planted symlink), or to
+    stdout: the main CLI's output rule."""
+    from ..cli import _emit as emit
 
-        try:
-            write_text_atomic(Path(out), text)
-        except OSError as e:
-            raise RtcForensicsError(f"{out}: cannot write output ({e.strerror or e})") from None
-        _progress(f"wrote {out}")
-    else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+    emit(text, out)
 
 
 def cmd_ingest(a: argparse.Namespace) -> int:
     from .ingestion import ingest
 
+    if a.captures.count("-") > 1:
+        raise RtcForensicsError("- (a capture on standard input) can be given only once")
     res = ingest(
         a.captures,
         a.case,
@@ -163,9 +175,14 @@ def cmd_ingest(a: argparse.Namespace) -> int:
         retry_failed=a.retry_failed,
         force=a.force,
         progress=_progress,
+        **({} if a.stream_above is None else {"stream_above": a.stream_above}),
     )
-    _progress(f"{a.case}: {len(res.ok)} ingested, {len(res.failed)} failed, {len(res.skipped)} skipped")
-    return EXIT_INCOMPLETE if res.failed else 0
+    partial = [r for r in res.ok if r.get("incomplete")]
+    _progress(
+        f"{a.case}: {len(res.ok)} ingested ({len(partial)} incomplete), {len(res.failed)} failed, "
+        f"{len(res.skipped)} skipped"
+    )
+    return EXIT_INCOMPLETE if res.failed or partial else 0
 
 
 def format_result(df: Any, fmt: str, show_secrets: bool = False) -> str:
@@ -241,13 +258,13 @@ def cmd_watch(a: argparse.Namespace) -> int:
 
 def cmd_fleet(a: argparse.Namespace) -> int:
     from ..checks.registry import Severity
-    from .correlate import fleet_report, render_json, render_table
+    from .correlate import fleet_report
+    from .fleetout import RENDERERS
     from .query import open_case
 
     with open_case(a.case_dir) as case:
         doc = fleet_report(case, params=_params(a.param), show_secrets=a.show_secrets)
-    render = {"json": render_json, "table": render_table}[a.fleet_format]
-    _emit(render(doc), a.output)
+    _emit(RENDERERS[a.fleet_format](doc), a.output)
     if a.fail_on != "none":
         level = Severity.parse(a.fail_on)
         if any(Severity.parse(f["severity"]) >= level for f in doc["case_findings"]):

@@ -1,10 +1,13 @@
 """Cross-capture checks (family ``CASE``) and the fleet report of a case.
 
 These checks answer what no single capture can: they run over a case (DuckDB over every capture's frames),
-not over one ``Capture``, so they live in their own small registry (:data:`CASE_CHECKS`) with the same
-``Check`` record, docstring sections, parameters, ``Hit`` evidence and ``Finding`` record as the per-capture
-catalogue. ``run_case_checks(case)`` → findings and coverage; ``fleet_report(case)`` → the fleet document
-(per-capture results from the store plus the case findings), rendered as JSON or a terminal table.
+not over one ``Capture``. They are registered with the check registry's public API —
+``@check(..., scope="case")`` puts them in ``registry.CASE_REGISTRY`` (:data:`CASE_CHECKS` here), apart from
+the per-capture catalogue, with the same ``Check`` record, docstring sections and parameters — and their
+``Hit`` evidence becomes the same ``Finding`` record (``registry.make_finding`` / ``registry.merge``).
+``run_case_checks(case)`` → findings and coverage; ``fleet_report(case)`` → the fleet document (per-capture
+results from the store plus the case findings), rendered as JSON or a terminal table here, as HTML or SARIF
+by :mod:`.fleetout`.
 
 Addresses of TURN infrastructure (servers answering an Allocate, relayed transport addresses) are known
 case-wide; a DTLS handshake relayed through TURN shows the relay's address on the wire, so those addresses
@@ -13,32 +16,31 @@ never count as "a host that presented a certificate".
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
 
 from .._version import __version__
-from ..checks.analyze import Coverage, Finding, _finding, _merge, resolve_params
+from ..checks.analyze import Coverage, Finding, resolve_params
 from ..checks.registry import (
-    _BY_SLUG,
-    DOC_SECTIONS,
-    SLUG_RE,
+    CASE_REGISTRY,
     Check,
     Confidence,
     Hit,
     NotObservable,
-    Param,
     Severity,
-    parse_doc,
+    check,
+    make_finding,
+    merge,
 )
-from ..values import host, isna
+from ..values import ep, host, isna
 from .query import Case
 
-CASE_ID_RE = re.compile(r"^CASE\d{3}$")
-CASE_CHECKS: dict[str, Check] = {}
+CASE_CHECKS: dict[str, Check] = CASE_REGISTRY  # the registry's case-scope checks, by ID
 FLEET_SCHEMA = "rtcforensics-fleet/1"
 
 
@@ -79,47 +81,6 @@ class CaseContext:
         return self._relays
 
 
-def case_check(
-    *,
-    id: str,
-    slug: str,
-    title: str,
-    severity: Severity,
-    confidence: Confidence,
-    references: Iterable[str] = (),
-    params: Mapping[str, tuple[Any, str]] | None = None,
-) -> Callable[[Callable[[CaseContext], Iterable[Hit]]], Callable[[CaseContext], Iterable[Hit]]]:
-    """Register a cross-capture check (ID ``CASE`` + 3 digits); the same rules as ``checks.registry.check``."""
-
-    def deco(fn: Callable[[CaseContext], Iterable[Hit]]) -> Callable[[CaseContext], Iterable[Hit]]:
-        where = f"case check {fn.__module__}.{fn.__name__}"
-        if not CASE_ID_RE.match(id) or id in CASE_CHECKS:
-            raise ValueError(f"{where}: malformed or duplicate ID {id!r} (want CASE + 3 digits)")
-        if not SLUG_RE.match(slug) or slug in _BY_SLUG or any(c.slug == slug for c in CASE_CHECKS.values()):
-            raise ValueError(f"{where}: malformed or duplicate slug {slug!r}")
-        sections = parse_doc(fn.__doc__ or "")
-        missing = [s for s in DOC_SECTIONS if not sections.get(s)]
-        if missing:
-            raise ValueError(f"{where}: docstring lacks section(s) {missing}")
-        ps = tuple(Param(n, d, doc) for n, (d, doc) in (params or {}).items())
-        CASE_CHECKS[id] = Check(
-            id=id,
-            slug=slug,
-            title=title,
-            severity=severity,
-            confidence=confidence,
-            needs=(),
-            references=tuple(references),
-            params=ps,
-            fn=fn,
-            doc=(fn.__doc__ or "").strip(),
-            sections=sections,
-        )
-        return fn
-
-    return deco
-
-
 def _names(case: Case) -> dict[str, str]:
     df = case.sql("select capture, name from manifest")
     return {str(c): str(n) for c, n in zip(df["capture"], df["name"])}
@@ -129,7 +90,8 @@ def _iso(v: Any) -> str | None:
     return None if isna(v) else pd.Timestamp(v).isoformat()
 
 
-@case_check(
+@check(
+    scope="case",
     id="CASE001",
     slug="turn-credential-shared",
     title="One TURN credential used from many client addresses",
@@ -179,7 +141,8 @@ def turn_credential_shared(ctx: CaseContext) -> Iterable[Hit]:
         )
 
 
-@case_check(
+@check(
+    scope="case",
     id="CASE002",
     slug="turn-credential-expired-use",
     title="TURN REST credential used after its expiry",
@@ -230,7 +193,8 @@ def turn_credential_expired_use(ctx: CaseContext) -> Iterable[Hit]:
         )
 
 
-@case_check(
+@check(
+    scope="case",
     id="CASE003",
     slug="dtls-certificate-reused",
     title="One DTLS certificate presented by different hosts or in unrelated calls",
@@ -292,7 +256,8 @@ def dtls_certificate_reused(ctx: CaseContext) -> Iterable[Hit]:
 PRIVATE_SCOPES = ("private", "loopback", "link_local", "ula", "cgnat")
 
 
-@case_check(
+@check(
+    scope="case",
     id="CASE004",
     slug="private-address-media-elsewhere",
     title="An address that is a private candidate in one capture is a media source in another",
@@ -338,12 +303,220 @@ def private_address_media_elsewhere(ctx: CaseContext) -> Iterable[Hit]:
         )
 
 
+# Intermediaries: (role, how the packets establish it, the role's parameter of declared hosts)
+ROLES = {
+    "turn_server": ("TURN server", "answered an Allocate request with success (stun)"),
+    "media_server": ("SFU / media server", "hub of the call's media sessions (sessions.media_server)"),
+    "signalling_server": (
+        "signalling server",
+        "server end of HTTP, WebSocket or SIP signalling (signalling; opaque TLS not counted)",
+    ),
+}
+ROLE_PARAM = {
+    "turn_server": "turn_servers",
+    "media_server": "media_servers",
+    "signalling_server": "signalling_servers",
+}
+
+
+def parse_networks(value: Any, what: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Addresses and CIDRs (``"203.0.113.7, 198.51.100.0/24"`` or a list) → networks; ``""`` → []."""
+    items = value if isinstance(value, (list, tuple)) else re.split(r"[,\s]+", str(value or ""))
+    out = []
+    for it in items:
+        text = str(it).strip()
+        if not text:
+            continue
+        try:
+            out.append(ipaddress.ip_network(text.strip("[]"), strict=False))
+        except ValueError:
+            raise ValueError(f"{what}: {text!r} is not an IP address or CIDR") from None
+    return out
+
+
+def _in(addr: str, nets: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return False
+    return any(ip.version == n.version and ip in n for n in nets)
+
+
+def intermediaries(ctx: CaseContext) -> pd.DataFrame:
+    """One row per (capture, role, host): the relays, SFUs and signalling servers each capture shows, with
+    the endpoints, clients and frames that establish the role (columns: capture, role, host, endpoints,
+    clients, frames, how)."""
+    rows: list[dict[str, Any]] = []
+    tables = set(ctx.case.tables)
+    if "stun" in tables:
+        df = ctx.sql(
+            "select capture, frame, src, sport, dst from stun where method = 'Allocate' and cls = 'success' "
+            "and src is not null order by capture, frame"
+        )
+        for (cap, ip), g in df.groupby(["capture", "src"], sort=True):
+            rows.append(
+                {
+                    "capture": str(cap),
+                    "role": "turn_server",
+                    "host": str(ip),
+                    "endpoints": sorted({ep(ip, p) for p in g["sport"]}),
+                    "clients": sorted(set(g["dst"].astype(str))),
+                    "frames": [int(f) for f in g["frame"]],
+                    "how": f"Allocate success response(s) from it, frame(s) {_few(g['frame'])}",
+                }
+            )
+    if "sessions" in tables:
+        df = ctx.sql(
+            "select capture, session_id, media_server, selected_pair, dtls_first_frame, answer_frame "
+            "from sessions where media_server is not null order by capture, session_id"
+        )
+        for (cap, ip), g in df.groupby(["capture", "media_server"], sort=True):
+            ends = {e for p in g["selected_pair"].dropna() for e in str(p).split(" <-> ") if e}
+            frames = [int(f) for f in pd.concat([g["answer_frame"], g["dtls_first_frame"]]).dropna()]
+            peers = sorted({h for h in (host(e) for e in ends) if h and h != str(ip)})
+            rows.append(
+                {
+                    "capture": str(cap),
+                    "role": "media_server",
+                    "host": str(ip),
+                    "endpoints": sorted(e for e in ends if host(e) == str(ip)),
+                    "clients": peers,
+                    "frames": sorted(set(frames)),
+                    "how": f"hub of {len(g)} media session(s) with {len(peers)} hosts that have sessions "
+                    "with it and no one else (selected ICE pairs), a server by its own descriptions",
+                }
+            )
+    if "signalling" in tables:
+        df = ctx.sql(
+            "select capture, frame, server_endpoint, client_endpoint from signalling "
+            "where server_endpoint is not null and transport <> 'tls' order by capture, frame"
+        )
+        df["host"] = [host(e) for e in df["server_endpoint"]]
+        for (cap, ip), g in df.dropna(subset=["host"]).groupby(["capture", "host"], sort=True):
+            rows.append(
+                {
+                    "capture": str(cap),
+                    "role": "signalling_server",
+                    "host": str(ip),
+                    "endpoints": sorted(set(g["server_endpoint"].astype(str))),
+                    "clients": sorted({h for h in (host(e) for e in g["client_endpoint"]) if h}),
+                    "frames": [int(f) for f in g["frame"]],
+                    "how": f"server end of {len(g)} signalling message(s), first frame {int(g['frame'].min())}",
+                }
+            )
+    cols = ["capture", "role", "host", "endpoints", "clients", "frames", "how"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _few(frames: Iterable[Any], n: int = 5) -> str:
+    fs = [str(int(f)) for f in frames]
+    return ", ".join(fs[:n]) + (f" … ({len(fs)})" if len(fs) > n else "")
+
+
+@check(
+    scope="case",
+    id="CASE005",
+    slug="intermediary-unexpected",
+    title="A relay, SFU or signalling server seen in calls it should not be in",
+    severity=Severity.MEDIUM,
+    confidence=Confidence.LOW,
+    references=("RFC 8656 §3", "RFC 8827 §6.4", "RFC 7478 §3.2"),
+    params={
+        "turn_servers": ("", "expected TURN servers: addresses/CIDRs, comma-separated ('' = not declared)"),
+        "media_servers": ("", "expected SFUs / media servers: addresses/CIDRs ('' = not declared)"),
+        "signalling_servers": ("", "expected signalling servers: addresses/CIDRs ('' = not declared)"),
+        "min_captures": (4, "captures showing a role before the undeclared outlier rule applies"),
+        "max_outlier_share": (0.25, "share of those captures at or below which a host is an outlier"),
+    },
+)
+def intermediary_unexpected(ctx: CaseContext) -> Iterable[Hit]:
+    """What it flags: an intermediary of a call — a TURN server (it answered an Allocate with success), an
+    SFU / media server (the hub of the call's media sessions) or a signalling server (the server end of the
+    signalling connection) — that should not be in the calls where it appears. With the role's expected hosts
+    declared (``turn_servers``, ``media_servers``, ``signalling_servers``: addresses or CIDRs), every host of
+    that role outside them (high confidence). Undeclared, a host that plays the role in at most
+    ``max_outlier_share`` of the captures showing the role (at least ``min_captures``) while one other host
+    plays it in most of them (low confidence). One capture is taken as one call.
+    Why it matters: relays, SFUs and signalling servers see every call's metadata, and an SFU or a signalling
+    server can rewrite descriptions (fingerprints) and terminate media: one that is not the operator's is a
+    rogue or hijacked configuration (injected ICE servers, a poisoned resolver, a man in the middle) or a
+    leak of calls to a third-party service.
+    Evidence: the role, the host and its endpoints, how the packets establish the role, the captures with
+    their frames and the clients served, and the expected list or the hosts most captures use.
+    False positives: undeclared, a legitimate second server (another region, a failover, a load balancer's
+    other address) or a case mixing unrelated deployments; declared, an incomplete list.
+    References: RFC 8656 §3; RFC 8827 §6.4; RFC 7478 §3.2."""
+    found = intermediaries(ctx)
+    if not len(found):
+        raise NotObservable("no TURN allocation, media-server session or signalling server in this case")
+    names = _names(ctx.case)
+    min_caps = int(ctx.param("min_captures"))
+    max_share = float(ctx.param("max_outlier_share"))
+    for role, rg in found.groupby("role", sort=True):
+        label, _ = ROLES[str(role)]
+        pname = ROLE_PARAM[str(role)]
+        expected = parse_networks(ctx.param(pname), f"CASE005.{pname}")
+        per_host = {str(h): g for h, g in rg.groupby("host", sort=True)}
+        n_caps = rg["capture"].nunique()
+        majority: tuple[str, int] | None = None
+        if expected:
+            suspects = [h for h in per_host if not _in(h, expected)]
+        else:
+            counts = {h: g["capture"].nunique() for h, g in per_host.items()}
+            top = max(counts, key=lambda h: (counts[h], h))
+            if n_caps < min_caps or counts[top] <= n_caps / 2:
+                continue
+            majority = (top, counts[top])
+            suspects = [h for h, n in counts.items() if h != top and n / n_caps <= max_share]
+        for h in suspects:
+            g = per_host[h]
+            caps = [names.get(str(c), str(c)) for c in g["capture"]]
+            if majority is None:
+                why = f"not among the expected {label}s ({ctx.param(pname)})"
+            else:
+                why = (
+                    f"{label} in {len(caps)} of the {n_caps} captures that show one; "
+                    f"{majority[0]} is the {label} in {majority[1]} of them"
+                )
+            yield Hit(
+                message=f"{label} {h} in {', '.join(caps)}: {why}",
+                endpoints=[h],
+                frames=list(g["frames"].iloc[0]) if len(g) == 1 else (),
+                evidence={
+                    "role": str(role),
+                    "host": h,
+                    "established_by": ROLES[str(role)][1],
+                    "captures": caps,
+                    "seen_in": [
+                        {
+                            "capture": names.get(str(r.capture), str(r.capture)),
+                            "endpoints": list(r.endpoints),
+                            "clients": list(r.clients),
+                            "frames": list(r.frames)[:50],
+                            "how": r.how,
+                        }
+                        for r in g.itertuples()
+                    ],
+                    "expected": [str(n) for n in expected] or None,
+                    "usual": None if majority is None else {"host": majority[0], "captures": majority[1]},
+                    "captures_with_role": n_caps,
+                },
+                key=(str(role), h),
+                confidence=Confidence.HIGH if expected else None,
+                severity=Severity.HIGH if expected else None,
+            )
+
+
 def run_case_checks(
     case: Case, params: Mapping[str, Any] | None = None, strict: bool = False
 ) -> tuple[list[Finding], list[Coverage]]:
     """Every CASE check over ``case``: findings (most severe first) and coverage, as ``analyze`` makes them."""
     try:
         per_check = resolve_params(CASE_CHECKS, params)
+        for cid, chk in CASE_CHECKS.items():
+            if chk.fn is intermediary_unexpected:  # declared hosts: a typo is the user's error, not a failure
+                for pname in ROLE_PARAM.values():
+                    parse_networks(per_check[cid][pname], f"{cid}.{pname}")
     except ValueError as e:
         from ..errors import RtcForensicsError
 
@@ -362,7 +535,7 @@ def run_case_checks(
                 raise
             coverage.append(Coverage(cid, chk.slug, "failed", f"{type(e).__name__}: {e}"))
             continue
-        got = _merge(_finding(chk, h) for h in hits)
+        got = merge(make_finding(chk, h) for h in hits)
         findings += got
         coverage.append(
             Coverage(

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pandas as pd
 
@@ -28,6 +28,11 @@ from ..errors import RtcForensicsError
 from .store import FAILED, OK, CaseError, CaseStore, capture_id, coverage_table, findings_table, to_arrow
 
 CAPTURE_SUFFIXES = (".pcapng.gz", ".pcap.gz", ".pcapng", ".pcap", ".cap")
+# Captures above this size (bytes on disk) are streamed (``dissect.stream``) rather than loaded in memory;
+# standard input ("-") always is. Streamed, a capture's packets, flows, rtp and anomalies frames are stored;
+# the per-capture checks, which need the whole capture in memory, are recorded in coverage as not run.
+STREAM_ABOVE = 1 << 30
+STDIN = "-"
 KEYLOG_AUTO = "auto"
 SCHEDULER_CONNECT_TIMEOUT_S = 20
 
@@ -103,6 +108,8 @@ def ingest_one(task: Mapping[str, Any]) -> dict[str, Any]:
     cid = task["capture"]
     show = bool(task.get("show_secrets"))
     staging = store.staging(cid)
+    if task.get("stream"):
+        return _ingest_streamed(task, store, staging, started)
     try:
         cap = load(task["path"], keylog=task.get("keylog"))
         packets = cap.get_frame("packets")  # reads the file: a broken capture fails here, as in the CLI
@@ -131,11 +138,12 @@ def ingest_one(task: Mapping[str, Any]) -> dict[str, Any]:
             stale.unlink()
         store.commit(staging, cid)
         ts = packets["ts"].dropna() if "ts" in packets.columns else pd.Series([], dtype=object)
+        label = task.get("label", task["path"])  # "-": a capture spooled from standard input
         row = {
             "capture": cid,
             "sha256": task["sha256"],
-            "path": task["path"],
-            "name": Path(task["path"]).name,
+            "path": label,
+            "name": "<stdin>" if label == STDIN else Path(label).name,
             "size": task.get("size"),
             "packets": len(packets),
             "first_ts": ts.min() if len(ts) else None,
@@ -158,6 +166,100 @@ def ingest_one(task: Mapping[str, Any]) -> dict[str, Any]:
 
         shutil.rmtree(staging, ignore_errors=True)
         row = _failed_row(task, _one_line(e), started)
+    store.write_manifest_row(row)
+    return row
+
+
+STREAMED_DATASETS = ("packets", "flows", "rtp", "anomalies")  # the stream's datasets that are frames
+
+
+def _ingest_streamed(
+    task: Mapping[str, Any], store: CaseStore, staging: Path, started: float
+) -> dict[str, Any]:
+    """Ingest one capture through the streaming driver (a large file, or standard input when ``path`` is
+    "-": its sha256, hence its id, is known only at the end). The stream writes the packets, flows, rtp and
+    anomalies partitions straight into the staging directory; every check is recorded in coverage as not run
+    (they need the capture in memory), so the manifest row says why the run is ``incomplete``. Returns the
+    manifest row; for standard input whose content is already in the case, a row with status ``skipped``
+    (nothing written)."""
+    import shutil
+
+    from ..checks.analyze import NOT_OBSERVABLE
+    from ..checks.catalogue import load_catalogue
+    from ..dissect.stream import CHUNK_PACKETS, stream
+
+    cid = task["capture"]
+    src = task["path"]
+    try:
+        r = stream(
+            task.get("source") or src,
+            staging,
+            chunk_packets=int(task.get("chunk_packets") or CHUNK_PACKETS),
+            max_packets=task.get("max_packets"),
+        )
+        for name in [p.name for p in staging.iterdir() if p.is_dir()]:
+            if name not in STREAMED_DATASETS:  # datagrams, rtp_samples: inputs of builders not run here
+                shutil.rmtree(staging / name)
+        sha = r.info["sha256"]
+        if src == STDIN:
+            cid = capture_id(sha)
+            prev = store.known().get(sha)
+            if prev is not None and prev["status"] == OK and not task.get("force"):
+                shutil.rmtree(staging, ignore_errors=True)
+                return {**prev, "status": "skipped"}
+        why = (
+            "standard input"
+            if src == STDIN
+            else f"{task.get('size') or 0:,} bytes, above the in-memory limit of {task.get('stream_above'):,}"
+        )
+        reason = (
+            f"not run: the capture was streamed ({why}) and the checks need it in memory (memory budget); "
+            "its packets, flows, rtp and anomalies frames are stored"
+        )
+        coverage = [
+            {"id": k, "slug": c.slug, "status": NOT_OBSERVABLE, "reason": reason, "findings": 0}
+            for k, c in load_catalogue().items()
+            if c.status != "removed"
+        ]
+        store.write_part(staging, "findings", findings_table([]))
+        store.write_part(staging, "coverage", coverage_table(coverage))
+        stale = store.manifest_dir / f"{cid}.parquet"
+        if stale.exists():
+            stale.unlink()
+        written = [n for n in store.commit(staging, cid) if n in STREAMED_DATASETS]
+        info = r.info
+        incomplete = [f"{len(coverage)} checks not run: the capture was streamed ({why})"]
+        if info.get("truncated"):
+            incomplete.append("capture read only in part (truncated, damaged or max_packets)")
+        row = {
+            "capture": cid,
+            "sha256": sha,
+            "path": src,
+            "name": "<stdin>" if src == STDIN else Path(src).name,
+            "size": task.get("size") if src != STDIN else None,
+            "packets": int(info["packets"]),
+            "first_ts": info["first_ts"],
+            "last_ts": info["last_ts"],
+            "tool_version": __version__,
+            "status": OK,
+            "error": None,
+            "keylog": None,
+            "truncated": bool(info.get("truncated")),
+            "findings": 0,
+            "checks_failed": 0,
+            "frames": written,
+            "secrets_shown": bool(task.get("show_secrets")),
+            "ingested": pd.Timestamp.now(tz="UTC"),
+            "duration_s": round(time.time() - started, 3),
+            "worker": _worker_name(),
+            "streamed": True,
+            "incomplete": "; ".join(incomplete),
+        }
+    except Exception as e:
+        shutil.rmtree(staging, ignore_errors=True)
+        row = _failed_row({**task, "capture": cid}, _one_line(e), started)
+        if src == STDIN:  # no id without the whole stream's hash: a failed stdin ingest is keyed by time
+            row["capture"] = "stdin" + hashlib.sha256(str(started).encode()).hexdigest()[:11]
     store.write_manifest_row(row)
     return row
 
@@ -194,6 +296,9 @@ class IngestOptions:
     params: Mapping[str, Any] = field(default_factory=dict)
     retry_failed: bool = False
     force: bool = False
+    stream_above: int = STREAM_ABOVE  # bytes: larger captures are streamed (see STREAM_ABOVE)
+    chunk_packets: int | None = None  # packets per chunk when streaming (dissect.stream.CHUNK_PACKETS)
+    max_packets: int | None = None  # read at most this many packets of a streamed capture
 
     def check(self) -> None:
         """Raise (one line) on options that cannot work, before any capture is read."""
@@ -286,9 +391,22 @@ def plan(
                 "keylog": klog,
                 "show_secrets": bool(opts.show_secrets),
                 "params": dict(opts.params),
+                **_stream_task(opts, size > opts.stream_above),
             }
         )
     return tasks, skipped, unreadable
+
+
+def _stream_task(opts: IngestOptions, stream: bool) -> dict[str, Any]:
+    if not stream:
+        return {}
+    return {
+        "stream": True,
+        "stream_above": opts.stream_above,
+        "chunk_packets": opts.chunk_packets,
+        "max_packets": opts.max_packets,
+        "force": opts.force,
+    }
 
 
 def _ignore_sigint() -> None:
@@ -427,18 +545,113 @@ def ingest(
     ``options`` (:class:`IngestOptions`): ``jobs`` local worker processes, or ``scheduler`` a Dask distributed
     scheduler address; ``keylog`` ``"auto"`` (``<name>.keylog`` beside each capture), a path (one keylog for
     all) or None; ``show_secrets``; ``params`` check thresholds as for ``analyze``. Captures whose sha256 is
-    already in the case are skipped (``retry_failed``: try failed ones again; ``force``: re-ingest all)."""
+    already in the case are skipped (``retry_failed``: try failed ones again; ``force``: re-ingest all).
+
+    ``"-"`` among ``inputs`` reads a capture from standard input. It, and every capture larger than
+    ``stream_above`` bytes (default :data:`STREAM_ABOVE`, 1 GiB), is streamed (``dissect.stream``, in chunks
+    of ``chunk_packets``; ``max_packets`` stops early): its packets, flows, rtp and anomalies frames are
+    stored in constant memory, its checks are recorded in coverage as not run (not observable, with the
+    reason) and its manifest row says ``streamed`` and why it is ``incomplete``."""
     try:
         opts = IngestOptions(**options)
     except TypeError as e:
         raise TypeError(f"ingest(): {e}") from None
     opts.check()
     store = CaseStore(case)
-    files = expand_inputs(inputs)
+    stdin = [i for i in inputs if os.fspath(i) == STDIN]
+    if len(stdin) > 1:
+        raise RtcForensicsError("'-' (standard input) can be given only once")
+    rest = [i for i in inputs if os.fspath(i) != STDIN]
+    files = expand_inputs(rest) if rest or not stdin else []
     result = IngestResult(Path(case))
     with writing(store, progress):
+        if stdin:
+            ingest_stdin(store, result, opts, progress)
         ingest_files(store, files, result, opts, progress)
     return result
+
+
+class _Chain:
+    """A read-only binary stream: the spooled head (a file), then the rest of the original stream."""
+
+    def __init__(self, head: BinaryIO, tail: BinaryIO) -> None:
+        self.head, self.tail, self.name = head, tail, STDIN
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.head.read(n) if self.head is not None else b""
+        if data:
+            return data
+        return self.tail.read(n)
+
+
+def ingest_stdin(
+    store: CaseStore,
+    result: IngestResult,
+    opts: IngestOptions,
+    progress: Progress = _quiet,
+    source: BinaryIO | None = None,
+) -> None:
+    """Ingest the capture on standard input (or ``source``) in this process (the caller holds the lock).
+
+    Its first ``stream_above`` bytes are spooled to a file in the case's ``.tmp``: a capture that ends within
+    them is ingested as a file (in memory, every check run: the same frames and findings as ingesting the file,
+    with path "-"); a longer one is streamed (spooled head, then the rest of the stream: constant memory)."""
+    src = source if source is not None else sys.stdin.buffer
+    store.tmp_dir.mkdir(parents=True, exist_ok=True)
+    spool = store.tmp_dir / f"stdin-{os.getpid()}-{time.time_ns()}.spool"
+    try:
+        h = hashlib.sha256()
+        size = 0
+        ended = False
+        with spool.open("wb") as fh:
+            while size <= opts.stream_above:
+                block = src.read(1 << 20)
+                if not block:
+                    ended = True
+                    break
+                fh.write(block)
+                h.update(block)
+                size += len(block)
+        if ended:
+            tasks, skipped, unreadable = plan(store, [spool], opts)
+            if skipped:
+                result.skipped.append((STDIN, skipped[0][1]))
+                progress(f"skip standard input: {skipped[0][1]}")
+                return
+            if unreadable:  # the spool we just wrote: cannot happen short of a full disk
+                raise CaseError(f"standard input: {unreadable[0]['error']}")
+            task = {**tasks[0], "label": STDIN}
+            task.pop("stream", None)
+            row = ingest_one(task)
+        else:
+            with spool.open("rb") as head:
+                task = {
+                    "case": str(store.root.resolve()),
+                    "path": STDIN,
+                    "sha256": None,
+                    "capture": "stdin",
+                    "size": None,
+                    "keylog": None,
+                    "show_secrets": bool(opts.show_secrets),
+                    "params": dict(opts.params),
+                    **_stream_task(opts, True),
+                    "source": _Chain(head, src),
+                }
+                row = ingest_one(task)
+    finally:
+        spool.unlink(missing_ok=True)
+    if row["status"] == "skipped":
+        result.skipped.append((STDIN, f"already in the case ({OK}, as {row['path']})"))
+        progress(f"skip standard input: already in the case as {row['path']}")
+        return
+    result.rows.append(row)
+    if row["status"] == OK:
+        progress(
+            f"standard input: {row['packets']} packets, {row['findings']} finding(s) ({row['duration_s']:.1f} s)"
+            + (f"; incomplete: {row['incomplete']}" if row.get("incomplete") else "")
+        )
+    else:
+        progress(f"standard input: FAILED: {row['error']}")
 
 
 def stderr_progress(msg: str) -> None:

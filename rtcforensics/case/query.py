@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import tables  # noqa: F401  (registers the frame schemas: without it only anomalies is known)
 from ..errors import RtcForensicsError
 from ..schema import SCHEMAS
 from .store import (

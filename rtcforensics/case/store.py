@@ -105,6 +105,11 @@ MANIFEST_SCHEMA = pa.schema(
         ("ingested", pa.timestamp("ns", tz="UTC")),
         ("duration_s", pa.float64()),
         ("worker", pa.string()),
+        ("streamed", pa.bool_()),  # loaded by the streaming driver (large or standard input): see ingestion
+        (
+            "incomplete",
+            pa.string(),
+        ),  # why the results may miss something (checks not run ...); None: complete
     ]
 )
 # Manifest columns that differ between two ingests of the same capture (compare runs without them).
@@ -179,8 +184,33 @@ def decode_json(s: Any) -> Any:
     return _unbytes(json.loads(s))
 
 
-def _strings(s: pd.Series) -> list[str | None]:
-    return [None if isna(v) else str(v) for v in s.astype(object)]
+def _json_column(s: pd.Series) -> list[str | None]:
+    """``encode_json`` of every value; lists of strings (e.g. `flows.classes`, a handful of distinct values in
+    a million rows) are encoded once per distinct value."""
+    seen: dict[tuple[str, ...], str | None] = {}
+    out: list[str | None] = []
+    for v in s:
+        if isinstance(v, list) and all(type(x) is str for x in v):
+            key = tuple(v)
+            enc = seen.get(key)
+            if enc is None:
+                enc = seen[key] = encode_json(v)
+            out.append(enc)
+        else:
+            out.append(encode_json(v))
+    return out
+
+
+def _strings(s: pd.Series) -> pa.Array:
+    """A string or categorical column as Arrow strings (NA → null); vectorised for the common dtypes."""
+    dt = s.dtype
+    if isinstance(dt, pd.CategoricalDtype) and all(isinstance(c, str) for c in dt.categories):
+        codes = s.cat.codes.to_numpy()
+        cats = pa.array(list(dt.categories), pa.string())
+        return cats.take(pa.array(codes, mask=codes < 0))
+    if isinstance(dt, pd.StringDtype):
+        return pa.array(s.array, type=pa.string())
+    return pa.array([None if isna(v) else str(v) for v in s.astype(object)], pa.string())
 
 
 def to_arrow(df: pd.DataFrame, schema: FrameSchema) -> pa.Table:
@@ -191,9 +221,9 @@ def to_arrow(df: pd.DataFrame, schema: FrameSchema) -> pa.Table:
         t = arrow_type(c)
         s = df[c.name]
         if c.dtype == "object":
-            arrays.append(pa.array([encode_json(v) for v in s], pa.string()))
+            arrays.append(pa.array(_json_column(s), pa.string()))
         elif pa.types.is_string(t):
-            arrays.append(pa.array(_strings(s), pa.string()))
+            arrays.append(_strings(s))
         else:
             arrays.append(pa.Array.from_pandas(s, type=t))
     return pa.Table.from_arrays(arrays, schema=arrow_schema(schema))

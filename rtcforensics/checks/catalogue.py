@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import comp, dtls, ice, sdp, sig, srtp, turn  # noqa: F401  (registration by import)
-from .registry import _BY_SLUG, FAMILIES, REGISTRY, Check
+from .registry import CASE_REGISTRY, FAMILIES, REGISTRY, Check, check_by_slug
 
 
 def load_catalogue() -> dict[str, Check]:
@@ -12,11 +12,12 @@ def load_catalogue() -> dict[str, Check]:
 
 
 def get(id_or_slug: str) -> Check:
-    """Look a check up by ID (case-insensitive) or slug."""
+    """Look a check up by ID (case-insensitive) or slug, per-capture or cross-capture (``CASE`` family)."""
     cat = load_catalogue()
+    from ..case import correlate  # noqa: F401  (registers the cross-capture checks by import)
+
     key = id_or_slug.strip()
-    if key.upper() in cat:
-        return cat[key.upper()]
-    if key.lower() in _BY_SLUG:
-        return cat[_BY_SLUG[key.lower()]]
-    raise KeyError(f"no check with ID or slug {id_or_slug!r}")
+    found = cat.get(key.upper()) or CASE_REGISTRY.get(key.upper()) or check_by_slug(key)
+    if found is None:
+        raise KeyError(f"no check with ID or slug {id_or_slug!r}")
+    return found

@@ -3,23 +3,50 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Generator, Iterator
+from collections.abc import Collection, Generator, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pandas as pd
 
+from ..dissect.stun import TURN_METHODS, method_name
 from ..tables.sessions import cert_matches
-from .common import endpoints, frames_of, host, listish, rows, val
+from .common import endpoints, ep, frames_of, host, listish, rows, truthy, val
 from .context import CheckContext
 from .registry import Confidence, Hit, NotObservable, Severity, check
 from .sdp import fingerprints, sdp_endpoints
 
 SIDES = ("client", "server")
+TURN_METHOD_NAMES = sorted(method_name(m) for m in TURN_METHODS)
 
 
-def hs_endpoints(r: Any) -> list[str]:
-    return endpoints(val(r, "client"), val(r, "server"))
+def hs_endpoints(r: Any, relays: Collection[str] = ()) -> list[str]:
+    """The two ends of a handshake. Relayed through TURN, the end that is the TURN server on the wire
+    (``relays``, from :func:`turn_servers`) is replaced by the peer behind the relay: that peer, not the
+    relay, chose the version and suite and presented its certificate."""
+    client, server, peer = val(r, "client"), val(r, "server"), val(r, "turn_peer")
+    if peer and relays:
+        if server in relays:
+            server = peer
+        elif client in relays:
+            client = peer
+    return endpoints(client, server)
+
+
+def turn_servers(ctx: CheckContext) -> frozenset[str]:
+    """ip:port of every TURN server on the wire: the receiver of TURN requests and Send indications, the
+    sender of TURN responses and Data indications (messages carried inside TURN left out)."""
+    stun = ctx.optional("stun", ("method", "cls", "src", "sport", "dst", "dport", "turn_peer"))
+    if stun is None or not len(stun):
+        return frozenset()
+    outer = stun[stun["turn_peer"].isna()]
+    turn = outer["method"].isin(TURN_METHOD_NAMES)
+    cls = outer["cls"].astype("string")
+    to_server = outer[turn & (cls.isin(["request"]) | (outer["method"] == "Send"))]
+    from_server = outer[turn & (cls.isin(["success", "error"]) | (outer["method"] == "Data"))]
+    found = [ep(a, b) for a, b in zip(to_server["dst"], to_server["dport"])]
+    found += [ep(a, b) for a, b in zip(from_server["src"], from_server["sport"])]
+    return frozenset(e for e in found if e)
 
 
 def hs_key(r: Any) -> tuple[Any, ...]:
@@ -125,6 +152,7 @@ def dtls_fingerprint_mismatch(ctx: CheckContext) -> Iterator[Hit]:
             delivered_frames[str(to)] += frames_of(val(r, "frame"))
     judged = yield from _session_mismatches(ctx, dtls)
     n_cert = len(judged)
+    relays = turn_servers(ctx)
     for r in rows(dtls):
         if (val(r, "flow_id"), val(r, "first_frame")) in judged:
             continue  # the sessions layer linked this handshake to its descriptions and compared already
@@ -144,7 +172,7 @@ def dtls_fingerprint_mismatch(ctx: CheckContext) -> Iterator[Hit]:
             yield Hit(
                 message=f"{side} {val(r, side)} presented certificate sha-256 {cert[:16]}…, which matches no "
                 f"a=fingerprint signalled {scope}",
-                endpoints=hs_endpoints(r),
+                endpoints=hs_endpoints(r, relays),
                 flow_id=val(r, "flow_id"),
                 frames=frames_of(val(r, "frames"), delivered_frames.get(peer_ip, [])),
                 evidence={"side": side, "cert_sha256": cert, "signalled_sha256": sorted(pool)},
@@ -230,6 +258,7 @@ def dtls_weak_version(ctx: CheckContext) -> Iterator[Hit]:
     False positives: none when the ServerHello was seen.
     References: RFC 8996; RFC 9147; RFC 8827 §6.5."""
     df = ctx.frame("dtls", ("version",))
+    relays = turn_servers(ctx)
     for r in rows(df):
         neg = val(r, "version")
         offered = [str(v) for v in listish(val(r, "versions_offered"))]
@@ -246,7 +275,7 @@ def dtls_weak_version(ctx: CheckContext) -> Iterator[Hit]:
             continue
         yield Hit(
             message=f"DTLS {msg}",
-            endpoints=hs_endpoints(r),
+            endpoints=hs_endpoints(r, relays),
             flow_id=val(r, "flow_id"),
             frames=frames_of(val(r, "frames")),
             evidence={"version": neg, "versions_offered": offered},
@@ -275,6 +304,7 @@ def dtls_weak_cipher(ctx: CheckContext) -> Iterator[Hit]:
     False positives: offered-only rows are informational by design.
     References: RFC 8827 §6.5 (ECDHE with AEAD required); RFC 9325 §4.2; RFC 7457."""
     df = ctx.frame("dtls", ("cipher_suite",))
+    relays = turn_servers(ctx)
     for r in rows(df):
         chosen = val(r, "cipher_suite")
         w = suite_weakness(chosen) if chosen else None
@@ -283,7 +313,7 @@ def dtls_weak_cipher(ctx: CheckContext) -> Iterator[Hit]:
             sev, why = w
             yield Hit(
                 message=f"negotiated {chosen} ({', '.join(why)})",
-                endpoints=hs_endpoints(r),
+                endpoints=hs_endpoints(r, relays),
                 flow_id=val(r, "flow_id"),
                 frames=frames_of(val(r, "frames")),
                 evidence={"cipher_suite": chosen, "weakness": why, "negotiated": True},
@@ -303,7 +333,7 @@ def dtls_weak_cipher(ctx: CheckContext) -> Iterator[Hit]:
                 message=f"client offers {len(offered_weak)} weak suite(s) "
                 + (f"but {chosen} was chosen" if chosen else "(choice not seen)")
                 + (f", {len(broken)} of them broken: {', '.join(broken[:12])}" if broken else ""),
-                endpoints=hs_endpoints(r),
+                endpoints=hs_endpoints(r, relays),
                 flow_id=val(r, "flow_id"),
                 frames=frames_of(val(r, "frames")),
                 evidence={
@@ -353,6 +383,7 @@ def dtls_handshake_failed(ctx: CheckContext) -> Iterator[Hit]:
     False positives: captures that miss part of the handshake; ICE pairs abandoned in favour of another.
     References: RFC 9147 §5; RFC 6347 §4.2; RFC 5763 §6.7.1."""
     df = ctx.frame("dtls", ("completed",))
+    relays = turn_servers(ctx)
     if df["completed"].isna().all() and not any(listish(a) for a in df.get("alerts", [])):
         raise NotObservable("whether the DTLS handshakes completed cannot be seen (no alerts, completion NA)")
     for r in rows(df):
@@ -362,7 +393,7 @@ def dtls_handshake_failed(ctx: CheckContext) -> Iterator[Hit]:
         if fatal:
             yield Hit(
                 message=f"handshake alert(s): {', '.join(fatal)}",
-                endpoints=hs_endpoints(r),
+                endpoints=hs_endpoints(r, relays),
                 flow_id=val(r, "flow_id"),
                 frames=frames_of(val(r, "frames")),
                 evidence={"alerts": fatal, "completed": completed},
@@ -371,7 +402,7 @@ def dtls_handshake_failed(ctx: CheckContext) -> Iterator[Hit]:
         elif completed is False:
             yield Hit(
                 message="handshake did not complete (no alert seen)",
-                endpoints=hs_endpoints(r),
+                endpoints=hs_endpoints(r, relays),
                 flow_id=val(r, "flow_id"),
                 frames=frames_of(val(r, "frames")),
                 evidence={"alerts": alerts, "completed": False},
@@ -430,7 +461,15 @@ def dtls_cert_weak(ctx: CheckContext) -> Iterator[Hit]:
                 if na < nb:
                     probs.append(("validity ends before it starts", Severity.LOW))
                 elif na - nb > timedelta(days=ctx.param("max_validity_days")):
-                    probs.append((f"valid for {(na - nb).days} days", Severity.LOW))
+                    written = val(r, f"{side}_cert_not_after_text")
+                    probs.append(
+                        (
+                            f"valid until {str(written)[:10]} (beyond the timestamp range)"
+                            if truthy(r, f"{side}_cert_dates_clipped") and written
+                            else f"valid for {(na - nb).days} days",
+                            Severity.LOW,
+                        )
+                    )
             for what, sev in probs:
                 yield Hit(
                     message=f"{side} certificate: {what}",

@@ -59,10 +59,13 @@ def ice_private_ip_exposed(ctx: CheckContext) -> Iterator[Hit]:
     ranges count as public. One finding per address.
     Why it matters: internal addresses let a remote party or an observer map the user's network and
     fingerprint the device; RFC 8828 asks browsers not to reveal them without consent.
-    Evidence: the address, its scope, candidate type and where it was read.
+    Evidence: the address, its scope, candidate type and where it was read; ``sent_by``: the host that
+    revealed it, the sender of its first copy on the wire (a signalling server that relayed the description
+    to the other peer is not named).
     False positives: candidates read only after TLS decryption or from a side file are not flagged.
     References: RFC 8828 §3 and §5; RFC 8445 §5.1.1; RFC 1918; RFC 6598; RFC 4193."""
     df = _signalled(ctx.frame("candidates", ("address", "scope", "in_clear")))
+    first = first_copies(df)
     found: dict[str, dict[str, Any]] = {}
     for r in rows(df):
         if cand_exposure(r) not in EXPOSED:
@@ -78,8 +81,9 @@ def ice_private_ip_exposed(ctx: CheckContext) -> Iterator[Hit]:
             e["fields"].add(field)
             e["types"].add(str(val(r, "type")))
             e["frames"] += frames_of(val(r, "frame"))
-            if val(r, "sender"):
-                e["senders"].add(str(val(r, "sender")))
+            author = val(first.get(cand_key(r), r), "sender")  # not a server that relayed it
+            if author:
+                e["senders"].add(str(author))
     if found:
         addrs = sorted(found)
         yield Hit(
@@ -234,14 +238,25 @@ def browser_of(text: str) -> str | None:
     return None
 
 
+def cand_key(c: dict[str, Any]) -> tuple[Any, ...]:
+    """What identifies one candidate across its copies (the original and relayed or posted ones)."""
+    return (val(c, "address"), val(c, "port"), val(c, "transport"), val(c, "foundation"))
+
+
+def first_copies(cands: pd.DataFrame) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Per candidate (:func:`cand_key`), its first copy on the wire: a candidate seen again later (relayed by
+    a signalling server, posted in a stats dump) was made by the host that sent it first."""
+    first: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for c in sorted(rows(cands), key=lambda c: (val(c, "frame") is None, val(c, "frame") or 0)):
+        first.setdefault(cand_key(c), c)
+    return first
+
+
 class _IceAgents:
     """Who made a candidate, and whether it is a browser (ICE003)."""
 
     def __init__(self, sdp: pd.DataFrame | None, sig: pd.DataFrame | None, cands: pd.DataFrame) -> None:
-        # a candidate seen again later (posted in a stats dump, relayed) was made where it first appeared
-        self.first_cand: dict[tuple[Any, ...], dict[str, Any]] = {}
-        for c in sorted(rows(cands), key=lambda c: (val(c, "frame") is None, val(c, "frame") or 0)):
-            self.first_cand.setdefault(self._cand_key(c), c)
+        self.first_cand = first_copies(cands)
         self.sdp: dict[int, dict[str, Any]] = {}
         self.first: dict[str, dict[str, Any]] = {}  # ufrag -> first description on the wire that carried it
         if sdp is not None and "sdp_index" in sdp.columns:
@@ -267,10 +282,6 @@ class _IceAgents:
                     self.ua.setdefault(author, b)
 
     @staticmethod
-    def _cand_key(c: dict[str, Any]) -> tuple[Any, ...]:
-        return (val(c, "address"), val(c, "port"), val(c, "transport"), val(c, "foundation"))
-
-    @staticmethod
     def _server_sent(m: dict[str, Any]) -> bool:
         srv = host(val(m, "server_endpoint"))
         if srv is not None and val(m, "src") is not None:
@@ -280,7 +291,7 @@ class _IceAgents:
     def browser(self, c: dict[str, Any]) -> tuple[str, str, str] | None:
         """(agent host, browser, what identified it) for a candidate row; None when its sender is not
         known to be a browser."""
-        c = self.first_cand.get(self._cand_key(c), c)
+        c = self.first_cand.get(cand_key(c), c)
         d = self.first.get(str(val(c, "ufrag"))) if val(c, "ufrag") else None
         if d is None and val(c, "sdp_index") is not None:
             d = self.sdp.get(int(val(c, "sdp_index")))
@@ -348,39 +359,116 @@ def _stun_eps(r: Any) -> list[str]:
     confidence=Confidence.HIGH,
     needs=("stun",),
     references=("RFC 8445 §7.2.2", "RFC 8489 §14.5", "RFC 7983"),
+    params={
+        "max_flow_findings": (
+            50,
+            "above this many flows, one finding per sending host and server (count and a sample of flows)",
+        )
+    },
 )
 def stun_no_integrity(ctx: CheckContext) -> Iterator[Hit]:
     """What it flags: Binding requests that are ICE connectivity checks (USERNAME, PRIORITY or ICE role
     present) but carry no MESSAGE-INTEGRITY. One finding per flow. Plain server-reflexive Binding queries
     (no USERNAME) are not ICE checks and are not flagged. Applications with proprietary STUN variants
-    (unknown comprehension-required attributes) are reported at low confidence.
+    (unknown comprehension-required attributes) are reported at low confidence. Above ``max_flow_findings``
+    flows (a flood of one-packet flows), one finding per sending host and server with the flow count and a
+    sample of 20 flows.
     Why it matters: without integrity anyone who can inject packets can answer connectivity checks, steer
     the selected pair and redirect media or keep consent alive (RFC 7675).
     Evidence: the flow, the frames of the unprotected requests, their count.
     False positives: proprietary ICE variants by design (reported low confidence).
     References: RFC 8445 §7.2.2; RFC 8489 §14.5; RFC 7983."""
-    df = ctx.frame("stun", ("method", "cls", "has_integrity"))
-    bind = df[(df["method"].astype(str) == "Binding") & (df["cls"].astype(str) == "request")]
-    groups: dict[Any, list[Any]] = defaultdict(list)
-    for r in rows(bind):
-        if _is_ice_check(r) and val(r, "has_integrity") is False:
-            groups[val(r, "flow_id")].append(r)
-    for flow, rs in groups.items():
-        proprietary = any(val(r, "unknown_attrs") for r in rs)
-        yield Hit(
-            message=f"{len(rs)} ICE connectivity check(s) without MESSAGE-INTEGRITY",
-            endpoints=_stun_eps(rs[0]),
-            flow_id=flow,
-            frames=frames_of(*[val(r, "frame") for r in rs]),
-            evidence={
-                "requests": len(rs),
-                "proprietary_attributes": proprietary,
-                "username_present": any(bool(val(r, "username")) for r in rs),
-            },
-            key=tuple(sorted(_stun_eps(rs[0]))),
-            severity=Severity.LOW if proprietary else None,
-            confidence=Confidence.LOW if proprietary else None,
-        )
+    df = ctx.frame("stun", ("method", "cls", "has_integrity", "flow_id", "frame"))
+    ice = _ice_checks(df)
+    bad = ice[ice["has_integrity"].astype("boolean").fillna(True).eq(False).to_numpy(bool)]
+    if not len(bad):
+        return
+    unknown = bad["unknown_attrs"] if "unknown_attrs" in bad.columns else pd.Series(None, index=bad.index)
+    named = bad["username"] if "username" in bad.columns else pd.Series(None, index=bad.index)
+    per = pd.DataFrame(
+        {
+            "flow_id": bad["flow_id"],
+            "frame": bad["frame"],
+            "proprietary": unknown.str.len().fillna(0).gt(0).to_numpy(bool),
+            "username": (named.notna() & (named.astype("string") != "")).fillna(False).to_numpy(bool),
+            "src": bad["src"].astype("string"),
+            "server": _endpoints(bad["dst"], bad["dport"]),
+            "client": _endpoints(bad["src"], bad["sport"]),
+        }
+    )
+    flows = per.groupby("flow_id", sort=False).agg(
+        requests=("frame", "size"),
+        frames=("frame", list),
+        proprietary=("proprietary", "any"),
+        username=("username", "any"),
+        src=("src", "first"),
+        client=("client", "first"),
+        server=("server", "first"),
+    )
+    if len(flows) <= ctx.param("max_flow_findings"):
+        yield from map(_flow_hit, rows(flows.reset_index()))
+        return
+    for (src, server, proprietary), g in flows.groupby(["src", "server", "proprietary"], sort=False):
+        if len(g) == 1:
+            yield from map(_flow_hit, rows(g.reset_index()))
+        else:
+            yield _hosts_hit(str(src), str(server), bool(proprietary), g)
+
+
+def _endpoints(ips: pd.Series, ports: pd.Series) -> pd.Series:
+    """``ip:port`` of each row (``[v6]:port``), vectorised :func:`rtcforensics.values.ep`."""
+    ip = ips.astype("string")
+    ip = ip.where(~ip.str.contains(":", regex=False), "[" + ip + "]")
+    return ip + ":" + ports.astype("Int64").astype("string")
+
+
+def _flow_hit(f: dict[str, Any]) -> Hit:
+    eps = endpoints(f["client"], f["server"])
+    return Hit(
+        message=f"{f['requests']} ICE connectivity check(s) without MESSAGE-INTEGRITY",
+        endpoints=eps,
+        flow_id=f["flow_id"],
+        frames=frames_of(f["frames"]),
+        evidence={
+            "requests": int(f["requests"]),
+            "proprietary_attributes": bool(f["proprietary"]),
+            "username_present": bool(f["username"]),
+        },
+        key=tuple(sorted(eps)),
+        severity=Severity.LOW if f["proprietary"] else None,
+        confidence=Confidence.LOW if f["proprietary"] else None,
+    )
+
+
+SAMPLE_FLOWS = 20  # flows named in an aggregated finding's evidence
+
+
+def _hosts_hit(src: str, server: str, proprietary: bool, g: pd.DataFrame) -> Hit:
+    """Past ``max_flow_findings`` flows, one finding per sending host and server: how many flows, how many
+    requests, and a bounded sample of the flows (a flood of one-packet flows must not become a flood of
+    findings)."""
+    sample = g.head(SAMPLE_FLOWS)
+    requests = int(g["requests"].sum())
+    return Hit(
+        message=f"{requests} ICE connectivity check(s) without MESSAGE-INTEGRITY from {src} to {server} on "
+        f"{len(g)} flows ({len(sample)} of them in the evidence)",
+        endpoints=endpoints(src, server),
+        flow_id=None,
+        frames=frames_of(*[fs[:1] for fs in sample["frames"]]),
+        evidence={
+            "flows": len(g),
+            "requests": requests,
+            "sample_flows": [
+                {"flow_id": int(fid), "client": c, "frames": list(fs[:3])}
+                for fid, c, fs in zip(sample.index, sample["client"], sample["frames"])
+            ],
+            "proprietary_attributes": proprietary,
+            "username_present": bool(g["username"].any()),
+        },
+        key=("hosts", src, server),
+        severity=Severity.LOW if proprietary else None,
+        confidence=Confidence.LOW if proprietary else None,
+    )
 
 
 MEDIA_CLASSES = {"rtp", "rtcp", "dtls", "zrtp"}

@@ -8,6 +8,16 @@ a missing docstring section, or an undeclared parameter.
 
 Thresholds are named parameters declared beside the check (``params={"max_lifetime_s": (86400, "...")}``);
 a run can override them (``analyze(cap, params={"TURN003.max_lifetime_s": 3600})``).
+
+Other check families (the public API, for checks that do not run over one ``Capture``):
+
+- ``@check(..., scope="case")`` registers a cross-capture check (family ``CASE``, IDs ``CASE`` + 3 digits)
+  in :data:`CASE_REGISTRY` under the same rules (documentation sections, parameters, unique slugs across
+  both scopes); per-capture ``analyze`` never sees it. ``rtcforensics.case.correlate`` runs them over a case.
+- :func:`make_finding` turns a check's :class:`Hit` into the ``Finding`` record (identity, defaults);
+  :func:`merge` deduplicates findings on identity as ``analyze`` does.
+- :func:`check_by_slug` looks a check of either scope up by slug; :func:`slug_in_use` says whether a slug is
+  taken.
 """
 
 from __future__ import annotations
@@ -16,10 +26,16 @@ import enum
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .analyze import Finding
 
 FAMILIES = ("SIG", "SDP", "DTLS", "SRTP", "ICE", "TURN", "COMP")
 ID_RE = re.compile(r"^(" + "|".join(FAMILIES) + r")(\d{3})$")
+CASE_FAMILIES = ("CASE",)  # checks over a case of many captures (scope "case")
+CASE_ID_RE = re.compile(r"^(" + "|".join(CASE_FAMILIES) + r")(\d{3})$")
+SCOPES = ("capture", "case")
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 DOC_SECTIONS = ("What it flags", "Why it matters", "Evidence", "False positives", "References")
 LIFECYCLE = ("preview", "stable", "removed")
@@ -101,10 +117,11 @@ class Check:
     doc: str
     sections: Mapping[str, str]
     status: str = "stable"
+    scope: str = "capture"  # "capture": runs over one Capture (analyze); "case": over a case of many
 
     @property
     def family(self) -> str:
-        m = ID_RE.match(self.id)
+        m = (CASE_ID_RE if self.scope == "case" else ID_RE).match(self.id)
         return m.group(1) if m else ""
 
     def param_defaults(self) -> dict[str, Any]:
@@ -117,6 +134,9 @@ class Check:
 
 REGISTRY: dict[str, Check] = {}
 _BY_SLUG: dict[str, str] = {}
+# Cross-capture checks (scope "case"): kept apart so that per-capture runs and catalogues never see them.
+CASE_REGISTRY: dict[str, Check] = {}
+_CASE_BY_SLUG: dict[str, str] = {}
 
 
 def parse_doc(doc: str) -> dict[str, str]:
@@ -142,19 +162,29 @@ def check(
     references: Sequence[str] = (),
     params: Mapping[str, tuple[Any, str]] | None = None,
     status: str = "stable",
+    scope: str = "capture",
 ) -> Callable[[Callable[..., Iterable[Hit]]], Callable[..., Iterable[Hit]]]:
-    """Register a check. Raises ``ValueError`` at import on anything malformed."""
+    """Register a check. Raises ``ValueError`` at import on anything malformed.
+
+    ``scope="capture"`` (default): ``fn(ctx)`` gets a per-capture ``CheckContext`` and the check joins the
+    catalogue ``analyze`` runs. ``scope="case"``: a cross-capture check (ID ``CASE`` + 3 digits) kept in
+    :data:`CASE_REGISTRY`; what ``fn`` receives is up to the runner (``rtcforensics.case.correlate``)."""
+    if scope not in SCOPES:
+        raise ValueError(f"check {id!r}: scope {scope!r} not in {SCOPES}")
+    registry, by_slug = (CASE_REGISTRY, _CASE_BY_SLUG) if scope == "case" else (REGISTRY, _BY_SLUG)
+    id_re, families = (CASE_ID_RE, CASE_FAMILIES) if scope == "case" else (ID_RE, FAMILIES)
 
     def deco(fn: Callable[..., Iterable[Hit]]) -> Callable[..., Iterable[Hit]]:
-        where = f"check {fn.__module__}.{fn.__name__}"
-        if not ID_RE.match(id):
-            raise ValueError(f"{where}: malformed ID {id!r} (want FAMILY + 3 digits, families {FAMILIES})")
+        where = f"{'case ' if scope == 'case' else ''}check {fn.__module__}.{fn.__name__}"
+        if not id_re.match(id):
+            raise ValueError(f"{where}: malformed ID {id!r} (want FAMILY + 3 digits, families {families})")
         if not SLUG_RE.match(slug):
             raise ValueError(f"{where}: malformed slug {slug!r} (kebab-case)")
-        if id in REGISTRY:
-            raise ValueError(f"{where}: duplicate check ID {id!r} (already {REGISTRY[id].fn.__name__})")
-        if slug in _BY_SLUG:
-            raise ValueError(f"{where}: duplicate slug {slug!r} (already {_BY_SLUG[slug]})")
+        if id in registry:
+            raise ValueError(f"{where}: duplicate check ID {id!r} (already {registry[id].fn.__name__})")
+        if slug_in_use(slug):
+            taken = _BY_SLUG.get(slug) or _CASE_BY_SLUG.get(slug)
+            raise ValueError(f"{where}: duplicate slug {slug!r} (already {taken})")
         if status not in LIFECYCLE:
             raise ValueError(f"{where}: status {status!r} not in {LIFECYCLE}")
         if not isinstance(severity, Severity) or not isinstance(confidence, Confidence):
@@ -169,7 +199,7 @@ def check(
         for p in ps:
             if not re.match(r"^[a-z][a-z0-9_]*$", p.name) or not p.doc.strip():
                 raise ValueError(f"{where}: parameter {p.name!r} needs a snake_case name and a description")
-        REGISTRY[id] = Check(
+        registry[id] = Check(
             id=id,
             slug=slug,
             title=title,
@@ -182,11 +212,47 @@ def check(
             doc=(fn.__doc__ or "").strip(),
             sections=sections,
             status=status,
+            scope=scope,
         )
-        _BY_SLUG[slug] = id
+        by_slug[slug] = id
         return fn
 
     return deco
+
+
+def slug_in_use(slug: str) -> bool:
+    """Whether a check of either scope already has ``slug`` (slugs are unique across scopes)."""
+    return slug in _BY_SLUG or slug in _CASE_BY_SLUG
+
+
+def check_by_slug(slug: str) -> Check | None:
+    """The registered check (either scope) whose slug is ``slug`` (case-insensitive), or None. Per-capture
+    checks are registered when their family modules are imported (``catalogue.load_catalogue()``), case
+    checks when ``rtcforensics.case.correlate`` is."""
+    key = slug.strip().lower()
+    if key in _BY_SLUG:
+        return REGISTRY[_BY_SLUG[key]]
+    if key in _CASE_BY_SLUG:
+        return CASE_REGISTRY[_CASE_BY_SLUG[key]]
+    return None
+
+
+def make_finding(check: Check, hit: Hit) -> Finding:
+    """The ``Finding`` record (``checks.analyze.Finding``) of one ``hit`` of ``check``: the check's ID, slug,
+    title and references, the hit's severity/confidence or the check's defaults, endpoints deduplicated,
+    frames sorted, evidence made plain (JSON-ready), and the identity (check ID + the hit's ``key``, or its
+    endpoints) that deduplicates it — exactly as ``analyze`` builds findings."""
+    from .analyze import _finding  # the one implementation (analyze imports this module)
+
+    return _finding(check, hit)
+
+
+def merge(findings: Iterable[Finding]) -> list[Finding]:
+    """Deduplicate ``Finding`` records on identity as ``analyze`` does: frames and endpoints united, the
+    highest severity (with its message and evidence) and the highest confidence kept; first-seen order."""
+    from .analyze import _merge
+
+    return _merge(findings)
 
 
 def __getattr__(name: str) -> Any:

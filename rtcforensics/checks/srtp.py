@@ -11,7 +11,7 @@ import pandas as pd
 from ..tables.srtp import key_sources
 from .common import endpoints, frames_of, listish, rows, truthy, val
 from .context import CheckContext
-from .dtls import hs_endpoints, hs_key
+from .dtls import hs_endpoints, hs_key, turn_servers
 from .registry import Confidence, Hit, NotObservable, Severity, check
 from .sdp import sdp_endpoints, sdp_where
 
@@ -52,7 +52,7 @@ def _hit(ctx: CheckContext, prof: str, r: Any, src: str, msg: str) -> Hit:
     if src == "dtls":
         return Hit(
             message=msg,
-            endpoints=hs_endpoints(r),
+            endpoints=hs_endpoints(r, turn_servers(ctx)),
             flow_id=val(r, "flow_id"),
             frames=frames_of(val(r, "frames")),
             evidence={"srtp_profile": prof, "keying": "dtls-srtp"},

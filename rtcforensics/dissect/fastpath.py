@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import struct
 import threading
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -70,6 +70,11 @@ from .tcpframing import TcpFraming, _TcpDir
 from .turn import STUN_CHANNELBIND_REQUEST, STUN_DATA_INDICATION, STUN_SEND_INDICATION, TurnUnwrap
 
 
+def _new_cols() -> dict[str, list[np.ndarray]]:
+    """Per-batch packet columns for the `packets` frame ("frame" holds (first frame, count) per batch)."""
+    return {k: [] for k in ("frame", *_COLUMN_DTYPES)}
+
+
 class _Pass(IpLayer, TcpFraming, TurnUnwrap, RtpColumns):
     """One fast-path pass: the layers composed, the per-batch numpy path, UDP dispatch and the end of pass.
 
@@ -86,25 +91,10 @@ class _Pass(IpLayer, TcpFraming, TurnUnwrap, RtpColumns):
         self.ip_list: list[str] = []
         self.ip4_ids: dict[int, int] = {}
         self.ip6_ids: dict[bytes, int] = {}
-        self.flow_ids: dict[tuple[int, int, int], int] = {}
+        self.flow_ids: dict[int, int] = {}
         self.flow_first: list[int] = []
         # per-batch packet columns for the `packets` frame ("frame" holds (first frame, count) per batch)
-        self.cols: dict[str, list[np.ndarray]] = {
-            k: []
-            for k in (
-                "frame",
-                "ts_ns",
-                "src",
-                "sport",
-                "dst",
-                "dport",
-                "transport",
-                "length",
-                "cls",
-                "via",
-                "flow",
-            )
-        }
+        self.cols: dict[str, list[np.ndarray]] = _new_cols()
         self.rtp_fast: list[dict[str, np.ndarray]] = []
         self.rtp_slow: list[tuple[Any, ...]] = []
         self.samples: dict[tuple[int, int], list[bytes]] = {}
@@ -437,19 +427,25 @@ def _tshark_version() -> str | None:
 
 
 def dissect(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | BinaryIO,
     progress: bool | None = None,
     strict: bool = False,
     keep_payloads: bool = False,
     max_inflated: int | None = None,
+    max_packets: int | None = None,
 ) -> Dissection:
     """Read ``path`` once and return the media-plane :class:`Dissection` (see module docstring).
 
+    ``path``: a capture file, ``"-"`` (standard input) or a binary file object (read once, no seeking).
     ``keep_payloads``: also keep every RTP packet with its bytes in ``Dissection.rtp_payloads`` (for
     decryption; slower: RTP then takes the per-packet path). ``max_inflated``: bytes a gzip-compressed
-    capture may inflate to (``pcapio.MAX_INFLATED`` when None); beyond, an anomaly and the packets read."""
+    capture may inflate to (``pcapio.MAX_INFLATED`` when None); beyond, an anomaly and the packets read.
+    ``max_packets``: read at most that many records (a ``packet_limit`` anomaly and ``info["truncated"]``
+    when the capture holds more). Everything is held in memory: for captures too large for that, see
+    ``dissect.stream``."""
     log = AnomalyLog()
-    reader = CaptureReader(path, log, strict=strict, max_inflated=max_inflated)
+    reader = CaptureReader(path, log, strict=strict, max_inflated=max_inflated, max_packets=max_packets)
+    path = str(reader.path)
     version: list[str | None] = []
     vthread = threading.Thread(target=lambda: version.append(_tshark_version()), daemon=True)
     vthread.start()  # `tshark -v` takes a few hundred ms: run it while the capture is read
@@ -479,20 +475,7 @@ def dissect(
         if row["flow_id"] is not None and row["flow_id"] >= 0:
             row["flow_id"] = int(flow_map[row["flow_id"]])
     rtp = _corroborate_rtp(rtp, columns, samples, st.payloads, log)
-    info = {
-        "path": str(path),
-        "sha256": reader.sha256(),
-        "size": reader.size,
-        "format": reader.format,
-        "compressed": reader.compressed,
-        "link_types": [link_type_name(t) for t in reader.link_types],
-        "packets": st.n,
-        "first_ts": _ts(st.first_ts),
-        "last_ts": _ts(st.last_ts),
-        "tshark_version": _join(vthread, version),
-        "decryption_secrets": reader.secrets,
-        "truncated": reader.truncated,
-    }
+    info = file_info(reader, st, _join(vthread, version))
     return Dissection(
         path=str(path),
         info=info,
@@ -509,6 +492,24 @@ def dissect(
         rtp_payloads=st.payloads,
         tcp_openers=_openers(st, flow_map),
     )
+
+
+def file_info(reader: CaptureReader, st: _Pass, tshark_version: str | None) -> dict[str, Any]:
+    """``Dissection.info``: what the pass learnt of the file itself (after the whole read)."""
+    return {
+        "path": str(reader.path),
+        "sha256": reader.sha256(),
+        "size": reader.size,
+        "format": reader.format,
+        "compressed": reader.compressed,
+        "link_types": [link_type_name(t) for t in reader.link_types],
+        "packets": st.n,
+        "first_ts": _ts(st.first_ts),
+        "last_ts": _ts(st.last_ts),
+        "tshark_version": tshark_version,
+        "decryption_secrets": reader.secrets,
+        "truncated": reader.truncated,
+    }
 
 
 def _join(t: threading.Thread, out: list[str | None]) -> str | None:
@@ -553,10 +554,25 @@ def _corroborate_rtp(
     """Keep as RTP only the candidates ``rtpvec.corroborate`` accepts; the others become `other` (or
     `turn_channel` inside ChannelData) in the packet columns, with one anomaly row per flow saying why."""
     keep, rejected = corroborate(rtp)
+    return _drop_uncorroborated(rtp, keep, rejected, columns, samples, payloads, log)
+
+
+def _drop_uncorroborated(
+    rtp: dict[str, np.ndarray],
+    keep: np.ndarray,
+    rejected: list[tuple[int, int, int, int]],
+    columns: dict[str, np.ndarray],
+    samples: dict[tuple[int, int], list[bytes]],
+    payloads: list[Datagram],
+    log: AnomalyLog,
+    first_frame: int = 1,
+) -> dict[str, np.ndarray]:
+    """The RTP rows ``keep`` says; the rejected groups' packets become `other` (or `turn_channel`) in
+    ``columns`` (whose row 0 is ``first_frame``), their samples and payloads go, one anomaly row per flow."""
     if not rejected:
         return rtp
     gone = rtp["frame"][~keep]
-    rows = gone - 1
+    rows = gone - first_frame
     cls = columns["cls"]
     sel = rows[cls[rows] == RTP]
     cls[sel] = np.where(columns["via"][sel] == V_CHANNEL, TURN_CHANNEL, OTHER)
@@ -597,11 +613,11 @@ _COLUMN_DTYPES = {
 }
 
 
-def _packet_columns(st: _Pass, flow_map: np.ndarray) -> dict[str, np.ndarray]:
+def _packet_columns(st: _Pass, flow_map: np.ndarray | None) -> dict[str, np.ndarray]:
     """Join the per-batch packet columns (model.PACKET_COLUMNS); the per-batch arrays are released as they are
-    joined and flow ids are renumbered to their final values."""
+    joined and flow ids are renumbered to their final values (kept provisional when ``flow_map`` is None)."""
     cols = st.cols
-    cols.pop("frame")  # frames are consecutive: row i is frame i+1
+    cols.pop("frame", None)  # frames are consecutive: row i is frame i+1
     out: dict[str, np.ndarray] = {}
     for name, dt in _COLUMN_DTYPES.items():
         parts = cols.pop(name)
@@ -609,8 +625,9 @@ def _packet_columns(st: _Pass, flow_map: np.ndarray) -> dict[str, np.ndarray]:
             out[name] = np.zeros(0, dtype=dt)
         else:
             out[name] = (parts[0] if len(parts) == 1 else np.concatenate(parts)).astype(dt, copy=False)
-    flow = out["flow"]
-    out["flow"] = flow_map[np.where(flow < 0, len(flow_map) - 1, flow)]
+    if flow_map is not None:
+        flow = out["flow"]
+        out["flow"] = flow_map[np.where(flow < 0, len(flow_map) - 1, flow)]
     return out
 
 

@@ -65,7 +65,8 @@ def parse_keylog(text: str, anomalies: AnomalyLog | None = None, path: str | Non
         if len(parts) != 3:
             problem = f"keylog line {no} has {len(parts)} fields, expected 3"
         elif parts[0] not in LABELS:
-            problem = f"keylog line {no} has unknown label {parts[0][:40]!r}"
+            # never the label itself: a mangled line can carry secret bytes in it
+            problem = f"keylog line {no} has an unknown label ({len(parts[0])} characters)"
         else:
             try:
                 cr, secret = bytes.fromhex(parts[1]), bytes.fromhex(parts[2])

@@ -82,7 +82,7 @@ class PassState:
     ip_list: list[str]
     ip4_ids: dict[int, int]
     ip6_ids: dict[bytes, int]
-    flow_ids: dict[tuple[int, int, int], int]
+    flow_ids: dict[int, int]  # (transport, lower endpoint, higher endpoint) packed in one int -> flow
     flow_first: list[int]
     rtp_fast: list[dict[str, np.ndarray]]
     rtp_slow: list[tuple[Any, ...]]
@@ -130,13 +130,19 @@ class PassState:
 
     def flow(self, transport: int, a: int, ap: int, b: int, bp: int, frame: int) -> int:
         ea, eb = (a << 16) | ap, (b << 16) | bp
-        key = (transport, ea, eb) if ea <= eb else (transport, eb, ea)
+        # one int per 5-tuple (an endpoint is below 2^47): a third of a tuple's memory, for a million flows
+        key = (transport << 96) | ((ea << 48) | eb if ea <= eb else (eb << 48) | ea)
         f = self.flow_ids.get(key)
         if f is None:
-            f = self.flow_ids[key] = len(self.flow_first)
-            self.flow_first.append(frame)
+            f = self.flow_ids[key] = self._new_flow(frame)
         elif frame < self.flow_first[f]:
             self.flow_first[f] = frame
+        return f
+
+    def _new_flow(self, frame: int) -> int:
+        """A provisional id for a flow first seen at ``frame`` (the streaming pass keeps only live flows)."""
+        f = len(self.flow_first)
+        self.flow_first.append(frame)
         return f
 
     def anomaly(

@@ -15,13 +15,20 @@ file or a corrupted record length ends the read with an anomaly row, keeping wha
 gzip input inflates piece by piece (a bomb costs the memory of a chunk) up to ``MAX_INFLATED`` bytes
 (``gzip_inflated_limit``: the packets before it are kept); a ratio beyond real captures' is an anomaly
 (``gzip_ratio_high``).
+
+Sources: a path, ``"-"`` for standard input, or a binary file object; a non-seekable stream (a pipe) is read
+once, front to back (its size is unknown: 0), and its SHA-256 covers every byte the stream gave, including
+what follows a ``max_packets`` cut (the rest is drained when ``sha256()`` is asked). ``max_packets``: stop
+after that many records with a ``packet_limit`` anomaly and ``truncated`` set (the run is incomplete).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import struct
+import sys
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -68,12 +75,22 @@ LINKTYPE_NAMES = {
 class _HashingReader:
     """A file wrapper that feeds every byte read to a hash (so hashing costs no second read)."""
 
-    def __init__(self, raw: BinaryIO, sha: Any) -> None:
+    def __init__(self, raw: BinaryIO, sha: Any, head: bytes = b"") -> None:
         self.raw, self.sha = raw, sha
+        self.head = head  # bytes already taken from a non-seekable stream, given back first
+        self.count = 0  # bytes read so far
 
     def read(self, n: int = -1) -> bytes:
-        data = self.raw.read(n)
+        if self.head:
+            data, self.head = self.head, b""
+            if n < 0 or n > len(data):
+                data += self.raw.read(-1 if n < 0 else n - len(data))
+            elif n < len(data):
+                data, self.head = data[:n], data[n:]
+        else:
+            data = self.raw.read(n)
         self.sha.update(data)
+        self.count += len(data)
         return data
 
     def readable(self) -> bool:
@@ -218,18 +235,29 @@ class CaptureReader:
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | BinaryIO,
         anomalies: AnomalyLog | None = None,
         chunk_size: int = CHUNK_SIZE,
         strict: bool = False,
         max_inflated: int | None = None,
+        max_packets: int | None = None,
     ) -> None:
-        self.path = Path(path)
+        # a stream: "-" (standard input) or a binary file object, read once without seeking
+        self._stream: BinaryIO | None = None
+        if isinstance(path, (str, os.PathLike)) and os.fspath(path) == "-":
+            self._stream = sys.stdin.buffer
+            self.path = Path("-")
+        elif hasattr(path, "read"):
+            self._stream = path  # type: ignore[assignment]
+            self.path = Path(str(getattr(path, "name", "-")))
+        else:
+            self.path = Path(path)  # type: ignore[arg-type]
         self.max_inflated = MAX_INFLATED if max_inflated is None else max_inflated
+        self.max_packets = max_packets
         self.anomalies = anomalies if anomalies is not None else AnomalyLog()
         self.chunk_size = chunk_size
         self.strict = strict
-        self.size = self.path.stat().st_size
+        self.size = self.path.stat().st_size if self._stream is None else _stream_size(self._stream)
         self.compressed = False
         self.format = ""
         self.link_types: list[int] = []
@@ -245,30 +273,40 @@ class CaptureReader:
 
     # -- opening -----------------------------------------------------------------------------
     def _open(self) -> None:
-        try:
-            raw = self.path.open("rb")
-        except OSError as e:
-            raise CaptureError(self.path, f"cannot be read ({e.strerror or e})") from None
-        gz = raw.read(2) == GZIP_MAGIC
-        raw.seek(0)
-        hashed = _HashingReader(raw, self._sha)
+        if self._stream is not None:
+            raw = self._stream
+            try:
+                first = raw.read(2)
+            except OSError as e:
+                raise CaptureError(self.path, f"cannot be read ({e.strerror or e})") from None
+            hashed = _HashingReader(raw, self._sha, first)
+            gz = first == GZIP_MAGIC
+        else:
+            try:
+                raw = self.path.open("rb")
+            except OSError as e:
+                raise CaptureError(self.path, f"cannot be read ({e.strerror or e})") from None
+            gz = raw.read(2) == GZIP_MAGIC
+            raw.seek(0)
+            hashed = _HashingReader(raw, self._sha)
+        self._hashed = hashed
         fh: Any = hashed
         if gz:
             self.compressed = True
             fh = _GunzipReader(hashed, max_inflated=self.max_inflated)
         head = fh.read(4)
         if gz and len(head) < 4 and fh.problem:
-            raw.close()
+            self._close_raw(raw)
             raise CaptureError(self.path, f"gzip-compressed but cannot be decompressed ({fh.problem})")
         if not head:
-            raw.close()
+            self._close_raw(raw)
             raise CaptureError(self.path, "is empty" if not gz else "is an empty gzip stream")
         if head in PCAP_MAGICS:
             self.format = "pcap"
         elif head == PCAPNG_SHB:
             self.format = "pcapng"
         else:
-            raw.close()
+            self._close_raw(raw)
             raise CaptureError(
                 self.path,
                 f"not a pcap or pcapng capture (first bytes {head.hex()}, "
@@ -276,8 +314,16 @@ class CaptureReader:
             )
         self._raw, self._fh, self._prefix = raw, fh, head
 
+    def _close_raw(self, raw: BinaryIO) -> None:
+        if self._stream is None:  # a stream belongs to the caller (standard input stays open)
+            raw.close()
+
     def sha256(self) -> str:
         """SHA-256 of the file as stored (compressed bytes for .gz), hashed while it was read."""
+        if self._stream is not None:  # whatever the stream still holds (after a max_packets cut) is drained
+            for block in iter(lambda: self._stream.read(1 << 20), b""):  # type: ignore[union-attr]
+                self._sha.update(block)
+            return self._sha.hexdigest()
         if self._raw is not None and not self._raw.closed:
             for block in iter(lambda: self._raw.read(1 << 20), b""):  # type: ignore[union-attr]
                 self._sha.update(block)
@@ -290,12 +336,12 @@ class CaptureReader:
         return self._sha.hexdigest()
 
     def close(self) -> None:
-        if self._raw is not None and not self._raw.closed:
+        if self._stream is None and self._raw is not None and not self._raw.closed:
             self._hashed_upto = self._raw.tell()
         if self._fh is not None:
             self._fh.close()
         if self._raw is not None:
-            self._raw.close()
+            self._close_raw(self._raw)
         self._fh = self._raw = None
 
     def __enter__(self) -> CaptureReader:
@@ -305,6 +351,8 @@ class CaptureReader:
         self.close()
 
     def _consumed(self) -> int:
+        if self._stream is not None:
+            return self._hashed.count
         try:
             return self._raw.tell() if self._raw is not None else self.size
         except (OSError, ValueError):
@@ -346,6 +394,11 @@ class CaptureReader:
                 "capture of little but padding",
                 frame=self.packets or None,
             )
+
+    def _read_limit_hit(self) -> bool:
+        """True when the read stopped at the inflated-bytes limit: the file goes on, so a partial record
+        at the stop is no truncation (``gzip_inflated_limit`` says it; a ``max_packets`` cut returns first)."""
+        return isinstance(self._fh, _GunzipReader) and self._fh.limit_hit
 
     def _problem(self, name: str, detail: str) -> None:
         self.truncated = True
@@ -399,10 +452,14 @@ class CaptureReader:
                     break
                 offs.append(off)
                 off = end
+            cut = self._cut(offs, frame)
             if offs:
                 yield self._pcap_batch(buf, offs, endian, ts_mult, linktype, frame)
                 frame += len(offs)
                 self.packets = frame - 1
+            if cut:
+                self._packet_limit()
+                return
             if bad is not None:
                 self._problem(
                     "record_length_invalid",
@@ -411,7 +468,7 @@ class CaptureReader:
                 )
                 return
             if done:
-                if off < n:
+                if off < n and not self._read_limit_hit():
                     self._problem(
                         "capture_truncated",
                         f"file ends inside the record after frame {frame - 1} "
@@ -495,12 +552,18 @@ class CaptureReader:
                     stype, slen = struct.unpack_from(endian + "II", buf, off + 8)
                     self.secrets.append((stype, bytes(buf[off + 16 : off + 16 + min(slen, blen - 20)])))
                 off += blen
+            cut = self._cut(pkts, frame)
+            if cut:
+                kinds = {i: k for i, k in kinds.items() if i < len(pkts)}
             if pkts:
                 batch, last_ts = self._pcapng_batch(buf, pkts, kinds, endian, ifaces, frame, last_ts)
                 if batch is not None:
                     yield batch
                     frame += len(batch)
                     self.packets = frame - 1
+            if cut:
+                self._packet_limit()
+                return
             if bad is not None:
                 self._problem("record_length_invalid", bad + "; the rest of the file cannot be read")
                 return
@@ -511,7 +574,7 @@ class CaptureReader:
                     raise CaptureError(
                         self.path, f"pcapng section header block cut short (file has {n} bytes)"
                     )
-                if off < n:
+                if off < n and not self._read_limit_hit():
                     self._problem(
                         "capture_truncated",
                         f"file ends inside the block after frame {frame - 1} "
@@ -527,6 +590,22 @@ class CaptureReader:
                 continue
             buf += more
             off = 0
+
+    def _cut(self, offs: list[int], frame: int) -> bool:
+        """Shorten ``offs`` (records starting at ``frame``) to ``max_packets``; True when the limit is reached."""
+        if self.max_packets is None:
+            return False
+        room = max(self.max_packets - (frame - 1), 0)
+        if len(offs) <= room:  # a capture of exactly max_packets records is whole
+            return False
+        del offs[room:]
+        return True
+
+    def _packet_limit(self) -> None:
+        self._problem(
+            "packet_limit",
+            f"stopped after {self.max_packets:,} packets (max_packets); the rest of the capture was not read",
+        )
 
     def _idb(self, buf: bytes, off: int, blen: int, endian: str) -> Interface:
         linktype, _res, snaplen = struct.unpack_from(endian + "HHI", buf, off + 8)
@@ -628,6 +707,15 @@ class CaptureReader:
             frame=np.arange(frame, frame + n, dtype=np.int64),
             progress_bytes=self._consumed(),
         ), int(ts_ns[-1])
+
+
+def _stream_size(fh: Any) -> int:
+    """Size of a stream's file when it is a regular file, else 0 (a pipe: unknown)."""
+    try:
+        st = os.fstat(fh.fileno())
+    except (OSError, AttributeError, ValueError):
+        return 0
+    return st.st_size if stat.S_ISREG(st.st_mode) else 0
 
 
 def read_all(

@@ -242,6 +242,35 @@ class RtcpCompound:
     error: DecodeError | None = None  # why parsing stopped, when it did
 
 
+# Least length (bytes, header included) of each RTCP packet type for its count field (RFC 3550 §6.4-6.6,
+# RFC 4585 §6.1, RFC 3611 §2): a packet shorter than this is not the type its header names.
+_RTCP_MIN_LEN = {
+    200: lambda c: 28 + 24 * c,  # SR: header, sender SSRC, sender info, report blocks
+    201: lambda c: 8 + 24 * c,  # RR
+    202: lambda c: 4 + 8 * c,  # SDES: a chunk is at least SSRC + end item padded to 4
+    203: lambda c: 4 + 4 * c,  # BYE
+    204: lambda c: 12,  # APP: SSRC + name
+    205: lambda c: 12,  # RTPFB: sender and media SSRC
+    206: lambda c: 12,  # PSFB
+    207: lambda c: 8,  # XR
+}
+
+
+def rtcp_problem(comp: RtcpCompound) -> str | None:
+    """Why a candidate RTCP datagram is not RTCP (None when its structure holds): every packet read (only
+    the clear first header of SRTCP) must be of an assigned type whose length fits its count field, and an
+    SRTCP compound must leave room after its first packet for the SRTCP index (4 bytes) and a tag."""
+    for p in comp.packets:
+        if p.packet_type not in RTCP_PT_NAMES:
+            return f"packet type {p.packet_type} is not an assigned RTCP type"
+        least = _RTCP_MIN_LEN.get(p.packet_type, lambda c: 8)(p.count)
+        if p.length < least:
+            return f"{p.name} with count {p.count} needs {least} bytes, its length field says {p.length}"
+    if comp.encrypted and comp.trailer_len < 8:
+        return f"SRTCP leaves {comp.trailer_len} bytes after the first packet, too few for index and tag"
+    return None
+
+
 def _report_blocks(data: bytes, pos: int, count: int, end: int) -> list[ReportBlock]:
     if pos + 24 * count > end:
         raise TruncatedError("rtcp_truncated_report", "RTCP packet has truncated report block")

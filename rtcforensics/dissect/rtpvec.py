@@ -152,7 +152,7 @@ class RtpColumns(PassState):
         return True
 
 
-def rtp_arrays(st: RtpColumns, flow_map: np.ndarray) -> dict[str, np.ndarray]:
+def rtp_arrays(st: RtpColumns, flow_map: np.ndarray | None) -> dict[str, np.ndarray]:
     """Join the per-batch RTP columns (numpy path, then Python path) in frame order; the per-batch
     arrays are released column by column as they are joined."""
     parts = st.rtp_fast
@@ -170,7 +170,8 @@ def rtp_arrays(st: RtpColumns, flow_map: np.ndarray) -> dict[str, np.ndarray]:
         order = np.argsort(out["frame"], kind="stable")
         for k in list(out):
             out[k] = out[k][order]
-    out["flow_id"] = flow_map[out["flow_id"]]
+    if flow_map is not None:  # None: provisional ids kept (the streaming pass maps them itself)
+        out["flow_id"] = flow_map[out["flow_id"]]
     return out
 
 
@@ -181,21 +182,64 @@ RTP_SEQ_WINDOW = 1000  # |seq step| that still counts as the same stream (loss, 
 RTP_TS_WINDOW = 1 << 24  # |timestamp step| likewise (~3 min at 90 kHz)
 
 
-def corroborate(rtp: dict[str, np.ndarray]) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+def corroborate(
+    rtp: dict[str, np.ndarray],
+    prior: dict[str, np.ndarray] | None = None,
+    accepted_ssrcs: np.ndarray | None = None,
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
     """Which RTP candidates are RTP: a (flow, SSRC) with at least :data:`RTP_MIN_PACKETS` packets of which
     at least half follow their predecessor with a small sequence step and a small timestamp step, or whose
     SSRC is corroborated that way on another flow (a stream that moved). Returns the mask of packets kept and
-    the rejected (flow, ssrc, packets, first frame) groups."""
+    the rejected (flow, ssrc, packets, first frame) groups.
+
+    Streaming (``dissect.stream``): ``prior`` holds what earlier chunks showed of each group
+    (:func:`rtp_group_stats`), counted as if those packets were here; ``accepted_ssrcs`` are SSRCs already
+    corroborated."""
     n = len(rtp["ssrc"])
     if n == 0:
         return np.ones(0, dtype=bool), []
+    g = rtp_group_stats(rtp, prior)
+    counts, good_steps, g_ssrc, real = g["count"], g["good"], g["ssrc"], g["rows"] > 0
+    ok = (counts >= RTP_MIN_PACKETS) & (2 * good_steps >= counts - 1)
+    ok |= np.isin(g_ssrc, g_ssrc[ok & real] if prior is not None else g_ssrc[ok])
+    if accepted_ssrcs is not None and len(accepted_ssrcs):
+        ok |= np.isin(g_ssrc, accepted_ssrcs)
+    keep = np.empty(n, dtype=bool)
+    keep[g["order"]] = np.repeat(ok[real], g["rows"][real])
+    rejected = []
+    if not ok[real].all():
+        for k in np.flatnonzero(~ok & real).tolist():
+            rejected.append(
+                (int(g["flow_id"][k]), int(g_ssrc[k]), int(g["rows"][k]), int(g["first_frame"][k]))
+            )
+    return keep, rejected
+
+
+def rtp_group_stats(
+    rtp: dict[str, np.ndarray], prior: dict[str, np.ndarray] | None = None
+) -> dict[str, np.ndarray]:
+    """Per (flow, SSRC) group of ``rtp`` (plus the groups of ``prior``, earlier packets of a stream summed up
+    by this function before): flow_id, ssrc, count, good (steps with small sequence and timestamp steps), seq
+    and rtp_ts of the last packet, rows (packets in ``rtp``), first_frame (in ``rtp``, -1 when none);
+    ``order`` sorts ``rtp``'s rows by group, capture order inside each (groups of ``prior`` come first)."""
     flow = rtp["flow_id"].astype(np.int64)
     ssrc = rtp["ssrc"].astype(np.int64)
+    seq = rtp["seq"].astype(np.int64)
+    ts = rtp["rtp_ts"].astype(np.int64)
+    frame = rtp["frame"].astype(np.int64)
+    m = 0
+    if prior is not None and len(prior["ssrc"]):
+        m = len(prior["ssrc"])  # one pseudo-row per earlier group: its last packet, before this chunk's
+        flow = np.concatenate([prior["flow_id"].astype(np.int64), flow])
+        ssrc = np.concatenate([prior["ssrc"].astype(np.int64), ssrc])
+        seq = np.concatenate([prior["seq"].astype(np.int64), seq])
+        ts = np.concatenate([prior["rtp_ts"].astype(np.int64), ts])
+        frame = np.concatenate([np.full(m, -1, dtype=np.int64), frame])
+    n = len(ssrc)
     key = (flow << 32) | ssrc
     order = np.argsort(key, kind="stable")  # groups together, capture order inside each
     k = key[order]
-    seq = rtp["seq"].astype(np.int64)[order]
-    ts = rtp["rtp_ts"].astype(np.int64)[order]
+    seq, ts, frame = seq[order], ts[order], frame[order]
     same = np.zeros(n, dtype=bool)
     same[1:] = k[1:] == k[:-1]
     ds = np.zeros(n, dtype=np.int64)
@@ -209,16 +253,30 @@ def corroborate(rtp: dict[str, np.ndarray]) -> tuple[np.ndarray, list[tuple[int,
     )
     starts = np.flatnonzero(~same)
     counts = np.diff(np.append(starts, n))
-    good_steps = np.add.reduceat(cont.astype(np.int64), starts)
-    ok = (counts >= RTP_MIN_PACKETS) & (2 * good_steps >= counts - 1)
-    g_ssrc = k[starts] & 0xFFFFFFFF
-    ok |= np.isin(g_ssrc, g_ssrc[ok])
-    keep = np.empty(n, dtype=bool)
-    keep[order] = np.repeat(ok, counts)
-    rejected = []
-    if not ok.all():
-        frames = rtp["frame"][order]
-        for g in np.flatnonzero(~ok).tolist():
-            s0 = int(starts[g])
-            rejected.append((int(k[s0] >> 32), int(g_ssrc[g]), int(counts[g]), int(frames[s0])))
-    return keep, rejected
+    good = np.add.reduceat(cont.astype(np.int64), starts) if n else np.zeros(0, dtype=np.int64)
+    ends = np.append(starts[1:], n) - 1
+    pseudo = order < m  # the prior rows
+    rows = counts - np.add.reduceat(pseudo.astype(np.int64), starts) if n else counts
+    real_first = np.where(pseudo, np.iinfo(np.int64).max, frame)
+    first_frame = np.minimum.reduceat(real_first, starts) if n else np.zeros(0, dtype=np.int64)
+    first_frame = np.where(rows > 0, first_frame, -1)
+    total = rows.copy()
+    if m:
+        pidx = order[starts] < m  # a group's pseudo-row sorts first (prior rows come before this chunk's)
+        pc = np.zeros(len(starts), dtype=np.int64)
+        pg = np.zeros(len(starts), dtype=np.int64)
+        pc[pidx] = prior["count"][order[starts][pidx]]  # type: ignore[index]
+        pg[pidx] = prior["good"][order[starts][pidx]]  # type: ignore[index]
+        total += pc
+        good = good + pg
+    return {
+        "flow_id": k[starts] >> 32,
+        "ssrc": k[starts] & 0xFFFFFFFF,
+        "count": total,
+        "good": good,
+        "seq": seq[ends],
+        "rtp_ts": ts[ends],
+        "rows": rows,
+        "first_frame": first_frame,
+        "order": order[order >= m] - m if m else order,
+    }

@@ -215,6 +215,12 @@ class TcpFraming(PassState):
                 d.kind = tcp_kind(bytes(d.buf[:TCP_DECIDE_BYTES]), final=True)
                 if d.kind in ("turn", "rfc4571"):
                     self._tcp_messages(d.last_ctx, d)
+        self.list_tcp_control()
+
+    def list_tcp_control(self) -> None:
+        """Move the TCP frames seen so far (``tcp_seen``, ``tcp_slow``) that are not media framing to
+        ``control``. At the end of the pass every direction is decided; the streaming pass calls it per chunk,
+        when a direction still undecided counts as control."""
         media_flows = np.array(
             sorted({fl for (fl, _s, _p), d in self.tcp.items() if d.kind in ("turn", "rfc4571")}),
             dtype=np.int64,
@@ -223,6 +229,7 @@ class TcpFraming(PassState):
         if self.tcp_slow:
             sl = np.array(self.tcp_slow, dtype=np.int64)
             seen.append((sl[:, 0], sl[:, 1]))
+        self.tcp_seen, self.tcp_slow = [], []
         if seen:
             flows_ = np.concatenate([f for f, _ in seen])
             frames_ = np.concatenate([f for _, f in seen])

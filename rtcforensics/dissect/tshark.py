@@ -14,7 +14,6 @@ unlike ``-T fields`` which escapes CR/LF in strings.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ToolError
+from .jsonsdp import json_loads
 
 DEFAULT_TIMEOUT_S = 300.0
 
@@ -252,7 +252,8 @@ class Packet:
         return self.fields.get(name) or []
 
 
-def _frame_ranges(frames: Sequence[int]) -> list[str]:
+def frame_ranges(frames: Sequence[int]) -> list[str]:
+    """Sorted frame numbers as editcap's selection arguments (``[1, 2, 3, 7]`` -> ``["1-3", "7"]``)."""
     out: list[str] = []
     start = prev = None
     for f in frames:
@@ -283,14 +284,15 @@ def _subset(
         yield str(path), None
         return
     fr = np.unique(np.asarray(frames, dtype=np.int64))
-    ranges = _frame_ranges([int(x) for x in fr])
+    ranges = frame_ranges([int(x) for x in fr])
     if len(ranges) > MAX_RANGES:
         yield str(path), None
         return
     with tempfile.TemporaryDirectory(prefix="rtcf-tshark-") as tmp:
         sub = os.path.join(tmp, "control.pcapng")
+        src = str(Path(path).absolute())  # a name such as -h.pcap is never read as an option
         try:
-            run_tool(["-r", str(path), sub, *ranges], path=path, timeout=timeout, tool="editcap")
+            run_tool(["-r", src, sub, *ranges], path=path, timeout=timeout, tool="editcap")
         except ToolError:
             # editcap 4.0 cannot copy a selection out of a pcapng with embedded TLS secrets (DSB):
             # dissect the whole file instead, the secrets stay where tshark finds them
@@ -322,8 +324,8 @@ def _run_json(
 ) -> list[Any]:
     out = run_tool(["-r", src, *args], path=path, timeout=timeout, warnings=warnings)
     try:
-        docs = json.loads(out) if out.strip() else []
-    except json.JSONDecodeError as e:
+        docs = json_loads(out) if out.strip() else []
+    except (ValueError, RecursionError) as e:
         raise ToolError(f"{path}: tshark JSON output could not be read ({e})") from None
     return docs if isinstance(docs, list) else []
 

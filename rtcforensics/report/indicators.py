@@ -392,8 +392,7 @@ def _slice(out: Any, capture: Path, f: dict[str, Any], say: Callable[[str], None
     from ..dissect import tshark
     from ..errors import ToolError
 
-    ranges_of = getattr(tshark, "frame_ranges", None) or tshark._frame_ranges
-    ranges = ranges_of(sorted({int(x) for x in f["frames"]}))
+    ranges = tshark.frame_ranges(sorted({int(x) for x in f["frames"]}))
     name = slice_name(f)
     if len(ranges) > MAX_SLICE_RANGES:
         out.not_written(name, f"{len(ranges)} frame ranges: too many for one editcap command line")

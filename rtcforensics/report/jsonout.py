@@ -46,6 +46,7 @@ import pandas as pd
 from .._version import __version__
 from ..checks import Confidence, Report, Severity
 from ..checks.analyze import FINDING_COLUMNS
+from ..checks.analyze import incomplete_reasons as log_reasons
 from ..values import plain
 from .overview import build_overview, empty_overview
 from .safe import json_inert, redact, scrub_keylog
@@ -152,12 +153,16 @@ KEYLOG_WARNINGS = ("keylog_unusable", "keylog_no_match")
 MAX_INPUT_ROWS = 50
 
 
+def _anomaly_log(cap: Any) -> Any:
+    try:
+        return getattr(cap, "anomaly_log", None) if cap is not None else None
+    except Exception:
+        return None
+
+
 def capture_anomalies(cap: Any) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """(rows of the input layers, counts of every row by layer) from the capture's anomaly log."""
-    try:
-        log = getattr(cap, "anomaly_log", None) if cap is not None else None
-    except Exception:
-        log = None
+    log = _anomaly_log(cap)
     if log is None:
         return [], {}
     df = log.frame()
@@ -176,29 +181,19 @@ def _is_limit(names: Any) -> Any:
     return names.str.contains(r"budget|limit|timeout|timed_out", regex=True)
 
 
-# Words in a coverage reason that say a tool (not the traffic) made a check not observable.
-_TOOL_REASONS = ("tshark failed", "timed out", "time limit", "budget", "limit reached", "limit hit")
-
-
 def incomplete_reasons(report: Any) -> list[str]:
     """Why the run's results may miss something the capture holds (empty: the run is complete).
 
-    Uses the Report's own ``incomplete`` (room B) when it is a list of reasons; otherwise: checks that
-    failed, checks not observable because a tool failed or timed out, budget/limit anomalies."""
+    The Report's own ``incomplete`` (checks that failed or could not run, cut-short anomalies at analysis time),
+    plus cut-short anomalies logged since (frames the report itself reads, e.g. data channels)."""
     own = getattr(report, "incomplete", None)
-    if isinstance(own, (list, tuple)):
-        return [str(r) for r in own]
-    out: list[str] = []
-    for c in getattr(report, "coverage", []):
-        if c.status == "failed":
-            out.append(f"check {c.id} ({c.slug}) failed: {c.reason}")
-        elif c.status == "not observable" and any(w in c.reason.lower() for w in _TOOL_REASONS):
-            out.append(f"check {c.id} ({c.slug}) could not run: {c.reason}")
-    rows, _ = capture_anomalies(getattr(report, "cap", None))
-    for a in rows:
-        name = str(a.get("name") or "")
-        if name == "tshark_failed" or _is_limit(pd.Series([name])).iloc[0]:
-            out.append(f"{a.get('layer')} {name}: {a.get('detail')}")
+    out = (
+        [str(r) for r in own]
+        if isinstance(own, (list, tuple))
+        else log_reasons(getattr(report, "coverage", []), None)
+    )
+    log = _anomaly_log(getattr(report, "cap", None))
+    out += log_reasons([], log) if log is not None else []
     if own is True and not out:
         out.append("the analysis did not complete")
     return list(dict.fromkeys(out))
@@ -207,14 +202,22 @@ def incomplete_reasons(report: Any) -> list[str]:
 def input_warnings(doc: dict[str, Any]) -> list[str]:
     """What a reader must know before trusting the report: the capture is damaged or cut short, tshark failed.
     One line each (capture-derived text inside: renderers escape them like any other)."""
-    out = [f"INCOMPLETE RUN: {r}" for r in (doc.get("run") or {}).get("incomplete_reasons", [])]
-    if doc["capture"].get("truncated"):
+    reasons = (doc.get("run") or {}).get("incomplete_reasons", [])
+    out = [f"INCOMPLETE RUN: {r}" for r in reasons]
+    said = " ".join(reasons)
+    capture = [a for a in doc.get("anomalies", []) if a.get("layer") == "capture"]
+    limited = [a for a in capture if _is_limit(pd.Series([str(a.get("name") or "")])).iloc[0]]
+    if doc["capture"].get("truncated") and not limited:  # a read limit stops the read before any damage
         out.append(
             "the capture file is damaged or cut short: the results cover only the packets read before "
             "the damage"
         )
     for a in doc.get("anomalies", []):
         if a.get("layer") == "capture":
+            if a in limited and f"capture {a.get('name')}: {a.get('detail')}" in said:
+                continue  # a read limit: already said by the incomplete-run line
+            if limited and a.get("name") == "capture_truncated":
+                continue  # the partial record where a read limit cut the stream, not damage
             where = f" (after frame {a['frame']})" if a.get("frame") else ""
             out.append(f"capture {a.get('name')}{where}: {a.get('detail')}")
         elif a.get("name") in KEYLOG_WARNINGS:
@@ -233,6 +236,8 @@ def document(report: Report, show_secrets: bool = False) -> dict[str, Any]:
     for c in report.coverage:
         cov[c.status] = cov.get(c.status, 0) + 1
     anomalies = [{k: plain(v) for k, v in row.items()} for row in report.anomalies.to_dict("records")]
+    overview = build_overview(report.cap)
+    # after the overview: a frame it reads (data channels: SCTP reassembly) can hit a limit
     input_rows, anomaly_counts = capture_anomalies(report.cap)
     reasons = incomplete_reasons(report)
     doc = {
@@ -242,7 +247,7 @@ def document(report: Report, show_secrets: bool = False) -> dict[str, Any]:
         "capture": dict(report.capture),
         "run": {"complete": not reasons, "incomplete_reasons": reasons},
         "summary": {"findings": report.counts(), "coverage": cov, "anomalies": anomaly_counts},
-        "overview": build_overview(report.cap),
+        "overview": overview,
         "findings": [f.to_dict() for f in report.findings],
         "coverage": [c.to_dict() for c in report.coverage],
         "anomalies": input_rows + anomalies,

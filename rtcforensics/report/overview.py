@@ -80,6 +80,28 @@ def empty_overview() -> dict[str, Any]:
     }
 
 
+def _datachannels(cap: Any, notes: list[str]) -> list[dict[str, Any]]:
+    """Data channels read from decrypted DTLS (needs a keylog): one entry per flow and channel."""
+    dc = _frame(cap, "datachannels", notes)
+    if dc is None or not len(dc):
+        return []
+    out = []
+    for (flow, ch), g in dc.groupby(["flow_id", "channel"], sort=True, dropna=False):
+        labels = g["label"].dropna()
+        user = g[~g["kind"].astype(str).isin(["dcep_open", "dcep_ack"])]  # not the channel set-up
+        out.append(
+            {
+                "flow_id": plain(flow),
+                "channel": plain(ch),
+                "label": plain(labels.iloc[0]) if len(labels) else None,
+                "messages": len(user),
+                "bytes": int(user["size"].fillna(0).sum()),
+                "first_frame": plain(g["frame"].min()),
+            }
+        )
+    return out[:MAX_ROWS]
+
+
 def build_overview(cap: Any) -> dict[str, Any]:
     """A JSON-able overview: period, media legs, relays, signalling, DTLS handshakes, RTP streams."""
     out = empty_overview()
@@ -200,6 +222,9 @@ def build_overview(cap: Any) -> dict[str, Any]:
                     )
                 }
             )
+        channels = _datachannels(cap, notes)
+        if channels:  # the key only when a keylog opened data channels
+            out["datachannels"] = channels
     ids: dict[str, set[str]] = {
         "certificate": set(),
         "turn_server": set(),

@@ -7,7 +7,10 @@
   values of secret parameters (``access-token``, ``X-Amz-Signature``, ``sessionid``, …), the password in a
   URI's userinfo (``sip:bob:PASS@host``, ``wss://u:PASS@h``), ``token=``/``password:`` in prose, JWTs and
   AWS access key IDs wherever they stand; a STUN SOFTWARE / User-Agent / Server value that is a token
-  (:data:`TOKEN_VALUED_KEY`, ``values.token_kind``).
+  (:data:`TOKEN_VALUED_KEY`, ``values.token_kind``); in Wireshark's dissection text, ``Cookie pair:`` values,
+  the SDES key material the SDP dissector decodes (``Key and Salt``, ``Master Key``, ``Master salt``), Basic
+  ``Credentials:`` and JSON members whose names say secret. A value recognised by context in one place is
+  redacted wherever else it stands in the same text (the tree repeats an attribute's value on its own line).
 - :func:`scrub_keylog` — keylog contents (``LABEL <hex> <hex>`` lines, a keylog line's label) removed
   *always*, ``--show-secrets`` or not.
 - :func:`for_terminal` / :func:`for_terminal_line` — ANSI/VT escape sequences and other control characters
@@ -69,7 +72,8 @@ _TEXT_PATTERNS: list[re.Pattern[str]] = [
     re.compile(r"(inline:)" + _NOT_DONE + r"([A-Za-z0-9+/=]{16,})"),
     # ICE password: a=ice-pwd:X, "icePwd": "X", ice-pwd=X, ice_pwd: X (any case)
     re.compile(
-        r"(\bice[-_]?pwd" + _Q + r"\s*[:=]\s*" + _Q + r")" + _NOT_DONE + r"([^\s\"'\\&,;}<>]+)", re.IGNORECASE
+        r"(\bice[-_]?pwd" + _Q + r"\s*[:=]\s*" + _Q + r")" + _NOT_DONE + r"([^\s\"'\\&,;}\]<>]+)",
+        re.IGNORECASE,
     ),
     # header lines whose whole value is a secret
     re.compile(
@@ -95,6 +99,18 @@ _TEXT_PATTERNS: list[re.Pattern[str]] = [
     re.compile(
         r"(\b[a-z][a-z0-9+.-]*://[^/\s:@<>\"']+:)" + _NOT_DONE + r"([^@\s/<>\"']+)(?=@)", re.IGNORECASE
     ),
+    # Wireshark tree lines whose value is a secret: a cookie's value (``Cookie pair: name=VALUE``), the SDES
+    # key material the SDP dissector decodes from ``inline:`` (hex key||salt, master key, master salt), the
+    # ``user:password`` it decodes from HTTP Basic
+    re.compile(
+        r"((?:^|[\r\n])[ \t]*(?:set-)?cookie pair[ \t]*:[ \t]*[^=\r\n]*=)" + _NOT_DONE + r"([^\r\n]+)", re.I
+    ),
+    re.compile(
+        r"((?:^|[\r\n])[ \t]*(?:key and salt|master key|master salt|credentials)[ \t]*:[ \t]*)"
+        + _NOT_DONE
+        + r"([^\r\n]+)",
+        re.IGNORECASE,
+    ),
     # prose: "token: X", "password=X", "api key = X", "secret X"
     re.compile(
         r"(\b(?:access[-_ ]?token|token|password|passwd|passphrase|pwd|secret|api[-_ ]?key|"
@@ -119,8 +135,21 @@ _KEYLOG = [
 ]
 
 
-def _keep_first(m: re.Match[str]) -> str:
-    return m.group(1) + REDACTED + (m.group(3) if (m.re.groups or 0) >= 3 and m.group(3) else "")
+# Wireshark's JSON tree names a member with its value: "Member with value: apiSecret:X", "Path with value:
+# /auth/apiSecret:X" (in brackets in tshark's text). The value of a member whose name says secret
+# (:func:`is_secret_name`) is redacted.
+_JSON_MEMBER = re.compile(
+    r"(\b(?:member|path) with value:[ \t]*(?:[^\]\r\n]*/)?([\w.-]+):)" + _NOT_DONE + r"([^\]\r\n]+)",
+    re.IGNORECASE,
+)
+# A secret found by context is redacted wherever else its value stands in the same text: Wireshark shows an
+# SDP attribute whole ("Media Attribute (a): ice-pwd:X") and again as a bare "Media Attribute Value: X" line,
+# a JSON member's value again as "String value: X". Values shorter than this are not searched for.
+_EVERYWHERE_MIN = 8
+
+
+def _kept_tail(m: re.Match[str]) -> str:
+    return m.group(3) if (m.re.groups or 0) >= 3 and m.group(3) else ""
 
 
 def scrub_keylog(obj: Any) -> Any:
@@ -144,13 +173,22 @@ def scrub_keylog_text(s: str) -> str:
 
 def redact_text(s: str) -> str:
     """``s`` with every secret recognised by shape or context replaced by ``<redacted>`` (and keylog
-    contents removed)."""
+    contents removed); a value recognised by context in one place is redacted everywhere in ``s``."""
+    found: set[str] = set()
+
+    def keep(m: re.Match[str], secret: str) -> str:
+        found.add(secret.strip())
+        return m.group(1) + REDACTED
+
     for pat in _TEXT_PATTERNS:
-        s = pat.sub(_keep_first, s)
-    s = _BASIC.sub(lambda m: m.group(1) + REDACTED if _is_basic(m.group(2)) else m.group(0), s)
+        s = pat.sub(lambda m: keep(m, m.group(2)) + _kept_tail(m), s)
+    s = _JSON_MEMBER.sub(lambda m: keep(m, m.group(3)) if is_secret_name(m.group(2)) else m.group(0), s)
+    s = _BASIC.sub(lambda m: keep(m, m.group(2)) if _is_basic(m.group(2)) else m.group(0), s)
     for pat in _SHAPES:
         s = pat.sub(REDACTED, s)
-    s = _TOKEN_HEADER.sub(lambda m: m.group(1) + REDACTED if token_kind(m.group(2)) else m.group(0), s)
+    s = _TOKEN_HEADER.sub(lambda m: keep(m, m.group(2)) if token_kind(m.group(2)) else m.group(0), s)
+    for v in sorted((v for v in found if len(v) >= _EVERYWHERE_MIN), key=len, reverse=True):
+        s = s.replace(v, REDACTED)
     return scrub_keylog_text(s)
 
 

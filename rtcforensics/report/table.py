@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from .jsonout import input_warnings
@@ -34,6 +35,13 @@ def render_overview(doc: dict[str, Any]) -> str:
     return "\n".join(_overview_lines(doc)) + "\n"
 
 
+def _section(
+    title: str, items: list[dict[str, Any]] | None, line: Callable[[dict[str, Any]], str]
+) -> list[str]:
+    """A titled block of the overview, one indented line per item (nothing when there are none)."""
+    return [title, *(f"  {line(x)}" for x in items)] if items else []
+
+
 def _overview_lines(doc: dict[str, Any]) -> list[str]:
     out: list[str] = []
     cap, ov = doc["capture"], doc["overview"]
@@ -45,20 +53,22 @@ def _overview_lines(doc: dict[str, Any]) -> list[str]:
     if ov.get("period"):
         p = ov["period"]
         out.append(f"period    {t(p['first'])} → {t(p['last'])}  ({p['packets']} packets)")
-    if ov.get("signalling"):
-        out.append("signalling")
-        for s in ov["signalling"]:
-            out.append(
-                f"  {t(s['client'])} → {t(s['server'])}  {t('/'.join(s['transports']))}  "
-                f"{_enc(s['encrypted'])}  {s['messages']} message(s)"
-            )
-    if ov.get("relays"):
-        out.append("relays (TURN)")
-        for r in ov["relays"]:
-            out.append(
-                f"  {t(r['client'])} → {t(r['server'])}  relayed {t(r['relayed'])}"
-                + (f"  [{_short(r['software'], 40)}]" if r.get("software") else "")
-            )
+    out += _section(
+        "signalling",
+        ov.get("signalling"),
+        lambda s: (
+            f"{t(s['client'])} → {t(s['server'])}  {t('/'.join(s['transports']))}  "
+            f"{_enc(s['encrypted'])}  {s['messages']} message(s)"
+        ),
+    )
+    out += _section(
+        "relays (TURN)",
+        ov.get("relays"),
+        lambda r: (
+            f"{t(r['client'])} → {t(r['server'])}  relayed {t(r['relayed'])}"
+            + (f"  [{_short(r['software'], 40)}]" if r.get("software") else "")
+        ),
+    )
     for ms in ov.get("media_servers", []):
         out.append(f"media server  {t(ms['host'])}  {t(ms['role'])}: {_short(ms['encryption'], 200)}")
     if ov.get("legs"):
@@ -72,13 +82,23 @@ def _overview_lines(doc: dict[str, Any]) -> list[str]:
             )
         if len(ov["legs"]) > 20:
             out.append(f"  … {len(ov['legs']) - 20} more legs")
-    if ov.get("handshakes"):
-        out.append("DTLS")
-        for h in ov["handshakes"]:
-            out.append(
-                f"  {t(h['client'])} → {t(h['server'])}  {t(h['version'] or '?')}  {t(h['cipher_suite'] or '?')}  "
-                f"{t(h['srtp_profile'] or '-')}  {'completed' if h['completed'] else 'NOT completed' if h['completed'] is False else '?'}"
-            )
+    out += _section(
+        "DTLS",
+        ov.get("handshakes"),
+        lambda h: (
+            f"{t(h['client'])} → {t(h['server'])}  {t(h['version'] or '?')}  "
+            f"{t(h['cipher_suite'] or '?')}  {t(h['srtp_profile'] or '-')}  "
+            f"{'completed' if h['completed'] else 'NOT completed' if h['completed'] is False else '?'}"
+        ),
+    )
+    out += _section(
+        "data channels (decrypted)",
+        ov.get("datachannels"),
+        lambda d: (
+            f"flow {t(d['flow_id'])}  channel {t(d['channel'])}  label {_short(d['label'] or '-', 60)}  "
+            f"{d['messages']} message(s), {d['bytes']} bytes"
+        ),
+    )
     if ov.get("opaque_legs"):
         out.append("not examined (could not see into)")
         out += [f"  {_short(o['why'], 200)}" for o in ov["opaque_legs"]]

@@ -36,9 +36,13 @@ def _media(dg: Datagram, rtcp: bool) -> MediaPacket:
     )
 
 
-def collect_media(path: str | os.PathLike[str]) -> tuple[list[MediaPacket], AnomalyLog]:
-    """All RTP and RTCP packets of ``path`` in capture order, flow ids as in the capture's frames."""
-    d = dissect(path, progress=False, keep_payloads=True)
+def collect_media(
+    path: str | os.PathLike[str], *, max_packets: int | None = None, max_inflated: int | None = None
+) -> tuple[list[MediaPacket], AnomalyLog]:
+    """All RTP and RTCP packets of ``path`` in capture order, flow ids as in the capture's frames. Pass the
+    capture's read limits (``collect_media(cap.path, **cap.limits)``) so that this pass reads what the load
+    read, no more."""
+    d = dissect(path, progress=False, keep_payloads=True, max_packets=max_packets, max_inflated=max_inflated)
     out = [_media(dg, rtcp=False) for dg in d.rtp_payloads]
     out += [_media(dg, rtcp=True) for dg in d.rtcp if len(dg.data) >= 8]
     out.sort(key=lambda p: p.frame)

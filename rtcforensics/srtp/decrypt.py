@@ -339,10 +339,17 @@ def decrypt(
     if keylog is not None:
         from ..capture import Capture as _C
 
-        cap = _C(cap.path, keylog=keylog, signalling=cap.signalling_files, progress=False, strict=cap.strict)
+        cap = _C(
+            cap.path,
+            keylog=keylog,
+            signalling=cap.signalling_files,
+            progress=False,
+            strict=cap.strict,
+            **cap.limits,
+        )
     _dtls_keys(cap, lookup, anomalies)
     _sdes_keys(cap, lookup, anomalies)
-    packets, _log = collect_media(cap.path)
+    packets, _log = collect_media(cap.path, **cap.limits)
     states = decrypt_streams(packets, lookup)
     codecs = _codecs(cap)
     rows = []

@@ -14,6 +14,7 @@ from ..anomalies import AnomalyLog
 from ..capture import Capture, register_frame
 from ..dissect.dtls import Handshake
 from ..dissect.sctp import (
+    MAX_PENDING_BYTES,
     PPID_DCEP,
     TEXT_PPIDS,
     DcepOpen,
@@ -48,9 +49,13 @@ DATACHANNELS = frame_schema(
 )
 
 
-def messages_of(hs: Handshake, anomalies: AnomalyLog) -> list[dict[str, Any]]:
+def messages_of(hs: Handshake, anomalies: AnomalyLog, max_pending: int | None = None) -> list[dict[str, Any]]:
+    """The data-channel messages of one decrypted DTLS session. A reassembly limit hit (``max_pending`` bytes of
+    incomplete messages per direction, ``dissect.sctp.MAX_PENDING_BYTES`` by default) drops the held fragments:
+    an ``sctp_reassembly_limit`` anomaly row per hit (frame, flow), which makes the run incomplete."""
     rows: list[dict[str, Any]] = []
-    asm = {"client": SctpAssembler(), "server": SctpAssembler()}
+    limit = MAX_PENDING_BYTES if max_pending is None else max_pending
+    asm = {"client": SctpAssembler(max_pending=limit), "server": SctpAssembler(max_pending=limit)}
     opens: dict[int, DcepOpen] = {}
     ends = {"client": (hs.client, hs.server), "server": (hs.server, hs.client)}
     for frame, ts_ns, side, plain in hs.app_data:
@@ -59,11 +64,22 @@ def messages_of(hs: Handshake, anomalies: AnomalyLog) -> list[dict[str, Any]]:
         except DecodeError as e:
             anomalies.add("sctp", e.name, e.detail, frame=frame, ts_ns=ts_ns, flow_id=hs.flow_id)
             continue
+        src, dst = ends.get(side, (None, None))
         for chunk in pkt.data:
-            msg = asm.setdefault(side, SctpAssembler()).add(chunk)
+            a = asm.setdefault(side, SctpAssembler(max_pending=limit))
+            hits = len(a.limit_hits)
+            msg = a.add(chunk)
+            for hit in a.limit_hits[hits:]:
+                anomalies.add(
+                    "sctp",
+                    "sctp_reassembly_limit",
+                    f"{src} -> {dst}: {hit}",
+                    frame=frame,
+                    ts_ns=ts_ns,
+                    flow_id=hs.flow_id,
+                )
             if msg is None:
                 continue
-            src, dst = ends.get(side, (None, None))
             row: dict[str, Any] = {
                 "frame": frame,
                 "ts": pd.Timestamp(ts_ns, unit="ns", tz="UTC"),

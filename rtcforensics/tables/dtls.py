@@ -11,6 +11,8 @@ import pandas as pd
 from ..anomalies import AnomalyLog
 from ..capture import Capture, register_frame
 from ..dissect.dtls import (
+    DTLS1_0,
+    DTLS1_2,
     DTLS1_3,
     TLS_EMPTY_RENEGOTIATION_INFO_SCSV,
     DtlsTracker,
@@ -53,6 +55,11 @@ def _cert_columns(side: str) -> list[tuple[str, str, str]]:
                 "(e.g. RFC 5280's 9999-12-31 'no expiry') and was clipped to "
                 "the last representable instant; the text is in anomalies"
             ),
+        ),
+        (
+            f"{side}_cert_not_after_text",
+            "string",
+            "validity end as the certificate writes it (ISO 8601, UTC) when it was clipped; NA otherwise",
         ),
         (
             f"{side}_cert_self_signed",
@@ -239,6 +246,9 @@ def _cert_row(
                 f"{side}_cert_not_before": nb,
                 f"{side}_cert_not_after": na,
                 f"{side}_cert_dates_clipped": nb_clipped or na_clipped,
+                f"{side}_cert_not_after_text": f.not_after.isoformat()
+                if na_clipped and f.not_after
+                else None,
                 f"{side}_cert_self_signed": f.self_signed,
             }
         )
@@ -401,8 +411,57 @@ def _encrypted_parts(hs: Handshake, row: dict[str, Any]) -> list[str]:
     return parts
 
 
+# Record-layer versions of DTLSPlaintext / DTLSCiphertext headers: 1.0, 1.2 (also 1.3's legacy) and
+# OpenSSL's pre-standard DTLS1_BAD_VER.
+RECORD_VERSIONS = frozenset({DTLS1_0, DTLS1_2, 0x0100})
+
+
+def dtls_problem(hs: Handshake) -> str | None:
+    """Why the records grouped as ``hs`` are not DTLS (None when they are): DTLS is a handshake message read
+    in clear (any hello, HelloVerifyRequest, or another handshake message of a capture that starts mid-
+    handshake), or protected records of a DTLS record version in a coherent epoch — at least two, none in
+    epoch 0, in one epoch or two consecutive ones (a rekey) — as a capture that starts mid-session shows
+    them. A ChangeCipherSpec or ACK alone is not a handshake: one byte of noise can look like either."""
+    readable = [m for m in hs.messages if m[3] != "encrypted" and m[2] not in ("change_cipher_spec", "ack")]
+    if hs.client_hello or hs.server_hello or hs.hello_retry or hs.hello_verify_cookie or readable:
+        return None
+    n = sum(hs.encrypted_records.values())
+    epochs = sorted(set().union(*hs.epochs_seen.values())) if hs.epochs_seen else []
+    if hs.record_version is not None and hs.record_version not in RECORD_VERSIONS:
+        return f"record version 0x{hs.record_version:04x}, which no DTLS version uses"
+    if n < 2:
+        return f"{n} protected record(s) and no handshake message"
+    if 0 in epochs:
+        return "epoch 0 records without a readable handshake message"
+    if epochs and epochs[-1] - epochs[0] > 1:
+        return (
+            f"protected records in epochs {', '.join(map(str, epochs))} (not one session's) with no handshake"
+        )
+    return None
+
+
+def corroborated(handshakes: list[Handshake], anomalies: AnomalyLog) -> list[Handshake]:
+    """The handshakes that are DTLS (:func:`dtls_problem`); each other one is an anomaly row
+    ``dtls_uncorroborated`` with the reason, and its flow is not called DTLS."""
+    out = []
+    for hs in handshakes:
+        why = dtls_problem(hs)
+        if why is None:
+            out.append(hs)
+            continue
+        anomalies.add(
+            "dtls",
+            "dtls_uncorroborated",
+            f"{len(hs.frames)} datagram(s) look like DTLS by their first byte but show {why}: classed other",
+            frame=hs.frames[0] if hs.frames else None,
+            ts_ns=hs.ts_first_ns,
+            flow_id=hs.flow_id,
+        )
+    return out
+
+
 def dtls_frame(handshakes: list[Handshake], anomalies: AnomalyLog) -> pd.DataFrame:
-    rows = [handshake_row(hs, anomalies) for hs in handshakes]
+    rows = [handshake_row(hs, anomalies) for hs in corroborated(handshakes, anomalies)]
     return DTLS.from_records(rows)
 
 

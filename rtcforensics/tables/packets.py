@@ -103,11 +103,12 @@ def _ids_to_string(ids: np.ndarray, names: list[str]) -> Any:
     return pd.array(table[np.where(ids < 0, len(names), ids)], dtype="string")
 
 
-def packets_frame(d: Dissection, release: bool = False) -> pd.DataFrame:
+def packets_frame(d: Dissection, release: bool = False, first_frame: int = 1) -> pd.DataFrame:
     """The `packets` frame from the fast path's raw per-record columns (``Dissection.columns``).
 
     ``release``: drop the raw columns from ``d`` as they are turned into the frame (the capture's builder
-    does, so a large capture does not hold both)."""
+    does, so a large capture does not hold both). ``first_frame``: frame number of the first row (a chunk of
+    the streaming load)."""
     cols = d.columns
     if not cols or not len(cols.get("ts_ns", ())):
         return PACKETS.empty()
@@ -115,9 +116,9 @@ def packets_frame(d: Dissection, release: bool = False) -> pd.DataFrame:
     def take(name: str) -> np.ndarray:
         return cols.pop(name) if release else cols[name]
 
-    n = len(cols["ts_ns"])  # every record has a row: frames 1..n
+    n = len(cols["ts_ns"])  # every record has a row: frames first_frame..first_frame+n-1
     data = {
-        "frame": _int_array(np.arange(1, n + 1, dtype=np.int64), "Int64"),
+        "frame": _int_array(np.arange(first_frame, first_frame + n, dtype=np.int64), "Int64"),
         "ts": pd.to_datetime(take("ts_ns"), unit="ns", utc=True),
         "src": _ids_to_string(take("src"), d.addresses),
         "sport": _int_array(take("sport"), "UInt16"),
@@ -165,21 +166,53 @@ def build_flows(cap: Capture) -> pd.DataFrame:
     seen[fid, cls_codes] = True
     via = np.zeros(n, dtype=bool)
     via[fid[p["via_turn"].notna().to_numpy()[has]]] = True
+    return _flows_frame(
+        np.arange(n),
+        fp["transport"].to_numpy(),
+        fp["src"].to_numpy(dtype=object, na_value=None),
+        fp["sport"].to_numpy(dtype=object, na_value=None),
+        fp["dst"].to_numpy(dtype=object, na_value=None),
+        fp["dport"].to_numpy(dtype=object, na_value=None),
+        first_ts,
+        last_ts,
+        np.bincount(fid, minlength=n),
+        np.bincount(fid[a_of_pkt], minlength=n),
+        np.bincount(fid, weights=length, minlength=n).astype(np.int64),
+        seen,
+        via,
+    )
+
+
+def _flows_frame(
+    flow_id: np.ndarray,
+    transport: Any,
+    a_ip: np.ndarray,
+    a_port: np.ndarray,
+    b_ip: np.ndarray,
+    b_port: np.ndarray,
+    first_ts: np.ndarray,
+    last_ts: np.ndarray,
+    packets: np.ndarray,
+    packets_a_to_b: np.ndarray,
+    nbytes: np.ndarray,
+    seen: np.ndarray,
+    via: np.ndarray,
+) -> pd.DataFrame:
+    """The `flows` frame from per-flow aggregates (``seen``: flows x CLASSES booleans)."""
     code = {c: i for i, c in enumerate(CLASSES)}
     enc_true = seen[:, code["dtls"]] | seen[:, code["tls"]]
     enc_false = ~enc_true & (seen[:, code["http"]] | seen[:, code["websocket"]] | seen[:, code["sip"]])
-    encrypted = pd.array(
-        [True if t else (False if f else None) for t, f in zip(enc_true, enc_false)], dtype="boolean"
-    )
-    classes = [sorted(CLASSES[k] for k in np.flatnonzero(row)) for row in seen]
-    a_ip = fp["src"].to_numpy(dtype=object, na_value=None)
-    b_ip = fp["dst"].to_numpy(dtype=object, na_value=None)
-    a_port = fp["sport"].to_numpy(dtype=object, na_value=None)
-    b_port = fp["dport"].to_numpy(dtype=object, na_value=None)
+    encrypted = pd.array(enc_true, dtype="boolean")
+    encrypted[~enc_true & ~enc_false] = pd.NA
+    # one sorted name list per distinct set of classes (a million flows have a handful of distinct sets)
+    bits = seen.astype(np.int64) @ (np.int64(1) << np.arange(len(CLASSES), dtype=np.int64))
+    uniq, inv = np.unique(bits, return_inverse=True)
+    names = [sorted(CLASSES[k] for k in range(len(CLASSES)) if (u >> k) & 1) for u in uniq.tolist()]
+    classes = [list(names[i]) for i in inv.reshape(-1).tolist()]
     df = pd.DataFrame(
         {
-            "flow_id": np.arange(n),
-            "transport": fp["transport"].to_numpy(),
+            "flow_id": flow_id,
+            "transport": transport,
             "a": [_endpoint(i, pt) for i, pt in zip(a_ip, a_port)],
             "b": [_endpoint(i, pt) for i, pt in zip(b_ip, b_port)],
             "a_ip": a_ip,
@@ -189,12 +222,82 @@ def build_flows(cap: Capture) -> pd.DataFrame:
             "first_ts": first_ts,
             "last_ts": last_ts,
             "duration_s": (last_ts - first_ts) / 1e9,
-            "packets": np.bincount(fid, minlength=n),
-            "packets_a_to_b": np.bincount(fid[a_of_pkt], minlength=n),
-            "bytes": np.bincount(fid, weights=length, minlength=n).astype(np.int64),
+            "packets": packets,
+            "packets_a_to_b": packets_a_to_b,
+            "bytes": nbytes,
             "classes": classes,
             "via_turn": via,
             "encrypted": encrypted,
         }
     )
     return FLOWS.conform(df)
+
+
+class StreamFrames:
+    """Arrow tables of the frames the streaming load (``dissect.stream``) writes chunk by chunk, in the case
+    store's column types (``case.store.to_arrow``), so a streamed dataset reads back as ``load``'s frames."""
+
+    def __init__(self) -> None:
+        from ..case import store  # the store's codec; imported here: the case layer sits above the tables
+
+        self.store = store
+
+    def packets(self, d: Dissection, first_frame: int) -> Any:
+        return self.store.to_arrow(packets_frame(d, first_frame=first_frame), PACKETS)
+
+    def rtp(self, d: Dissection) -> Any:
+        from .rtp import RTP, build_rtp
+
+        return self.store.to_arrow(build_rtp(_DissectionOnly(d)), RTP)  # type: ignore[arg-type]
+
+    def anomalies(self, rows: list[dict[str, Any]], dropped: int = 0) -> Any:
+        from ..anomalies import AnomalyLog
+        from ..schema import ANOMALIES
+
+        return self.store.to_arrow(AnomalyLog(rows=rows, dropped=dropped).frame(), ANOMALIES)
+
+    def flows(self, agg: dict[str, np.ndarray], addresses: list[str]) -> Any:
+        names = np.array(addresses + [None], dtype=object)
+
+        def ip(ids: np.ndarray) -> np.ndarray:
+            return names[np.where(ids < 0, len(addresses), ids)]
+
+        def port(v: np.ndarray) -> np.ndarray:
+            return np.array([None if x < 0 else int(x) for x in v.tolist()], dtype=object)
+
+        t = agg["transport"]
+        seen = ((agg["classes"][:, None] >> np.arange(len(CLASSES))) & 1).astype(bool)
+        df = _flows_frame(
+            agg["flow_id"],
+            pd.Categorical.from_codes(t, dtype=FLOWS.column("transport").pandas_dtype()),
+            ip(agg["a_src"]),
+            port(agg["a_port"]),
+            ip(agg["b_src"]),
+            port(agg["b_port"]),
+            agg["first_ts"],
+            agg["last_ts"],
+            agg["packets"],
+            agg["packets_a_to_b"],
+            agg["bytes"],
+            seen,
+            agg["via"].astype(bool),
+        )
+        return self.store.to_arrow(df, FLOWS)
+
+    def empty(self, name: str) -> Any:
+        if name == "datagrams":
+            from ..dissect.stream import DATAGRAMS_SCHEMA
+
+            return DATAGRAMS_SCHEMA.empty_table()
+        if name == "rtp_samples":
+            from ..dissect.stream import SAMPLES_SCHEMA
+
+            return SAMPLES_SCHEMA.empty_table()
+        return self.store.empty_frame_table(name)
+
+
+class _DissectionOnly:
+    """What a table builder reads of a Capture when it reads only ``cap.dissection``."""
+
+    def __init__(self, d: Dissection) -> None:
+        self.dissection = d

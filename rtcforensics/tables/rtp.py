@@ -19,7 +19,8 @@ import pandas as pd
 
 from ..capture import Capture, register_frame
 from ..dissect.fastpath import VIA
-from ..dissect.rtp import RTCP_PT_NAMES, decode_rtcp_compound, decode_rtp
+from ..dissect.model import Datagram
+from ..dissect.rtp import RTCP_PT_NAMES, RtcpCompound, decode_rtcp_compound, decode_rtp, rtcp_problem
 from ..errors import DecodeError
 from ..schema import frame_schema
 from .packets import _endpoint
@@ -260,14 +261,14 @@ def register_keying_refiner(fn: KeyingRefiner) -> KeyingRefiner:
 def keying_for(cap: Capture, streams: pd.DataFrame | None = None) -> pd.Series:
     """Keying of each RTP stream as far as the capture itself shows it.
 
-    ``dtls-srtp`` when DTLS was seen on the stream's flow (RFC 5764: keys come from that handshake);
+    ``dtls-srtp`` when the ``dtls`` frame has a handshake on the stream's flow (RFC 5764: keys come from that handshake);
     otherwise ``unknown``: telling SDES (RFC 4568 a=crypto) from plain RTP needs the SDP, which this
     function does not read; registered refiners (:func:`register_keying_refiner`) add it when the capture
     or side inputs carry SDP frames. ``streams`` defaults to ``cap.rtp_streams``' (flow_id, ssrc)."""
     if streams is None:
         streams = cap.rtp_streams[["flow_id", "ssrc"]]
-    pk = cap.packets
-    dtls_flows = set(pk.loc[pk["cls"] == "dtls", "flow_id"].dropna().astype(int).tolist())
+    # flows of the DTLS frame: DTLS corroborated by a handshake or a coherent epoch, not by first byte alone
+    dtls_flows = set(cap.dtls["flow_id"].dropna().astype(int).tolist())
     out = pd.Series(
         ["dtls-srtp" if int(f) in dtls_flows else "unknown" for f in streams["flow_id"]],
         index=streams.index,
@@ -344,6 +345,19 @@ def _h264_ok(payloads: list[bytes]) -> bool:
     return all(not p[0] & 0x80 and (1 <= (p[0] & 0x1F) <= 24 or (p[0] & 0x1F) == 28) for p in ps)
 
 
+def _h263_ok(payloads: list[bytes]) -> bool:
+    """RFC 2190 §5.1: mode A payload headers (F=0) naming one source format (1..5, sub-QCIF..16CIF) in every
+    sample, and an H.263 picture start code (22 bits 0000 0000 0000 0000 1000 00) after the header of the
+    packets that begin a picture (SBIT 0)."""
+    ps = [p for p in payloads if len(p) >= 7]
+    if len(ps) < 6 or any(p[0] & 0x80 for p in ps):
+        return False
+    srcs = {p[1] >> 5 for p in ps}
+    if len(srcs) != 1 or not 1 <= next(iter(srcs)) <= 5:
+        return False
+    return any(p[4] == 0 and p[5] == 0 and p[6] & 0xFC == 0x80 for p in ps)
+
+
 def plaintext_evidence(
     pt: int, clock_rate: int | None, samples: list[bytes]
 ) -> tuple[float, str, float, int]:
@@ -382,9 +396,12 @@ def plaintext_evidence(
         )
     if _opus_toc_ok(payloads) and (clock_rate == 48000 or pt >= 96):
         reasons.append((0.8, "consistent Opus TOC bytes (RFC 6716 §3.1)"))
-    if _vp8_ok(payloads):
+    if pt == 34 and _h263_ok(payloads):
+        reasons.append((0.75, "H.263 payload headers (RFC 2190) and picture start codes in clear"))
+    # VP8 and H.264 travel under dynamic payload types: their header tests say nothing of a static one
+    if pt not in STATIC_PT and _vp8_ok(payloads):
         reasons.append((0.75, "valid VP8 payload descriptors (RFC 7741 §4.2) in every sample"))
-    if _h264_ok(payloads):
+    if pt not in STATIC_PT and _h264_ok(payloads):
         reasons.append((0.7, "valid H.264 NAL unit headers (RFC 6184) in every sample"))
     if reasons:
         score, why = max(reasons)
@@ -605,16 +622,68 @@ def _ntp_to_ns(ntp: int) -> int | None:
     return (sec - NTP_EPOCH_OFFSET) * 1_000_000_000 + (frac * 1_000_000_000 >> 32)
 
 
-@register_frame(RTCP)
-def build_rtcp(cap: Capture) -> pd.DataFrame:
+def corroborated_rtcp(cap: Capture) -> list[tuple[Datagram, RtcpCompound]]:
+    """The candidate RTCP datagrams (first byte and packet type by RFC 7983) that are RTCP: each of valid
+    structure (:func:`rtcp_problem`), on a flow that corroborates it: a compound read in clear to its last
+    byte, one sender SSRC in two packets or more, RTP on the same flow (RFC 5761 multiplexing), or an SSRC
+    (sender, reported or fed back) that an RTP stream of the capture carries (RTCP on its own port pair
+    names the RTP flow's SSRCs). The others are
+    anomaly rows with the reason (``rtcp_invalid`` per packet, ``rtcp_uncorroborated`` per flow)."""
     d = cap.dissection
-    rows: list[dict[str, Any]] = []
+    valid: dict[int, list[tuple[Datagram, RtcpCompound]]] = {}
     for dg in d.rtcp:
         try:
             comp = decode_rtcp_compound(dg.data)
         except DecodeError as e:
             d.anomalies.add("rtcp", e.name, e.detail, frame=dg.frame, ts_ns=dg.ts_ns, flow_id=dg.flow_id)
             continue
+        why = rtcp_problem(comp)
+        if why is not None:
+            d.anomalies.add(
+                "rtcp",
+                "rtcp_invalid",
+                f"not RTCP: {why}; classed other",
+                frame=dg.frame,
+                ts_ns=dg.ts_ns,
+                flow_id=dg.flow_id,
+            )
+            continue
+        valid.setdefault(dg.flow_id, []).append((dg, comp))
+    has_rtp = len(d.rtp.get("ssrc", ())) > 0
+    rtp_ssrcs = {int(x) for x in np.unique(d.rtp["ssrc"])} if has_rtp else set()
+    rtp_flows = {int(x) for x in np.unique(d.rtp["flow_id"])} if has_rtp else set()
+    out: list[tuple[Datagram, RtcpCompound]] = []
+    for flow_id, items in valid.items():
+        senders = Counter(p.ssrc for _, c in items for p in c.packets[:1])
+        named = {
+            s
+            for _, c in items
+            for p in c.packets
+            for s in (p.ssrc, p.media_ssrc, *(b.ssrc for b in p.reports))
+            if s is not None
+        }
+        clear = any(not c.encrypted for _, c in items)
+        if clear or max(senders.values()) >= 2 or flow_id in rtp_flows or named & rtp_ssrcs:
+            out.extend(items)
+            continue
+        dg0 = items[0][0]
+        d.anomalies.add(
+            "rtcp",
+            "rtcp_uncorroborated",
+            f"{len(items)} packet(s) look like SRTCP but none reads in clear, no sender SSRC repeats, the "
+            f"flow carries no RTP and no RTP stream carries one of their SSRCs: classed other",
+            frame=dg0.frame,
+            ts_ns=dg0.ts_ns,
+            flow_id=flow_id,
+        )
+    out.sort(key=lambda x: x[0].frame)
+    return out
+
+
+@register_frame(RTCP)
+def build_rtcp(cap: Capture) -> pd.DataFrame:
+    rows: list[dict[str, Any]] = []
+    for dg, comp in cap.cached("rtcp_corroborated", lambda: corroborated_rtcp(cap)):
         for i, p in enumerate(comp.packets):
             rb = p.reports[0] if p.reports else None
             si = p.sender_info if not comp.encrypted else None

@@ -39,7 +39,16 @@ def export_widget(cap: Any, report: Report | None = None, out_dir: str | os.Path
     overwrite = w.Checkbox(value=False, description="overwrite")
     go = w.Button(description="Export indicators", icon="download")
     result = w.HTML()
-    box = LiveBox([w.HBox([folder, overwrite, go]), result], static=lambda: result.value)
+    box = LiveBox(
+        [w.HBox([folder, overwrite, go]), result],
+        static=lambda: (
+            result.value
+            or (
+                "<p><b>Indicators</b> not exported in this session (<i>Export indicators</i> writes them into "
+                f"<code>{_safe.escape(folder.value)}</code>)</p>"
+            )
+        ),
+    )
     box.add_class("rtcf-export")
 
     def on_click(_: Any = None) -> None:

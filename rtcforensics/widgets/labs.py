@@ -159,7 +159,8 @@ QUESTION_SPECS: dict[str, Question] = {
             "Which internal (private, CGNAT, link-local, ULA) address did the ICE candidates reveal?",
             (
                 "Candidates travel inside the SDP or trickled messages; here the signalling was not encrypted.",
-                "Look at the candidates frame: its scope column says private/public for each address.",
+                "Behind a NAT the IP headers show only the NAT's public address; the candidates frame shows "
+                "what each host said about itself, and its scope column says private/public for each address.",
                 "Documentation ranges (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24) stand for public addresses; "
                 "a host candidate in 10/8, 172.16/12 or 192.168/16 is what you are after.",
             ),
@@ -275,6 +276,18 @@ def leaked_private_addresses(report: Report | None) -> set[str]:
     out: set[str] = set()
     for f in _findings(report, "ice-private-ip-exposed"):
         out.update(str(a).lower() for a in (f.evidence.get("addresses") or {}))
+    return out
+
+
+def private_addresses_behind(report: Report | None) -> dict[str, set[str]]:
+    """For each address that sent (in its IP header) candidates revealing an internal address, those internal
+    addresses (``ice-private-ip-exposed``'s ``sent_by``): behind a NAT, the NAT's public address."""
+    out: dict[str, set[str]] = {}
+    for f in _findings(report, "ice-private-ip-exposed"):
+        for a, e in (f.evidence.get("addresses") or {}).items():
+            for by in listish(e.get("sent_by") if isinstance(e, dict) else None):
+                if _scope(str(by)) == "public":
+                    out.setdefault(str(by).lower(), set()).add(str(a).lower())
     return out
 
 
@@ -512,6 +525,18 @@ def _check(cap: Any, report: Report, question: str, answer: Any) -> LabResult:
                 True,
                 f"{a} is a {_scope(a)} address and it crossed the wire in an ICE "
                 f"candidate ({len(leaked)} such address(es) in this capture)",
+                len(leaked),
+            )
+        fronts = private_addresses_behind(report).get(a)
+        if fronts:
+            return LabResult(
+                q,
+                answer,
+                False,
+                f"{a} is public: it is what the IP headers show sending the candidates that revealed "
+                f"{len(fronts)} internal address(es), the NAT in front of a host or the server relaying its "
+                "signalling. Hint: read the candidates themselves; a host candidate's address, or the raddr "
+                "of an srflx candidate, names the host behind the NAT.",
                 len(leaked),
             )
         reason = "it is public" if _scope(a) == "public" else "no candidate that crossed the wire revealed it"

@@ -197,7 +197,7 @@ def stream_audio(cap: Any, flow_id: int, ssrc: int) -> tuple[bytes, str] | tuple
             return None, f"plain RTP, but payload type {pt} is not G.711"
         from ..srtp.collect import collect_media
 
-        packets, _ = collect_media(cap.path)
+        packets, _ = collect_media(cap.path, **cap.limits)
         payloads = []
         for p in packets:
             if not p.rtcp and p.ssrc == ssrc:

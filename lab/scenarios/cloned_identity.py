@@ -1,0 +1,165 @@
+"""cloned_identity: two separate aiortc calls in which two different hosts present one DTLS certificate.
+
+Call 1 (``cloned_identity/call_ab``): alice (192.0.2.31) calls bob (198.51.100.32). alice's aiortc makes its
+fresh per-connection certificate as usual, and the peer writes that key and certificate to a PEM file (what
+someone copying alice's identity would take). Call 2 (``cloned_identity/call_cd``), a separate network run
+afterwards: carol (203.0.113.133, another namespace, another MAC) calls dave (198.51.100.134) presenting
+alice's very key and certificate (aiortc ``RTCCertificate`` loaded from that PEM); bob and dave make their
+own.
+Signalling is lab/signalling_server.py over plain WebSocket (203.0.113.10:8080) in both calls, so each
+offer's ``a=fingerprint`` (the same sha-256 in both captures) is readable too.
+
+Truth per capture (the usual keys, from the peers' stacks: SDP as sent, DTLS facts from the OpenSSL
+connections, RTP per SSRC, STUN), plus ``identity``: the shared certificate's SHA-256 and subject as the
+peers' aiortc reported them, which hosts presented it in which capture, and the certificates bob and dave
+presented; ``case_findings``: what a case holding both captures must report (``dtls-certificate-reused``
+naming alice's and carol's addresses, both captures, that fingerprint) and must not (bob, dave).
+The captures sit in ``sample_captures/cloned_identity/`` so the per-sample tests (which take the top level)
+do not pay for them; ``rtcforensics ingest sample_captures/cloned_identity --case DIR`` ingests the pair.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from lab import truthlib as T
+from lab.netns import Lab
+from lab.scenarios import aiortc_calls as calls
+
+NAME = "cloned_identity"
+SIG_IP = "203.0.113.10"
+NETS = ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
+# capture stem, (offerer name, address, MAC), (answerer name, address, MAC)
+CALLS = (
+    ("call_ab", ("alice", "192.0.2.31", "02:00:00:00:0a:01"), ("bob", "198.51.100.32", "02:00:00:00:0b:01")),
+    (
+        "call_cd",
+        ("carol", "203.0.113.133", "02:00:00:00:0c:01"),
+        ("dave", "198.51.100.134", "02:00:00:00:0d:01"),
+    ),
+)
+
+
+def one_call(
+    out: Path, w: Path, stem: str, offerer: tuple[str, str, str], answerer: tuple[str, str, str], **offer: Any
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """One aiortc audio call (plain WebSocket signalling) in a network of its own, captured to
+    ``out/cloned_identity/<stem>.pcapng``: the offerer's and answerer's records and the call's truth keys."""
+    cap = out / NAME / f"{stem}.pcapng"
+    keylog = out / NAME / f"{stem}.keylog"
+    keylog.unlink(missing_ok=True)
+    cw = w / stem
+    cw.mkdir()
+    with Lab(NAME) as lab:
+        sig = lab.host("sig", f"{SIG_IP}/24", mac="02:00:00:00:05:01")
+        hosts = [lab.host(n, f"{ip}/24", mac=mac) for n, ip, mac in (offerer, answerer)]
+        for h in (sig, *hosts):
+            calls.onlink(h, *[n for n in NETS if not n.startswith(h.ip.rsplit(".", 1)[0] + ".")])
+        base = {"signal": f"ws://{sig.ip}:8080", "keylog": str(keylog), "media": "audio", "duration": 2}
+        res_offer, res_answer = calls.two_peers(
+            lab,
+            cw,
+            cap,
+            hosts[0],
+            hosts[1],
+            {**base, **offer},
+            base,
+            servers=[lambda: calls.start_signalling(sig, cw, tls=False)],
+        )
+    calls.dedupe_keylog(keylog)
+    if not (res_offer["connected"] and res_answer["connected"]):
+        raise RuntimeError(f"{NAME}/{stem} did not connect")
+    core = calls.call_truth(res_offer, res_answer, transport="websocket", tls=False)
+    calls.cross_check_rtp(cap, core["rtp"])
+    for d in core["dtls"]:
+        if not d["completed"]:
+            raise RuntimeError(f"{NAME}/{stem}: DTLS handshake {d['client']} -> {d['server']} not completed")
+    return res_offer, res_answer, core
+
+
+def presented(res: dict[str, Any], core: dict[str, Any]) -> list[dict[str, str]]:
+    """The DTLS handshakes in which this peer (``res``) presented its certificate: role and wire address."""
+    sha = res["certificate"]["sha256"]
+    rows = []
+    for d in core["dtls"]:
+        if d["client_cert_sha256"] == sha:
+            rows.append({"role": "client", "endpoint": d["client"]})
+        if d["server_cert_sha256"] == sha:
+            rows.append({"role": "server", "endpoint": d["server"]})
+    return rows
+
+
+def cloned_identity(out: Path) -> dict[str, Any]:
+    w = T.workdir(NAME)
+    pem = w / "alice-identity.pem"  # alice's own key + certificate, as her aiortc made them (scratch only)
+    (stem1, a, b), (stem2, c, d) = CALLS
+    ra, rb, core1 = one_call(out, w, stem1, a, b, save_certificate=str(pem))
+    rc, rd, core2 = one_call(out, w, stem2, c, d, certificate=str(pem))
+
+    ident = ra["certificate"]
+    if ident["source"] != "generated by aiortc" or rc["certificate"]["source"] != "loaded":
+        raise RuntimeError(f"identity sources: {ident} / {rc['certificate']}")
+    if rc["certificate"]["sha256"] != ident["sha256"]:
+        raise RuntimeError("carol does not present alice's certificate")
+    others = {rb["certificate"]["sha256"], rd["certificate"]["sha256"]}
+    if ident["sha256"] in others or len(others) != 2:
+        raise RuntimeError("bob and dave must each present a certificate of their own")
+    # the shared certificate in each call's DTLS handshakes (OpenSSL's view) and in each offer's SDP as sent
+    uses = {stem1: presented(ra, core1), stem2: presented(rc, core2)}
+    for stem, core in ((stem1, core1), (stem2, core2)):
+        if not uses[stem]:
+            raise RuntimeError(f"{stem}: the shared certificate is in no DTLS handshake")
+        if core["sdp"][0]["fingerprint"].get("sha-256") != ident["sha256"]:
+            raise RuntimeError(f"{stem}: the offer's a=fingerprint is not the shared certificate")
+
+    captures = [f"{stem1}.pcapng", f"{stem2}.pcapng"]
+    holders = [
+        {"name": n, "address": ip, "mac": mac, "capture": f"{stem}.pcapng", "handshakes": uses[stem]}
+        for stem, (n, ip, mac) in ((stem1, a), (stem2, c))
+    ]
+    own = [
+        {"name": n, "address": ip, "capture": f"{stem}.pcapng", "cert_sha256": r["certificate"]["sha256"]}
+        for stem, (n, ip, _), r in ((stem1, b, rb), (stem2, d, rd))
+    ]
+    identity = {
+        "cert_sha256": ident["sha256"],
+        "subject": ident["subject"],
+        "made_by": f"aiortc on {a[0]} ({a[1]}), call {stem1}; copied as PEM (key + certificate) to {c[0]}",
+        "presented_by": holders,
+        "not_shared": own,
+    }
+    case_findings = [
+        {
+            "slug": "dtls-certificate-reused",
+            "endpoints": sorted([a[1], c[1]]),
+            "cert_sha256": ident["sha256"],
+            "captures": captures,
+            "not_endpoints": sorted([b[1], d[1]]),
+        }
+    ]
+
+    def truth(stem: str, core: dict[str, Any], offerer: tuple, answerer: tuple, how: str) -> dict[str, Any]:
+        return {
+            "description": f"aiortc audio call {offerer[0]} ({offerer[1]}) -> {answerer[0]} ({answerer[1]}) "
+            f"over DTLS-SRTP, plain WebSocket signalling ({SIG_IP}:8080); {how}; with the other capture "
+            f"of {NAME}/ a case shows two hosts presenting one DTLS certificate; DTLS keys in keylog",
+            "keylog": f"{NAME}/{stem}.keylog",  # relative to sample_captures/, as for every truth file
+            "findings": [{"slug": "signalling-plaintext", "endpoints": [f"{SIG_IP}:8080"]}],
+            "absent_findings": calls.absent("signalling-plaintext"),
+            **core,
+            "signalling": {"server": f"{SIG_IP}:8080", "tls": False},
+            "identity": identity,
+            "case_findings": case_findings,
+            "case_captures": captures,
+        }
+
+    t1 = truth(stem1, core1, a, b, f"{a[0]}'s fresh aiortc certificate, saved for cloning")
+    t2 = truth(stem2, core2, c, d, f"{c[0]} presents {a[0]}'s key and certificate (cloned identity)")
+    t1["also"] = {f"{NAME}/{stem2}": t2}
+    json.dumps(t1)  # fail here, not in the generator, if anything is not JSON
+    return t1
+
+
+SCENARIOS = {f"{NAME}/{CALLS[0][0]}": cloned_identity}
