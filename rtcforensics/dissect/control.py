@@ -143,8 +143,10 @@ def build_messages(
             texts = p.all("ws_text")
             opcodes = p.all("ws_opcode")
 
-            def ws_text(direction: str | None = direction, p: Any = p, conn: _Conn = conn) -> Message:
-                """A WebSocket text message of this connection (opcode 1)."""
+            def ws_message(
+                opcode: int = 1, direction: str | None = direction, p: Any = p, conn: _Conn = conn
+            ) -> Message:
+                """A WebSocket message of this connection (opcode 1 text, 2 binary)."""
                 return new(
                     "websocket",
                     direction=direction,
@@ -152,14 +154,14 @@ def build_messages(
                     user_agent=conn.user_agent,
                     origin=conn.origin,
                     host=conn.host,
-                    ws_opcode=1,
+                    ws_opcode=opcode,
                     ws_compressed=bool(p.get("ws_pmc")),
                 )
 
             if "sip" in chain[chain.index("websocket") :]:
                 # RFC 7118: the SIP dissector took the payload; read the unmasked SIP bytes instead
                 for sip_bytes in sip_raw.get(frame, []):
-                    m = ws_text()
+                    m = ws_message()
                     m.body_len = len(sip_bytes)
                     m.body_kind = "sip"
                     sip_into(report, m, sip_bytes, sip_offers)
@@ -167,7 +169,7 @@ def build_messages(
             whole = list(ws_whole.get(frame, [])) if ws_whole else []
             for t in texts:
                 t = _whole_text(t, whole, report, frame, ts)
-                m = ws_text()
+                m = ws_message()
                 m.body = t
                 m.body_len = len(t.encode("utf-8", "surrogateescape"))
                 classify_body(report, m, t, None)
@@ -175,16 +177,7 @@ def build_messages(
                     sip_into(report, m, t.encode("utf-8", "surrogateescape"), sip_offers)
             if not texts and 2 in opcodes:
                 data = p.all("data")
-                m = new(
-                    "websocket",
-                    direction=direction,
-                    url=conn.url,
-                    user_agent=conn.user_agent,
-                    origin=conn.origin,
-                    host=conn.host,
-                    ws_opcode=2,
-                    ws_compressed=bool(p.get("ws_pmc")),
-                )
+                m = ws_message(2)
                 m.body_kind = "binary"
                 m.body_len = sum(len(d) for d in data if isinstance(d, bytes)) or None
             continue
