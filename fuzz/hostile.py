@@ -50,6 +50,11 @@ class Case:
     secrets: tuple[str, ...] = ()  # planted secrets that must not reach any output
     expect_slugs: tuple[str, ...] = ()  # findings the poisoned capture must (still or newly) give
     xfail: str | None = None  # why this row fails today (another room's code), if it does
+    # the run must be complete (exit 0 with --fail-on none), or incomplete (exit 3); None: either
+    complete: bool | None = None
+    # anomaly rows the report must hold: name -> a piece of its detail
+    expect_anomalies: dict[str, str] = field(default_factory=dict)
+    max_rss_mb: float | None = None  # a tighter bound than the harness's (e.g. no memory per record)
     # the mutation moves no host: every (finding, host) pair of the real call must still be reported
     same_hosts: bool = False
 
@@ -527,16 +532,76 @@ def many_udp_flows(out: Path, scale: int) -> Case:
 
 @generator
 def gzip_of_zeros(out: Path, scale: int) -> Case:
-    """A ``.pcap.gz``: a real call, then 64 MiB (long run: 640 MiB) of zeros — millions of zero-length
-    records — compressed to a small file."""
-    src = to_pcap(SAMPLES / "weak_dtls.pcapng", out / ".weak_dtls.src.pcap").read_bytes()
+    """A ``.pcap.gz``: a real call, then 128 MiB (long run: 1.25 GiB) of zeros — 8.4 (84) million zero-length
+    records, beyond the default ``--max-packets`` — compressed ~1000:1 to a small file. Zero-length records
+    keep their frame numbers and cost no memory: the run reads them all and is complete, the call's findings
+    kept, with one ``empty_records`` row (one run, its frames) and ``gzip_ratio_high``."""
+    cap = Pcap.of_sample("weak_dtls", out)
+    src = (out / ".weak_dtls.src.pcap").read_bytes()
     path = out / "gzip_of_zeros.pcap.gz"
     zeros = b"\0" * (1 << 20)
+    mib = 128 * scale
     with gzip.open(path, "wb", compresslevel=9) as fh:
         fh.write(src)
-        for _ in range(64 * scale):
+        for _ in range(mib):
             fh.write(zeros)
-    return Case("gzip_of_zeros", path, "weak_dtls", f"{64 * scale} MiB of zero-length pcap records, gzipped")
+    real, n = len(cap.pkts), (mib << 20) // 16
+    return Case(
+        "gzip_of_zeros",
+        path,
+        "weak_dtls",
+        f"{mib} MiB of zero-length pcap records, gzipped",
+        complete=True,
+        expect_anomalies={
+            "empty_records": f"{n:,} zero-length record(s) (captured length 0) in 1 run(s), frames "
+            f"{real + 1}-{real + n}:",
+            "gzip_ratio_high": ":1",
+        },
+        max_rss_mb=512,  # a packets row per record: ~100 bytes each, 800 MB for 8.4M
+    )
+
+
+def empty_runs(n: int) -> list[int]:
+    """How many zero-length records go before each of ``n`` real records (and, last, after them): two before
+    the first, a run of five before the eleventh, one before every seventh from the fourth, three at the end."""
+    runs = [(2 if k == 0 else 0) + (5 if k == 10 else 0) + (1 if k % 7 == 3 else 0) for k in range(n)]
+    return [*runs, 3]
+
+
+def with_empty_records(name: str, out: Path, fmt: str = "pcap") -> tuple[Path, list[int]]:
+    """The sample capture ``name`` with zero-length records (captured length 0, no bytes) inserted as
+    :func:`empty_runs` says: classic pcap (records of the editcap copy, an empty one stamped with the time of
+    the real record after it) or pcapng (each empty Enhanced Packet Block a copy of the next real one's, its
+    data and lengths dropped; other blocks stay where they are). Returns the path and the new frame number of
+    each real record, in order."""
+    if fmt == "pcap":
+        cap = Pcap.of_sample(name, out)
+        head = cap.header
+        blocks = [(cap.record(p), cap.record(Pkt(p.ts, b""))) for p in cap.pkts]
+    else:
+        data = (SAMPLES / f"{name}.pcapng").read_bytes()
+        endian = "<" if data[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
+        epb = struct.pack(endian + "I", 6)
+
+        def emptied(b: bytes) -> bytes:  # type, length 32, interface, time, caplen 0, origlen 0, length
+            return b[:4] + struct.pack(endian + "I", 32) + b[8:20] + struct.pack(endian + "III", 0, 0, 32)
+
+        head = b""
+        blocks = [(b, emptied(b) if b[:4] == epb else None) for b in _pcapng_blocks(data)]
+    runs = empty_runs(sum(e is not None for _, e in blocks))
+    path = out / f"{name}.empty_records.{fmt}"
+    frames: list[int] = []
+    last = b""
+    with path.open("wb") as fh:
+        fh.write(head)
+        for block, e in blocks:
+            if e is not None:
+                fh.write(e * runs[len(frames)])
+                frames.append((frames[-1] if frames else 0) + runs[len(frames)] + 1)
+                last = e
+            fh.write(block)
+        fh.write(last * runs[-1])
+    return path, frames
 
 
 def _pcapng_blocks(data: bytes) -> list[bytes]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 
 import pandas as pd
 
@@ -128,6 +129,7 @@ def _scope6(a: ipaddress.IPv6Address) -> str:
     return "public"
 
 
+@lru_cache(maxsize=1 << 16)  # frames repeat a few addresses over many rows; AddrInfo is immutable
 def classify(text: str) -> AddrInfo:
     """Everything :mod:`rtcforensics.addr` knows about one address string (IP or mDNS name)."""
     if is_mdns(text):

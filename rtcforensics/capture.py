@@ -29,6 +29,18 @@ class ReadLimits(TypedDict):
 
 
 NO_LIMITS = ReadLimits(max_packets=None, max_inflated=None)
+
+
+class FrameUnavailable(RtcForensicsError, LookupError):
+    """A frame that this capture cannot build, with the reason (a capture made from a streamed dissection
+    holds no per-packet columns and no signalling; see :meth:`Capture.from_dissection`)."""
+
+    def __init__(self, name: str, why: str) -> None:
+        self.name = name
+        self.why = why
+        super().__init__(f"frame {name!r} is not available: {why}")
+
+
 _BUILDERS: dict[str, tuple[FrameSchema, Builder]] = {}
 
 
@@ -96,11 +108,51 @@ class Capture:
         self.limits = ReadLimits(max_packets=max_packets, max_inflated=max_inflated)
         self._frames: dict[str, pd.DataFrame] = {}
         self._cache: dict[str, Any] = {}  # intermediate results shared between builders
+        # frames this capture cannot build -> why (see from_dissection); empty for a capture file
+        self.unavailable: dict[str, str] = {}
         _load_builders()
+
+    @classmethod
+    def from_dissection(
+        cls,
+        dissection: Any,
+        *,
+        frames: Iterable[str],
+        why: str | Callable[[str], str],
+        name: str | None = None,
+        keylog: str | os.PathLike[str] | None = None,
+        strict: bool = False,
+    ) -> Capture:
+        """A capture whose fast-path pass is already made (``dissect.model.Dissection``): the streaming load,
+        whose ``datagrams`` dataset gives the STUN/DTLS/RTCP/ZRTP lists, its ``info`` and a fresh anomaly log,
+        and no per-packet columns. Only ``frames`` are built, by the same builders as for a capture file
+        (they must need nothing of the dissection but its datagrams, ``info`` and anomaly log); every other
+        frame is unavailable — absent from ``frame_names()``, and ``get_frame`` raises
+        :class:`FrameUnavailable` with ``why`` (or ``why(frame)``) — never silently empty. ``name``: what the capture is called
+        (default: the dissection's path); the file itself is not read again (``sha256`` comes from
+        ``info``)."""
+        _load_builders()
+        unknown = sorted(set(frames) - set(_BUILDERS))
+        if unknown:
+            raise ValueError(f"no builder for frame(s) {', '.join(unknown)}")
+        keep = set(frames)
+        cap = cls.__new__(cls)
+        cap.path = Path(name or dissection.path)
+        cap.keylog = Path(keylog) if keylog else None
+        cap.signalling_files = []
+        cap.progress = False
+        cap.strict = strict
+        cap.limits = NO_LIMITS
+        cap._frames = {}
+        cap._cache = {"dissection": dissection}
+        if dissection.info.get("sha256"):
+            cap._cache["sha256"] = dissection.info["sha256"]
+        cap.unavailable = {n: why if isinstance(why, str) else why(n) for n in _BUILDERS if n not in keep}
+        return cap
 
     # -- frames -------------------------------------------------------------------------------
     def __getattr__(self, name: str) -> pd.DataFrame:
-        if name.startswith("_"):
+        if name.startswith("_") or name == "unavailable":
             raise AttributeError(name)
         if name in _BUILDERS:
             return self.get_frame(name)
@@ -111,12 +163,14 @@ class Capture:
     def __dir__(self) -> list[str]:
         return sorted(set(super().__dir__()) | set(_BUILDERS))
 
-    @staticmethod
-    def frame_names() -> list[str]:
+    def frame_names(self) -> list[str]:
+        """The frames this capture can build (every registered frame, for a capture file)."""
         _load_builders()
-        return sorted(_BUILDERS)
+        return sorted(n for n in _BUILDERS if n not in self.unavailable)
 
     def get_frame(self, name: str) -> pd.DataFrame:
+        if name in self.unavailable:
+            raise FrameUnavailable(name, self.unavailable[name])
         if name not in self._frames:
             schema, fn = _BUILDERS[name]
             df = fn(self)
@@ -124,8 +178,9 @@ class Capture:
         return self._frames[name]
 
     def frame_or_none(self, name: str) -> pd.DataFrame | None:
-        """Frame ``name`` when this installation can build it, else None (optional layers)."""
-        if name not in _BUILDERS:
+        """Frame ``name`` when this installation (and this capture) can build it, else None (optional
+        layers)."""
+        if name not in _BUILDERS or name in self.unavailable:
             return None
         try:
             return self.get_frame(name)
@@ -237,4 +292,13 @@ def load(
     )
 
 
-__all__ = ["NO_LIMITS", "SCHEMAS", "Capture", "ReadLimits", "RtcForensicsError", "load", "register_frame"]
+__all__ = [
+    "NO_LIMITS",
+    "SCHEMAS",
+    "Capture",
+    "FrameUnavailable",
+    "ReadLimits",
+    "RtcForensicsError",
+    "load",
+    "register_frame",
+]

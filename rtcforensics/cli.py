@@ -39,8 +39,9 @@ FORMATS = ("table", "json", "sarif", "html", "markdown")
 SEVERITIES = ("info", "low", "medium", "high", "critical", "none")
 DEFAULT_FAIL_ON = "high"
 # Read limits of every command that loads a capture (--max-packets, --max-bytes). A packet held costs about
-# 0.1 KB (an empty record) to 0.5 KB (media) of memory: the default keeps a hostile capture of millions of
-# tiny records to a few hundred MB, far beyond what one call's capture holds. Hitting it: exit 3.
+# 0.1 KB (a tiny record) to 0.5 KB (media) of memory: the default keeps a hostile capture of millions of
+# tiny records to a few hundred MB, far beyond what one call's capture holds. Hitting it: exit 3. Zero-length
+# records are counted (an `empty_records` anomaly), not held, and do not count toward it.
 DEFAULT_MAX_PACKETS = 5_000_000
 SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz")
@@ -732,7 +733,7 @@ def add_limits(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_MAX_PACKETS,
         metavar="N",
         help=f"read at most N packets per capture (default {DEFAULT_MAX_PACKETS:_}; none: no limit). "
-        "Memory grows with the packets held",
+        "Memory grows with the packets held; zero-length records are counted, not held, and not limited",
     )
     g.add_argument(
         "--max-bytes",

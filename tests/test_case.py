@@ -300,7 +300,9 @@ def test_case_checks_on_samples(case_dir: Path) -> None:
 
 def test_certificate_reuse_is_seen_when_a_call_repeats(tmp_path: Path) -> None:
     """The same call ingested twice (the capture rewritten as pcap by editcap: another file, the same packets)
-    presents each certificate in two captures: CASE003 says so, by capture, with the hosts that presented it."""
+    presents each certificate in two captures: CASE003 says so, by capture, with the hosts that presented it.
+    The original (10,756 bytes) is streamed, the copy (9,511 bytes) loaded in memory: the dtls frame of a
+    streamed capture joins the case as any other."""
     from rtcforensics.case.correlate import run_case_checks
 
     if not shutil.which("editcap"):
@@ -308,7 +310,8 @@ def test_certificate_reuse_is_seen_when_a_call_repeats(tmp_path: Path) -> None:
     src = sample_path("weak_dtls")
     copy = tmp_path / "weak_dtls_copy.pcap"
     subprocess.run(["editcap", "-F", "pcap", str(src), str(copy)], check=True, timeout=60)
-    ingest([src, copy], tmp_path / "c")
+    res = ingest([src, copy], tmp_path / "c", stream_above=10_000)
+    assert [bool(r.get("streamed")) for r in res.rows] == [True, False]
     findings, _ = run_case_checks(open_case(tmp_path / "c"))
     reused = sorted((f for f in findings if f.slug == "dtls-certificate-reused"), key=lambda f: f.endpoints)
     # weak_dtls: openssl s_client on 192.0.2.30 and s_server on 192.0.2.40, one certificate each, both handshakes

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,7 +22,6 @@ import corrupt
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
-CLI = [PY, "-m", "rtcforensics.cli"]
 TIMEOUT_S = 240  # per input; far above what any of them needs: hitting it means a hang
 RSS_LIMIT_MB = 1500  # per child process
 
@@ -62,17 +62,39 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[corrupt.Case]:
     return cases
 
 
+RunResult = tuple[int | None, str, str, float]  # exit code (None: timed out), stdout, stderr, peak RSS in MB
+
+
+def cli_corpus(
+    corpus: list[corrupt.Case], cli_series: Callable[..., list[RunResult]]
+) -> dict[str, RunResult]:
+    """Every corrupted capture through `rtcforensics analyze --format json`, two at a time, largest first: each
+    in a process of its own (a fork of one that has imported what the CLI imports, ``conftest.cli_series``:
+    the start-up is about half the cost of a small input's run), its own exit code, output and peak RSS."""
+    order = sorted(corpus, key=lambda c: -c.path.stat().st_size)
+    runs = [["analyze", str(c.path), "--format", "json", "--fail-on", "none"] for c in order]
+    return dict(zip((c.name for c in order), cli_series(runs, timeout=TIMEOUT_S, jobs=2, errors="replace")))
+
+
+def api_corpus(corpus: list[corrupt.Case], per_input: int = 120) -> RunResult:
+    """Every corrupted capture through the API (API_SCRIPT), in one child process."""
+    return run_bounded(
+        [PY, "-c", API_SCRIPT, str(per_input), *[str(c.path) for c in corpus]], per_input * len(corpus)
+    )
+
+
 @pytest.fixture(scope="module")
-def cli_runs(corpus: list[corrupt.Case]) -> dict[str, tuple[int | None, str, str, float]]:
-    """Every corrupted capture through `rtcforensics analyze --format json`, two at a time."""
+def corpus_runs(corpus: list[corrupt.Case], cli_series) -> tuple[dict[str, RunResult], RunResult]:
+    """The corpus through the CLI and, at the same time (its one process beside the CLI's two), the API."""
+    with ThreadPoolExecutor(max_workers=1) as ex:
+        api = ex.submit(api_corpus, corpus)
+        cli = cli_corpus(corpus, cli_series)
+        return cli, api.result()
 
-    def one(case: corrupt.Case) -> tuple[int | None, str, str, float]:
-        return run_bounded(
-            CLI + ["analyze", str(case.path), "--format", "json", "--fail-on", "none"], TIMEOUT_S
-        )
 
-    with ThreadPoolExecutor(max_workers=2) as ex:
-        return dict(zip((c.name for c in corpus), ex.map(one, corpus)))
+@pytest.fixture(scope="module")
+def cli_runs(corpus_runs: tuple[dict[str, RunResult], RunResult]) -> dict[str, RunResult]:
+    return corpus_runs[0]
 
 
 def _cli_problems(case: corrupt.Case, run: tuple[int | None, str, str, float]) -> list[str]:
@@ -113,7 +135,7 @@ def _cli_problems(case: corrupt.Case, run: tuple[int | None, str, str, float]) -
     return probs
 
 
-@pytest.mark.slow  # the corpus: about 6 minutes on 2 cores
+@pytest.mark.slow  # the corpus, CLI and API (one fixture for the three tests): about 2 minutes on 2 cores
 def test_cli_on_corrupted_corpus(corpus: list[corrupt.Case], cli_runs) -> None:
     problems = [p for c in corpus for p in _cli_problems(c, cli_runs[c.name])]
     worst = max(r[3] for r in cli_runs.values())
@@ -121,7 +143,7 @@ def test_cli_on_corrupted_corpus(corpus: list[corrupt.Case], cli_runs) -> None:
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.slow  # the corpus: about 6 minutes on 2 cores
+@pytest.mark.slow  # the corpus, CLI and API (one fixture for the three tests): about 2 minutes on 2 cores
 def test_cli_report_says_capture_is_damaged(corpus: list[corrupt.Case], cli_runs) -> None:
     """A damaged capture gives partial results AND says so: the capture-layer anomaly (truncation, bad record
     length, damaged gzip) must reach the report, not only the API's `anomalies` frame."""
@@ -178,12 +200,11 @@ print(json.dumps(res))
 """
 
 
-@pytest.mark.slow  # the corpus: about 6 minutes on 2 cores
-def test_api_on_corrupted_corpus(corpus: list[corrupt.Case]) -> None:
-    per_input = 120
-    code, out, err, rss = run_bounded(
-        [PY, "-c", API_SCRIPT, str(per_input), *[str(c.path) for c in corpus]], per_input * len(corpus)
-    )
+@pytest.mark.slow  # the corpus, CLI and API (one fixture for the three tests): about 2 minutes on 2 cores
+def test_api_on_corrupted_corpus(
+    corpus: list[corrupt.Case], corpus_runs: tuple[dict[str, RunResult], RunResult]
+) -> None:
+    code, out, err, rss = corpus_runs[1]
     assert code == 0, f"API child failed (exit {code}):\n{err[-3000:]}"
     res = json.loads(out.strip().splitlines()[-1])
     problems = []

@@ -157,6 +157,18 @@ def test_hostile_row_keeps_the_real_call_s_findings(corpus: dict[str, hostile.Ca
     assert not lost, f"{name}: the real call's findings {sorted(lost)} are gone ({case.how})"
     missing = set(case.expect_slugs) - {s for _, s in got}
     assert not missing, f"{name}: expected {sorted(missing)} ({case.how})"
+    if case.complete is not None:
+        assert doc["run"]["complete"] is case.complete and run[0] == (0 if case.complete else 3), doc["run"]
+    details = {}
+    for a in doc["anomalies"]:
+        details.setdefault(a["name"], []).append(a["detail"])
+    for anomaly, part in case.expect_anomalies.items():
+        assert len(details.get(anomaly, [])) == 1 and part in details[anomaly][0], (
+            anomaly,
+            details.get(anomaly),
+        )
+    if case.max_rss_mb is not None:
+        assert run[3] <= case.max_rss_mb, f"{name}: peak RSS {run[3]:.0f} MB"
     for s in case.secrets:
         assert s not in run[1] + run[2], f"{name}: planted secret in the JSON report"
 

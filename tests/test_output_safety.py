@@ -11,8 +11,6 @@ terminal table and summary (no escape sequences), DataFrame HTML displays and th
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CAP = ROOT / "sample_captures" / "hostile_strings.pcapng"
 TRUTH = ROOT / "sample_captures" / "hostile_strings.truth.json"
-CLI = [sys.executable, "-m", "rtcforensics.cli"]
 
 pytestmark = pytest.mark.skipif(not CAP.exists(), reason="hostile_strings capture not generated")
 
@@ -32,6 +29,14 @@ TERMINAL_CONTROLS = ("\x1b", "\x07", "\x9b", "\x9d")  # ESC, BEL, 8-bit CSI, 8-b
 @pytest.fixture(scope="module")
 def hostile() -> dict[str, Any]:
     return json.loads(TRUTH.read_text())["hostile"]
+
+
+@pytest.fixture(scope="module")
+def cap() -> Any:
+    """The capture loaded once through the API (its frames are built once, then read by each test)."""
+    import rtcforensics
+
+    return rtcforensics.load(CAP)
 
 
 class _Inspector(HTMLParser):
@@ -79,33 +84,30 @@ def test_inspector_sees_live_markup(hostile: dict[str, Any]) -> None:
     assert any("script text" in f for f in found) and any("onerror" in f for f in found)
 
 
-def test_hostile_strings_reach_the_frames(hostile: dict[str, Any]) -> None:
+def test_hostile_strings_reach_the_frames(hostile: dict[str, Any], cap: Any) -> None:
     """The parsers keep the strings as sent (a forensic tool must not lose them): so the output checks
     below are not vacuous."""
-    import rtcforensics
-
-    cap = rtcforensics.load(CAP)
     assert hostile["session_name"] in set(cap.get_frame("sdp")["session_name"].dropna())
     assert set(hostile["foundations"].values()) <= set(cap.get_frame("candidates")["foundation"].dropna())
     assert hostile["stun_software"] in set(cap.get_frame("stun")["software"].dropna())
     assert hostile["user_agent"] in set(cap.get_frame("signalling")["user_agent"].dropna())
 
 
-def _cli(*args: str) -> str:
-    cp = subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=300, cwd=ROOT, check=False)
-    assert cp.returncode in (0, 1), cp.stderr[-2000:]
-    assert "Traceback" not in cp.stderr
-    return cp.stdout
-
-
 @pytest.fixture(scope="module")
-def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def outputs(cli_series, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Every CLI format of the capture, and its summary: six command lines in one process (the five formats
+    share one analysis, ``conftest.cli_series``)."""
     d = tmp_path_factory.mktemp("hostile_out")
-    out = {}
-    for fmt in ("html", "markdown", "sarif", "json", "table"):
-        _cli("analyze", str(CAP), "--format", fmt, "-o", str(d / fmt), "--fail-on", "none")
-        out[fmt] = (d / fmt).read_text(encoding="utf-8")
-    out["summary"] = _cli("summary", str(CAP))
+    formats = ("html", "markdown", "sarif", "json", "table")
+    runs = [
+        ["analyze", str(CAP), "--format", fmt, "-o", str(d / fmt), "--fail-on", "none"] for fmt in formats
+    ]
+    results = cli_series(runs + [["summary", str(CAP)]], timeout=300)
+    for argv, (code, _, err, _) in zip(runs + [["summary"]], results):
+        assert code in (0, 1), f"{argv}: exit {code}\n{err[-2000:]}"
+        assert "Traceback" not in err
+    out = {fmt: (d / fmt).read_text(encoding="utf-8") for fmt in formats}
+    out["summary"] = results[-1][1]
     return out
 
 
@@ -149,11 +151,9 @@ def test_terminal_outputs_have_no_escape_sequences(outputs: dict[str, str]) -> N
     assert "alert(1)" in outputs["table"], "the hostile string did not reach the terminal table"
 
 
-def test_dataframe_html_displays_are_inert() -> None:
-    import rtcforensics
+def test_dataframe_html_displays_are_inert(cap: Any) -> None:
     from rtcforensics.widgets import _safe
 
-    cap = rtcforensics.load(CAP)
     problems = {}
     for name in cap.frame_names():
         df = cap.get_frame(name)
@@ -198,12 +198,10 @@ def _widget_html(w: Any, seen: set[int] | None = None) -> list[str]:
     return out
 
 
-def test_widgets_are_inert() -> None:
+def test_widgets_are_inert(cap: Any) -> None:
     pytest.importorskip("ipywidgets")
-    import rtcforensics
     from rtcforensics import widgets
 
-    cap = rtcforensics.load(CAP)
     built = {
         "explorer": widgets.explorer([CAP]),
         "summary": widgets.summary(cap),

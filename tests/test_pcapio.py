@@ -134,11 +134,19 @@ def test_gzip_bomb_inflates_in_bounded_pieces(realcaps: Path, tmp_path: Path) ->
         return out
 
     gunzip.read = read
-    count = sum(len(b) for b in r.batches())
-    assert count == r.packets == n_real + n_zero and not r.truncated
+    frames = np.concatenate([b.frame for b in r.batches()])
+    # the zero-length records keep their frame numbers (they follow the real ones) but yield no packet
+    assert frames.tolist() == list(range(1, n_real + 1)) and r.packets == n_real and not r.truncated
+    assert r.empty_records == n_zero and r.records == n_real + n_zero
     assert max(held) <= 3 << 20, max(held)
     ratio = [row for row in log.rows if row["name"] == "gzip_ratio_high"]
     assert len(ratio) == 1 and ":1" in ratio[0]["detail"]
+    (empty,) = [row for row in log.rows if row["name"] == "empty_records"]
+    assert empty["frame"] == n_real + 1
+    assert (
+        f"{n_zero:,} zero-length record(s)" in empty["detail"]
+        and f"frames {n_real + 1}-{n_real + n_zero}:" in empty["detail"]
+    )
 
 
 def test_nanosecond_pcap_from_editcap(realcaps: Path, tmp_path: Path) -> None:

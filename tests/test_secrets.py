@@ -17,7 +17,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
@@ -26,12 +25,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_captures"
-CLI = [sys.executable, "-m", "rtcforensics.cli"]
 FORMATS = ("table", "json", "sarif", "html", "markdown")
 CAPTURES = sorted(p.name[: -len(".pcapng")] for p in SAMPLES.glob("*.pcapng"))
 
 # (exit 3 = an incomplete run: still searched for secrets)
-# slow: every CLI format of every sample capture, about 4.5 minutes on 2 cores (still run in CI)
+# slow: every CLI format of every sample capture, about 1.5 minutes on 2 cores (still run in CI)
 pytestmark = [
     pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark needed for the secret oracle"),
     pytest.mark.slow,
@@ -113,51 +111,93 @@ def test_oracle_finds_secrets() -> None:
     assert keylog_secrets("clean_call")
 
 
-def _cli(args: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(CLI + args, capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False)
+CliResult = tuple[
+    "int | None", str, str, float
+]  # as conftest.cli_series gives: exit code, stdout, stderr, RSS
+FormatRun = tuple[list[str], "int | None", "str | None", str]  # capture names, exit code, report, stderr
+RUN_CHILDREN = 4  # processes the keylog runs are spread over (each start-up costs about a second)
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_cli_outputs_hold_no_secret(fmt: str, tmp_path: Path) -> None:
-    """All sample captures without a keylog in one run, then each keylog capture with its keylog (two runs at a
-    time: each run waits on tshark part of the time, and the machine has two cores)."""
+@pytest.fixture(scope="module")
+def cli_formats(cli_series, tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[FormatRun]]:
+    """Every CLI format of every sample capture: per format, (capture names, exit code, report, stderr) of each
+    run. All sample captures without a keylog in one ``analyze`` run (``--jobs 2``), then each keylog
+    capture with its keylog in a run of its own. The five formats of a run are five command lines in one
+    process, sharing the run's analysis (``conftest.cli_series``); two processes at a time (each waits on
+    tshark part of the time, and the machine has two cores)."""
+    d = tmp_path_factory.mktemp("cli_formats")
     plain = [n for n in CAPTURES if not keylog_of(n)]
-    runs = [(plain, None)] + [([n], keylog_of(n)) for n in CAPTURES if keylog_of(n)]
+    keyed = sorted(
+        (n for n in CAPTURES if keylog_of(n)), key=lambda n: -(SAMPLES / f"{n}.pcapng").stat().st_size
+    )
+    runs: list[tuple[list[str], Path | None]] = [(plain, None)] + [([n], keylog_of(n)) for n in keyed]
 
-    def one(i: int, names: list[str], keylog: Path | None) -> list[str]:
-        out = tmp_path / f"out{i}.{fmt}"
+    def argv(i: int, names: list[str], keylog: Path | None, fmt: str) -> list[str]:
         args = [
             "analyze",
             *[str(SAMPLES / f"{n}.pcapng") for n in names],
             "--format",
             fmt,
             "-o",
-            str(out),
+            str(d / f"out{i}.{fmt}"),
             "--fail-on",
             "none",
             "--jobs",
             "2",
         ]
-        if keylog:
-            args += ["--keylog", str(keylog)]
-        cp = _cli(args)
-        assert cp.returncode in (0, 3), cp.stderr[-2000:]
-        text = out.read_text() + cp.stderr
-        return [
-            f"{n} ({fmt}): {sorted(bad)}"
-            for n in names
-            if (bad := leaks(text, known_secrets(n) | keylog_secrets(n)))
-        ]
+        return args + (["--keylog", str(keylog)] if keylog else [])
+
+    # the plain run alone (it has two workers), the keylog runs dealt largest first over the other children
+    children = [[0]] + [list(range(1 + c, len(runs), RUN_CHILDREN)) for c in range(RUN_CHILDREN)]
+
+    def child(idx: list[int]) -> list[tuple[int, list[CliResult]]]:
+        results = cli_series([argv(i, *runs[i], fmt) for i in idx for fmt in FORMATS], timeout=600 * len(idx))
+        return [(i, results[k * len(FORMATS) : (k + 1) * len(FORMATS)]) for k, i in enumerate(idx)]
 
     with ThreadPoolExecutor(2) as pool:
-        found = list(pool.map(lambda r: one(r[0], *r[1]), enumerate(runs)))
-    problems = [p for ps in found for p in ps]
+        done = [r for rs in pool.map(child, [c for c in children if c]) for r in rs]
+    out: dict[str, list[FormatRun]] = {fmt: [] for fmt in FORMATS}
+    for i, results in done:
+        stderr = "".join(err for _, _, err, _ in results)  # the analysis' progress is in the first one's
+        for fmt, (code, *_) in zip(FORMATS, results):
+            path = d / f"out{i}.{fmt}"
+            out[fmt].append((runs[i][0], code, path.read_text() if path.exists() else None, stderr))
+    return out
+
+
+@pytest.fixture(scope="module")
+def secrets_of() -> dict[str, frozenset[str]]:
+    """The known and the keylog secrets of every sample capture (the tshark oracle two captures at a time)."""
+    with ThreadPoolExecutor(2) as pool:
+        known = dict(zip(CAPTURES, pool.map(known_secrets, CAPTURES)))
+    return {n: known[n] | keylog_secrets(n) for n in CAPTURES}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_cli_outputs_hold_no_secret(
+    fmt: str, cli_formats: dict[str, list[FormatRun]], secrets_of: dict[str, frozenset[str]]
+) -> None:
+    """Every sample capture through ``rtcforensics analyze --format FMT`` (keylog captures with their keylog):
+    no known secret, no keylog secret in the report or on stderr."""
+    runs = cli_formats[fmt]
+    assert sorted(n for names, *_ in runs for n in names) == CAPTURES
+    for names, code, report, stderr in runs:
+        assert code in (0, 3), f"{names} ({fmt}): exit {code}\n{stderr[-2000:]}"
+        assert report is not None, f"{names} ({fmt}): no report written\n{stderr[-2000:]}"
+    problems = [
+        f"{n} ({fmt}): {sorted(bad)}"
+        for names, _, report, stderr in runs
+        for n in names
+        if (bad := leaks(f"{report}{stderr}", secrets_of[n]))
+    ]
     assert not problems, "\n".join(problems)
 
 
-def test_show_secrets_shows_them_but_never_the_keylog() -> None:
+def test_show_secrets_shows_them_but_never_the_keylog(cli_series) -> None:
     """--show-secrets is honoured (the search above is not vacuous) and still keeps keylog secrets out."""
-    for name in ("sdes_plain_rtp", "clean_call"):
+    names = ("sdes_plain_rtp", "clean_call")
+    runs = []
+    for name in names:
         args = [
             "analyze",
             str(SAMPLES / f"{name}.pcapng"),
@@ -169,40 +209,39 @@ def test_show_secrets_shows_them_but_never_the_keylog() -> None:
         ]
         if keylog_of(name):
             args += ["--keylog", str(keylog_of(name))]
-        cp = _cli(args)
-        assert cp.returncode in (0, 3), cp.stderr[-2000:]
-        assert json.loads(cp.stdout)["secrets_shown"] is True
-        assert not leaks(cp.stdout, keylog_secrets(name))
-    assert leaks(
-        _cli(
-            [
-                "analyze",
-                str(SAMPLES / "sdes_plain_rtp.pcapng"),
-                "--format",
-                "json",
-                "--fail-on",
-                "none",
-                "--show-secrets",
-            ]
-        ).stdout,
-        known_secrets("sdes_plain_rtp"),
-    ), "--show-secrets shows no SDES key: the redaction test above would pass vacuously"
+        runs.append(args)
+    results = cli_series(runs)
+    for name, (code, stdout, stderr, _) in zip(names, results):
+        assert code in (0, 3), stderr[-2000:]
+        assert json.loads(stdout)["secrets_shown"] is True
+        assert not leaks(stdout, keylog_secrets(name))
+    assert leaks(results[0][1], known_secrets("sdes_plain_rtp")), (
+        "--show-secrets shows no SDES key: the redaction test above would pass vacuously"
+    )
 
 
-def test_summary_and_export_hold_no_secret(tmp_path: Path) -> None:
-    problems = []
-    for name in ("sdes_plain_rtp", "clean_call", "turn_relay_longterm", "ws_plaintext_private", "sip_ws"):
+def test_summary_and_export_hold_no_secret(cli_series, tmp_path: Path) -> None:
+    names = ("sdes_plain_rtp", "clean_call", "turn_relay_longterm", "ws_plaintext_private", "sip_ws")
+
+    def runs(name: str) -> list[list[str]]:
         k = ["--keylog", str(keylog_of(name))] if keylog_of(name) else []
         cap = str(SAMPLES / f"{name}.pcapng")
-        cp = _cli(["summary", cap, *k])
-        assert cp.returncode in (0, 3), cp.stderr[-2000:]
-        d = tmp_path / name
-        ce = _cli(["export", cap, "--to", str(d), "--format", "csv", *k])
-        assert ce.returncode in (0, 3), ce.stderr[-2000:]
-        text = cp.stdout + "".join(p.read_text() for p in sorted(d.glob("*.csv")))
-        bad = leaks(text, known_secrets(name) | keylog_secrets(name))
-        if bad:
-            problems.append(f"{name}: {sorted(bad)}")
+        return [["summary", cap, *k], ["export", cap, "--to", str(tmp_path / name), "--format", "csv", *k]]
+
+    # one process per half of the captures, the two at a time
+    halves = [names[::2], names[1::2]]
+    with ThreadPoolExecutor(2) as pool:
+        done = list(pool.map(lambda half: cli_series([r for n in half for r in runs(n)]), halves))
+    problems = []
+    for half, results in zip(halves, done):
+        for k, name in enumerate(half):
+            (cs, summary, es, _), (ce, _, ee, _) = results[2 * k : 2 * k + 2]
+            assert cs in (0, 3), es[-2000:]
+            assert ce in (0, 3), ee[-2000:]
+            text = summary + "".join(p.read_text() for p in sorted((tmp_path / name).glob("*.csv")))
+            bad = leaks(text, known_secrets(name) | keylog_secrets(name))
+            if bad:
+                problems.append(f"{name}: {sorted(bad)}")
     assert not problems, "\n".join(problems)
 
 

@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -196,7 +197,8 @@ def test_stdin_ingest_equals_file_ingest(tmp_path: Path) -> None:
 
 def test_streamed_ingest(tmp_path: Path, loaded: Callable[[str], rtcforensics.Capture]) -> None:
     """Above the threshold a capture (a file, or standard input) is streamed: its frames equal the in-memory
-    ones, every check is recorded as not run with the reason, and the manifest says streamed / incomplete."""
+    ones, the checks that need signalling or per-packet frames are recorded as not run with the reason, and
+    the manifest says streamed / incomplete."""
     name = "sip_ws"
     path = sample_path(name)
     case = tmp_path / "case"
@@ -208,10 +210,12 @@ def test_streamed_ingest(tmp_path: Path, loaded: Callable[[str], rtcforensics.Ca
     pd.testing.assert_frame_equal(
         from_arrow(_case_part(case, "packets", cid), "packets"), loaded(name).packets
     )
-    cov = _case_part(case, "coverage", cid).to_pandas()
-    assert len(cov) > 10 and set(cov["status"]) == {"not observable"}
-    assert cov["reason"].str.contains("streamed").all()
-    assert incomplete_reasons([Coverage(**c) for c in cov.to_dict("records")])  # the run counts as incomplete
+    pd.testing.assert_frame_equal(from_arrow(_case_part(case, "stun", cid), "stun"), loaded(name).stun)
+    cov = _case_part(case, "coverage", cid).to_pandas().set_index("id")
+    not_run = cov.loc[sorted(NOT_RUN)]  # the checks needing signalling or per-packet frames (below)
+    assert (not_run["status"] == "not observable").all() and not_run["reason"].str.contains("streamed").all()
+    assert "TURN001" not in row["incomplete"]  # run (sip_ws has no TURN: not observable for that reason)
+    assert incomplete_reasons([Coverage(id=i, **c) for i, c in cov.to_dict("index").items()])  # incomplete
     # the same capture on standard input, streamed: already in the case (same sha256) → skipped
     store, result = CaseStore(case), IngestResult(case)
     with writing(store), path.open("rb") as fh:
@@ -223,3 +227,97 @@ def test_streamed_ingest(tmp_path: Path, loaded: Callable[[str], rtcforensics.Ca
     (again,) = result.rows
     assert again["streamed"] and again["capture"] == cid and again["path"] == "-"
     assert _case_part(case, "packets", cid).num_rows == 400
+
+
+# -- the checks of a streamed capture (case.streamed) -----------------------------------------------------
+# weak_dtls: two DTLS 1.0 handshakes (openssl), weak suites and certificate; turn_internal_peer_refused and
+# turn_relay_longterm: one TURN user ('rtcf-user') from different client hosts. (A streamed capture's dtls
+# frame in the case checks: tests/test_case.py::test_certificate_reuse_is_seen_when_a_call_repeats.)
+STREAMED = ("weak_dtls", "turn_internal_peer_refused", "turn_relay_longterm")
+# the checks that need signalling (tshark) or per-packet frames, which a streamed capture has not in memory
+# (SIG003 also reads STUN SOFTWARE tokens: it runs when there are some, not in these captures)
+NOT_RUN = {"SIG001", "SIG002", "SIG003", "SDP001", "SDP002", "SDP003", "DTLS001", "SRTP003", "SRTP006"}
+NOT_RUN |= {"ICE001", "ICE002", "ICE003", "ICE005"}
+RUN = {"DTLS002", "DTLS003", "DTLS004", "DTLS005", "SRTP001", "SRTP002", "ICE004", "TURN001", "TURN002"}
+RUN |= {"TURN003", "COMP001", "COMP002"}
+
+
+@pytest.fixture(scope="module")
+def streamed_case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """The STREAMED captures streamed into one case; capture ids by name."""
+    d = tmp_path_factory.mktemp("streamed")
+    res = ingest([sample_path(n) for n in STREAMED], d / "c", stream_above=1_000)
+    assert [(r["status"], r["streamed"]) for r in res.rows] == [("ok", True)] * len(STREAMED)
+    return d / "c", {r["name"].split(".")[0]: r["capture"] for r in res.rows}
+
+
+def _key(f: Any) -> tuple[str, str, str, tuple[str, ...]]:
+    return (f["id"], f["slug"], f["severity"], tuple(f["endpoints"]))
+
+
+@pytest.mark.parametrize("name", ["weak_dtls", "turn_internal_peer_refused"])
+def test_streamed_checks_equal_in_memory(name: str, streamed_case: tuple[Path, dict[str, str]]) -> None:
+    """The checks a streamed capture runs (their frames, stun and dtls, are built from its datagrams by the
+    builders load() uses) find what the in-memory analysis finds; the others are not observable, saying the
+    capture was streamed and which frame is missing; the manifest names the checks not run."""
+    from rtcforensics.case.ingestion import keylog_for
+
+    case, ids = streamed_case
+    cid = ids[name]
+    path = sample_path(name)
+    mem = rtcforensics.analyze(rtcforensics.load(path, keylog=keylog_for(path), progress=False))
+    got = findings_from_arrow(_case_part(case, "findings", cid)).to_dict("records")
+    cov = {c["id"]: c for c in _case_part(case, "coverage", cid).to_pylist()}
+    ran = {i for i, c in cov.items() if "streamed" not in c["reason"] or c["status"] != "not observable"}
+    assert ran >= RUN
+    assert got and {f["id"] for f in got} <= RUN
+    want = [f.to_dict() for f in mem.findings if f.id in RUN]
+    assert sorted(map(_key, got)) == sorted(map(_key, want))
+    for i in NOT_RUN:
+        assert cov[i]["status"] == "not observable", i
+        assert "not available: the capture was streamed" in cov[i]["reason"], cov[i]
+    assert "no signalling" in cov["SDP001"]["reason"] and "packets frame" in cov["ICE005"]["reason"]
+    (row,) = [r for r in _manifest(case) if r["capture"] == cid]
+    assert row["findings"] == len(got) and "dtls" in row["frames"] and "stun" in row["frames"]
+    assert "checks not run (SIG001" in row["incomplete"] and "ICE005" in row["incomplete"]
+
+
+def test_streamed_captures_are_correlated(streamed_case: tuple[Path, dict[str, str]]) -> None:
+    """The case checks see the stun frames of streamed captures: the TURN user shared by the clients of the
+    two TURN captures."""
+    from rtcforensics.case.correlate import run_case_checks
+
+    case, _ = streamed_case
+    findings, coverage = run_case_checks(rtcforensics.open_case(case))
+    (shared,) = [f for f in findings if f.slug == "turn-credential-shared"]
+    assert shared.evidence["username"] == "rtcf-user"
+    assert shared.endpoints == ["192.0.2.10", "192.0.2.77", "198.51.100.20"]
+    assert {c.slug: c.status for c in coverage}["dtls-certificate-reused"] == "clean"  # the dtls frames read
+
+
+def test_fleet_report_of_streamed_captures_is_incomplete(streamed_case: tuple[Path, dict[str, str]]) -> None:
+    """A fleet over streamed captures is not a complete run: each capture's manifest `incomplete` text (the
+    checks it could not run) is one of the fleet's incomplete reasons."""
+    from rtcforensics.case.correlate import fleet_report
+
+    case, _ = streamed_case
+    doc = fleet_report(rtcforensics.open_case(case))
+    assert doc["run"]["complete"] is False
+    reasons = doc["run"]["incomplete_reasons"]
+    assert len(reasons) == len(STREAMED)
+    assert all(": " in r and "checks not run (SIG001" in r for r in reasons), reasons
+    assert [c["streamed"] for c in doc["captures"]] == [True] * len(STREAMED)
+
+
+def test_streamed_datagrams_above_the_limit(tmp_path: Path) -> None:
+    """More DTLS messages than ``max_datagrams``: the dtls frame is not built and the checks that need it are
+    not run, with the reason in coverage and in the manifest; the stun frame (no STUN here) still is."""
+    res = ingest([sample_path("weak_dtls")], tmp_path, stream_above=1_000, max_datagrams=3)
+    (row,) = res.rows
+    assert row["status"] == "ok" and row["findings"] == 0
+    assert "dtls" not in row["frames"] and {"stun", "packets"} <= set(row["frames"])
+    assert "dtls frame not built: its 30 DTLS messages exceed the limit of 3" in row["incomplete"]
+    cov = _case_part(tmp_path, "coverage", row["capture"]).to_pandas().set_index("id")
+    for i in ("DTLS002", "DTLS003", "DTLS004", "DTLS005"):
+        assert cov.loc[i, "status"] == "not observable"
+        assert "its 30 DTLS messages exceed the 3 held in memory" in cov.loc[i, "reason"], i

@@ -14,6 +14,7 @@ from stun_realcaps import STUN_CAPTURES, stun_datagrams, tshark_counts
 
 from rtcforensics.anomalies import AnomalyLog
 from rtcforensics.dissect.stun import METHOD_NAMES
+from rtcforensics.tables import stun as stun_table
 from rtcforensics.tables.stun import STUN, build_stun
 
 COTURN_UNIDIR = "nDPI/stun_dtls_rtp_unidir.pcapng"
@@ -150,6 +151,22 @@ def test_rtt_matches_tsharks_transactions(realcaps: Path, capture: str) -> None:
     assert same > 0
     answered = df[df.request_frame.notna()]
     assert (df.loc[answered.request_frame.astype(int), "response_frame"].notna()).all()
+
+
+@pytest.mark.realcaps
+def test_frame_built_in_blocks_is_the_whole_captures(realcaps: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows become typed columns a block of messages at a time; transactions are matched over the whole
+    capture, so a response in another block than its request is still timed from it."""
+    whole = _frame(realcaps, PCMA)
+    monkeypatch.setattr(stun_table, "_BLOCK", 7)
+    blocks = _frame(realcaps, PCMA)
+    pd.testing.assert_frame_equal(blocks, whole)
+    row_of = {f: i for i, f in enumerate(blocks.frame)}
+    answered = blocks[blocks.request_frame.notna()]
+    crossing = [
+        i for i, req in zip(answered.index, answered.request_frame) if i // 7 != row_of[int(req)] // 7
+    ]
+    assert crossing and blocks.loc[crossing, "rtt_ms"].notna().all()
 
 
 @pytest.mark.realcaps

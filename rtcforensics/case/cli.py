@@ -74,7 +74,10 @@ def register(subparsers: Any) -> None:
         "--stream-above",
         type=size_arg,
         metavar="SIZE",
-        help="stream captures larger than this (e.g. 512M; default 1G): constant memory, checks not run",
+        help=(
+            "stream captures larger than this (e.g. 512M; default 1G): constant memory; the checks that need "
+            "signalling, SDP or per-packet frames are not run (an incomplete ingest)"
+        ),
     )
     p.set_defaults(fn=run)
 

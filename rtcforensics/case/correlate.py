@@ -582,6 +582,8 @@ def fleet_report(
                     "truncated",
                     "checks_failed",
                     "tool_version",
+                    "streamed",
+                    "incomplete",
                 )
             }
             | {"findings": per.get(str(r["capture"]), {str(x): 0 for x in Severity})}
@@ -602,6 +604,7 @@ def fleet_report(
     incomplete += [
         f"capture {c['name']}: {c['checks_failed']} check(s) failed" for c in ok if c.get("checks_failed")
     ]
+    incomplete += [f"capture {c['name']}: {c['incomplete']}" for c in ok if c.get("incomplete")]
     incomplete += [
         f"case check {c.id} ({c.slug}) failed: {c.reason}" for c in coverage if c.status == "failed"
     ]

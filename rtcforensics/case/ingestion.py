@@ -25,12 +25,24 @@ import pandas as pd
 
 from .._version import __version__
 from ..errors import RtcForensicsError
-from .store import FAILED, OK, CaseError, CaseStore, capture_id, coverage_table, findings_table, to_arrow
+from .store import (
+    FAILED,
+    OK,
+    PART,
+    CaseError,
+    CaseStore,
+    capture_id,
+    coverage_table,
+    findings_table,
+    to_arrow,
+)
+from .streamed import MAX_DATAGRAMS
 
 CAPTURE_SUFFIXES = (".pcapng.gz", ".pcap.gz", ".pcapng", ".pcap", ".cap")
 # Captures above this size (bytes on disk) are streamed (``dissect.stream``) rather than loaded in memory;
-# standard input ("-") always is. Streamed, a capture's packets, flows, rtp and anomalies frames are stored;
-# the per-capture checks, which need the whole capture in memory, are recorded in coverage as not run.
+# standard input ("-") always is. Streamed, a capture's packets, flows, rtp and anomalies frames are stored,
+# its stun and dtls frames are built from the stream's datagrams (up to ``streamed.MAX_DATAGRAMS``) and the
+# checks that need only those are run; the others are recorded in coverage as not run (see case.streamed).
 STREAM_ABOVE = 1 << 30
 STDIN = "-"
 KEYLOG_AUTO = "auto"
@@ -178,18 +190,21 @@ def _ingest_streamed(
 ) -> dict[str, Any]:
     """Ingest one capture through the streaming driver (a large file, or standard input when ``path`` is
     "-": its sha256, hence its id, is known only at the end). The stream writes the packets, flows, rtp and
-    anomalies partitions straight into the staging directory; every check is recorded in coverage as not run
-    (they need the capture in memory), so the manifest row says why the run is ``incomplete``. Returns the
-    manifest row; for standard input whose content is already in the case, a row with status ``skipped``
-    (nothing written)."""
+    anomalies partitions straight into the staging directory; the `stun` and `dtls` frames are then built
+    from its datagrams and the checks whose frames are all there are run (``case.streamed``); the others are
+    recorded in coverage as not observable with the reason, so the manifest row says why the run is
+    ``incomplete``. Returns the manifest row; for standard input whose content is already in the case, a row
+    with status ``skipped`` (nothing written)."""
     import shutil
 
-    from ..checks.analyze import NOT_OBSERVABLE
-    from ..checks.catalogue import load_catalogue
     from ..dissect.stream import CHUNK_PACKETS, stream
+    from ..report.safe import redact, redact_frame
+    from ..schema import SCHEMAS
+    from .streamed import analyze_streamed
 
     cid = task["capture"]
     src = task["path"]
+    show = bool(task.get("show_secrets"))
     try:
         r = stream(
             task.get("source") or src,
@@ -197,9 +212,6 @@ def _ingest_streamed(
             chunk_packets=int(task.get("chunk_packets") or CHUNK_PACKETS),
             max_packets=task.get("max_packets"),
         )
-        for name in [p.name for p in staging.iterdir() if p.is_dir()]:
-            if name not in STREAMED_DATASETS:  # datagrams, rtp_samples: inputs of builders not run here
-                shutil.rmtree(staging / name)
         sha = r.info["sha256"]
         if src == STDIN:
             cid = capture_id(sha)
@@ -212,23 +224,34 @@ def _ingest_streamed(
             if src == STDIN
             else f"{task.get('size') or 0:,} bytes, above the in-memory limit of {task.get('stream_above'):,}"
         )
-        reason = (
-            f"not run: the capture was streamed ({why}) and the checks need it in memory (memory budget); "
-            "its packets, flows, rtp and anomalies frames are stored"
+        keylog = task.get("keylog") if src != STDIN else None
+        sc = analyze_streamed(
+            staging,
+            r.info,
+            how=why,
+            name="<stdin>" if src == STDIN else src,
+            keylog=keylog,
+            params=dict(task.get("params") or {}),
+            max_datagrams=int(task.get("max_datagrams") or MAX_DATAGRAMS),
         )
-        coverage = [
-            {"id": k, "slug": c.slug, "status": NOT_OBSERVABLE, "reason": reason, "findings": 0}
-            for k, c in load_catalogue().items()
-            if c.status != "removed"
-        ]
-        store.write_part(staging, "findings", findings_table([]))
-        store.write_part(staging, "coverage", coverage_table(coverage))
+        for name in [p.name for p in staging.iterdir() if p.is_dir()]:
+            if name not in STREAMED_DATASETS:  # datagrams, rtp_samples: inputs of the builders, not frames
+                shutil.rmtree(staging / name)
+        for name, df in sc.frames.items():
+            store.write_part(staging, name, to_arrow(redact_frame(df, show), SCHEMAS[name]))
+        if sc.anomalies is not None and len(sc.anomalies):
+            _append_part(
+                staging / "anomalies" / PART, to_arrow(redact_frame(sc.anomalies, show), SCHEMAS["anomalies"])
+            )
+        store.write_part(staging, "findings", findings_table(redact(sc.findings, show)))
+        store.write_part(staging, "coverage", coverage_table(redact(sc.coverage, show)))
         stale = store.manifest_dir / f"{cid}.parquet"
         if stale.exists():
             stale.unlink()
-        written = [n for n in store.commit(staging, cid) if n in STREAMED_DATASETS]
+        frames = (*STREAMED_DATASETS, *sc.frames)
+        written = [n for n in store.commit(staging, cid) if n in frames]
         info = r.info
-        incomplete = [f"{len(coverage)} checks not run: the capture was streamed ({why})"]
+        incomplete = list(sc.incomplete)
         if info.get("truncated"):
             incomplete.append("capture read only in part (truncated, damaged or max_packets)")
         row = {
@@ -242,13 +265,13 @@ def _ingest_streamed(
             "last_ts": info["last_ts"],
             "tool_version": __version__,
             "status": OK,
-            "error": None,
-            "keylog": None,
+            "error": "; ".join(sc.errors) or None,
+            "keylog": keylog,
             "truncated": bool(info.get("truncated")),
-            "findings": 0,
-            "checks_failed": 0,
+            "findings": len(sc.findings),
+            "checks_failed": sc.checks_failed,
             "frames": written,
-            "secrets_shown": bool(task.get("show_secrets")),
+            "secrets_shown": show,
             "ingested": pd.Timestamp.now(tz="UTC"),
             "duration_s": round(time.time() - started, 3),
             "worker": _worker_name(),
@@ -262,6 +285,21 @@ def _ingest_streamed(
             row["capture"] = "stdin" + hashlib.sha256(str(started).encode()).hexdigest()[:11]
     store.write_manifest_row(row)
     return row
+
+
+def _append_part(part: Path, rows: Any) -> None:
+    """Add the Arrow table ``rows`` to the Parquet file ``part`` (row group by row group, then renamed)."""
+    import pyarrow.parquet as pq
+
+    if not rows.num_rows:
+        return
+    pf = pq.ParquetFile(part)
+    tmp = part.with_name(".append.tmp")
+    with pq.ParquetWriter(tmp, pf.schema_arrow) as w:
+        for i in range(pf.num_row_groups):
+            w.write_table(pf.read_row_group(i))
+        w.write_table(rows.cast(pf.schema_arrow))
+    os.replace(tmp, part)
 
 
 # -- the client side ------------------------------------------------------------------------------
@@ -299,6 +337,8 @@ class IngestOptions:
     stream_above: int = STREAM_ABOVE  # bytes: larger captures are streamed (see STREAM_ABOVE)
     chunk_packets: int | None = None  # packets per chunk when streaming (dissect.stream.CHUNK_PACKETS)
     max_packets: int | None = None  # read at most this many packets of a streamed capture
+    # STUN/DTLS/RTCP/ZRTP messages above which a streamed capture's stun/dtls frames and checks are not built
+    max_datagrams: int = MAX_DATAGRAMS
 
     def check(self) -> None:
         """Raise (one line) on options that cannot work, before any capture is read."""
@@ -405,6 +445,7 @@ def _stream_task(opts: IngestOptions, stream: bool) -> dict[str, Any]:
         "stream_above": opts.stream_above,
         "chunk_packets": opts.chunk_packets,
         "max_packets": opts.max_packets,
+        "max_datagrams": opts.max_datagrams,
         "force": opts.force,
     }
 
@@ -550,8 +591,10 @@ def ingest(
     ``"-"`` among ``inputs`` reads a capture from standard input. It, and every capture larger than
     ``stream_above`` bytes (default :data:`STREAM_ABOVE`, 1 GiB), is streamed (``dissect.stream``, in chunks
     of ``chunk_packets``; ``max_packets`` stops early): its packets, flows, rtp and anomalies frames are
-    stored in constant memory, its checks are recorded in coverage as not run (not observable, with the
-    reason) and its manifest row says ``streamed`` and why it is ``incomplete``."""
+    stored in constant memory; its stun and dtls frames are built from the stream's STUN/DTLS messages (when
+    there are at most ``max_datagrams``) and the checks that need only them are run; the others are recorded
+    in coverage as not run (not observable, with the reason) and its manifest row says ``streamed`` and why
+    it is ``incomplete``."""
     try:
         opts = IngestOptions(**options)
     except TypeError as e:

@@ -267,9 +267,13 @@ def analyze(
         findings.extend(got)
         unread = [leg.text for leg in opaque if leg.turn] if chk.family in MEDIA_FAMILIES else []
         if got:
-            coverage.append(Coverage(cid, chk.slug, FOUND, f"{len(got)} finding(s)", len(got)))
+            # a capture that cannot build some frames (streamed) says what the findings were made without
+            partial = f" (not examined: {'; '.join(ctx.not_examined())})" if ctx.unavailable else ""
+            coverage.append(Coverage(cid, chk.slug, FOUND, f"{len(got)} finding(s){partial}", len(got)))
         else:
-            coverage.append(Coverage(cid, chk.slug, CLEAN, _clean_reason(chk, [*ctx.missing, *unread])))
+            coverage.append(
+                Coverage(cid, chk.slug, CLEAN, _clean_reason(chk, [*ctx.not_examined(), *unread]))
+            )
     findings.sort(key=lambda f: (-Severity.parse(f.severity), f.id, f.frames[:1] or [0], f.identity))
     return Report(
         capture=capture_info(cap),

@@ -48,6 +48,13 @@ def empty_reason(cap: Any, name: str) -> str:
     return EMPTY_REASON.get(name, f"frame {name!r} is empty")
 
 
+def unavailable_reason(cap: Any, name: str) -> str | None:
+    """Why ``cap`` cannot build frame ``name`` although this version has a builder for it (a capture made
+    from a streamed dissection: ``Capture.unavailable``), else None."""
+    got = getattr(cap, "unavailable", None)
+    return got.get(name) if isinstance(got, Mapping) else None
+
+
 class FrameSource(Protocol):
     """What analyze needs of a capture (a :class:`~rtcforensics.capture.Capture`, or a test's filter over one)."""
 
@@ -71,6 +78,8 @@ class CheckContext:
         self.params = dict(params)
         self._frames = frames
         self.missing: list[str] = []
+        # optional frames asked for that this capture cannot build (``Capture.unavailable``: streamed)
+        self.unavailable: list[str] = []
 
     def frame(self, name: str, columns: Sequence[str] = (), *, allow_empty: bool = False) -> pd.DataFrame:
         """Frame ``name``; raises NotObservable when it is not built in this version, lacks ``columns``, or
@@ -89,8 +98,21 @@ class CheckContext:
         try:
             return self.frame(name, columns, allow_empty=True)
         except (NotObservable, _FrameFailed) as e:
-            self.missing.append(str(e))
+            if unavailable_reason(self.cap, name):
+                self.unavailable.append(name)
+            else:
+                self.missing.append(str(e))
             return None
+
+    def not_examined(self) -> list[str]:
+        """What the check could not look at, in words for the coverage table: optional frames missing or
+        empty, and those the capture cannot build, grouped by the reason."""
+        by_why: dict[str, list[str]] = {}
+        for name in dict.fromkeys(self.unavailable):
+            by_why.setdefault(unavailable_reason(self.cap, name) or "", []).append(name)
+        out = list(self.missing)
+        out += [f"frame(s) {', '.join(names)} not available: {why}" for why, names in by_why.items()]
+        return out
 
     def param(self, name: str) -> Any:
         return self.params[name]
@@ -119,8 +141,11 @@ def _get_frame(cap: FrameSource, name: str, cache: dict[str, pd.DataFrame | Base
             raise got
         return got
     if name not in cap.frame_names():
+        why = unavailable_reason(cap, name)
         err: BaseException = _FrameUnavailable(
-            f"frame {name!r} is not available in this version (no builder)"
+            f"frame {name!r} is not available: {why}"
+            if why
+            else f"frame {name!r} is not available in this version (no builder)"
         )
         cache[name] = err
         raise err

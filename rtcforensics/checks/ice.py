@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..addr import NOT_PUBLIC
@@ -398,13 +399,13 @@ def stun_no_integrity(ctx: CheckContext) -> Iterator[Hit]:
     )
     flows = per.groupby("flow_id", sort=False).agg(
         requests=("frame", "size"),
-        frames=("frame", list),
         proprietary=("proprietary", "any"),
         username=("username", "any"),
         src=("src", "first"),
         client=("client", "first"),
         server=("server", "first"),
     )
+    flows["frames"] = _lists_by_key(per["flow_id"], per["frame"])
     if len(flows) <= ctx.param("max_flow_findings"):
         yield from map(_flow_hit, rows(flows.reset_index()))
         return
@@ -413,6 +414,16 @@ def stun_no_integrity(ctx: CheckContext) -> Iterator[Hit]:
             yield from map(_flow_hit, rows(g.reset_index()))
         else:
             yield _hosts_hit(str(src), str(server), bool(proprietary), g)
+
+
+def _lists_by_key(keys: pd.Series, values: pd.Series) -> list[list[Any]]:
+    """``values`` as one list per distinct key, keys in order of first appearance (what
+    ``groupby(sort=False).agg(list)`` gives, without a Python call per group: 10^5 one-packet flows)."""
+    codes, _ = pd.factorize(keys, sort=False)  # NA keys: -1, dropped as groupby drops them
+    kept = np.flatnonzero(codes >= 0)
+    order = kept[np.argsort(codes[kept], kind="stable")]
+    cuts = np.flatnonzero(np.diff(codes[order])) + 1
+    return [part.tolist() for part in np.split(values.to_numpy(object)[order], cuts)] if len(order) else []
 
 
 def _endpoints(ips: pd.Series, ports: pd.Series) -> pd.Series:

@@ -71,8 +71,8 @@ from .turn import STUN_CHANNELBIND_REQUEST, STUN_DATA_INDICATION, STUN_SEND_INDI
 
 
 def _new_cols() -> dict[str, list[np.ndarray]]:
-    """Per-batch packet columns for the `packets` frame ("frame" holds (first frame, count) per batch)."""
-    return {k: [] for k in ("frame", *_COLUMN_DTYPES)}
+    """Per-batch packet columns for the `packets` frame (model.PACKET_COLUMNS)."""
+    return {k: [] for k in _COLUMN_DTYPES}
 
 
 class _Pass(IpLayer, TcpFraming, TurnUnwrap, RtpColumns):
@@ -93,7 +93,7 @@ class _Pass(IpLayer, TcpFraming, TurnUnwrap, RtpColumns):
         self.ip6_ids: dict[bytes, int] = {}
         self.flow_ids: dict[int, int] = {}
         self.flow_first: list[int] = []
-        # per-batch packet columns for the `packets` frame ("frame" holds (first frame, count) per batch)
+        # per-batch packet columns for the `packets` frame
         self.cols: dict[str, list[np.ndarray]] = _new_cols()
         self.rtp_fast: list[dict[str, np.ndarray]] = []
         self.rtp_slow: list[tuple[Any, ...]] = []
@@ -299,7 +299,7 @@ class _Pass(IpLayer, TcpFraming, TurnUnwrap, RtpColumns):
         if tcp_ctl_i:
             self.tcp_seen.append((np.array(tcp_ctl_f, dtype=np.int64), frames[np.array(tcp_ctl_i)]))
         c_ = self.cols
-        c_["frame"].append(np.array([b.frame[0], len(b)], dtype=np.int64))  # frames are consecutive
+        c_["frame"].append(b.frame)  # zero-length records have no row: frames may skip
         c_["ts_ns"].append(b.ts_ns)
         c_["src"].append(src)
         c_["sport"].append(sport)
@@ -440,8 +440,9 @@ def dissect(
     ``keep_payloads``: also keep every RTP packet with its bytes in ``Dissection.rtp_payloads`` (for
     decryption; slower: RTP then takes the per-packet path). ``max_inflated``: bytes a gzip-compressed
     capture may inflate to (``pcapio.MAX_INFLATED`` when None); beyond, an anomaly and the packets read.
-    ``max_packets``: read at most that many records (a ``packet_limit`` anomaly and ``info["truncated"]``
-    when the capture holds more). Everything is held in memory: for captures too large for that, see
+    ``max_packets``: read at most that many packets (a ``packet_limit`` anomaly and ``info["truncated"]``
+    when the capture holds more; zero-length records do not count, have no row and are counted in
+    ``info["empty_records"]``). Everything is held in memory: for captures too large for that, see
     ``dissect.stream``."""
     log = AnomalyLog()
     reader = CaptureReader(path, log, strict=strict, max_inflated=max_inflated, max_packets=max_packets)
@@ -503,7 +504,9 @@ def file_info(reader: CaptureReader, st: _Pass, tshark_version: str | None) -> d
         "format": reader.format,
         "compressed": reader.compressed,
         "link_types": [link_type_name(t) for t in reader.link_types],
-        "packets": st.n,
+        "packets": st.n,  # rows of `packets`: records with bytes
+        "records": reader.records,  # Wireshark's frame count (zero-length records included)
+        "empty_records": reader.empty_records,
         "first_ts": _ts(st.first_ts),
         "last_ts": _ts(st.last_ts),
         "tshark_version": tshark_version,
@@ -565,14 +568,15 @@ def _drop_uncorroborated(
     samples: dict[tuple[int, int], list[bytes]],
     payloads: list[Datagram],
     log: AnomalyLog,
-    first_frame: int = 1,
 ) -> dict[str, np.ndarray]:
     """The RTP rows ``keep`` says; the rejected groups' packets become `other` (or `turn_channel`) in
-    ``columns`` (whose row 0 is ``first_frame``), their samples and payloads go, one anomaly row per flow."""
+    ``columns`` (rows found by their frame number), their samples and payloads go, one anomaly row per flow."""
     if not rejected:
         return rtp
+    frames = columns["frame"]
     gone = rtp["frame"][~keep]
-    rows = gone - first_frame
+    rows = np.minimum(np.searchsorted(frames, gone), max(len(frames) - 1, 0))
+    rows = rows[frames[rows] == gone] if len(frames) else rows[:0]
     cls = columns["cls"]
     sel = rows[cls[rows] == RTP]
     cls[sel] = np.where(columns["via"][sel] == V_CHANNEL, TURN_CHANNEL, OTHER)
@@ -600,6 +604,7 @@ def _drop_uncorroborated(
 
 
 _COLUMN_DTYPES = {
+    "frame": np.int64,
     "ts_ns": np.int64,
     "src": np.int32,
     "sport": np.int32,
@@ -617,7 +622,6 @@ def _packet_columns(st: _Pass, flow_map: np.ndarray | None) -> dict[str, np.ndar
     """Join the per-batch packet columns (model.PACKET_COLUMNS); the per-batch arrays are released as they are
     joined and flow ids are renumbered to their final values (kept provisional when ``flow_map`` is None)."""
     cols = st.cols
-    cols.pop("frame", None)  # frames are consecutive: row i is frame i+1
     out: dict[str, np.ndarray] = {}
     for name, dt in _COLUMN_DTYPES.items():
         parts = cols.pop(name)

@@ -4,8 +4,9 @@ The fast path (``dissect.fastpath``) reads every packet once. Media-plane payloa
 per-message parsing in Python (STUN/TURN, DTLS, RTCP, ZRTP) are kept as :class:`Datagram` objects in
 capture order; RTP headers are extracted vectorised into column arrays; everything else (TCP that is not
 TURN/RFC 4571 media framing, TLS, HTTP, WebSocket, SIP) is listed by frame number for tshark.
-One row per record goes into raw numpy columns (:data:`PACKET_COLUMNS`); ``tables.packets`` turns them
-into the public `packets` frame. The dissection layer never imports the table layer.
+One row per record with bytes goes into raw numpy columns (:data:`PACKET_COLUMNS`), keyed by its Wireshark
+frame number; ``tables.packets`` turns them into the public `packets` frame. The dissection layer never imports
+the table layer.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import numpy as np
 
 from ..anomalies import AnomalyLog
 
-# Raw per-record columns (row i is frame i+1); -1 means "not in the packet" throughout.
+# Raw per-packet columns, one row per record with bytes (zero-length records have none: they are counted in
+# Dissection.info["empty_records"]); -1 means "not in the packet" throughout.
 PACKET_COLUMNS = (
+    ("frame", "Wireshark frame number (increasing; every record counts, zero-length ones included)"),
     ("ts_ns", "capture time, ns since the epoch"),
     ("src", "index into Dissection.addresses of the source IP (-1: not IP)"),
     ("sport", "source port (-1: none)"),
@@ -82,5 +85,5 @@ class Dissection:
 
     @property
     def records(self) -> int:
-        """Number of records (frames) in the capture."""
-        return int(self.info.get("packets") or 0)
+        """Number of records (Wireshark frames) in the capture, zero-length ones included."""
+        return int(self.info.get("records", self.info.get("packets")) or 0)

@@ -5,6 +5,12 @@ record's position depends on the previous one's length) and extracts every per-r
 It yields :class:`Batch` objects of up to ``chunk_size`` bytes of records, each packet keyed by its
 Wireshark frame number (1-based; every packet record counts, whatever it carries).
 
+Zero-length records (captured length 0: a header and no bytes) are counted, not yielded: they keep their
+place in the frame numbering (Wireshark shows them as frames), cost no per-packet memory, do not count
+toward ``max_packets``, and are reported once at the end of the read (an ``empty_records`` anomaly: how
+many, in how many runs, the first runs' frames; ``CaptureReader.empty_records``). A pcap run of them is
+skipped vectorised (a gzip of zeros is tens of millions of them).
+
 Formats: pcap with microsecond (``a1b2c3d4``) or nanosecond (``a1b23c4d``) magic in either byte order;
 pcapng (https://www.ietf.org/archive/id/draft-ietf-opsawg-pcapng-02.html) with several sections and
 interfaces, per-interface link type, ``if_tsresol`` and ``if_tsoffset``, Enhanced / Simple / obsolete
@@ -19,7 +25,8 @@ gzip input inflates piece by piece (a bomb costs the memory of a chunk) up to ``
 Sources: a path, ``"-"`` for standard input, or a binary file object; a non-seekable stream (a pipe) is read
 once, front to back (its size is unknown: 0), and its SHA-256 covers every byte the stream gave, including
 what follows a ``max_packets`` cut (the rest is drained when ``sha256()`` is asked). ``max_packets``: stop
-after that many records with a ``packet_limit`` anomaly and ``truncated`` set (the run is incomplete).
+after that many packets (records with bytes) with a ``packet_limit`` anomaly and ``truncated`` set (the run is
+incomplete).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import stat
 import struct
 import sys
 import zlib
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +118,8 @@ MAX_INFLATED = 64 << 30
 # Real captures compress 2-20x (repeated media headers; a silent call perhaps 50x); deflate's ceiling is ~1032x.
 # A ratio beyond this is reported once: a bomb, or a capture of little but padding.
 GZIP_RATIO_REPORT = 200
+# Runs of zero-length records named in the ``empty_records`` anomaly (the rest are counted)
+EMPTY_RUNS_SHOWN = 5
 
 
 class _GunzipReader:
@@ -170,7 +180,9 @@ class _GunzipReader:
 
 @dataclass
 class Batch:
-    """A run of consecutive packet records. ``off[i]`` is where packet i's bytes start in ``buf``."""
+    """A run of packet records in capture order. ``off[i]`` is where packet i's bytes start in ``buf``;
+    ``frame[i]`` its Wireshark frame number (increasing; not consecutive where zero-length records were
+    skipped)."""
 
     buf: bytes
     off: np.ndarray  # int64
@@ -262,7 +274,12 @@ class CaptureReader:
         self.format = ""
         self.link_types: list[int] = []
         self.secrets: list[tuple[int, bytes]] = []  # pcapng Decryption Secrets Blocks (type, data)
-        self.packets = 0
+        self.packets = 0  # packets yielded (records with bytes)
+        self.records = 0  # records read: the last frame number so far (zero-length records included)
+        self.empty_records = 0  # zero-length records counted, not yielded
+        self._empty_runs: list[list[int]] = []  # [first, last] frame of the first EMPTY_RUNS_SHOWN runs
+        self._empty_run_count = 0
+        self._empty_last = -1  # frame of the last zero-length record (a run that goes on across chunks)
         self.truncated = False
         self._raw: BinaryIO | None = None
         self._fh: BinaryIO | None = None
@@ -392,7 +409,7 @@ class CaptureReader:
                 f"gzip-compressed capture inflates {ratio:,.0f}:1 ({gz.compressed:,} -> "
                 f"{gz.inflated:,} bytes); real captures compress 2-20x: a decompression bomb or a "
                 "capture of little but padding",
-                frame=self.packets or None,
+                frame=self.records or None,
             )
 
     def _read_limit_hit(self) -> bool:
@@ -404,7 +421,53 @@ class CaptureReader:
         self.truncated = True
         if self.strict:
             raise CaptureError(self.path, detail)
-        self.anomalies.add("capture", name, detail, frame=self.packets or None)
+        self.anomalies.add("capture", name, detail, frame=self.records or None)
+
+    # -- zero-length records ------------------------------------------------------------------------
+    def _note_empty(self, first: np.ndarray, count: np.ndarray) -> None:
+        """Count the runs of zero-length records starting at frames ``first`` (``count`` records each)."""
+        if not len(first):
+            return
+        self.empty_records += int(count.sum())
+        last = first + count - 1
+        runs = [[a, b] for a, b in zip(first[:EMPTY_RUNS_SHOWN].tolist(), last[:EMPTY_RUNS_SHOWN].tolist())]
+        if runs[0][0] == self._empty_last + 1:  # the run that ended the previous chunk goes on
+            if self._empty_runs[-1][1] == self._empty_last:
+                self._empty_runs[-1][1] = runs[0][1]
+            runs = runs[1:]
+            self._empty_run_count -= 1
+        self._empty_run_count += len(first)
+        self._empty_runs += runs[: max(EMPTY_RUNS_SHOWN - len(self._empty_runs), 0)]
+        self._empty_last = int(last[-1])
+
+    def _frame_numbers(
+        self, frame: int, n: int, gap_at: array[int], gap_n: array[int]
+    ) -> tuple[np.ndarray, int]:
+        """Frame numbers of ``n`` packets read from ``frame`` on with the zero-length runs ``gap_at``/``gap_n``
+        between them (counted here), and the records used in all."""
+        if not gap_at:
+            return np.arange(frame, frame + n, dtype=np.int64), n
+        at = np.frombuffer(gap_at, dtype=np.int64)
+        cnt = np.frombuffer(gap_n, dtype=np.int64)
+        self._note_empty(frame + at + np.cumsum(cnt) - cnt, cnt)  # a run's first frame: records before it
+        add = np.zeros(n + 1, dtype=np.int64)
+        np.add.at(add, at, cnt)
+        return frame + np.arange(n, dtype=np.int64) + np.cumsum(add)[:n], n + int(cnt.sum())
+
+    def _empty_end(self) -> None:
+        """One anomaly row for every zero-length record read (bounded, however many runs there were)."""
+        if not self.empty_records:
+            return
+        shown = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in self._empty_runs)
+        more = " …" if self._empty_run_count > len(self._empty_runs) else ""
+        self.anomalies.add(
+            "capture",
+            "empty_records",
+            f"{self.empty_records:,} zero-length record(s) (captured length 0) in {self._empty_run_count:,} "
+            f"run(s), frames {shown}{more}: counted in the frame numbers as Wireshark counts them, not kept as "
+            "packets (they hold no bytes)",
+            frame=self._empty_runs[0][0],
+        )
 
     # -- iteration ---------------------------------------------------------------------------
     def batches(self) -> Iterator[Batch]:
@@ -413,6 +476,7 @@ class CaptureReader:
                 yield from self._pcap()
             else:
                 yield from self._pcapng()
+            self._empty_end()
         finally:
             self.close()
 
@@ -439,6 +503,8 @@ class CaptureReader:
         done = False
         while True:
             offs: list[int] = []
+            gap_at = array("q")  # runs of zero-length records: before offs[gap_at[k]], gap_n[k] of them
+            gap_n = array("q")
             n = len(buf)
             off = pos
             bad = None
@@ -447,16 +513,24 @@ class CaptureReader:
                 if incl > limit:
                     bad = incl
                     break
+                if not incl:
+                    end = _empty_run_end(buf, off, n, u32)
+                    gap_at.append(len(offs))
+                    gap_n.append((end - off) >> 4)
+                    off = end
+                    continue
                 end = off + 16 + incl
                 if end > n:
                     break
                 offs.append(off)
                 off = end
-            cut = self._cut(offs, frame)
+            cut = self._cut(offs, gap_at, gap_n)
+            frames, used = self._frame_numbers(frame, len(offs), gap_at, gap_n)
             if offs:
-                yield self._pcap_batch(buf, offs, endian, ts_mult, linktype, frame)
-                frame += len(offs)
-                self.packets = frame - 1
+                yield self._pcap_batch(buf, offs, endian, ts_mult, linktype, frames)
+                self.packets += len(offs)
+            frame += used
+            self.records = frame - 1
             if cut:
                 self._packet_limit()
                 return
@@ -485,7 +559,7 @@ class CaptureReader:
             pos = 0
 
     def _pcap_batch(
-        self, buf: bytes, offs: list[int], endian: str, ts_mult: int, linktype: int, frame: int
+        self, buf: bytes, offs: list[int], endian: str, ts_mult: int, linktype: int, frames: np.ndarray
     ) -> Batch:
         arr = np.frombuffer(buf, dtype=np.uint8)
         o = np.asarray(offs, dtype=np.int64)
@@ -499,7 +573,7 @@ class CaptureReader:
             origlen=f[:, 3],
             ts_ns=ts_ns,
             linktype=np.full(n, linktype, dtype=np.int32),
-            frame=np.arange(frame, frame + n, dtype=np.int64),
+            frame=frames,
             progress_bytes=self._consumed(),
         )
 
@@ -552,15 +626,16 @@ class CaptureReader:
                     stype, slen = struct.unpack_from(endian + "II", buf, off + 8)
                     self.secrets.append((stype, bytes(buf[off + 16 : off + 16 + min(slen, blen - 20)])))
                 off += blen
-            cut = self._cut(pkts, frame)
-            if cut:
-                kinds = {i: k for i, k in kinds.items() if i < len(pkts)}
+            cut = False
             if pkts:
-                batch, last_ts = self._pcapng_batch(buf, pkts, kinds, endian, ifaces, frame, last_ts)
+                batch, last_ts, used, cut = self._pcapng_batch(
+                    buf, pkts, kinds, endian, ifaces, frame, last_ts
+                )
+                frame += used
+                self.records = frame - 1
                 if batch is not None:
                     yield batch
-                    frame += len(batch)
-                    self.packets = frame - 1
+                    self.packets += len(batch)
             if cut:
                 self._packet_limit()
                 return
@@ -591,14 +666,20 @@ class CaptureReader:
             buf += more
             off = 0
 
-    def _cut(self, offs: list[int], frame: int) -> bool:
-        """Shorten ``offs`` (records starting at ``frame``) to ``max_packets``; True when the limit is reached."""
-        if self.max_packets is None:
-            return False
-        room = max(self.max_packets - (frame - 1), 0)
-        if len(offs) <= room:  # a capture of exactly max_packets records is whole
+    def _room(self) -> int | None:
+        """Packets that may still be read (None: no ``max_packets``)."""
+        return None if self.max_packets is None else max(self.max_packets - self.packets, 0)
+
+    def _cut(self, offs: list[int], gap_at: array[int], gap_n: array[int]) -> bool:
+        """Shorten ``offs`` (and the zero-length runs after the last packet kept) to ``max_packets``; True when
+        the limit is reached."""
+        room = self._room()
+        if room is None or len(offs) <= room:  # a capture of exactly max_packets packets is whole
             return False
         del offs[room:]
+        while gap_at and gap_at[-1] > room:
+            gap_at.pop()
+            gap_n.pop()
         return True
 
     def _packet_limit(self) -> None:
@@ -636,7 +717,9 @@ class CaptureReader:
         ifaces: list[Interface],
         frame: int,
         last_ts: int,
-    ) -> tuple[Batch | None, int]:
+    ) -> tuple[Batch | None, int, int, bool]:
+        """The packets of blocks ``pkts`` (records from ``frame`` on): (batch or None, last time, records
+        used, cut by ``max_packets``). Zero-length records are counted and left out of the batch."""
         arr = np.frombuffer(buf, dtype=np.uint8)
         o = np.asarray(pkts, dtype=np.int64)
         n = len(o)
@@ -661,31 +744,46 @@ class CaptureReader:
             self._problem(
                 "pcapng_no_interface", "pcapng packet blocks before any interface description block"
             )
-            return None, last_ts
+            return None, last_ts, 0, False
         bad_iface = iface >= len(ifaces)
-        if bad_iface.any():
-            i = int(np.flatnonzero(bad_iface)[0])
-            self.anomalies.add(
-                "capture",
-                "pcapng_bad_interface",
-                f"packet block refers to interface {int(iface[i])}, only {len(ifaces)} described",
-                frame=frame + i,
-            )
-            iface = np.where(bad_iface, 0, iface)
+        claimed_iface = iface
+        iface = np.where(bad_iface, 0, iface)
         room = blen - (data_off - o) - 4
         if spb.any():
             snap = np.array([ifc.snaplen or MAX_BLOCK for ifc in ifaces], dtype=np.int64)[iface]
             caplen = np.where(spb, np.minimum(np.minimum(origlen, snap), room), caplen)
+        claimed = caplen
         over = caplen > room
         if over.any():
-            i = int(np.flatnonzero(over)[0])
-            self.anomalies.add(
-                "capture",
-                "record_length_invalid",
-                f"packet block claims {int(caplen[i])} captured bytes in a {int(blen[i])}-byte block",
-                frame=frame + i,
-            )
             caplen = np.minimum(caplen, np.maximum(room, 0))
+        full = caplen > 0  # zero-length records are counted, not kept
+        cut = False
+        left = self._room()
+        if left is not None and int(full.sum()) > left:  # keep the records before the first packet too many
+            n, cut = int(np.flatnonzero(full)[left]), True
+            iface, ts_raw, caplen, origlen, data_off, spb, full = (
+                a[:n] for a in (iface, ts_raw, caplen, origlen, data_off, spb, full)
+            )
+        problems: list[tuple[np.ndarray, str, Callable[[int], str]]] = [
+            (
+                bad_iface,
+                "pcapng_bad_interface",
+                lambda i: (
+                    f"packet block refers to interface {int(claimed_iface[i])}, only {len(ifaces)} described"
+                ),
+            ),
+            (
+                over,
+                "record_length_invalid",
+                lambda i: (
+                    f"packet block claims {int(claimed[i])} captured bytes in a {int(blen[i])}-byte block"
+                ),
+            ),
+        ]
+        for mask, name, detail in problems:  # the first of each kind among the records read
+            hit = np.flatnonzero(mask[:n])
+            if len(hit):
+                self.anomalies.add("capture", name, detail(int(hit[0])), frame=frame + int(hit[0]))
         ts_ns = np.empty(n, dtype=np.int64)
         linktype = np.empty(n, dtype=np.int32)
         for k, ifc in enumerate(ifaces):
@@ -697,16 +795,47 @@ class CaptureReader:
         if spb.any():  # SPB carries no time: Wireshark shows it with the previous packet's time
             for i in np.flatnonzero(spb).tolist():
                 ts_ns[i] = ts_ns[i - 1] if i else last_ts
-        return Batch(
+        last = int(ts_ns[-1]) if n else last_ts
+        frames = np.arange(frame, frame + n, dtype=np.int64)
+        if not full.all():
+            empty = ~full
+            starts = np.flatnonzero(empty & ~np.r_[False, empty[:-1]])
+            ends = np.flatnonzero(empty & ~np.r_[empty[1:], False])
+            self._note_empty(frames[starts], ends - starts + 1)
+            data_off, caplen, origlen, ts_ns, linktype, frames = (
+                a[full] for a in (data_off, caplen, origlen, ts_ns, linktype, frames)
+            )
+        if not len(frames):
+            return None, last, n, cut
+        batch = Batch(
             buf=buf,
             off=data_off,
             caplen=caplen,
             origlen=origlen,
             ts_ns=ts_ns,
             linktype=linktype,
-            frame=np.arange(frame, frame + n, dtype=np.int64),
+            frame=frames,
             progress_bytes=self._consumed(),
-        ), int(ts_ns[-1])
+        )
+        return batch, last, n, cut
+
+
+def _empty_run_end(buf: bytes, off: int, n: int, u32: Callable[[bytes, int], tuple[int, ...]]) -> int:
+    """End of the run of zero-length pcap records (16-byte headers, captured length 0) that starts at ``off``,
+    within ``buf[:n]``: one record is the usual case; a long run is scanned with numpy, in growing blocks."""
+    end = off + 16
+    if end + 16 > n or u32(buf, end + 8)[0]:
+        return end
+    k = 64
+    while end + 16 <= n:
+        m = min(k, (n - end) >> 4)
+        incl = np.frombuffer(buf, dtype=np.uint32, count=4 * m, offset=end)[2::4]  # 0 in either byte order
+        nz = np.flatnonzero(incl)
+        if len(nz):
+            return end + 16 * int(nz[0])
+        end += 16 * m
+        k = min(k * 8, 1 << 20)
+    return end
 
 
 def _stream_size(fh: Any) -> int:

@@ -6,13 +6,16 @@ near 4 GB). :func:`stream` drives the same layers (``fastpath._Pass``) over the 
 dataset (``OUT/<name>/part.parquet``, one row group per chunk, written as ``.part.parquet.tmp`` and renamed
 when the run ends, so a file that exists is complete):
 
-``packets``    the `packets` frame (same columns and types as ``load``'s, frames 1..n in order)
+``packets``    the `packets` frame (same columns and types as ``load``'s: Wireshark frame numbers, in order;
+               zero-length records have no row, as in ``load``)
 ``rtp``        the `rtp` frame (the RTP packets that corroboration kept)
 ``flows``      the `flows` frame, one row per flow when it is closed (idle or at the end of the capture),
                so rows are not in flow_id order
 ``anomalies``  the `anomalies` frame (flow ids final)
 ``datagrams``  the STUN / DTLS / RTCP / ZRTP messages the table builders parse (``kind``, the Datagram
-               fields, ``data`` as bytes): they are not held, the builders can read them back
+               fields, ``data`` as bytes): they are not held; the case store's streamed ingest
+               (``case.streamed``) reads them back in batches to build the `stun` and `dtls` frames (up to
+               ``MAX_DATAGRAMS`` each), then deletes ``datagrams`` and ``rtp_samples``
 ``rtp_samples`` the first payloads of each (flow, SSRC) (plaintext evidence), written when the flow closes
 
 Memory is bounded by one chunk's columns twice (the chunk being written and the one read after it) plus
@@ -119,7 +122,7 @@ class _StreamPass(_Pass):
 class _Chunk:
     """What one chunk of the pass produced, flow ids provisional."""
 
-    first_frame: int
+    start: int  # packets (rows) before this chunk
     columns: dict[str, np.ndarray]
     rtp: dict[str, np.ndarray]
     datagrams: pa.Table  # DATAGRAMS_SCHEMA, flow ids provisional (Arrow: far smaller than Datagram objects)
@@ -211,7 +214,7 @@ class _Streamer:
         self.dg_parts: list[pa.Table] = []  # this chunk's datagrams so far (see spill)
 
     # chunk boundary -----------------------------------------------------------------------------
-    def take(self, first_frame: int) -> _Chunk:
+    def take(self, start: int) -> _Chunk:
         st = self.st
         st.list_tcp_control()
         self.control += len(set(st.control))
@@ -225,7 +228,7 @@ class _Streamer:
         rows, dropped = self.log.rows, self.log.dropped  # the log's limit then applies per chunk
         self.log.rows, self.log.dropped = [], 0
         self.dropped += dropped
-        return _Chunk(first_frame, columns, rtp, dg, rows, dropped, st.n_prov, st.last_ts or 0)
+        return _Chunk(start, columns, rtp, dg, rows, dropped, st.n_prov, st.last_ts or 0)
 
     def spill(self, at_least: int = DATAGRAMS_SPILL) -> None:
         """Turn the pass's Datagram objects into an Arrow table once there are ``at_least`` of them (a chunk
@@ -275,9 +278,7 @@ class _Streamer:
             self.prior = {k: g[k][here] for k in ("flow_id", "ssrc", "count", "good", "seq", "rtp_ts")}
             rejected = _rejected_groups(rtp, keep)
             chunk_log = AnomalyLog(limit=1 << 62)
-            rtp = _drop_uncorroborated(
-                rtp, keep, rejected, c.columns, st.samples, [], chunk_log, first_frame=c.first_frame
-            )
+            rtp = _drop_uncorroborated(rtp, keep, rejected, c.columns, st.samples, [], chunk_log)
             c.anomalies.extend(chunk_log.rows)
             if len(rtp["ssrc"]):
                 self.accepted = np.union1d(self.accepted, rtp["ssrc"].astype(np.int64))
@@ -292,7 +293,7 @@ class _Streamer:
         # 4. write the chunk's frames
         n = len(cols["ts_ns"])
         d = Dissection(path=st.path, info={}, columns=cols, addresses=st.ip_list, rtp=rtp)
-        self.writers.write("packets", self.tables.packets(d, c.first_frame))
+        self.writers.write("packets", self.tables.packets(d))
         self.writers.write("rtp", self.tables.rtp(d))
         self.writers.write("anomalies", self.tables.anomalies(c.anomalies, c.dropped))
         dg = c.datagrams
@@ -489,7 +490,7 @@ def stream(
     s = _Streamer(st, writers, int(idle_timeout_s * 1e9), tables, log)
     pending: _Chunk | None = None
     in_chunk = 0
-    chunk_start = 1
+    chunk_start = 0  # packets before the chunk being read
     chunks = 0
     try:
         for b in reader.batches():
@@ -506,7 +507,7 @@ def stream(
                         s.flush(pending, c)
                         chunks += 1
                         if on_chunk is not None:
-                            on_chunk(c.first_frame - 1)
+                            on_chunk(c.start)
                     pending, chunk_start, in_chunk = c, chunk_start + in_chunk, 0
             del b
         st.finish()

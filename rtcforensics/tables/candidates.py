@@ -257,7 +257,9 @@ def _stun_rows(cap: Capture) -> list[dict[str, Any]]:
     if not len(st) or not cols:
         return []
     seen: dict[tuple[str, str, Any], dict[str, Any]] = {}
-    recs = st[["frame", "ts", "flow_id", "src", "transport", *cols]].to_dict("records")
+    # only the messages with an address attribute become records (a capture of 10^6 Binding requests has none)
+    with_addr = st[cols].notna().any(axis=1).to_numpy()
+    recs = st.loc[with_addr, ["frame", "ts", "flow_id", "src", "transport", *cols]].to_dict("records")
     for r in recs:
         for col, attr, typ in _STUN_ATTRS:
             v = r.get(col)

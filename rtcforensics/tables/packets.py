@@ -16,9 +16,10 @@ from ..schema import frame_schema
 
 PACKETS = frame_schema(
     "packets",
-    "Every record of the capture, one row per Wireshark frame (row i is frame i+1), as the fast path saw it.",
+    "Every record of the capture that holds bytes, one row per Wireshark frame, as the fast path saw it "
+    "(zero-length records keep their frame numbers but have no row: an `empty_records` anomaly counts them).",
     [
-        ("frame", "Int64", "Wireshark frame number (1-based; every record counts)"),
+        ("frame", "Int64", "Wireshark frame number (1-based; every record counts, zero-length ones too)"),
         ("ts", "ts", "capture time (UTC)"),
         ("src", "string", "source IP address (NA when the record is not IP)"),
         ("sport", "UInt16", "source port (UDP/TCP/SCTP; NA otherwise or for non-first IP fragments)"),
@@ -103,12 +104,12 @@ def _ids_to_string(ids: np.ndarray, names: list[str]) -> Any:
     return pd.array(table[np.where(ids < 0, len(names), ids)], dtype="string")
 
 
-def packets_frame(d: Dissection, release: bool = False, first_frame: int = 1) -> pd.DataFrame:
-    """The `packets` frame from the fast path's raw per-record columns (``Dissection.columns``).
+def packets_frame(d: Dissection, release: bool = False) -> pd.DataFrame:
+    """The `packets` frame from the fast path's raw per-packet columns (``Dissection.columns``, a whole
+    capture's or a chunk's of the streaming load).
 
     ``release``: drop the raw columns from ``d`` as they are turned into the frame (the capture's builder
-    does, so a large capture does not hold both). ``first_frame``: frame number of the first row (a chunk of
-    the streaming load)."""
+    does, so a large capture does not hold both)."""
     cols = d.columns
     if not cols or not len(cols.get("ts_ns", ())):
         return PACKETS.empty()
@@ -116,9 +117,8 @@ def packets_frame(d: Dissection, release: bool = False, first_frame: int = 1) ->
     def take(name: str) -> np.ndarray:
         return cols.pop(name) if release else cols[name]
 
-    n = len(cols["ts_ns"])  # every record has a row: frames first_frame..first_frame+n-1
     data = {
-        "frame": _int_array(np.arange(first_frame, first_frame + n, dtype=np.int64), "Int64"),
+        "frame": _int_array(take("frame"), "Int64"),
         "ts": pd.to_datetime(take("ts_ns"), unit="ns", utc=True),
         "src": _ids_to_string(take("src"), d.addresses),
         "sport": _int_array(take("sport"), "UInt16"),
@@ -242,8 +242,8 @@ class StreamFrames:
 
         self.store = store
 
-    def packets(self, d: Dissection, first_frame: int) -> Any:
-        return self.store.to_arrow(packets_frame(d, first_frame=first_frame), PACKETS)
+    def packets(self, d: Dissection) -> Any:
+        return self.store.to_arrow(packets_frame(d), PACKETS)
 
     def rtp(self, d: Dissection) -> Any:
         from .rtp import RTP, build_rtp

@@ -490,8 +490,8 @@ def build_rtp_streams(cap: Capture) -> pd.DataFrame:
     via = r["via_turn"][order]
 
     packets = cap.packets
-    # endpoints of each stream's first packet (packets row i is frame i + 1)
-    first_rows = packets.iloc[frame[starts] - 1]
+    # endpoints of each stream's first packet (its row found by frame number: zero-length records have none)
+    first_rows = packets.iloc[packets["frame"].searchsorted(frame[starts])]
     ends_src = [
         _endpoint(ip, pt)
         for ip, pt in zip(

@@ -22,7 +22,7 @@ that no session used are ``turn_only`` rows.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -180,7 +180,7 @@ class _Session:
     offer: _Side | None = None
     answer: _Side | None = None
     ufrag_pair: tuple[str | None, str | None] = (None, None)
-    flows: list[int] = field(default_factory=list)
+    flows: dict[int, None] = field(default_factory=dict)  # an ordered set: membership is O(1)
     usernames: list[str] = field(default_factory=list)
     request_rows: list[dict[str, Any]] = field(default_factory=list)
     success_rows: list[dict[str, Any]] = field(default_factory=list)
@@ -271,6 +271,52 @@ def _none(v: Any) -> Any:
     return None if isna(v) else v
 
 
+_TURN_METHODS = (
+    "Allocate",
+    "CreatePermission",
+    "ChannelBind",
+    "Refresh",
+)  # the TURN rows build_sessions reads
+# The cells build_sessions reads of each kind of STUN row. A row's dict holds only its kind's cells (10^6 checks
+# with every cell took 1.4 GB) and a key missing reads as None: add a cell here before reading it.
+_CHECK_CELLS = ("flow_id", "ts", "txid", "username", "use_candidate")  # Binding requests with a ufrag pair
+_RESPONSE_CELLS = ("cls", "txid")  # Binding success / error responses
+_TURN_CELLS = ("ts", "flow_id", "src", "sport", "method", "cls", "xor_relayed", "xor_peer", "channel")
+_STUN_CELLS = tuple(dict.fromkeys(("method", "username", *_CHECK_CELLS, *_RESPONSE_CELLS, *_TURN_CELLS)))
+
+
+def _records(stun: pd.DataFrame, cols: list[str]) -> Iterator[dict[str, Any]]:
+    """The `stun` rows build_sessions reads (Binding messages but indications, and _TURN_METHODS), as dicts
+    of the ``cols`` cells made plain like :func:`_none` does, read a column at a time (a per-cell
+    ``to_dict`` over 10^6 messages took a minute); equal strings are one object."""
+    method = stun["method"]
+    binding_indication = ((method == "Binding") & (stun["cls"] == "indication")).fillna(False)
+    keep = (method.isin(("Binding", *_TURN_METHODS)) & ~binding_indication).to_numpy(dtype=bool)
+    sub = stun.loc[keep, cols]
+    values: list[list[Any]] = []
+    for c in cols:
+        s = sub[c]
+        if isinstance(s.dtype, pd.StringDtype):
+            codes, uniques = pd.factorize(s)
+            u = list(uniques)
+            values.append([u[i] if i >= 0 else None for i in codes.tolist()])
+            continue
+        if isinstance(s.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(s.dtype):
+            vals = s.array.as_unit("ns").asi8.tolist()
+        else:
+            vals = s.tolist()
+        na = s.isna().to_numpy()
+        if na.any():
+            vals = [None if m else v for v, m in zip(vals, na.tolist())]
+        values.append(vals)
+    for row in zip(*values):
+        yield dict(zip(cols, row))
+
+
+def _cells(r: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {k: r[k] for k in names if k in r}
+
+
 @register_frame(SESSIONS)
 def build_sessions(cap: Capture) -> pd.DataFrame:
     descs = descriptions(cap)
@@ -284,40 +330,17 @@ def build_sessions(cap: Capture) -> pd.DataFrame:
     by_txid: dict[str, list[dict[str, Any]]] = defaultdict(list)
     turn_rows: list[dict[str, Any]] = []
     if stun is not None and len(stun):
-        cols = [
-            c
-            for c in (
-                "frame",
-                "ts",
-                "flow_id",
-                "src",
-                "sport",
-                "dst",
-                "dport",
-                "method",
-                "cls",
-                "txid",
-                "username",
-                "use_candidate",
-                "xor_relayed",
-                "xor_peer",
-                "channel",
-                "via_turn",
-                "turn_peer",
-            )
-            if c in stun.columns
-        ]
-        for r in stun[cols].to_dict("records"):
-            r = {k: _none(v) for k, v in r.items()}
+        cols = [c for c in _STUN_CELLS if c in stun.columns]
+        for r in _records(stun, cols):
             method = str(r.get("method") or "")
             if method == "Binding":
                 if r.get("cls") == "request" and r.get("username") and ":" in str(r["username"]):
                     a, _, b = str(r["username"]).partition(":")
-                    checks[frozenset((a, b))].append(r)
+                    checks[frozenset((a, b))].append(_cells(r, _CHECK_CELLS))
                 elif r.get("cls") in ("success", "error") and r.get("txid"):
-                    by_txid[str(r["txid"])].append(r)
-            elif method in ("Allocate", "CreatePermission", "ChannelBind", "Refresh"):
-                turn_rows.append(r)
+                    by_txid[str(r["txid"])].append(_cells(r, _RESPONSE_CELLS))
+            elif method in _TURN_METHODS:
+                turn_rows.append(_cells(r, _TURN_CELLS))
     sessions = _pair(_group_sides(descs), checks.keys())
 
     used_pairs: set[frozenset[str]] = set()
@@ -352,8 +375,8 @@ def build_sessions(cap: Capture) -> pd.DataFrame:
     # -- per session: flows, nomination ----------------------------------------------------------------
     for s in sessions:
         for r in s.request_rows:
-            if r.get("flow_id") is not None and r["flow_id"] not in s.flows:
-                s.flows.append(int(r["flow_id"]))
+            if r.get("flow_id") is not None:
+                s.flows.setdefault(int(r["flow_id"]))
             if r.get("username") not in s.usernames:
                 s.usernames.append(r["username"])
             for resp in by_txid.get(str(r.get("txid")), []):
@@ -373,9 +396,8 @@ def build_sessions(cap: Capture) -> pd.DataFrame:
         for side in (s.offer, s.answer):
             for media_ep in _media_endpoints(side):
                 for f in endpoint_flows.get(media_ep, []):
-                    if f not in s.flows:
-                        s.flows.append(f)
-                        s.by_media_endpoint = True
+                    s.flows.setdefault(f)
+                    s.by_media_endpoint = True
 
     dtls_rows = [] if dtls is None else [{k: _none(v) for k, v in r.items()} for r in dtls.to_dict("records")]
     stream_rows = (
@@ -500,9 +522,10 @@ def _is_ice(s: _Session) -> bool:
     )
 
 
-def _media_endpoints(side: _Side | None) -> set[tuple[str, int]]:
-    """(ip, port) of every m= line (with its c= address, else the session's), for sessions without ICE."""
-    out: set[tuple[str, int]] = set()
+def _media_endpoints(side: _Side | None) -> dict[tuple[str, int], None]:
+    """(ip, port) of every m= line (with its c= address, else the session's), for sessions without ICE, in
+    description order (a set's order would change the session's flow list from one run to the next)."""
+    out: dict[tuple[str, int], None] = {}
     if side is None:
         return out
     for d in side.copies:
@@ -517,7 +540,7 @@ def _media_endpoints(side: _Side | None) -> set[tuple[str, int]]:
             if len(parts) >= 3:
                 ip = normalise(parts[2].split("/")[0])
                 if ip and ip not in ("0.0.0.0", "::"):
-                    out.add((ip, m.port))
+                    out[(ip, m.port)] = None
     return out
 
 
