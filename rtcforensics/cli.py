@@ -9,8 +9,9 @@ Exit codes (the same for every subcommand; :data:`EXIT_CODES`):
   user's mistake); nothing analysed;
 - 3 — incomplete: a check failed, a tool failure or time-out made a check not observable, a budget or limit
   cut the work short, a capture of a batch could not be analysed (its error is in the report), ``export``
-  could not write every frame. Findings at or above ``--fail-on`` take precedence (exit 1): either way the
-  run needs a look;
+  could not write every frame, the process ran out of memory (frames that could not be built are named in
+  the report; when even the report could not be written, one line says so). Findings at or above
+  ``--fail-on`` take precedence (exit 1): either way the run needs a look;
 - 4 — an internal error (a bug): one line on stderr (``RTCF_DEBUG=1`` shows the traceback);
 - 130 — interrupted (Ctrl-C); no truncated output file is left behind.
 
@@ -890,6 +891,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rtcforensics: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except MemoryError:  # the capture needs more memory than the process may have: a limit, not a bug
+        if os.environ.get("RTCF_DEBUG"):
+            raise
+        print(
+            "rtcforensics: out of memory: the run could not finish and what it had not written is lost "
+            "(give it more memory, lower --max-packets, or stream the capture into a case: "
+            "rtcforensics ingest CAPTURE --case DIR --stream-above 1)",
+            file=sys.stderr,
+        )
+        return EXIT_INCOMPLETE
     except Exception as e:  # a bug: one line (and the traceback on request), never exit 1 (the findings code)
         if os.environ.get("RTCF_DEBUG"):
             raise

@@ -29,10 +29,14 @@ SHA256SUMS = "SHA256SUMS"
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
+    # one small buffer, reused: hashing what was just written needs no new memory, so a report is still
+    # written when an analysis has used up the memory the process may have (frames failed: an incomplete run)
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
+    buf = bytearray(1 << 16)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(buf):
+            h.update(view[:n])
     return h.hexdigest()
 
 
