@@ -216,8 +216,6 @@ def input_warnings(doc: dict[str, Any]) -> list[str]:
         if a.get("layer") == "capture":
             if a in limited and f"capture {a.get('name')}: {a.get('detail')}" in said:
                 continue  # a read limit: already said by the incomplete-run line
-            if limited and a.get("name") == "capture_truncated":
-                continue  # the partial record where a read limit cut the stream, not damage
             where = f" (after frame {a['frame']})" if a.get("frame") else ""
             out.append(f"capture {a.get('name')}{where}: {a.get('detail')}")
         elif a.get("name") in KEYLOG_WARNINGS:
