@@ -10,10 +10,11 @@ import hashlib
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, NoReturn, TypedDict
 
 import pandas as pd
 
+from . import budget
 from .anomalies import AnomalyLog
 from .errors import CaptureError, RtcForensicsError
 from .schema import SCHEMAS, FrameSchema
@@ -33,7 +34,8 @@ NO_LIMITS = ReadLimits(max_packets=None, max_inflated=None)
 
 class FrameUnavailable(RtcForensicsError, LookupError):
     """A frame that this capture cannot build, with the reason (a capture made from a streamed dissection
-    holds no per-packet columns and no signalling; see :meth:`Capture.from_dissection`)."""
+    holds no per-packet columns and no signalling, see :meth:`Capture.from_dissection`; resident memory was
+    over the memory budget when it was to be built, see :meth:`Capture.get_frame`)."""
 
     def __init__(self, name: str, why: str) -> None:
         self.name = name
@@ -110,6 +112,8 @@ class Capture:
         self._cache: dict[str, Any] = {}  # intermediate results shared between builders
         # frames this capture cannot build -> why (see from_dissection); empty for a capture file
         self.unavailable: dict[str, str] = {}
+        # frames refused for the memory budget -> the reason until it is in the anomaly log, then ""
+        self._budget_refusals: dict[str, str] = {}
         _load_builders()
 
     @classmethod
@@ -148,6 +152,7 @@ class Capture:
         if dissection.info.get("sha256"):
             cap._cache["sha256"] = dissection.info["sha256"]
         cap.unavailable = {n: why if isinstance(why, str) else why(n) for n in _BUILDERS if n not in keep}
+        cap._budget_refusals = {}
         return cap
 
     # -- frames -------------------------------------------------------------------------------
@@ -169,22 +174,46 @@ class Capture:
         return sorted(n for n in _BUILDERS if n not in self.unavailable)
 
     def get_frame(self, name: str) -> pd.DataFrame:
+        """Frame ``name``, built on first use and cached. A frame not built yet is not built when resident
+        memory is at or above the memory budget (:mod:`rtcforensics.budget`): :class:`FrameUnavailable` says
+        why, and a ``memory_limit`` anomaly (one per frame) makes the run incomplete. Frames already built stay
+        usable."""
         if name in self.unavailable:
             raise FrameUnavailable(name, self.unavailable[name])
         if name not in self._frames:
+            got = budget.over()
+            if got is not None:
+                self._refuse(name, budget.frame_refused(name, got))
             schema, fn = _BUILDERS[name]
             df = fn(self)
             self._frames[name] = schema.conform(df) if list(df.columns) != schema.names else df
+            del df
+            budget.give_back()
         return self._frames[name]
+
+    def _refuse(self, name: str, why: str) -> NoReturn:
+        """Refuse to build frame ``name`` for ``why`` (the memory budget); the first refusal of each frame is
+        an anomaly row."""
+        if name not in self._budget_refusals:
+            self._budget_refusals[name] = why
+            if "dissection" in self._cache:  # else logged when the dissection is made (see ``dissection``)
+                self._log_refusals(self._cache["dissection"].anomalies)
+        raise FrameUnavailable(name, why)
+
+    def _log_refusals(self, log: AnomalyLog) -> None:
+        for name, why in self._budget_refusals.items():
+            if why:
+                log.add("capture", "memory_limit", f"frame {name!r} not built: {why}")
+                self._budget_refusals[name] = ""  # logged
 
     def frame_or_none(self, name: str) -> pd.DataFrame | None:
         """Frame ``name`` when this installation (and this capture) can build it, else None (optional
-        layers)."""
+        layers; a frame refused by the memory budget too)."""
         if name not in _BUILDERS or name in self.unavailable:
             return None
         try:
             return self.get_frame(name)
-        except ImportError:
+        except (ImportError, FrameUnavailable):
             return None
 
     def cached(self, key: str, make: Callable[[], Any]) -> Any:
@@ -198,10 +227,13 @@ class Capture:
         """The one fast-path pass over the capture (``dissect.model.Dissection``)."""
         from .dissect.fastpath import dissect
 
-        return self.cached(
-            "dissection",
-            lambda: dissect(self.path, progress=self.progress, strict=self.strict, **self.limits),
-        )
+        def make() -> Any:
+            d = dissect(self.path, progress=self.progress, strict=self.strict, **self.limits)
+            self._log_refusals(d.anomalies)
+            budget.give_back()
+            return d
+
+        return self.cached("dissection", make)
 
     @property
     def info(self) -> dict[str, Any]:

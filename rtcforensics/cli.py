@@ -31,8 +31,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from . import budget
 from ._version import __version__
-from .capture import NO_LIMITS, ReadLimits
+from .capture import NO_LIMITS, FrameUnavailable, ReadLimits
 from .errors import RtcForensicsError
 from .report.safe import for_terminal_name
 
@@ -140,6 +141,20 @@ def size_arg(text: str) -> int:
     return value
 
 
+def memory_arg(text: str) -> int:
+    """``--max-memory``: a size as for ``--max-bytes``, or ``0``/``none`` for no budget (returned as 0)."""
+    if text.strip().lower() in ("0", "none", "unlimited"):
+        return 0
+    return size_arg(text)
+
+
+def memory_budget(a: argparse.Namespace) -> int | None:
+    """The memory budget of ``--max-memory`` in bytes: not given, the default (``budget.default_limit``);
+    ``0``/``none``: None (no budget)."""
+    given = getattr(a, "max_memory", None)
+    return budget.default_limit() if given is None else (given or None)
+
+
 def limits(a: argparse.Namespace) -> ReadLimits:
     """The read limits given on the command line, as ``capture.load`` takes them."""
     return ReadLimits(max_packets=a.max_packets, max_inflated=a.max_bytes)
@@ -161,7 +176,7 @@ def _load(
     )
     try:  # read the file now so that a broken capture is the user's error (exit 2), not a failed check
         cap.get_frame("packets")
-    except (ImportError, KeyError):
+    except (ImportError, KeyError, FrameUnavailable):  # not built (memory budget): the report says so
         pass
     return cap
 
@@ -266,7 +281,8 @@ def _analyze_parallel(
 ) -> list[dict[str, Any]]:
     """Captures in worker processes. A worker that dies (OOM killer, a crash) breaks the pool: the captures
     not finished are retried one at a time, each in a fresh single-worker pool, so the one that kills its
-    worker is named and every other result is kept."""
+    worker is named and every other result is kept. Each worker's memory budget is this process's divided by
+    the number of workers (the retries keep that share)."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
@@ -289,13 +305,15 @@ def _analyze_parallel(
         return True
 
     args = (a.keylog, a.signalling, params, a.show_secrets, limits(a))
-    with ProcessPoolExecutor(max_workers=a.jobs) as ex:
+    workers = min(a.jobs, n)
+    share = (budget.per_worker(budget.limit(), workers),)  # each worker's memory budget
+    with ProcessPoolExecutor(max_workers=workers, initializer=budget.set_limit, initargs=share) as ex:
         futs = {ex.submit(analyze_one, str(p), *args): i for i, p in enumerate(paths)}
         for fut in as_completed(futs):
             collect(fut, futs[fut])
     for i in [i for i in range(n) if i not in results]:
         _progress(f"[{i + 1}/{n}] {shown(paths[i])}: worker process died; retrying alone")
-        with ProcessPoolExecutor(max_workers=1) as ex:
+        with ProcessPoolExecutor(max_workers=1, initializer=budget.set_limit, initargs=share) as ex:
             if not collect(ex.submit(analyze_one, str(paths[i]), *args), i):
                 results[i] = _failed(
                     paths[i],
@@ -446,6 +464,9 @@ def cmd_export(a: argparse.Namespace) -> int:
             try:
                 df = cap.get_frame(name)
                 out.write(fname, _write_table(export_table(df, fmt, a.show_secrets), fmt))
+            except FrameUnavailable as e:  # not built: the memory budget (said in the manifest, exit 3)
+                out.not_written(fname, _one_line(e))
+                _progress(f"{name}: NOT EXPORTED ({shown(_one_line(e))})")
             except (
                 ImportError
             ) as e:  # an optional extra not installed: not part of this installation's export
@@ -630,6 +651,11 @@ def cmd_decrypt(a: argparse.Namespace) -> int:
         raise RtcForensicsError(
             f"decrypt needs the srtp extra (pip install rtcforensics[srtp]): {e}"
         ) from None
+    except FrameUnavailable as e:  # a frame the keys come from was not built (the memory budget)
+        _progress(
+            f"rtcforensics: error: {shown(a.capture)}: decryption could not complete ({shown(_one_line(e))})"
+        )
+        return EXIT_INCOMPLETE
     except RtcForensicsError:
         raise
     except Exception as e:  # a frame the keys come from could not be built: said, and not "nothing to do"
@@ -720,7 +746,7 @@ def add_inputs(p: argparse.ArgumentParser) -> None:
 
 
 def add_limits(p: argparse.ArgumentParser) -> None:
-    """--max-packets, --max-bytes: read limits of a capture-loading subcommand (hitting one: exit 3)."""
+    """--max-packets, --max-bytes, --max-memory: limits of a capture-loading subcommand (hitting one: exit 3)."""
     from .dissect.pcapio import MAX_INFLATED
 
     g = p.add_argument_group(
@@ -743,6 +769,21 @@ def add_limits(p: argparse.ArgumentParser) -> None:
         metavar="SIZE",
         help="bytes a gzip-compressed capture may inflate to, e.g. 4G or 512M (default "
         f"{MAX_INFLATED >> 30}G)",
+    )
+    add_memory_option(g)
+
+
+def add_memory_option(p: Any) -> None:
+    """--max-memory SIZE: the process's memory budget (see :mod:`rtcforensics.budget`); main() applies it."""
+    p.add_argument(
+        "--max-memory",
+        type=memory_arg,
+        default=None,
+        metavar="SIZE",
+        help=f"memory budget, e.g. 2G (default {budget.DEFAULT_SHARE * 100:.0f} %% of the memory of the machine "
+        "or container; 0 or none: no budget). Reading stops when resident memory has used a fifth of what "
+        "was free of it (less 160 MiB for the rest of the run), and no frame is built above it: exit 3 with what was read; with --jobs N each "
+        "worker gets 1/N",
     )
 
 
@@ -878,7 +919,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(f"a command is needed: {', '.join(names[:-1])} or {names[-1]} (see --help)")
         if getattr(a, "jobs", 1) < 1:
             raise UsageError("--jobs must be at least 1")
-        return int(a.fn(a))
+        if not hasattr(a, "max_memory"):  # a subcommand without --max-memory: the process's budget
+            return int(a.fn(a))
+        with budget.limited(memory_budget(a)):
+            return int(a.fn(a))
     except UsageError as e:
         print(f"rtcforensics: error: {shown(e)}", file=sys.stderr)
         return EXIT_USAGE
@@ -896,7 +940,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(
             "rtcforensics: out of memory: the run could not finish and what it had not written is lost "
-            "(give it more memory, lower --max-packets, or stream the capture into a case: "
+            "(give it more memory, lower --max-memory or --max-packets, or stream the capture into a case: "
             "rtcforensics ingest CAPTURE --case DIR --stream-above 1)",
             file=sys.stderr,
         )

@@ -85,14 +85,18 @@ class FrameSchema:
             raise ValueError(f"frame {self.name!r}: undeclared columns {extra}")
         out = {}
         n = len(df)
+        ranged = df.index.equals(pd.RangeIndex(n))
         for c in self.columns:
             dt = c.pandas_dtype()
             if c.name in df.columns:
                 s = df[c.name]
+                if ranged and s.dtype == dt:
+                    out[c.name] = s  # already conform: no copy (a frame of a million rows is built once)
+                    continue
             else:
                 s = pd.Series([None] * n, index=df.index, dtype="object")
             out[c.name] = _cast(s, dt, c)
-        return pd.DataFrame(out, index=pd.RangeIndex(n))
+        return pd.DataFrame(out, index=pd.RangeIndex(n), copy=False)
 
     def describe(self) -> pd.DataFrame:
         return pd.DataFrame(

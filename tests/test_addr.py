@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pandas as pd
 import pytest
 
-from rtcforensics.addr import classify, eui64_mac, is_mdns, normalise, parse_ip, scope
+import rtcforensics
+from rtcforensics.addr import (
+    classify,
+    endpoint,
+    endpoint_array,
+    eui64_mac,
+    is_mdns,
+    normalise,
+    parse_ip,
+    scope,
+)
 
 
 @pytest.mark.parametrize(
@@ -85,3 +98,15 @@ def test_mdns_and_zone_ids() -> None:
     )
     assert classify("fe80::1%eth0").scope == "link_local"
     assert classify("[2001:db8::1]").scope == "public"
+
+
+def test_endpoint_array_is_endpoint_column_wise(realcaps: Path) -> None:
+    # a client-side TURN call (veondigital): IPv4 flows, IPv6 mDNS on port 5353, ICMPv6 with no ports (the
+    # endpoint is the bracketed address alone)
+    p = rtcforensics.load(
+        realcaps / "veondigital_srtp_decoder/udp_call_02_03_client.pcap", progress=False
+    ).packets
+    got = endpoint_array(p["src"], p["sport"])
+    want = [endpoint(ip, port) for ip, port in zip(p["src"], p["sport"])]
+    assert [None if e is pd.NA else e for e in got] == want
+    assert {"[fe80::1480:8018:deed:77bc]:5353", "[fe80::8c5:9f9a:34f8:7b7e]", "192.168.88.86"} <= set(want)

@@ -53,3 +53,29 @@ def test_below_the_limit_one_finding_per_flow(flood: Path) -> None:
     found = analyze(cap, only=["ICE004"], params={"ICE004.max_flow_findings": 1000}).findings
     assert len(found) == FLOWS + 1
     assert {f.evidence["requests"] for f in found} == {1, 2}
+
+
+@pytest.fixture(scope="module")
+def flood_and_stray(tmp_path_factory: pytest.TempPathFactory, flood: Path) -> Path:
+    """The flood, then the same real request once from another host of the test network (192.0.2.11)."""
+    out = tmp_path_factory.mktemp("stray")
+    cap = hostile.Pcap.of_sample("stun_no_integrity", out)
+    req = cap.pkts[hostile._stun_requests(cap)[0]]
+    src = bytearray(req.addrs()[0])
+    src[-1] += 1
+    path = out / "flood_and_stray.pcap"
+    stray = req.rebuilt(sport=40000, src=bytes(src))
+    path.write_bytes(flood.read_bytes() + cap.record(hostile.Pkt((req.ts[0] + 6, 0), stray.data)))
+    return path
+
+
+def test_a_lone_flow_past_the_limit_is_its_own_finding(flood_and_stray: Path) -> None:
+    cap = rtcforensics.load(flood_and_stray, progress=False)
+    found = sorted(analyze(cap, only=["ICE004"]).findings, key=lambda f: f.flow_id or 0)
+    assert len(found) == 2  # the flood's sender and server as one finding; the other host's one flow
+    hosts, lone = found
+    assert (hosts.evidence["flows"], hosts.evidence["requests"]) == (FLOWS + 1, FLOWS + 2)
+    assert lone.endpoints == ["192.0.2.11:40000", "192.0.2.20:55736"]
+    assert lone.flow_id is not None and lone.evidence["requests"] == 1
+    assert lone.frames == [len(cap.packets)]  # the last frame of the file
+    assert cap.flows.set_index("flow_id").loc[lone.flow_id, "a"] == "192.0.2.11:40000"

@@ -14,7 +14,8 @@ import json
 import pytest
 from samples import load_truth, sample_path
 
-from rtcforensics.cli import DEFAULT_MAX_PACKETS, build_parser, main
+from rtcforensics import budget
+from rtcforensics.cli import DEFAULT_MAX_PACKETS, build_parser, main, memory_budget
 
 FIRST, SECOND = "192.0.2.30:50010", "192.0.2.30:50012"  # the clients of weak_dtls's two handshakes
 
@@ -99,6 +100,8 @@ def test_max_bytes_bounds_the_inflated_size_of_a_gzip_capture(capsys, tmp_path, 
         ("--max-packets", "ten", "expected a positive number of packets"),
         ("--max-bytes", "4X", "expected a positive size"),
         ("--max-bytes", "0.1", "expected a positive size"),
+        ("--max-memory", "4X", "expected a positive size"),
+        ("--max-memory", "0.5", "expected a positive size"),
     ],
 )
 def test_bad_limits_are_one_line_usage_errors(capsys, option, value, said):
@@ -118,9 +121,17 @@ def test_limit_defaults_are_documented_and_parsed():
         ["decrypt", "x", "-o", "d"],
     ):
         a = p.parse_args(cmd)
-        assert (a.max_packets, a.max_bytes) == (DEFAULT_MAX_PACKETS, MAX_INFLATED), cmd
-    a = p.parse_args(["analyze", "x", "--max-packets", "none", "--max-bytes", "1.5GiB"])
-    assert (a.max_packets, a.max_bytes) == (None, 3 << 29)
+        assert (a.max_packets, a.max_bytes, a.max_memory) == (DEFAULT_MAX_PACKETS, MAX_INFLATED, None), cmd
+        assert memory_budget(a) == budget.default_limit()
+    a = p.parse_args(
+        ["analyze", "x", "--max-packets", "none", "--max-bytes", "1.5GiB", "--max-memory", "none"]
+    )
+    assert (a.max_packets, a.max_bytes, memory_budget(a)) == (None, 3 << 29, None)
+    assert memory_budget(p.parse_args(["summary", "x", "--max-memory", "2G"])) == 2 << 30
     sub = next(x for x in p._subparsers._group_actions[0].choices.items() if x[0] == "analyze")[1]
     text = " ".join(sub.format_help().split())
     assert f"default {DEFAULT_MAX_PACKETS:_}" in text and f"default {MAX_INFLATED >> 30}G" in text
+    assert (
+        "--max-memory SIZE memory budget, e.g. 2G (default 75 % of the memory of the machine or container"
+        in text
+    )

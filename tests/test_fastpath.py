@@ -98,7 +98,9 @@ def test_channeldata_over_udp(realcaps: Path) -> None:
             display_filter="stun.type==0x0009",
         )
     }
-    peers = {(dg.turn_channel, dg.turn_peer) for dg in d.rtcp + d.dtls + d.stun if dg.via_turn == "channel"}
+    peers = {
+        (dg.turn_channel, dg.turn_peer) for dg in [*d.rtcp, *d.dtls, *d.stun] if dg.via_turn == "channel"
+    }
     assert peers and peers <= binds
 
 

@@ -203,3 +203,22 @@ def test_sip_answers_pair_with_the_offer_they_answer(realcaps) -> None:
         assert answered and answered & offer_frames, (s.offer_frame, s.answer_frame, answered)
         checked += 1
     assert checked >= 25
+
+
+def test_retransmitted_checks_are_credited_with_every_success(realcaps) -> None:
+    # Zoom (nDPI): two ufrag pairs, checks retransmitted with the same transaction id and answered several times;
+    # each request counts every success response of its transaction (tshark: frames 1-54 of stun_zoom)
+    s = rtcforensics.load(realcaps / "nDPI/stun_zoom.pcapng", progress=False).sessions
+    assert list(s["kind"]) == ["stun_only", "stun_only"]
+    assert [(r.checks, r.check_successes) for r in s.itertuples()] == [(4, 6), (8, 22)]
+    assert [list(f) for f in s["flow_id"]] == [[0], [1]]
+    assert list(s["nominated_flow_id"]) == list(s["selected_flow_id"]) == [0, 1]
+    assert s["stun_usernames"].iloc[1] == [
+        "7F420B35-B16A-05D7-12FA-BE9FB6B15BB0:2040F7EC-3FBF-61F7-1AC2-AAD5D4610A8E"
+    ]
+    assert (s["offer_ufrag"].iloc[1], s["answer_ufrag"].iloc[1]) == (
+        "2040F7EC-3FBF-61F7-1AC2-AAD5D4610A8E",
+        "7F420B35-B16A-05D7-12FA-BE9FB6B15BB0",
+    )
+    assert s["selected_pair"].iloc[1] == "192.168.43.169:53065 <-> 134.224.90.111:8801"
+    assert str(s["first_ts"].iloc[0]) == "2022-08-22 11:58:55.535091486+00:00"

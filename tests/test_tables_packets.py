@@ -121,3 +121,19 @@ def test_flows_classes_and_encryption(realcaps: Path, sample) -> None:
     assert sorted(relayed.index) == ["tcp", "udp"]
     assert {"rtp", "rtcp", "stun"} <= set(relayed.loc["udp", "classes"])
     assert relayed.loc["tcp", "classes"] == ["other", "stun"]
+
+
+def test_flows_classes_are_the_packets_classes_one_list_per_set(realcaps: Path) -> None:
+    cap = rtcforensics.load(realcaps / "veondigital_srtp_decoder/udp_call_02_03_client.pcap", progress=False)
+    f, p = cap.flows, cap.packets
+    seen = p.dropna(subset=["flow_id"]).groupby("flow_id")["cls"].agg(lambda c: sorted(set(c.astype(str))))
+    assert f.set_index("flow_id")["classes"].to_dict() == seen.to_dict()
+    # the TURN allocation over UDP carries the call (tshark: 3399 ChannelData frames of RTP and RTCP, and STUN)
+    call = f.loc[f["packets"].idxmax()]
+    assert (call["a"], call["b"], call["classes"]) == (
+        "192.168.88.240:60003",
+        "54.145.233.59:3478",
+        ["rtcp", "rtp", "stun"],
+    )
+    # a million flows hold a handful of distinct sets: one list per set, shared by its flows (not mutated)
+    assert len({id(c) for c in f["classes"]}) == len({tuple(c) for c in f["classes"]}) < len(f)

@@ -47,6 +47,9 @@ def _ingest_options(p: argparse.ArgumentParser) -> None:
     kl.add_argument("--no-keylog", action="store_true", help="use no keylog, not even one beside a capture")
     p.add_argument("--show-secrets", action="store_true", help="store secrets unredacted (default: redacted)")
     p.add_argument("--param", action="append", metavar="CHECK.NAME=VALUE", help="override a check threshold")
+    from ..cli import add_memory_option  # main() applies it to this process; local workers share it
+
+    add_memory_option(p)
 
 
 def register(subparsers: Any) -> None:

@@ -16,13 +16,14 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import pandas as pd
 
+from .. import budget
 from .._version import __version__
 from ..errors import RtcForensicsError
 from .store import (
@@ -46,6 +47,7 @@ CAPTURE_SUFFIXES = (".pcapng.gz", ".pcap.gz", ".pcapng", ".pcap", ".cap")
 STREAM_ABOVE = 1 << 30
 STDIN = "-"
 KEYLOG_AUTO = "auto"
+MEMORY_AUTO = "auto"  # IngestOptions.max_memory: this process's memory budget (rtcforensics.budget)
 SCHEDULER_CONNECT_TIMEOUT_S = 20
 
 Progress = Callable[[str], None]
@@ -108,8 +110,14 @@ def ingest_one(task: Mapping[str, Any]) -> dict[str, Any]:
     """Ingest one capture into the case at ``task["case"]`` and return its manifest row.
 
     ``task``: ``case`` (directory), ``path``, ``sha256``, ``capture`` (partition id), ``size``, ``keylog``
-    (path or None), ``show_secrets``, ``params`` (check thresholds). Partitions are written to a staging
-    directory and renamed into place; the manifest row is written last."""
+    (path or None), ``show_secrets``, ``params`` (check thresholds), ``max_memory`` (the memory budget of the
+    process while it runs, bytes or None for none; absent: the process's own). Partitions are written to a
+    staging directory and renamed into place; the manifest row is written last."""
+    with budget.limited(task["max_memory"]) if "max_memory" in task else nullcontext():
+        return _ingest_one(task)
+
+
+def _ingest_one(task: Mapping[str, Any]) -> dict[str, Any]:
     from ..capture import load
     from ..checks.analyze import analyze
     from ..report.safe import redact, redact_frame
@@ -165,6 +173,7 @@ def ingest_one(task: Mapping[str, Any]) -> dict[str, Any]:
             "error": "; ".join(errors) or None,
             "keylog": task.get("keylog"),
             "truncated": bool(report.capture.get("truncated", False)),
+            "incomplete": "; ".join(redact(list(report.incomplete), show)) or None,
             "findings": len(findings),
             "checks_failed": sum(c.status == "failed" for c in report.coverage),
             "frames": written,
@@ -253,7 +262,9 @@ def _ingest_streamed(
         info = r.info
         incomplete = list(sc.incomplete)
         if info.get("truncated"):
-            incomplete.append("capture read only in part (truncated, damaged or max_packets)")
+            incomplete.append(
+                "capture read only in part (truncated, damaged, max_packets or the memory budget)"
+            )
         row = {
             "capture": cid,
             "sha256": sha,
@@ -339,11 +350,20 @@ class IngestOptions:
     max_packets: int | None = None  # read at most this many packets of a streamed capture
     # STUN/DTLS/RTCP/ZRTP messages above which a streamed capture's stun/dtls frames and checks are not built
     max_datagrams: int = MAX_DATAGRAMS
+    # memory budget in bytes of the ingest (None: none; "auto": this process's, rtcforensics.budget): divided
+    # among local worker processes; on a Dask cluster, given per task (default: each worker's own)
+    max_memory: int | str | None = MEMORY_AUTO
 
     def check(self) -> None:
         """Raise (one line) on options that cannot work, before any capture is read."""
         if self.jobs < 1:
             raise RtcForensicsError("--jobs must be at least 1")
+        if self.max_memory != MEMORY_AUTO and not (
+            self.max_memory is None or (isinstance(self.max_memory, int) and self.max_memory > 0)
+        ):
+            raise RtcForensicsError(
+                f"max_memory must be a number of bytes, None or 'auto', not {self.max_memory!r}"
+            )
         if self.params:
             from ..checks.analyze import resolve_params
             from ..checks.catalogue import load_catalogue
@@ -450,6 +470,11 @@ def _stream_task(opts: IngestOptions, stream: bool) -> dict[str, Any]:
     }
 
 
+def _memory_task(opts: IngestOptions) -> dict[str, Any]:
+    """The task key of ``opts.max_memory`` for a capture ingested in this process (none: the process's)."""
+    return {} if opts.max_memory == MEMORY_AUTO else {"max_memory": opts.max_memory}
+
+
 def _ignore_sigint() -> None:
     # Ctrl-C reaches the whole process group: the client decides what stops, not the workers
     import signal
@@ -463,10 +488,19 @@ def run_tasks(
     jobs: int = 1,
     scheduler: str | None = None,
     on_row: Callable[[dict[str, Any]], None] = lambda r: None,
+    max_memory: int | str | None = MEMORY_AUTO,
 ) -> list[dict[str, Any]]:
     """Run :func:`ingest_one` over ``tasks`` in this process, ``jobs`` local processes, or on the Dask
-    cluster at ``scheduler``; call ``on_row`` as each finishes. A task whose worker died is recorded failed."""
+    cluster at ``scheduler``; call ``on_row`` as each finishes. A task whose worker died is recorded failed.
+    ``max_memory`` (see :class:`IngestOptions`): each local worker gets its share."""
     rows: list[dict[str, Any]] = []
+    total = budget.limit() if isinstance(max_memory, str) else max_memory  # str: MEMORY_AUTO
+    share: dict[str, int | None] = {"max_memory": total}
+    if scheduler:
+        share = {} if isinstance(max_memory, str) else share  # "auto": each Dask worker's own default
+    elif jobs > 1 and len(tasks) > 1:
+        share = {"max_memory": budget.per_worker(total, min(jobs, len(tasks)))}
+    tasks = [{**t, **share} for t in tasks]
 
     def done(task: dict[str, Any], row: dict[str, Any] | None, err: BaseException | None) -> None:
         if row is None:
@@ -571,7 +605,7 @@ def ingest_files(
         else:
             progress(f"[{done}/{len(tasks)}] {row['path']}: FAILED: {row['error']}")
 
-    run_tasks(tasks, jobs=opts.jobs, scheduler=opts.scheduler, on_row=on_row)
+    run_tasks(tasks, jobs=opts.jobs, scheduler=opts.scheduler, on_row=on_row, max_memory=opts.max_memory)
 
 
 def ingest(
@@ -663,7 +697,7 @@ def ingest_stdin(
                 return
             if unreadable:  # the spool we just wrote: cannot happen short of a full disk
                 raise CaseError(f"standard input: {unreadable[0]['error']}")
-            task = {**tasks[0], "label": STDIN}
+            task = {**tasks[0], "label": STDIN, **_memory_task(opts)}
             task.pop("stream", None)
             row = ingest_one(task)
         else:
@@ -678,6 +712,7 @@ def ingest_stdin(
                     "show_secrets": bool(opts.show_secrets),
                     "params": dict(opts.params),
                     **_stream_task(opts, True),
+                    **_memory_task(opts),
                     "source": _Chain(head, src),
                 }
                 row = ingest_one(task)

@@ -21,7 +21,7 @@ why. Memory stays within the streaming budget (1 GB): see :data:`MAX_DATAGRAMS`.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -128,9 +128,9 @@ def streamed_dissection(
     per-packet columns."""
     part = out / "datagrams" / "part.parquet"
 
-    def lazy(kind: str) -> list[Datagram]:
-        # an iterable read from disk where the model says list: the builders of the frames built here iterate
-        return cast(list[Datagram], DatagramsOnDisk(part, kind, counts.get(kind, 0)))
+    def lazy(kind: str) -> Sequence[Datagram]:
+        # an iterable read from disk where the model says sequence: the builders of the frames built here iterate
+        return cast(Sequence[Datagram], DatagramsOnDisk(part, kind, counts.get(kind, 0)))
 
     return Dissection(
         path=name, info=dict(info), stun=lazy("stun"), dtls=lazy("dtls"), rtcp=lazy("rtcp"), zrtp=lazy("zrtp")

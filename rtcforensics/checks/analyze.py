@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from ..anomalies import AnomalyLog
+from ..budget import FRAME_REFUSED
 from ..errors import CaptureError
 from ..tables.legs import OpaqueLeg, opaque_legs
 from ..values import plain
@@ -245,7 +246,10 @@ def analyze(
             for h in chk.fn(ctx) or ():
                 hits.append(h)  # kept even if the check breaks on a later item
         except NotObservable as e:
-            coverage.append(Coverage(cid, chk.slug, NOT_OBSERVABLE, str(e)))
+            # an optional frame not built for the memory budget: the check's own words would read as absence
+            budget_cut = [m for m in ctx.not_examined() if FRAME_REFUSED in m and m not in str(e)]
+            cut = f" (not examined: {'; '.join(budget_cut)})" if budget_cut else ""
+            coverage.append(Coverage(cid, chk.slug, NOT_OBSERVABLE, f"{e}{cut}"))
             continue
         except CaptureError:  # the capture (or a side input) is unusable: the caller's error, not a check's
             raise

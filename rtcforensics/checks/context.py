@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from ..capture import FrameUnavailable
 from ..errors import CaptureError
 from .registry import Check, NotObservable
 
@@ -151,6 +152,10 @@ def _get_frame(cap: FrameSource, name: str, cache: dict[str, pd.DataFrame | Base
         raise err
     try:
         df = cap.get_frame(name)
+    except FrameUnavailable as e:  # not built (memory budget, or a frame it needs): not observable
+        err = _FrameUnavailable(str(e))
+        cache[name] = err
+        raise err from None
     except (
         CaptureError
     ):  # the input itself is unusable: that is the user's error to hear about, not a check's

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..addr import NOT_PUBLIC
+from ..addr import NOT_PUBLIC, endpoint_array
 from ..tables.origins import header_authors
 from .common import endpoints, ep, frames_of, host, listish, rows, truthy, val
 from .context import CheckContext
@@ -31,6 +31,22 @@ def cand_exposure(r: Any) -> str:
 
 def _signalled(df: Any) -> Any:
     return df[df["origin"].astype(str).isin(SIGNALLED)] if "origin" in df.columns else df
+
+
+CAND_KEY = ("address", "port", "transport", "foundation")  # what identifies a candidate (:func:`cand_key`)
+
+
+def _only(df: pd.DataFrame, keep: Any, cols: tuple[str, ...]) -> pd.DataFrame:
+    """The rows ``keep`` of ``df``, with only the columns ``cols`` a check reads (the ones present): rows are
+    read as dicts, and 10^5 candidates with every column took seconds per check."""
+    return df.loc[keep, [c for c in dict.fromkeys(cols) if c in df.columns]]
+
+
+def _isin(df: pd.DataFrame, col: str, values: Any) -> Any:
+    """``df[col]`` (as text) is one of ``values``; False where the column is missing or NA."""
+    if col not in df.columns:
+        return pd.Series(False, index=df.index)
+    return df[col].astype("string").isin(values).fillna(False).astype(bool)
 
 
 def _cand_hit(r: Any, msg: str, ev: dict[str, Any], key: tuple[Any, ...], **kw: Any) -> Hit:
@@ -68,7 +84,22 @@ def ice_private_ip_exposed(ctx: CheckContext) -> Iterator[Hit]:
     df = _signalled(ctx.frame("candidates", ("address", "scope", "in_clear")))
     first = first_copies(df)
     found: dict[str, dict[str, Any]] = {}
-    for r in rows(df):
+    clear = df["in_clear"].astype("boolean").fillna(False).astype(bool)
+    internal = _isin(df, "scope", NOT_PUBLIC) | _isin(df, "raddr_scope", NOT_PUBLIC)
+    cols = (
+        "in_clear",
+        "scope",
+        "ip",
+        "address",
+        "raddr_scope",
+        "raddr_ip",
+        "raddr",
+        "type",
+        "frame",
+        "sender",
+        *CAND_KEY,
+    )
+    for r in rows(_only(df, clear & internal, cols)):
         if cand_exposure(r) not in EXPOSED:
             continue
         for field, scol, ipcol in (("address", "scope", "ip"), ("raddr", "raddr_scope", "raddr_ip")):
@@ -126,7 +157,9 @@ def ice_ipv6_eui64(ctx: CheckContext) -> Iterator[Hit]:
     False positives: none for the address; virtual interfaces have synthetic MACs (still stable).
     References: RFC 8828 §5; RFC 8981; RFC 7217; RFC 4291 Appendix A."""
     df = ctx.frame("candidates", ("address", "eui64", "mac"))
-    for r in rows(df):
+    macs = df["mac"].notna() | (df["raddr_mac"].notna() if "raddr_mac" in df.columns else False)
+    cols = ("address", "mac", "raddr", "raddr_mac", "flow_id", "frame", "origin", "in_clear")
+    for r in rows(_only(df, macs, cols)):
         for field, mcol in (("address", "mac"), ("raddr", "raddr_mac")):
             mac = val(r, mcol)
             a = val(r, field)
@@ -179,7 +212,9 @@ def ice_no_mdns(ctx: CheckContext) -> Iterator[Hit]:
     agents = _IceAgents(ctx.optional("sdp", ("stack",)), sig_df, df)
     # one finding for the browsers known as such, one (low confidence) for libwebrtc o= lines alone
     found: dict[bool, dict[str, dict[str, Any]]] = defaultdict(dict)
-    for r in rows(df):
+    raw_host = _isin(df, "type", ("host",)) & ~_isin(df, "scope", ("mdns", "invalid", "unspecified"))
+    cols = ("type", "mdns", "scope", "ip", "address", "port", "frame", *CAND_KEY, *_IceAgents.CAND_COLS)
+    for r in rows(_only(df, raw_host, cols)):
         if str(val(r, "type", "")) != "host" or truthy(r, "mdns"):
             continue
         sc = str(val(r, "scope", "") or "")
@@ -246,15 +281,21 @@ def cand_key(c: dict[str, Any]) -> tuple[Any, ...]:
 
 def first_copies(cands: pd.DataFrame) -> dict[tuple[Any, ...], dict[str, Any]]:
     """Per candidate (:func:`cand_key`), its first copy on the wire: a candidate seen again later (relayed by
-    a signalling server, posted in a stats dump) was made by the host that sent it first."""
+    a signalling server, posted in a stats dump) was made by the host that sent it first. The copies hold
+    the columns the checks read of them (``_IceAgents.CAND_COLS``)."""
     first: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for c in sorted(rows(cands), key=lambda c: (val(c, "frame") is None, val(c, "frame") or 0)):
+    cols = (*CAND_KEY, "frame", *_IceAgents.CAND_COLS)
+    for c in sorted(
+        rows(_only(cands, slice(None), cols)), key=lambda c: (val(c, "frame") is None, val(c, "frame") or 0)
+    ):
         first.setdefault(cand_key(c), c)
     return first
 
 
 class _IceAgents:
     """Who made a candidate, and whether it is a browser (ICE003)."""
+
+    CAND_COLS = ("ufrag", "sdp_index", "signalling_msg", "sender")  # what it reads of a candidate
 
     def __init__(self, sdp: pd.DataFrame | None, sig: pd.DataFrame | None, cands: pd.DataFrame) -> None:
         self.first_cand = first_copies(cands)
@@ -333,19 +374,20 @@ def _is_ice_check(r: Any) -> bool:
     )
 
 
-def _ice_checks(stun: pd.DataFrame) -> pd.DataFrame:
-    """Binding requests that are ICE connectivity checks (vectorised :func:`_is_ice_check`)."""
-    req = stun[(stun["method"].astype(str) == "Binding") & (stun["cls"].astype(str) == "request")]
-    mask = pd.Series(False, index=req.index)
-    if "username" in req.columns:
-        mask |= req["username"].notna() & (req["username"].astype(str) != "")
-    if "priority" in req.columns:
-        mask |= req["priority"].notna()
-    if "use_candidate" in req.columns:
-        mask |= req["use_candidate"].fillna(False).astype(bool)
-    if "ice_role" in req.columns:
-        mask |= req["ice_role"].notna() & (req["ice_role"].astype(str) != "")
-    return req[mask]
+def _ice_checks(stun: pd.DataFrame) -> np.ndarray:
+    """Which `stun` rows are Binding requests that are ICE connectivity checks (vectorised
+    :func:`_is_ice_check`), read from the columns it needs (a million messages: no copy of the frame)."""
+    mask = ((stun["method"] == "Binding") & (stun["cls"] == "request")).fillna(False).to_numpy(bool)
+    ice = np.zeros(len(stun), dtype=bool)
+    if "username" in stun.columns:
+        ice |= (stun["username"].astype("string") != "").fillna(False).to_numpy(bool)
+    if "priority" in stun.columns:
+        ice |= stun["priority"].notna().to_numpy(bool)
+    if "use_candidate" in stun.columns:
+        ice |= stun["use_candidate"].fillna(False).astype(bool).to_numpy(bool)
+    if "ice_role" in stun.columns:
+        ice |= (stun["ice_role"].astype("string") != "").fillna(False).to_numpy(bool)
+    return mask & ice
 
 
 def _stun_eps(r: Any) -> list[str]:
@@ -380,23 +422,29 @@ def stun_no_integrity(ctx: CheckContext) -> Iterator[Hit]:
     False positives: proprietary ICE variants by design (reported low confidence).
     References: RFC 8445 §7.2.2; RFC 8489 §14.5; RFC 7983."""
     df = ctx.frame("stun", ("method", "cls", "has_integrity", "flow_id", "frame"))
-    ice = _ice_checks(df)
-    bad = ice[ice["has_integrity"].astype("boolean").fillna(True).eq(False).to_numpy(bool)]
-    if not len(bad):
+    no_integrity = df["has_integrity"].astype("boolean").fillna(True).eq(False).to_numpy(bool)
+    at = np.flatnonzero(_ice_checks(df) & no_integrity)
+    if not len(at):
         return
-    unknown = bad["unknown_attrs"] if "unknown_attrs" in bad.columns else pd.Series(None, index=bad.index)
-    named = bad["username"] if "username" in bad.columns else pd.Series(None, index=bad.index)
+    bad = df[["flow_id", "frame", "src", "sport", "dst", "dport"]].take(at)  # not the long text columns
+    proprietary = np.zeros(len(at), dtype=bool)
+    if "unknown_attrs" in df.columns:
+        proprietary = df["unknown_attrs"].str.len().fillna(0).gt(0).to_numpy(bool)[at]
+    named = np.zeros(len(at), dtype=bool)
+    if "username" in df.columns:
+        named = (df["username"].astype("string") != "").fillna(False).to_numpy(bool)[at]
     per = pd.DataFrame(
         {
             "flow_id": bad["flow_id"],
             "frame": bad["frame"],
-            "proprietary": unknown.str.len().fillna(0).gt(0).to_numpy(bool),
-            "username": (named.notna() & (named.astype("string") != "")).fillna(False).to_numpy(bool),
+            "proprietary": proprietary,
+            "username": named,
             "src": bad["src"].astype("string"),
-            "server": _endpoints(bad["dst"], bad["dport"]),
-            "client": _endpoints(bad["src"], bad["sport"]),
+            "server": endpoint_array(bad["dst"], bad["dport"]),
+            "client": endpoint_array(bad["src"], bad["sport"]),
         }
     )
+    del bad
     flows = per.groupby("flow_id", sort=False).agg(
         requests=("frame", "size"),
         proprietary=("proprietary", "any"),
@@ -405,15 +453,33 @@ def stun_no_integrity(ctx: CheckContext) -> Iterator[Hit]:
         client=("client", "first"),
         server=("server", "first"),
     )
-    flows["frames"] = _lists_by_key(per["flow_id"], per["frame"])
     if len(flows) <= ctx.param("max_flow_findings"):
+        flows["frames"] = _lists_by_key(per["flow_id"], per["frame"])
         yield from map(_flow_hit, rows(flows.reset_index()))
         return
-    for (src, server, proprietary), g in flows.groupby(["src", "server", "proprietary"], sort=False):
-        if len(g) == 1:
-            yield from map(_flow_hit, rows(g.reset_index()))
+    # past max_flow_findings: one finding per sending host and server, a lone flow of its own; the frames
+    # are listed only for the flows a finding names
+    ngroup = flows.groupby(["src", "server", "proprietary"], sort=False).ngroup()  # NA keys: NaN, skipped
+    group = ngroup.fillna(-1).to_numpy(dtype=np.int64)
+    sizes = np.bincount(group[group >= 0])
+    shown = flows.index[(group >= 0) & (flows.groupby(group).cumcount().to_numpy() < SAMPLE_FLOWS)]
+    named_rows = per["flow_id"].isin(shown).to_numpy(bool)
+    frames = dict(zip(shown, _lists_by_key(per["flow_id"][named_rows], per["frame"][named_rows])))
+    del per
+    order = np.argsort(group, kind="stable")
+    bounds = np.searchsorted(group[order], np.arange(len(sizes) + 1))
+    lone = order[bounds[:-1][sizes == 1]]
+    lone_rows = dict(zip(lone.tolist(), rows(flows.iloc[lone].reset_index())))
+    for k in range(len(sizes)):
+        idx = order[bounds[k] : bounds[k + 1]]
+        if sizes[k] == 1:
+            f = lone_rows[int(idx[0])]
+            yield _flow_hit({**f, "frames": frames[f["flow_id"]]})
         else:
-            yield _hosts_hit(str(src), str(server), bool(proprietary), g)
+            g = flows.iloc[idx]
+            yield _hosts_hit(
+                str(g["src"].iat[0]), str(g["server"].iat[0]), bool(g["proprietary"].iat[0]), g, frames
+            )
 
 
 def _lists_by_key(keys: pd.Series, values: pd.Series) -> list[list[Any]]:
@@ -424,13 +490,6 @@ def _lists_by_key(keys: pd.Series, values: pd.Series) -> list[list[Any]]:
     order = kept[np.argsort(codes[kept], kind="stable")]
     cuts = np.flatnonzero(np.diff(codes[order])) + 1
     return [part.tolist() for part in np.split(values.to_numpy(object)[order], cuts)] if len(order) else []
-
-
-def _endpoints(ips: pd.Series, ports: pd.Series) -> pd.Series:
-    """``ip:port`` of each row (``[v6]:port``), vectorised :func:`rtcforensics.values.ep`."""
-    ip = ips.astype("string")
-    ip = ip.where(~ip.str.contains(":", regex=False), "[" + ip + "]")
-    return ip + ":" + ports.astype("Int64").astype("string")
 
 
 def _flow_hit(f: dict[str, Any]) -> Hit:
@@ -454,10 +513,12 @@ def _flow_hit(f: dict[str, Any]) -> Hit:
 SAMPLE_FLOWS = 20  # flows named in an aggregated finding's evidence
 
 
-def _hosts_hit(src: str, server: str, proprietary: bool, g: pd.DataFrame) -> Hit:
+def _hosts_hit(
+    src: str, server: str, proprietary: bool, g: pd.DataFrame, frames: dict[Any, list[Any]]
+) -> Hit:
     """Past ``max_flow_findings`` flows, one finding per sending host and server: how many flows, how many
     requests, and a bounded sample of the flows (a flood of one-packet flows must not become a flood of
-    findings)."""
+    findings). ``frames``: the frames of each sampled flow."""
     sample = g.head(SAMPLE_FLOWS)
     requests = int(g["requests"].sum())
     return Hit(
@@ -465,13 +526,13 @@ def _hosts_hit(src: str, server: str, proprietary: bool, g: pd.DataFrame) -> Hit
         f"{len(g)} flows ({len(sample)} of them in the evidence)",
         endpoints=endpoints(src, server),
         flow_id=None,
-        frames=frames_of(*[fs[:1] for fs in sample["frames"]]),
+        frames=frames_of(*[frames[fid][:1] for fid in sample.index]),
         evidence={
             "flows": len(g),
             "requests": requests,
             "sample_flows": [
-                {"flow_id": int(fid), "client": c, "frames": list(fs[:3])}
-                for fid, c, fs in zip(sample.index, sample["client"], sample["frames"])
+                {"flow_id": int(fid), "client": c, "frames": list(frames[fid][:3])}
+                for fid, c in zip(sample.index, sample["client"])
             ],
             "proprietary_attributes": proprietary,
             "username_present": bool(g["username"].any()),
@@ -513,8 +574,7 @@ def unsolicited_media(ctx: CheckContext) -> Iterator[Hit]:
     References: RFC 7675 §5; RFC 8445 §7.3; RFC 8826 §4.2.1."""
     stun = ctx.frame("stun", ("method", "cls", "flow_id"))
     pk = ctx.frame("packets", ("flow_id",))
-    ice_checks = _ice_checks(stun)
-    if not len(ice_checks):
+    if not _ice_checks(stun).any():
         raise NotObservable("no ICE connectivity checks in this capture (ICE not in use, or before capture)")
     ok = stun[(stun["method"].astype(str) == "Binding") & (stun["cls"].astype(str) == "success")]
     consented = set(ok["flow_id"].dropna().astype(int))

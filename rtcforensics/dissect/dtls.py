@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import bisect
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 from functools import lru_cache
@@ -645,7 +645,7 @@ class DtlsTracker:
         self.unattached_records = 0
 
     # -- input ---------------------------------------------------------------------------------
-    def feed_all(self, datagrams: list[Datagram]) -> DtlsTracker:
+    def feed_all(self, datagrams: Iterable[Datagram]) -> DtlsTracker:
         for dg in datagrams:
             self.feed(dg)
         self.finish()
@@ -919,7 +919,7 @@ class DtlsTracker:
 
 
 def handshakes_from_datagrams(
-    datagrams: list[Datagram],
+    datagrams: Iterable[Datagram],
     anomalies: AnomalyLog | None = None,
     keylog: KeyLog | None = None,
     strict: bool = False,

@@ -48,7 +48,7 @@ from .demux import (
     classify_array,
 )
 from .iplayer import ETH_IPV4, ETH_IPV6, IpLayer, _Frag, link_offsets
-from .model import Datagram, Dissection
+from .model import VIA, Datagrams, Dissection
 from .passstate import (
     IP_PROTO_TRANSPORT,
     T_OTHER,
@@ -57,7 +57,6 @@ from .passstate import (
     T_UDP,
     TRANSPORTS,
     V_CHANNEL,
-    VIA,
     Ctx,
     be16,
     be32,
@@ -68,6 +67,11 @@ from .pcapio import Batch, CaptureReader, link_type_name
 from .rtpvec import RtpColumns, corroborate, rtp_arrays
 from .tcpframing import TcpFraming, _TcpDir
 from .turn import STUN_CHANNELBIND_REQUEST, STUN_DATA_INDICATION, STUN_SEND_INDICATION, TurnUnwrap
+
+
+def new_datagrams() -> dict[int, Datagrams]:
+    """The pass's STUN / DTLS / RTCP / ZRTP messages, empty, by class (demux)."""
+    return {STUN: Datagrams(), DTLS: Datagrams(), RTCP: Datagrams(), ZRTP: Datagrams()}
 
 
 def _new_cols() -> dict[str, list[np.ndarray]]:
@@ -86,7 +90,7 @@ class _Pass(IpLayer, TcpFraming, TurnUnwrap, RtpColumns):
         self.strict = strict
         # keep every RTP packet's bytes (``payloads``): the vectorised RTP shortcut is then off
         self.keep_payloads = keep_payloads
-        self.payloads: list[Datagram] = []
+        self.payloads = Datagrams()
         self.ips: dict[str, int] = {}
         self.ip_list: list[str] = []
         self.ip4_ids: dict[int, int] = {}
@@ -98,7 +102,7 @@ class _Pass(IpLayer, TcpFraming, TurnUnwrap, RtpColumns):
         self.rtp_fast: list[dict[str, np.ndarray]] = []
         self.rtp_slow: list[tuple[Any, ...]] = []
         self.samples: dict[tuple[int, int], list[bytes]] = {}
-        self.datagrams: dict[int, list[Datagram]] = {STUN: [], DTLS: [], RTCP: [], ZRTP: []}
+        self.datagrams: dict[int, Datagrams] = new_datagrams()
         self.control: list[int] = []
         self.tcp: dict[tuple[int, int, int], _TcpDir] = {}
         self.tcp_seen: list[tuple[np.ndarray, np.ndarray]] = []  # (flow ids, frames) of TCP packets
@@ -250,6 +254,7 @@ class _Pass(IpLayer, TcpFraming, TurnUnwrap, RtpColumns):
             self._rtp_columns(arr, b, pk, *rtp_args[1:], flow[pk])
         # ---- everything else, one packet at a time ----------------------------------------------
         buf = b.buf
+        view = memoryview(buf)  # payloads go into the Datagrams without a bytes object of their own
         dlists = self.datagrams
         ips = self.ip_list
         frames, tss = b.frame, b.ts_ns
@@ -260,22 +265,20 @@ class _Pass(IpLayer, TcpFraming, TurnUnwrap, RtpColumns):
             if c0 >= 0:  # a media datagram whose headers were read above
                 fl0 = int(flow[i])
                 po0 = int(pay_off[i])
-                data = buf[po0 : po0 + int(pay_len[i])]
-                if c0 == DTLS and not self._dtls_ok(fl0, data):
+                data = view[po0 : po0 + int(pay_len[i])]
+                if c0 == DTLS and not self._dtls_ok(fl0, bytes(data)):
                     cls[i] = OTHER
                     continue
-                dlists[c0].append(
-                    Datagram(
-                        frame=int(frames[i]),
-                        ts_ns=int(tss[i]),
-                        flow_id=fl0,
-                        src=ips[src[i]],
-                        sport=int(sport[i]),
-                        dst=ips[dst[i]],
-                        dport=int(dport[i]),
-                        transport="udp",
-                        data=data,
-                    )
+                dlists[c0].add(
+                    int(frames[i]),
+                    int(tss[i]),
+                    fl0,
+                    ips[src[i]],
+                    int(sport[i]),
+                    ips[dst[i]],
+                    int(dport[i]),
+                    "udp",
+                    data,
                 )
                 cls[i] = c0
                 continue
@@ -465,12 +468,12 @@ def dissect(
         if bar is not None:
             bar.close()
     st.finish()
+    st.flow_ids.clear()  # the pass is over: the 5-tuple index (~100 bytes a flow) goes before the columns join
     flow_map = _flow_renumbering(st)
     columns = _packet_columns(st, flow_map)
     rtp = rtp_arrays(st, flow_map)
     for lst in (*st.datagrams.values(), st.payloads):
-        for dg in lst:
-            dg.flow_id = int(flow_map[dg.flow_id])
+        lst.renumber_flows(flow_map)
     samples = {(int(flow_map[f]), s): v for (f, s), v in st.samples.items()}
     for row in log.rows:
         if row["flow_id"] is not None and row["flow_id"] >= 0:
@@ -551,7 +554,7 @@ def _corroborate_rtp(
     rtp: dict[str, np.ndarray],
     columns: dict[str, np.ndarray],
     samples: dict[tuple[int, int], list[bytes]],
-    payloads: list[Datagram],
+    payloads: Datagrams,
     log: AnomalyLog,
 ) -> dict[str, np.ndarray]:
     """Keep as RTP only the candidates ``rtpvec.corroborate`` accepts; the others become `other` (or
@@ -566,7 +569,7 @@ def _drop_uncorroborated(
     rejected: list[tuple[int, int, int, int]],
     columns: dict[str, np.ndarray],
     samples: dict[tuple[int, int], list[bytes]],
-    payloads: list[Datagram],
+    payloads: Datagrams | None,
     log: AnomalyLog,
 ) -> dict[str, np.ndarray]:
     """The RTP rows ``keep`` says; the rejected groups' packets become `other` (or `turn_channel`) in
@@ -585,7 +588,7 @@ def _drop_uncorroborated(
     for key in bad:
         samples.pop(key, None)
     if payloads:
-        payloads[:] = [dg for dg in payloads if (dg.flow_id, int.from_bytes(dg.data[8:12], "big")) not in bad]
+        payloads.retain([(dg.flow_id, int.from_bytes(dg.data[8:12], "big")) not in bad for dg in payloads])
     per_flow: dict[int, list[tuple[int, int, int, int]]] = {}
     for g in rejected:
         per_flow.setdefault(g[0], []).append(g)

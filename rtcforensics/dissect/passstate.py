@@ -16,7 +16,7 @@ import numpy as np
 
 from ..anomalies import AnomalyLog
 from ..errors import DecodeError
-from .model import Datagram
+from .model import VIA, Datagrams
 
 if TYPE_CHECKING:
     from .iplayer import _Frag
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 TRANSPORTS = ("udp", "tcp", "sctp", "icmp", "icmpv6", "other")
 T_UDP, T_TCP, T_SCTP, T_ICMP, T_ICMP6, T_OTHER = range(len(TRANSPORTS))
 IP_PROTO_TRANSPORT = {17: T_UDP, 6: T_TCP, 132: T_SCTP, 1: T_ICMP, 58: T_ICMP6}
-VIA = ("channel", "data_indication", "send_indication")  # codes 0..2; -1 = not via TURN
+# VIA (model): ("channel", "data_indication", "send_indication"), codes 0..2; -1 = not via TURN
 V_CHANNEL, V_DATA, V_SEND = range(3)
 VIA_CODE = {name: i for i, name in enumerate(VIA)}
 
@@ -77,7 +77,7 @@ class PassState:
     log: AnomalyLog
     strict: bool
     keep_payloads: bool  # keep every RTP packet's bytes (``payloads``); the vectorised RTP shortcut is off
-    payloads: list[Datagram]
+    payloads: Datagrams
     ips: dict[str, int]
     ip_list: list[str]
     ip4_ids: dict[int, int]
@@ -87,7 +87,7 @@ class PassState:
     rtp_fast: list[dict[str, np.ndarray]]
     rtp_slow: list[tuple[Any, ...]]
     samples: dict[tuple[int, int], list[bytes]]
-    datagrams: dict[int, list[Datagram]]
+    datagrams: dict[int, Datagrams]
     control: list[int]
     tcp: dict[tuple[int, int, int], _TcpDir]
     tcp_seen: list[tuple[np.ndarray, np.ndarray]]  # (flow ids, frames) of TCP packets
@@ -104,21 +104,23 @@ class PassState:
     _row: tuple[int, int, int, int, int, int, int, int] | None
 
     # -- interning ----------------------------------------------------------------------------
-    def datagram(self, ctx: Ctx, data: bytes, via: int, channel: int | None, peer: str | None) -> Datagram:
-        """The payload at ``ctx`` as a ``Datagram`` (``via`` indexes ``VIA``; -1 = not through TURN)."""
-        return Datagram(
-            frame=ctx.frame,
-            ts_ns=ctx.ts,
-            flow_id=ctx.flow,
-            src=self.ip_list[ctx.src],
-            sport=ctx.sport,
-            dst=self.ip_list[ctx.dst],
-            dport=ctx.dport,
-            transport=ctx.transport,
-            data=bytes(data),
-            via_turn=VIA[via] if via >= 0 else None,
-            turn_channel=channel,
-            turn_peer=peer,
+    def keep(
+        self, into: Datagrams, ctx: Ctx, data: bytes, via: int, channel: int | None, peer: str | None
+    ) -> None:
+        """File the payload at ``ctx`` in ``into`` (``via`` indexes ``VIA``; -1 = not through TURN)."""
+        into.add(
+            ctx.frame,
+            ctx.ts,
+            ctx.flow,
+            self.ip_list[ctx.src],
+            ctx.sport,
+            self.ip_list[ctx.dst],
+            ctx.dport,
+            ctx.transport,
+            data,
+            VIA[via] if via >= 0 else None,
+            channel,
+            peer,
         )
 
     def ip_id(self, ip: str) -> int:

@@ -26,7 +26,10 @@ Sources: a path, ``"-"`` for standard input, or a binary file object; a non-seek
 once, front to back (its size is unknown: 0), and its SHA-256 covers every byte the stream gave, including
 what follows a ``max_packets`` cut (the rest is drained when ``sha256()`` is asked). ``max_packets``: stop
 after that many packets (records with bytes) with a ``packet_limit`` anomaly and ``truncated`` set (the run is
-incomplete).
+incomplete). The memory budget (:mod:`rtcforensics.budget`) is checked once per batch, before the next chunk
+is taken: when resident memory has reached the read's share of it (``budget.read_threshold``, fixed when the
+read begins) the read stops there, with a ``memory_limit`` anomaly and ``truncated`` set, like ``max_packets``;
+the first chunk is always read.
 """
 
 from __future__ import annotations
@@ -45,10 +48,15 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from .. import budget
 from ..anomalies import AnomalyLog
 from ..errors import CaptureError
 
 CHUNK_SIZE = 16 << 20
+# Under a tight memory budget chunks are smaller, so that the read stops close to its share: a chunk of the
+# worst capture (one-packet flows) costs about 20 times its size once read and its frames built. The default
+# budget (most of the machine) keeps CHUNK_SIZE.
+BUDGET_CHUNKS = 256  # chunk = budget / this, between 1 MiB and CHUNK_SIZE
 
 PCAP_MAGICS = {
     b"\xd4\xc3\xb2\xa1": ("<", 1000),  # microseconds, little-endian
@@ -249,10 +257,11 @@ class CaptureReader:
         self,
         path: str | os.PathLike[str] | BinaryIO,
         anomalies: AnomalyLog | None = None,
-        chunk_size: int = CHUNK_SIZE,
+        chunk_size: int | None = None,
         strict: bool = False,
         max_inflated: int | None = None,
         max_packets: int | None = None,
+        read_share: float | None = None,
     ) -> None:
         # a stream: "-" (standard input) or a binary file object, read once without seeking
         self._stream: BinaryIO | None = None
@@ -267,7 +276,10 @@ class CaptureReader:
         self.max_inflated = MAX_INFLATED if max_inflated is None else max_inflated
         self.max_packets = max_packets
         self.anomalies = anomalies if anomalies is not None else AnomalyLog()
-        self.chunk_size = chunk_size
+        self.chunk_size = _chunk_for_budget() if chunk_size is None else chunk_size
+        self._memory_stop_at: int | None = None  # resident bytes at which the read stops (memory budget)
+        # the share of the memory budget free when the read begins that it may use (None: budget.READ_SHARE)
+        self.read_share = read_share
         self.strict = strict
         self.size = self.path.stat().st_size if self._stream is None else _stream_size(self._stream)
         self.compressed = False
@@ -471,6 +483,7 @@ class CaptureReader:
 
     # -- iteration ---------------------------------------------------------------------------
     def batches(self) -> Iterator[Batch]:
+        self._memory_stop_at = budget.read_threshold(share=self.read_share)
         try:
             if self.format == "pcap":
                 yield from self._pcap()
@@ -555,6 +568,8 @@ class CaptureReader:
                 done = True
                 pos = 0
                 continue
+            if self._memory_limit():
+                return
             buf += more
             pos = 0
 
@@ -663,6 +678,8 @@ class CaptureReader:
                 exhausted = True
                 off = 0
                 continue
+            if self._memory_limit():
+                return
             buf += more
             off = 0
 
@@ -687,6 +704,24 @@ class CaptureReader:
             "packet_limit",
             f"stopped after {self.max_packets:,} packets (max_packets); the rest of the capture was not read",
         )
+
+    def _memory_limit(self) -> bool:
+        """True (with a ``memory_limit`` anomaly) when resident memory has reached the read's share of the
+        memory budget: checked between chunks, when more of the capture is there to read."""
+        if self._memory_stop_at is None or not self.records:  # something is read first
+            return False
+        got = budget.over(self._memory_stop_at)
+        if got is None:
+            return False
+        self._problem(
+            "memory_limit",
+            f"stopped after frame {self.records:,}: resident memory {budget.mib(got.resident)} reached the "
+            f"read share {budget.mib(got.threshold)} of the memory budget {budget.mib(got.limit)} (the frames "
+            "built from what is read need several times as much); the rest of the capture was not read "
+            "(raise --max-memory, or stream the capture into a case: rtcforensics ingest CAPTURE --case DIR "
+            "--stream-above 1)",
+        )
+        return True
 
     def _idb(self, buf: bytes, off: int, blen: int, endian: str) -> Interface:
         linktype, _res, snaplen = struct.unpack_from(endian + "HHI", buf, off + 8)
@@ -818,6 +853,12 @@ class CaptureReader:
             progress_bytes=self._consumed(),
         )
         return batch, last, n, cut
+
+
+def _chunk_for_budget() -> int:
+    """The chunk size when none is given: CHUNK_SIZE, smaller under a tight memory budget (BUDGET_CHUNKS)."""
+    lim = budget.limit()
+    return CHUNK_SIZE if lim is None else min(CHUNK_SIZE, max(1 << 20, lim // BUDGET_CHUNKS))
 
 
 def _empty_run_end(buf: bytes, off: int, n: int, u32: Callable[[bytes, int], tuple[int, ...]]) -> int:

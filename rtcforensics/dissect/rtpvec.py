@@ -120,7 +120,7 @@ class RtpColumns(PassState):
         self, ctx: Ctx, data: bytes, via: int, channel: int | None = None, peer: str | None = None
     ) -> bool:
         if self.keep_payloads and len(data) >= 12:
-            self.payloads.append(self.datagram(ctx, data, via, channel, peer))
+            self.keep(self.payloads, ctx, data, via, channel, peer)
         try:
             p = decode_rtp(data)
         except DecodeError as e:

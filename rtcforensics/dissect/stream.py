@@ -45,26 +45,27 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..anomalies import AnomalyLog
 from .demux import DTLS, RTCP, STUN, ZRTP
-from .fastpath import _drop_uncorroborated, _new_cols, _packet_columns, _Pass, file_info
-from .model import Datagram, Dissection
+from .fastpath import _drop_uncorroborated, _new_cols, _packet_columns, _Pass, file_info, new_datagrams
+from .model import Datagrams, Dissection
 from .pcapio import Batch, CaptureReader
 from .rtpvec import corroborate, rtp_arrays, rtp_group_stats
 
 CHUNK_PACKETS = 500_000  # ~0.5 GB peak with the next chunk in view (1M: ~0.8 GB)
 IDLE_TIMEOUT_S = 300.0
 FLOWS_PER_WRITE = 100_000
-DATAGRAMS_SPILL = 50_000  # Datagram objects held before they become Arrow rows
+DATAGRAMS_SPILL = 50_000  # messages held in the pass before they become Arrow rows
 DATAGRAM_KINDS = {STUN: "stun", DTLS: "dtls", RTCP: "rtcp", ZRTP: "zrtp"}
 DATAGRAMS_SCHEMA = pa.schema(
     [
@@ -231,13 +232,13 @@ class _Streamer:
         return _Chunk(start, columns, rtp, dg, rows, dropped, st.n_prov, st.last_ts or 0)
 
     def spill(self, at_least: int = DATAGRAMS_SPILL) -> None:
-        """Turn the pass's Datagram objects into an Arrow table once there are ``at_least`` of them (a chunk
-        of STUN alone would otherwise hold a million Python objects)."""
+        """Turn the pass's messages into an Arrow table once there are ``at_least`` of them (the Arrow rows are
+        written with the chunk; the pass starts new containers)."""
         st = self.st
         if sum(len(v) for v in st.datagrams.values()) < max(at_least, 1):
             return
         self.dg_parts.append(_datagrams_table(st.datagrams))
-        st.datagrams = {STUN: [], DTLS: [], RTCP: [], ZRTP: []}
+        st.datagrams = new_datagrams()
 
     def fmap(self, prov: np.ndarray) -> np.ndarray:
         """Provisional → final flow ids (-1 stays -1)."""
@@ -278,7 +279,7 @@ class _Streamer:
             self.prior = {k: g[k][here] for k in ("flow_id", "ssrc", "count", "good", "seq", "rtp_ts")}
             rejected = _rejected_groups(rtp, keep)
             chunk_log = AnomalyLog(limit=1 << 62)
-            rtp = _drop_uncorroborated(rtp, keep, rejected, c.columns, st.samples, [], chunk_log)
+            rtp = _drop_uncorroborated(rtp, keep, rejected, c.columns, st.samples, None, chunk_log)
             c.anomalies.extend(chunk_log.rows)
             if len(rtp["ssrc"]):
                 self.accepted = np.union1d(self.accepted, rtp["ssrc"].astype(np.int64))
@@ -420,28 +421,70 @@ def _rejected_groups(rtp: dict[str, np.ndarray], keep: np.ndarray) -> list[tuple
     ]
 
 
-def _datagrams_table(lists: dict[int, list[Datagram]]) -> pa.Table:
-    kinds: list[str] = []
-    dgs: list[Datagram] = []
-    for cls, lst in lists.items():
-        kinds += [DATAGRAM_KINDS[cls]] * len(lst)
-        dgs += lst
-    frames = np.array([dg.frame for dg in dgs], dtype=np.int64)
-    order = np.argsort(frames, kind="stable").tolist()  # capture order across kinds
-    dgs = [dgs[i] for i in order]
-    cols: dict[str, Any] = {"kind": [kinds[i] for i in order]}
-    for n in DATAGRAMS_SCHEMA.names[1:]:
-        cols[n] = [getattr(dg, n) for dg in dgs]
-    return pa.table(cols, schema=DATAGRAMS_SCHEMA)
+def _datagrams_table(lists: Mapping[int, Datagrams]) -> pa.Table:
+    """The pass's messages as rows of the ``datagrams`` dataset, in capture order across kinds (straight from
+    the containers' columns)."""
+    parts = []
+    for cls, dgs in lists.items():
+        n = len(dgs)
+        if not n:
+            continue
+        names = pa.array(dgs.strings, pa.string())
+        cols: dict[str, pa.Array] = {"kind": pa.repeat(pa.scalar(DATAGRAM_KINDS[cls], pa.string()), n)}
+        for name in DATAGRAMS_SCHEMA.names[1:]:
+            if name in _STRING_COLUMNS:
+                ids = dgs.codes(name)
+                cols[name] = names.take(pa.array(ids, mask=ids < 0))
+            elif name == "data":
+                offsets, buf = dgs.payloads()
+                raw = pa.Array.from_buffers(
+                    pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf)]
+                )
+                cols[name] = raw.cast(pa.binary())
+            else:
+                v = dgs.column(name)
+                cols[name] = pa.array(
+                    v, DATAGRAMS_SCHEMA.field(name).type, mask=v < 0 if name == "turn_channel" else None
+                )
+        parts.append(pa.table(cols, schema=DATAGRAMS_SCHEMA))
+    if not parts:
+        return DATAGRAMS_SCHEMA.empty_table()
+    t = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+    order = np.argsort(t.column("frame").to_numpy(), kind="stable")  # capture order across kinds
+    return t.take(pa.array(order)) if len(parts) > 1 else t
 
 
-def read_datagrams(table: pa.Table) -> dict[str, list[Datagram]]:
-    """The ``datagrams`` dataset (or a slice of it) back as Datagram lists per kind, in capture order."""
-    out: dict[str, list[Datagram]] = {k: [] for k in DATAGRAM_KINDS.values()}
-    for r in table.to_pylist():
-        kind = r.pop("kind")
-        out[kind].append(Datagram(**r))
+_STRING_COLUMNS = ("src", "dst", "transport", "via_turn", "turn_peer")
+
+
+def read_datagrams(table: pa.Table) -> dict[str, Datagrams]:
+    """The ``datagrams`` dataset (or a slice of it) back as Datagrams per kind, in capture order (column by
+    column: no Python object per row)."""
+    out = {k: Datagrams() for k in DATAGRAM_KINDS.values()}
+    if not table.num_rows:
+        return out
+    kinds = table.column("kind")
+    present = pc.unique(kinds).to_pylist()
+    for kind in present:
+        if kind not in out:
+            raise ValueError(f"datagrams dataset: unknown kind {kind!r}")
+        out[kind] = _from_arrow(table if len(present) == 1 else table.filter(pc.equal(kinds, kind)))
     return out
+
+
+def _from_arrow(t: pa.Table) -> Datagrams:
+    numbers = {
+        name: pc.fill_null(t.column(name), -1).to_numpy()
+        for name in ("frame", "ts_ns", "flow_id", "sport", "dport", "turn_channel")
+    }
+    strings = {}
+    for name in _STRING_COLUMNS:
+        enc = pc.dictionary_encode(t.column(name).combine_chunks())
+        strings[name] = (enc.dictionary.to_pylist(), pc.fill_null(enc.indices, -1).to_numpy())
+    data = t.column("data").combine_chunks().cast(pa.large_binary())
+    offsets = np.frombuffer(data.buffers()[1], dtype=np.int64)[data.offset : data.offset + len(data) + 1]
+    buf = data.buffers()[2]
+    return Datagrams.from_columns(numbers, strings, offsets, b"" if buf is None else memoryview(buf))
 
 
 def _slices(b: Batch, start: int, stop: int) -> Batch:

@@ -568,6 +568,8 @@ class StunMessage:
     raw: bytes = field(default=b"", repr=False)
     #: first attribute of each type, by type code (what :meth:`get` / :meth:`has` read)
     first: dict[int, StunAttribute] = field(default_factory=dict, repr=False, compare=False)
+    #: decoded value of the first attribute of each type, when it decoded (what :meth:`get` reads)
+    values: dict[int, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # -- parsing ---------------------------------------------------------------------------------
     @classmethod
@@ -600,14 +602,14 @@ class StunMessage:
             )
         classic = cookie != MAGIC_COOKIE
         method_class = _TYPES.get(msg_type) or _split_type(msg_type)
-        msg = cls(*method_class, data[4:20] if classic else data[8:20], classic, [], [], data, {})
+        msg = cls(*method_class, data[4:20] if classic else data[8:20], classic, [], [], data, {}, {})
         if length % 4:  # RFC 8489 §6: always a multiple of 4; WhatsApp sends others (tshark accepts them)
             msg._fail(
                 DecodeError("stun_length", f"STUN message length {length} is not a multiple of 4"), strict
             )
         key = data[4:20]
         spans, framing_error = walk_attributes(data, HEADER_LENGTH + length)
-        attrs, first = msg.attributes, msg.first
+        attrs, first, values = msg.attributes, msg.first, msg.values
         table = ATTRIBUTES
         for atype, vstart, alen in spans:
             value = data[vstart : vstart + alen]
@@ -625,6 +627,8 @@ class StunMessage:
             attrs.append(attr)
             if atype not in first:
                 first[atype] = attr
+                if attr.error is None:
+                    values[atype] = attr.value
         if framing_error is not None:
             msg._fail(framing_error, strict)
         return msg
@@ -655,8 +659,7 @@ class StunMessage:
 
     def get(self, atype: int, default: Any = None) -> Any:
         """Decoded value of the first attribute of that type (``default`` when absent or undecodable)."""
-        a = self.first.get(atype)
-        return default if a is None or a.error is not None else a.value
+        return self.values.get(atype, default)
 
     def get_all(self, atype: int) -> list[Any]:
         return [a.value for a in self.attributes if a.type == atype and a.error is None]

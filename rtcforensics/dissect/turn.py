@@ -38,7 +38,7 @@ class TurnUnwrap(PassState):
             ic, _ = self.media(ctx, inner, V_CHANNEL, ch, self.channels.get((ctx.flow, ch)))
             return (ic if ic != OTHER else TURN_CHANNEL), V_CHANNEL
         if c in self.datagrams:
-            self.datagrams[c].append(self.datagram(ctx, data, via, channel, peer))
+            self.keep(self.datagrams[c], ctx, data, via, channel, peer)
             if c == STUN and via == -1:
                 turn = self._turn_stun(ctx, data)
                 if turn is not None:

@@ -11,6 +11,7 @@ import os
 
 from ..addr import endpoint
 from ..anomalies import AnomalyLog
+from ..budget import BudgetExceeded
 from ..dissect.fastpath import dissect
 from ..dissect.model import Datagram
 from .session import MediaPacket
@@ -41,8 +42,13 @@ def collect_media(
 ) -> tuple[list[MediaPacket], AnomalyLog]:
     """All RTP and RTCP packets of ``path`` in capture order, flow ids as in the capture's frames. Pass the
     capture's read limits (``collect_media(cap.path, **cap.limits)``) so that this pass reads what the load
-    read, no more."""
+    read, no more. This pass holds every media packet's bytes: when the memory budget stops it (a
+    ``memory_limit`` anomaly), :class:`~rtcforensics.budget.BudgetExceeded` is raised rather than a
+    decryption of part of the capture that would read as the whole."""
     d = dissect(path, progress=False, keep_payloads=True, max_packets=max_packets, max_inflated=max_inflated)
+    cut = [r["detail"] for r in d.anomalies.rows if r["name"] == "memory_limit"]
+    if cut:
+        raise BudgetExceeded(f"{path}: collecting the SRTP packets for decryption {cut[0]}")
     out = [_media(dg, rtcp=False) for dg in d.rtp_payloads]
     out += [_media(dg, rtcp=True) for dg in d.rtcp if len(dg.data) >= 8]
     out.sort(key=lambda p: p.frame)

@@ -4,6 +4,7 @@ from the record headers)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
@@ -466,7 +467,7 @@ def dtls_frame(handshakes: list[Handshake], anomalies: AnomalyLog) -> pd.DataFra
 
 
 def analyze_datagrams(
-    datagrams: list[Datagram], anomalies: AnomalyLog, keylog: Any = None, strict: bool = False
+    datagrams: Iterable[Datagram], anomalies: AnomalyLog, keylog: Any = None, strict: bool = False
 ) -> DtlsTracker:
     return DtlsTracker(anomalies, keylog, strict).feed_all(datagrams)
 

@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from ..addr import endpoint as _endpoint
+from ..addr import endpoint_array as _endpoint_array
 from ..capture import Capture, register_frame
 from ..dissect.demux import CLASSES
 from ..dissect.fastpath import TRANSPORTS, VIA
@@ -151,7 +152,7 @@ def build_flows(cap: Capture) -> pd.DataFrame:
     length = p["length"].to_numpy(dtype=np.int64, na_value=0)[has]
     rows = np.flatnonzero(has)
     _, first = np.unique(fid, return_index=True)  # flows are numbered by first appearance
-    fp = p.iloc[rows[first]]
+    at = rows[first]  # each flow's first packet: its sender is endpoint a
     # direction of every packet without materialising 1M address strings: compare factorized codes
     src_codes = pd.factorize(p["src"])[0][has]
     sport = p["sport"].to_numpy(dtype=np.int64, na_value=-1)[has]
@@ -166,18 +167,22 @@ def build_flows(cap: Capture) -> pd.DataFrame:
     seen[fid, cls_codes] = True
     via = np.zeros(n, dtype=bool)
     via[fid[p["via_turn"].notna().to_numpy()[has]]] = True
+    packets = np.bincount(fid, minlength=n)
+    a_to_b = np.bincount(fid[a_of_pkt], minlength=n)
+    nbytes = np.bincount(fid, weights=length, minlength=n).astype(np.int64)
+    del fid_all, has, fid, ts, length, rows, src_codes, sport, a_of_pkt, cls_codes  # per packet: done
     return _flows_frame(
         np.arange(n),
-        fp["transport"].to_numpy(),
-        fp["src"].to_numpy(dtype=object, na_value=None),
-        fp["sport"].to_numpy(dtype=object, na_value=None),
-        fp["dst"].to_numpy(dtype=object, na_value=None),
-        fp["dport"].to_numpy(dtype=object, na_value=None),
+        p["transport"].array.take(at),
+        p["src"].array.take(at),
+        p["sport"].array.take(at),
+        p["dst"].array.take(at),
+        p["dport"].array.take(at),
         first_ts,
         last_ts,
-        np.bincount(fid, minlength=n),
-        np.bincount(fid[a_of_pkt], minlength=n),
-        np.bincount(fid, weights=length, minlength=n).astype(np.int64),
+        packets,
+        a_to_b,
+        nbytes,
         seen,
         via,
     )
@@ -186,10 +191,10 @@ def build_flows(cap: Capture) -> pd.DataFrame:
 def _flows_frame(
     flow_id: np.ndarray,
     transport: Any,
-    a_ip: np.ndarray,
-    a_port: np.ndarray,
-    b_ip: np.ndarray,
-    b_port: np.ndarray,
+    a_ip: Any,
+    a_port: Any,
+    b_ip: Any,
+    b_port: Any,
     first_ts: np.ndarray,
     last_ts: np.ndarray,
     packets: np.ndarray,
@@ -198,37 +203,48 @@ def _flows_frame(
     seen: np.ndarray,
     via: np.ndarray,
 ) -> pd.DataFrame:
-    """The `flows` frame from per-flow aggregates (``seen``: flows x CLASSES booleans)."""
+    """The `flows` frame from per-flow aggregates: addresses as string arrays, ports as nullable UInt16
+    arrays, ``seen``: flows x CLASSES booleans. Column-wise, no Python object per flow but the ``classes``
+    cells, which share one list per distinct set of classes (a million flows have a handful of sets; nothing
+    mutates a cell)."""
     code = {c: i for i, c in enumerate(CLASSES)}
     enc_true = seen[:, code["dtls"]] | seen[:, code["tls"]]
     enc_false = ~enc_true & (seen[:, code["http"]] | seen[:, code["websocket"]] | seen[:, code["sip"]])
     encrypted = pd.array(enc_true, dtype="boolean")
     encrypted[~enc_true & ~enc_false] = pd.NA
-    # one sorted name list per distinct set of classes (a million flows have a handful of distinct sets)
-    bits = seen.astype(np.int64) @ (np.int64(1) << np.arange(len(CLASSES), dtype=np.int64))
+    bits = np.zeros(len(seen), dtype=np.int64)
+    for k in range(len(CLASSES)):
+        bits[seen[:, k]] |= 1 << k
     uniq, inv = np.unique(bits, return_inverse=True)
-    names = [sorted(CLASSES[k] for k in range(len(CLASSES)) if (u >> k) & 1) for u in uniq.tolist()]
-    classes = [list(names[i]) for i in inv.reshape(-1).tolist()]
+    names = np.empty(len(uniq), dtype=object)
+    for i, u in enumerate(uniq.tolist()):
+        names[i] = sorted(CLASSES[k] for k in range(len(CLASSES)) if (u >> k) & 1)
+
+    def ts(ns: np.ndarray) -> Any:
+        return pd.DatetimeIndex(ns.astype("datetime64[ns]")).tz_localize("UTC").array
+
+    # every column in its schema dtype already, so the frame is made without a copy of its columns
     df = pd.DataFrame(
         {
-            "flow_id": flow_id,
+            "flow_id": pd.array(flow_id, dtype="Int64"),
             "transport": transport,
-            "a": [_endpoint(i, pt) for i, pt in zip(a_ip, a_port)],
-            "b": [_endpoint(i, pt) for i, pt in zip(b_ip, b_port)],
+            "a": _endpoint_array(a_ip, a_port),
+            "b": _endpoint_array(b_ip, b_port),
             "a_ip": a_ip,
             "a_port": a_port,
             "b_ip": b_ip,
             "b_port": b_port,
-            "first_ts": first_ts,
-            "last_ts": last_ts,
+            "first_ts": ts(first_ts),
+            "last_ts": ts(last_ts),
             "duration_s": (last_ts - first_ts) / 1e9,
-            "packets": packets,
-            "packets_a_to_b": packets_a_to_b,
-            "bytes": nbytes,
-            "classes": classes,
-            "via_turn": via,
+            "packets": pd.array(packets, dtype="Int64"),
+            "packets_a_to_b": pd.array(packets_a_to_b, dtype="Int64"),
+            "bytes": pd.array(nbytes, dtype="Int64"),
+            "classes": names[inv.reshape(-1)],
+            "via_turn": pd.array(via, dtype="boolean"),
             "encrypted": encrypted,
-        }
+        },
+        copy=False,
     )
     return FLOWS.conform(df)
 
@@ -257,13 +273,13 @@ class StreamFrames:
         return self.store.to_arrow(AnomalyLog(rows=rows, dropped=dropped).frame(), ANOMALIES)
 
     def flows(self, agg: dict[str, np.ndarray], addresses: list[str]) -> Any:
-        names = np.array(addresses + [None], dtype=object)
+        names = pa.array(addresses, type=pa.large_string())
 
-        def ip(ids: np.ndarray) -> np.ndarray:
-            return names[np.where(ids < 0, len(addresses), ids)]
+        def ip(ids: np.ndarray) -> pd.arrays.ArrowStringArray:
+            return pd.arrays.ArrowStringArray(names.take(pa.array(ids, mask=ids < 0)))
 
-        def port(v: np.ndarray) -> np.ndarray:
-            return np.array([None if x < 0 else int(x) for x in v.tolist()], dtype=object)
+        def port(v: np.ndarray) -> Any:
+            return _int_array(v, "UInt16")
 
         t = agg["transport"]
         seen = ((agg["classes"][:, None] >> np.arange(len(CLASSES))) & 1).astype(bool)

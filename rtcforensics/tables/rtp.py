@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..addr import endpoint
 from ..capture import Capture, register_frame
 from ..dissect.fastpath import VIA
 from ..dissect.model import Datagram
 from ..dissect.rtp import RTCP_PT_NAMES, RtcpCompound, decode_rtcp_compound, decode_rtp, rtcp_problem
 from ..errors import DecodeError
 from ..schema import frame_schema
-from .packets import _endpoint
 
 VIA_CATS = "category:" + ",".join(VIA)
 KEYINGS = ("dtls-srtp", "sdes", "sdes (inferred)", "none", "unknown")
@@ -493,14 +493,14 @@ def build_rtp_streams(cap: Capture) -> pd.DataFrame:
     # endpoints of each stream's first packet (its row found by frame number: zero-length records have none)
     first_rows = packets.iloc[packets["frame"].searchsorted(frame[starts])]
     ends_src = [
-        _endpoint(ip, pt)
+        endpoint(ip, pt)
         for ip, pt in zip(
             first_rows["src"].to_numpy(dtype=object, na_value=None),
             first_rows["sport"].to_numpy(dtype=object, na_value=None),
         )
     ]
     ends_dst = [
-        _endpoint(ip, pt)
+        endpoint(ip, pt)
         for ip, pt in zip(
             first_rows["dst"].to_numpy(dtype=object, na_value=None),
             first_rows["dport"].to_numpy(dtype=object, na_value=None),

@@ -22,10 +22,11 @@ that no session used are ``turn_only`` rows.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..addr import normalise
@@ -175,6 +176,21 @@ class _Side:
 
 
 @dataclass
+class _Checks:
+    """The connectivity checks of one ufrag pair (Binding requests whose USERNAME joins the two ufrags) as
+    totals: a million checks are a few numbers and the list of their flows, not a million rows."""
+
+    username: str  # USERNAME of the first request
+    requests: int
+    successes: int  # Binding success responses with a request's transaction id, counted per request
+    first_ts: int | None  # ns since the epoch
+    flows: list[int]  # distinct flows, in order of first request
+    usernames: list[str]  # distinct USERNAMEs, in order of first request
+    nominated: bool  # a request with USE-CANDIDATE answered with success
+    nominated_flow: int | None  # the flow of the first such request
+
+
+@dataclass
 class _Session:
     kind: str
     offer: _Side | None = None
@@ -182,10 +198,13 @@ class _Session:
     ufrag_pair: tuple[str | None, str | None] = (None, None)
     flows: dict[int, None] = field(default_factory=dict)  # an ordered set: membership is O(1)
     usernames: list[str] = field(default_factory=list)
-    request_rows: list[dict[str, Any]] = field(default_factory=list)
-    success_rows: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[_Checks] = field(default_factory=list)  # one per ufrag pair joined to this session
     first_ts: Any = None
     by_media_endpoint: bool = False
+
+    @property
+    def requests(self) -> int:
+        return sum(c.requests for c in self.checks)
 
 
 def _group_sides(descs: list[Desc]) -> list[_Side]:
@@ -277,44 +296,172 @@ _TURN_METHODS = (
     "ChannelBind",
     "Refresh",
 )  # the TURN rows build_sessions reads
-# The cells build_sessions reads of each kind of STUN row. A row's dict holds only its kind's cells (10^6 checks
-# with every cell took 1.4 GB) and a key missing reads as None: add a cell here before reading it.
-_CHECK_CELLS = ("flow_id", "ts", "txid", "username", "use_candidate")  # Binding requests with a ufrag pair
-_RESPONSE_CELLS = ("cls", "txid")  # Binding success / error responses
 _TURN_CELLS = ("ts", "flow_id", "src", "sport", "method", "cls", "xor_relayed", "xor_peer", "channel")
-_STUN_CELLS = tuple(dict.fromkeys(("method", "username", *_CHECK_CELLS, *_RESPONSE_CELLS, *_TURN_CELLS)))
 
 
-def _records(stun: pd.DataFrame, cols: list[str]) -> Iterator[dict[str, Any]]:
-    """The `stun` rows build_sessions reads (Binding messages but indications, and _TURN_METHODS), as dicts
-    of the ``cols`` cells made plain like :func:`_none` does, read a column at a time (a per-cell
-    ``to_dict`` over 10^6 messages took a minute); equal strings are one object."""
-    method = stun["method"]
-    binding_indication = ((method == "Binding") & (stun["cls"] == "indication")).fillna(False)
-    keep = (method.isin(("Binding", *_TURN_METHODS)) & ~binding_indication).to_numpy(dtype=bool)
-    sub = stun.loc[keep, cols]
+def _check_pairs(stun: pd.DataFrame) -> dict[frozenset[str], _Checks]:
+    """ufrag pair -> its connectivity checks (:class:`_Checks`), pairs in order of first request; computed
+    column-wise from the `stun` columns it reads (10^6 checks as dicts took 1.4 GB)."""
+    if not {"method", "cls", "username"} <= set(stun.columns):
+        return {}
+    method, cls, user = stun["method"].astype("string"), stun["cls"].astype("string"), stun["username"]
+    binding = (method == "Binding").fillna(False).to_numpy(bool)
+    is_req = binding & (cls == "request").fillna(False).to_numpy(bool)
+    is_req &= user.astype("string").str.contains(":", regex=False).fillna(False).to_numpy(bool)
+    if not is_req.any():
+        return {}
+    n = int(is_req.sum())
+
+    def column(name: str) -> pd.Series | None:
+        return stun[name][is_req].reset_index(drop=True) if name in stun.columns else None
+
+    ucodes, unames = pd.factorize(user[is_req].astype("string"))  # codes in order of first appearance
+    pair_of_name: list[int] = []
+    pairs: dict[frozenset[str], int] = {}
+    for u in unames.tolist():
+        a, _, b = str(u).partition(":")
+        pair_of_name.append(pairs.setdefault(frozenset((a, b)), len(pairs)))
+    pair = np.asarray(pair_of_name, dtype=np.int64)[ucodes]
+    npairs = len(pairs)
+    row = np.arange(n)
+    first_row = np.full(npairs, n, dtype=np.int64)
+    np.minimum.at(first_row, pair, row)
+
+    ts = column("ts")
+    if ts is not None and len(ts):
+        ns = ts.array.as_unit("ns").asi8 if isinstance(ts.dtype, pd.DatetimeTZDtype) else ts.astype("int64")
+        ns = np.where(ts.isna().to_numpy(), np.iinfo(np.int64).max, np.asarray(ns, dtype=np.int64))
+    else:
+        ns = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    first_ts = np.full(npairs, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first_ts, pair, ns)
+
+    # success responses per transaction id (a retransmitted request is answered once per copy it is credited)
+    successes = np.zeros(n, dtype=np.int64)
+    txid = column("txid")
+    if txid is not None:
+        ok = binding & (cls == "success").fillna(False).to_numpy(bool)
+        answered = stun["txid"][ok].dropna().astype("string")
+        counts = answered[answered != ""].value_counts()
+        if len(counts):
+            successes = txid.astype("string").map(counts).fillna(0).to_numpy(dtype=np.int64)
+    succ = np.bincount(pair, weights=successes, minlength=npairs).astype(np.int64)
+
+    use = column("use_candidate")
+    nominated = np.zeros(n, dtype=bool) if use is None else use.fillna(False).to_numpy(dtype=bool)
+    nominated &= successes > 0
+    flow = column("flow_id")
+    fid = np.full(n, -1, np.int64) if flow is None else flow.to_numpy(dtype=np.int64, na_value=-1)
+    nom_pairs, nom_first = np.unique(pair[nominated], return_index=True)
+    nom_row = dict(zip(nom_pairs.tolist(), np.flatnonzero(nominated)[nom_first].tolist()))
+
+    requests = np.bincount(pair, minlength=npairs)
+    flows = _distinct_by_pair(pair, fid, fid >= 0, npairs)
+    names = _distinct_by_pair(pair, ucodes, np.ones(n, dtype=bool), npairs)
+    out: dict[frozenset[str], _Checks] = {}
+    for k, key in enumerate(pairs):
+        nr = nom_row.get(k)
+        out[key] = _Checks(
+            username=str(unames[ucodes[first_row[k]]]),
+            requests=int(requests[k]),
+            successes=int(succ[k]),
+            first_ts=None if first_ts[k] == np.iinfo(np.int64).max else int(first_ts[k]),
+            flows=flows[k],
+            usernames=[str(unames[c]) for c in names[k]],
+            nominated=nr is not None,
+            nominated_flow=None if nr is None or fid[nr] < 0 else int(fid[nr]),
+        )
+    return out
+
+
+def _distinct_by_pair(pair: np.ndarray, values: np.ndarray, keep: np.ndarray, npairs: int) -> list[list[int]]:
+    """Per pair, the distinct ``values`` of its rows (where ``keep``) in row order."""
+    sel = np.flatnonzero(keep)
+    if not len(sel):
+        return [[] for _ in range(npairs)]
+    firsts = pd.DataFrame({"p": pair[sel], "v": values[sel]}).drop_duplicates()
+    p, v = firsts["p"].to_numpy(), firsts["v"].to_numpy()
+    order = np.argsort(p, kind="stable")
+    bounds = np.searchsorted(p[order], np.arange(npairs + 1))
+    vs = v[order].tolist()
+    return [vs[bounds[k] : bounds[k + 1]] for k in range(npairs)]
+
+
+def _turn_rows(stun: pd.DataFrame) -> list[dict[str, Any]]:
+    """The TURN rows build_sessions reads (_TURN_METHODS), as dicts of their _TURN_CELLS made plain like
+    :func:`_none` does, read a column at a time; equal strings are one object."""
+    keep = stun["method"].isin(_TURN_METHODS).fillna(False).to_numpy(dtype=bool)
+    sub = stun.loc[keep, [c for c in _TURN_CELLS if c in stun.columns]]
     values: list[list[Any]] = []
-    for c in cols:
-        s = sub[c]
-        if isinstance(s.dtype, pd.StringDtype):
-            codes, uniques = pd.factorize(s)
+    for c in sub.columns:
+        col = sub[c]
+        if isinstance(col.dtype, pd.StringDtype):
+            codes, uniques = pd.factorize(col)
             u = list(uniques)
             values.append([u[i] if i >= 0 else None for i in codes.tolist()])
             continue
-        if isinstance(s.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(s.dtype):
-            vals = s.array.as_unit("ns").asi8.tolist()
+        if isinstance(col.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(col.dtype):
+            vals = col.array.as_unit("ns").asi8.tolist()
         else:
-            vals = s.tolist()
-        na = s.isna().to_numpy()
+            vals = col.tolist()
+        na = col.isna().to_numpy()
         if na.any():
             vals = [None if m else v for v, m in zip(vals, na.tolist())]
         values.append(vals)
-    for row in zip(*values):
-        yield dict(zip(cols, row))
+    return [dict(zip(sub.columns, row)) for row in zip(*values)]
 
 
-def _cells(r: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
-    return {k: r[k] for k in names if k in r}
+def _endpoint_flows(
+    flows: pd.DataFrame | None, wanted: set[tuple[str, int]]
+) -> dict[tuple[str, int], list[int]]:
+    """``wanted`` (normalised ip, port) -> the flows with that endpoint on either side, in flow order (a's
+    side first); matched column-wise (a million flows, a handful of m= lines)."""
+    out: dict[tuple[str, int], list[int]] = {}
+    cols = ["flow_id", "a_ip", "a_port", "b_ip", "b_port"]
+    if not wanted or flows is None or not len(flows) or not set(cols) <= set(flows.columns):
+        return out
+    keys = sorted(wanted)
+    hits = []
+    for side in (0, 1):
+        ip, port = ("a_ip", "a_port") if side == 0 else ("b_ip", "b_port")
+        codes, uniq = pd.factorize(flows[ip].astype("string"))  # NA: -1
+        by_ip: dict[str, list[int]] = defaultdict(list)  # normalised address -> its codes
+        for code, text in enumerate(uniq.tolist()):
+            by_ip[normalise(str(text)) or str(text)].append(code)
+        want = pd.DataFrame(
+            [(code, p, k) for k, (a, p) in enumerate(keys) for code in by_ip.get(a, [])],
+            columns=["code", "port", "key"],
+            dtype=np.int64,
+        )
+        ports = flows[port].to_numpy(dtype=np.int64, na_value=-1)
+        near = np.flatnonzero(
+            np.isin(codes, want["code"].to_numpy()) & np.isin(ports, want["port"].to_numpy())
+        )
+        found = pd.DataFrame({"code": codes[near], "port": ports[near], "at": near * 2 + side})
+        hits.append(found.merge(want, on=["code", "port"]))
+    matched = pd.concat(hits, ignore_index=True).sort_values("at", kind="stable")
+    fid = flows["flow_id"].to_numpy(dtype=np.int64)
+    for k, g in matched.groupby("key", sort=False):
+        out[keys[int(k)]] = fid[g["at"].to_numpy() // 2].tolist()
+    return out
+
+
+class _FlowPairs:
+    """``flow_id -> "a <-> b"`` of the `flows` frame, looked up on demand (a session needs one or two of a
+    million flows)."""
+
+    def __init__(self, flows: pd.DataFrame | None) -> None:
+        self.flows = flows if flows is not None and {"flow_id", "a", "b"} <= set(flows.columns) else None
+        ids = np.empty(0, np.int64) if self.flows is None else self.flows["flow_id"].to_numpy(np.int64)
+        self.order = np.argsort(ids, kind="stable")
+        self.ids = ids[self.order]
+
+    def get(self, flow_id: Any) -> str | None:
+        i = int(np.searchsorted(self.ids, flow_id, side="right")) - 1  # the last row of that id wins
+        if self.flows is None or i < 0 or self.ids[i] != flow_id:
+            return None
+        r = int(self.order[i])
+        return f"{self.flows['a'].iat[r]} <-> {self.flows['b'].iat[r]}"
 
 
 @register_frame(SESSIONS)
@@ -326,21 +473,11 @@ def build_sessions(cap: Capture) -> pd.DataFrame:
     flows = cap.frame_or_none("flows")
 
     # -- STUN connectivity checks by ufrag pair --------------------------------------------------------
-    checks: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
-    by_txid: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    checks: dict[frozenset[str], _Checks] = {}
     turn_rows: list[dict[str, Any]] = []
     if stun is not None and len(stun):
-        cols = [c for c in _STUN_CELLS if c in stun.columns]
-        for r in _records(stun, cols):
-            method = str(r.get("method") or "")
-            if method == "Binding":
-                if r.get("cls") == "request" and r.get("username") and ":" in str(r["username"]):
-                    a, _, b = str(r["username"]).partition(":")
-                    checks[frozenset((a, b))].append(_cells(r, _CHECK_CELLS))
-                elif r.get("cls") in ("success", "error") and r.get("txid"):
-                    by_txid[str(r["txid"])].append(_cells(r, _RESPONSE_CELLS))
-            elif method in _TURN_METHODS:
-                turn_rows.append(_cells(r, _TURN_CELLS))
+        checks = _check_pairs(stun)
+        turn_rows = _turn_rows(stun)
     sessions = _pair(_group_sides(descs), checks.keys())
 
     used_pairs: set[frozenset[str]] = set()
@@ -355,7 +492,7 @@ def build_sessions(cap: Capture) -> pd.DataFrame:
             s.ufrag_pair = (s.offer.first.row["ice_ufrag"], s.ufrag_pair[1])
         if s.answer and s.answer.first.row.get("ice_ufrag"):
             s.ufrag_pair = (s.ufrag_pair[0], s.answer.first.row["ice_ufrag"])
-        for pair, rows in checks.items():
+        for pair, chk in checks.items():
             a, b = (tuple(pair) * 2)[:2]
             if ou and au:
                 joined = (a in ou and b in au) or (b in ou and a in au)
@@ -363,36 +500,30 @@ def build_sessions(cap: Capture) -> pd.DataFrame:
                 joined = bool(pair & (ou | au))
             if joined and pair not in used_pairs:
                 used_pairs.add(pair)
-                s.request_rows += rows
-    for pair, rows in checks.items():
+                s.checks.append(chk)
+    for pair, chk in checks.items():
         if pair not in used_pairs:
             s = _Session("stun_only")
-            u = str(rows[0]["username"]).partition(":")
+            u = chk.username.partition(":")
             s.ufrag_pair = (u[2], u[0])  # the sender's own ufrag is the second part
-            s.request_rows = rows
+            s.checks = [chk]
             sessions.append(s)
 
-    # -- per session: flows, nomination ----------------------------------------------------------------
+    # -- per session: flows ----------------------------------------------------------------------------
     for s in sessions:
-        for r in s.request_rows:
-            if r.get("flow_id") is not None:
-                s.flows.setdefault(int(r["flow_id"]))
-            if r.get("username") not in s.usernames:
-                s.usernames.append(r["username"])
-            for resp in by_txid.get(str(r.get("txid")), []):
-                if resp.get("cls") == "success":
-                    s.success_rows.append(resp)
+        names = dict.fromkeys(s.usernames)  # an ordered set
+        for chk in s.checks:
+            for f in chk.flows:
+                s.flows.setdefault(f)
+            names.update(dict.fromkeys(chk.usernames))
+        s.usernames = list(names)
 
     # sessions without connectivity checks (plain SIP / SDES media): flows to the c=/m= endpoints
-    endpoint_flows: dict[tuple[str, int], list[int]] = defaultdict(list)
-    if flows is not None and {"flow_id", "a_ip", "a_port", "b_ip", "b_port"} <= set(flows.columns):
-        for r in flows[["flow_id", "a_ip", "a_port", "b_ip", "b_port"]].itertuples(index=False):
-            for ip, port in ((r.a_ip, r.a_port), (r.b_ip, r.b_port)):
-                if _none(ip) is not None and _none(port) is not None:
-                    endpoint_flows[(normalise(str(ip)) or str(ip), int(port))].append(int(r.flow_id))
-    for s in sessions:
-        if s.flows or s.kind != "ice":
-            continue
+    unjoined = [s for s in sessions if not s.flows and s.kind == "ice"]
+    endpoint_flows = _endpoint_flows(
+        flows, {e for s in unjoined for side in (s.offer, s.answer) for e in _media_endpoints(side)}
+    )
+    for s in unjoined:
         for side in (s.offer, s.answer):
             for media_ep in _media_endpoints(side):
                 for f in endpoint_flows.get(media_ep, []):
@@ -403,10 +534,7 @@ def build_sessions(cap: Capture) -> pd.DataFrame:
     stream_rows = (
         [] if streams is None else [{k: _none(v) for k, v in r.items()} for r in streams.to_dict("records")]
     )
-    flow_eps: dict[int, str] = {}
-    if flows is not None and {"flow_id", "a", "b"} <= set(flows.columns):
-        for r in flows[["flow_id", "a", "b"]].itertuples(index=False):
-            flow_eps[int(r.flow_id)] = f"{r.a} <-> {r.b}"
+    flow_eps = _FlowPairs(flows)
 
     allocations = _allocations(turn_rows)
     used_allocs: set[int] = set()
@@ -517,9 +645,7 @@ def _alloc_cols(al: dict[str, Any]) -> dict[str, Any]:
 
 
 def _is_ice(s: _Session) -> bool:
-    return bool(s.request_rows) or any(
-        d.row.get("ice_ufrag") for x in (s.offer, s.answer) if x for d in x.copies
-    )
+    return bool(s.checks) or any(d.row.get("ice_ufrag") for x in (s.offer, s.answer) if x for d in x.copies)
 
 
 def _media_endpoints(side: _Side | None) -> dict[tuple[str, int], None]:
@@ -559,7 +685,7 @@ def _row(
     s: _Session,
     dtls_rows: list[dict[str, Any]],
     stream_rows: list[dict[str, Any]],
-    flow_eps: dict[int, str],
+    flow_eps: _FlowPairs,
     allocations: list[dict[str, Any]],
     used_allocs: set[int],
     descs: list[Desc],
@@ -606,18 +732,19 @@ def _row(
         obs.append("media_endpoints")
     row["stun_usernames"] = s.usernames
     row["flow_id"] = list(s.flows)
-    row["checks"] = len(s.request_rows)
-    row["check_successes"] = len(s.success_rows)
-    if s.request_rows:
+    row["checks"] = s.requests
+    row["check_successes"] = sum(c.successes for c in s.checks)
+    if s.checks:
         obs.append("stun_checks")
-        ts_candidates.append(min(r["ts"] for r in s.request_rows if r.get("ts") is not None))
-    if s.success_rows:
+        check_ts = [c.first_ts for c in s.checks if c.first_ts is not None]
+        if check_ts:
+            ts_candidates.append(min(check_ts))
+    if row["check_successes"]:
         obs.append("stun_success")
-    ok_tx = {str(r.get("txid")) for r in s.success_rows}
-    nominated = [r for r in s.request_rows if r.get("use_candidate") and str(r.get("txid")) in ok_tx]
+    nominated = [c for c in s.checks if c.nominated]
     if nominated:
         obs.append("nominated_pair")
-        row["nominated_flow_id"] = nominated[0].get("flow_id")
+        row["nominated_flow_id"] = nominated[0].nominated_flow
     flows = set(s.flows)
     hs = [d for d in dtls_rows if d.get("flow_id") in flows]
     sel = row.get("nominated_flow_id")
@@ -677,7 +804,7 @@ def _row(
         row["relay"] = True
         obs.append("turn_allocation")
     else:
-        row["relay"] = False if s.request_rows else None
+        row["relay"] = False if s.checks else None
     row["first_ts"] = min(ts_candidates) if ts_candidates else None
     row["observed"] = obs
     ice = _is_ice(s)

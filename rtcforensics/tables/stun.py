@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Iterable, Iterator
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..anomalies import AnomalyLog
 from ..capture import Capture, register_frame
-from ..dissect.model import Datagram
+from ..dissect.model import Datagram, ReleasedDatagrams
 from ..dissect.stun import TURN_METHODS, AttrType, StunClass, StunMessage
 from ..errors import DecodeError
 from ..schema import frame_schema
@@ -156,10 +158,39 @@ _INTEGRITY, _INTEGRITY_SHA256, _FINGERPRINT = (
 )
 
 
-def _row(d: Datagram, msg: StunMessage) -> tuple[Any, ...]:
-    """The columns of one message's row in schema order, up to rest_expiry (the matching columns follow)."""
+class _Lists:
+    """One list object per distinct attr_names / unknown_attrs value of a frame (a list per row cost 128 and
+    64 bytes at 10^6 rows); beyond ``limit`` distinct values, new values get lists of their own."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.names: dict[tuple[int, ...], list[str]] = {}
+        self.unknown: dict[tuple[int, ...], list[str]] = {}
+        self.limit = limit
+
+    def attr_names(self, msg: StunMessage) -> list[str]:
+        key = tuple([a.type for a in msg.attributes])
+        names = self.names.get(key)
+        if names is None:
+            names = msg.attribute_names
+            if len(self.names) < self.limit:
+                self.names[key] = names
+        return names
+
+    def unknown_attrs(self, codes: list[int]) -> list[str]:
+        key = tuple(codes)
+        out = self.unknown.get(key)
+        if out is None:
+            out = [f"0x{c:04x}" for c in codes]
+            if len(self.unknown) < self.limit:
+                self.unknown[key] = out
+        return out
+
+
+def _row(d: Datagram, msg: StunMessage, lists: _Lists) -> tuple[Any, ...]:
+    """The columns of one message's row in schema order, up to rest_expiry (the matching columns follow);
+    ``lists`` gives the attr_names / unknown_attrs list objects (shared by the rows of equal values)."""
     first = msg.first  # first attribute of each type: presence tests
-    g = {t: a.value for t, a in first.items() if a.error is None}.get  # msg.get, one dict lookup each
+    g = msg.values.get  # msg.get, one dict lookup each
     err = g(_ERROR_CODE)
     xmapped = g(_XOR_MAPPED) or g(_MS_XOR_MAPPED)
     peers = msg.get_all(_XOR_PEER) if _XOR_PEER in first else ()
@@ -214,9 +245,9 @@ def _row(d: Datagram, msg: StunMessage) -> tuple[Any, ...]:
         _INTEGRITY_SHA256 in first,
         _FINGERPRINT in first,
         msg.fingerprint_ok,
-        [f"0x{c:04x}" for c in unknown] if unknown else [],
+        lists.unknown_attrs(unknown),
         msg.unknown_required if unknown else False,
-        msg.attribute_names,
+        lists.attr_names(msg),
         None if transport is None else _TRANSPORTS.get(transport, f"proto {transport}"),
         rest_expiry,
     )
@@ -227,46 +258,61 @@ _REQUEST, _SUCCESS, _ERROR = StunClass.REQUEST, StunClass.SUCCESS, StunClass.ERR
 
 
 def _match_transactions(
-    frames: list[int],
-    tss: list[int],
-    flows: list[int],
-    txids: list[bytes],
-    methods: list[int],
-    classes: list[int],
+    frames: Sequence[int],
+    tss: Sequence[int],
+    flows: Sequence[int],
+    txids: Sequence[int],
+    methods: Sequence[int],
+    classes: Sequence[int],
 ) -> tuple[list[float | None], list[int | None], list[int | None]]:
     """The rtt_ms / response_frame / request_frame columns, in capture order, from each row's frame, time,
-    flow, transaction id, method code and class (any values that compare like the columns' would).
+    flow (-1 or above), transaction id as a code (a non-negative int, equal for equal ids: e.g. factorized),
+    method code (12 bits) and class.
 
     A response is matched to requests with its transaction id and method on the same flow (a message relayed
     by TURN is seen once per leg, each leg with its own flow); only when there is none, on any flow.
     Linear in the number of rows however often a transaction id recurs (the benchmark's repeated call
     replays them): per key, the requests seen so far and those not yet answered; a response answers every
-    earlier unanswered request and drops it from that list."""
+    earlier unanswered request and drops it from that list. Keys are ints and a key of one request holds just
+    its row number (unanswered requests, a flood of them: ~215 bytes each, ~625 with tuple keys and lists)."""
     n = len(frames)
     rtt: list[float | None] = [None] * n
     response: list[int | None] = [None] * n
     request: list[int | None] = [None] * n
-    # key -> (row numbers of its requests in capture order, those not yet answered)
-    same_flow: dict[tuple[Any, ...], tuple[list[int], list[int]]] = {}  # (flow_id, txid, method)
-    any_flow: dict[tuple[Any, ...], tuple[list[int], list[int]]] = {}  # (txid, method)
+    # int keys: flow above method above txid code (the low bits vary most: an int's hash is itself, and a dict
+    # picks its slot from the low bits)
+    tx_bits = max(n, 1).bit_length()
+    flow_shift = tx_bits + 12  # a method is 12 bits
+    # key -> its one request's row number, or (row numbers of its requests in capture order, those not
+    # yet answered)
+    same_flow: dict[int, int | tuple[list[int], list[int]]] = {}  # (flow_id, txid, method)
+    any_flow: dict[int, int | tuple[list[int], list[int]]] = {}  # (txid, method)
     for i in range(n):
         cls = classes[i]
         if cls == _REQUEST:
-            key = (txids[i], methods[i])
-            for book, k in ((same_flow, (flows[i], *key)), (any_flow, key)):
+            key = (methods[i] << tx_bits) | txids[i]
+            for book, k in ((same_flow, ((flows[i] + 1) << flow_shift) | key), (any_flow, key)):
                 sent = book.get(k)
                 if sent is None:
-                    book[k] = ([i], [i])
+                    book[k] = i
+                elif isinstance(sent, int):
+                    book[k] = ([sent, i], [sent, i])
                 else:
                     sent[0].append(i)
                     sent[1].append(i)
         elif cls in (_SUCCESS, _ERROR):
-            key = (txids[i], methods[i])
-            sent = same_flow.get((flows[i], *key)) or any_flow.get(key)
+            key = (methods[i] << tx_bits) | txids[i]
+            sent = same_flow.get(((flows[i] + 1) << flow_shift) | key)
             if sent is None:
-                continue
+                sent = any_flow.get(key)
+                if sent is None:
+                    continue
             ts = tss[i]
-            requests, unanswered = sent
+            if isinstance(sent, int):
+                requests: list[int] | tuple[int] = (sent,)
+                unanswered: list[int] | None = None
+            else:
+                requests, unanswered = sent
             for last in reversed(requests):
                 if tss[last] <= ts:
                     break
@@ -278,13 +324,14 @@ def _match_transactions(
             if rtt[last] is None:
                 rtt[last] = value
             waiting = []
-            for q in unanswered:
+            for q in requests if unanswered is None else unanswered:
                 if response[q] is None:  # (it may have been answered through the other book)
                     if tss[q] <= ts:
                         response[q] = frames[i]
                     else:
                         waiting.append(q)
-            unanswered[:] = waiting
+            if unanswered is not None:
+                unanswered[:] = waiting
     return rtt, response, request
 
 
@@ -307,27 +354,32 @@ def build_stun(datagrams: Iterable[Datagram], anomalies: AnomalyLog | None = Non
 
     A message that cannot be parsed at all becomes an anomaly row only; attribute problems become
     anomaly rows and the message keeps its row with everything that could be read."""
+    return _build_taken([datagrams], anomalies)
+
+
+def _build_taken(held: list[Iterable[Datagram]], anomalies: AnomalyLog | None) -> pd.DataFrame:
+    """:func:`build_stun` of the one source in ``held``, taken out of it so that the messages are let go as soon
+    as they are parsed, before the frame's columns are joined (when nothing else holds them)."""
     with _gc_paused():
-        return _build(datagrams, anomalies)
+        return _build(held, anomalies)
 
 
 #: messages turned into typed columns at a time: the Python row tuples of one block are all that is held
 #: besides the frame being built (a whole capture's rows at once cost ~2 KB per message at 10^6 messages)
 _BLOCK = 50_000
 _BLOCK_NAMES = STUN.names[: -len(_MATCHED)]
+_INTS = {c.name: c.dtype for c in STUN.columns if c.name in _BLOCK_NAMES and c.dtype[:1] in ("I", "U")}
 
 
-def _build(datagrams: Iterable[Datagram], anomalies: AnomalyLog | None) -> pd.DataFrame:
+def _build(held: list[Iterable[Datagram]], anomalies: AnomalyLog | None) -> pd.DataFrame:
     blocks: list[dict[str, pd.Series]] = []  # typed columns of each block of rows, in capture order
     rows: list[tuple[Any, ...]] = []
-    # what _match_transactions reads, for every row (frame, ts and flow are the Datagrams' own objects)
-    frames: list[int] = []
-    tss: list[int] = []
-    flows: list[int] = []
-    txids: list[bytes] = []
-    methods: list[int] = []
-    classes: list[int] = []
+    lists = _Lists()
+    # what _match_transactions reads, for every row, in typed arrays (the transaction ids: the txid column)
+    frames, tss, flows = array("q"), array("q"), array("q")
+    methods, classes = array("i"), array("b")
     parse = StunMessage.parse
+    datagrams = held.pop()
     for d in datagrams:
         try:
             msg = parse(d.data, strict=False)
@@ -338,11 +390,10 @@ def _build(datagrams: Iterable[Datagram], anomalies: AnomalyLog | None) -> pd.Da
         if msg.errors and anomalies is not None:
             for err in msg.errors:
                 anomalies.add("stun", err.name, err.detail, frame=d.frame, ts_ns=d.ts_ns, flow_id=d.flow_id)
-        rows.append(_row(d, msg))
+        rows.append(_row(d, msg, lists))
         frames.append(d.frame)
         tss.append(d.ts_ns)
         flows.append(d.flow_id)
-        txids.append(msg.transaction_id)
         methods.append(msg.method)
         classes.append(msg.cls)
         if len(rows) == _BLOCK:
@@ -350,38 +401,53 @@ def _build(datagrams: Iterable[Datagram], anomalies: AnomalyLog | None) -> pd.Da
             rows = []
     if rows:
         blocks.append(_typed(rows))
-    del rows
+    del rows, lists, datagrams
     if not blocks:
         return STUN.empty()
-    matched = _match_transactions(frames, tss, flows, txids, methods, classes)
-    del frames, tss, flows, txids, methods, classes
     cols: dict[str, pd.Series] = {}
     for name in _BLOCK_NAMES:  # one column at a time, each block's part let go as it is joined
         parts = [b.pop(name) for b in blocks]
         cols[name] = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
         del parts
-    for name, values in zip(_MATCHED, matched):
-        cols[name] = pd.Series(values, dtype=object)
-    del matched
+    txids = array("q", pd.factorize(cols["txid"])[0].astype(np.int64).tobytes())
+    rtt, response, request = _match_transactions(frames, tss, flows, txids, methods, classes)
+    del frames, tss, flows, txids, methods, classes
+    cols["rtt_ms"] = pd.Series(np.array(rtt, dtype=np.float64))  # None: NaN
+    cols["response_frame"] = pd.Series(pd.array(response, dtype="Int64"))
+    cols["request_frame"] = pd.Series(pd.array(request, dtype="Int64"))
+    del rtt, response, request
     return STUN.conform(pd.DataFrame(cols, copy=False))
 
 
 def _typed(rows: list[tuple[Any, ...]]) -> dict[str, pd.Series]:
     """One block of rows (tuples from :func:`_row`) as typed columns, by name."""
-    cols = dict(zip(_BLOCK_NAMES, (list(c) for c in zip(*rows))))
+    cols: dict[str, Any] = dict(zip(_BLOCK_NAMES, (list(c) for c in zip(*rows))))
     rows.clear()
-    # 64-bit values must not pass through float64 (NA in an object column would make them floats)
-    tiebreaker = pd.array(cols.pop("tiebreaker"), dtype="UInt64")
-    df = pd.DataFrame(cols, columns=STUN.names)
-    df["tiebreaker"] = tiebreaker
-    df = STUN.conform(df)
+    # integer columns straight from the Python ints (a list with None would become float64 in a DataFrame,
+    # and 64-bit values must not pass through float64); conform reads value by value what pandas refuses
+    for name, dtype in _INTS.items():
+        try:
+            cols[name] = pd.array(cols[name], dtype=dtype)
+        except (TypeError, ValueError, OverflowError):
+            pass
+    df = STUN.conform(pd.DataFrame(cols, columns=STUN.names))
     return {name: df[name] for name in _BLOCK_NAMES}
+
+
+#: what reading the dissection's STUN messages says once the `stun` frame is built
+RELEASED = (
+    "the STUN messages were let go once the `stun` frame was built from them (one row per message, "
+    "cap.stun); dissect the capture again for their bytes"
+)
 
 
 @register_frame(STUN)
 def _build_frame(cap: Capture) -> pd.DataFrame:
+    """The `stun` frame; the dissection's STUN messages, read by nothing else, are taken out of it and let go
+    once parsed, before the frame's columns are joined (a 10^6 message flood holds ~130 MB of them)."""
     dis = cap.dissection
-    return build_stun(dis.stun, dis.anomalies)
+    held, dis.stun = [dis.stun], ReleasedDatagrams(RELEASED)
+    return _build_taken(held, dis.anomalies)
 
 
 __all__ = ["STUN", "StunClass", "build_stun"]
