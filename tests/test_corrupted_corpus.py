@@ -6,11 +6,7 @@ the child process, from wait4)."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corrupt
+from peakrss import run_measured
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -27,32 +24,9 @@ RSS_LIMIT_MB = 1500  # per child process
 
 
 def run_bounded(argv: list[str], timeout: float, cwd: Path = ROOT) -> tuple[int | None, str, str, float]:
-    """Run argv; (exit code or None on timeout, stdout, stderr, peak RSS in MB of that child)."""
-    import tempfile
-
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        p = subprocess.Popen(
-            argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=cwd, start_new_session=True
-        )
-        deadline = time.monotonic() + timeout
-        code: int | None = None
-        rss_mb = 0.0
-        while True:
-            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
-            if pid:
-                code = os.waitstatus_to_exitcode(status)
-                rss_mb = ru.ru_maxrss / 1024
-                break
-            if time.monotonic() > deadline:
-                os.killpg(p.pid, signal.SIGKILL)
-                _, _, ru = os.wait4(p.pid, 0)
-                rss_mb = ru.ru_maxrss / 1024
-                break
-            time.sleep(0.05)
-        p.returncode = code if code is not None else -9  # already reaped: keep Popen from waiting again
-        out.seek(0)
-        err.seek(0)
-        return code, out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"), rss_mb
+    """Run argv; (exit code or None on timeout, stdout, stderr, peak RSS in MB of that command, see
+    tests/peakrss.py)."""
+    return run_measured(argv, timeout, cwd=cwd)
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,7 @@ import json
 import os
 import resource
 import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 from functools import cache
 from pathlib import Path
 
@@ -28,6 +24,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from peakrss import run_measured  # noqa: E402
 
 from fuzz import hostile  # noqa: E402
 
@@ -56,32 +54,9 @@ def _limits() -> None:
 
 
 def run_limited(argv: list[str], timeout: float = WALL_S) -> tuple[int | None, str, str, float]:
-    """argv under RLIMIT_AS: (exit code or None when the wall bound was hit, stdout, stderr, peak RSS MB)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        p = subprocess.Popen(
-            argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=ROOT, preexec_fn=_limits
-        )
-        deadline = time.monotonic() + timeout
-        code: int | None = None
-        while True:
-            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
-            if pid:
-                code = os.waitstatus_to_exitcode(status)
-                break
-            if time.monotonic() > deadline:
-                os.killpg(p.pid, signal.SIGKILL)
-                _, _, ru = os.wait4(p.pid, 0)
-                break
-            time.sleep(0.1)
-        p.returncode = -9 if code is None else code
-        out.seek(0)
-        err.seek(0)
-        return (
-            code,
-            out.read().decode("utf-8", "replace"),
-            err.read().decode("utf-8", "replace"),
-            ru.ru_maxrss / 1024,
-        )
+    """argv under RLIMIT_AS: (exit code or None when the wall bound was hit, stdout, stderr, peak RSS MB of the
+    command itself, see tests/peakrss.py)."""
+    return run_measured(argv, timeout, cwd=ROOT, preexec_fn=_limits)
 
 
 class _Corpus(dict[str, hostile.Case]):

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from ..anomalies import AnomalyLog
-from ..budget import FRAME_REFUSED
+from ..budget import FRAME_REFUSED, give_back
 from ..errors import CaptureError
 from ..tables.legs import OpaqueLeg, opaque_legs
 from ..values import plain
@@ -245,6 +245,7 @@ def analyze(
                 ctx.frame(name)
             for h in chk.fn(ctx) or ():
                 hits.append(h)  # kept even if the check breaks on a later item
+            give_back()  # what the check built for itself (a flood's per-flow lists) goes back
         except NotObservable as e:
             # an optional frame not built for the memory budget: the check's own words would read as absence
             budget_cut = [m for m in ctx.not_examined() if FRAME_REFUSED in m and m not in str(e)]

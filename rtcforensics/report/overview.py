@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..tables.legs import opaque_legs
@@ -31,6 +32,30 @@ STREAM_COLUMNS = (
     "first_ts",
     "last_ts",
 )
+
+
+def _is(col: pd.Series, values: list[str]) -> np.ndarray:
+    """Rows of a string or categorical column whose value is one of ``values`` (NA: no), without a text copy of
+    the column (a flood's stun frame has a million rows); select them with ``iloc`` (a boolean mask over a
+    frame copies more)."""
+    return np.asarray(col.isin(values).fillna(False), dtype=bool)
+
+
+def _names(cell: Any) -> set[str]:
+    """The class names of one flows.classes cell (a list; an array when read back from Parquet; NA: none)."""
+    if cell is None or isinstance(cell, (str, float)):
+        return set()
+    return {str(c) for c in cell}
+
+
+def _has_media(classes: pd.Series) -> np.ndarray:
+    """Flows whose class list holds a media class. The flows frame shares one list per distinct set of classes,
+    so each distinct list object is read once (a list per row, as read back from a file, is read per row)."""
+    ids = np.fromiter((id(c) for c in classes), dtype=np.int64, count=len(classes))
+    uniq, first, inv = np.unique(ids, return_index=True, return_inverse=True)
+    cells = classes.to_numpy(dtype=object)
+    media = np.array([bool(MEDIA & _names(cells[i])) for i in first.tolist()], dtype=bool)
+    return media[inv.reshape(-1)] if len(uniq) else np.zeros(0, dtype=bool)
 
 
 def _frame(cap: Any, name: str, notes: list[str]) -> pd.DataFrame | None:
@@ -118,10 +143,8 @@ def build_overview(cap: Any) -> dict[str, Any]:
     ]
     fl = _frame(cap, "flows", notes)
     if fl is not None and len(fl):
-        # one entry per (flow, class), no Python call per flow (a flood has a million flows)
-        media = fl["classes"].explode().astype(object).isin(list(MEDIA)).groupby(level=0).any()
-        legs = fl[media.reindex(fl.index, fill_value=False).to_numpy(dtype=bool)]
-        for r in records(legs.head(MAX_ROWS)):
+        legs = np.flatnonzero(_has_media(fl["classes"]))  # rows; only the listed ones are copied
+        for r in records(fl.iloc[legs[:MAX_ROWS]]):
             enc = r.get("encrypted")
             out["legs"].append(
                 {
@@ -144,7 +167,7 @@ def build_overview(cap: Any) -> dict[str, Any]:
             notes.append(f"{len(legs) - MAX_ROWS} more media legs not listed (see the flows frame)")
     st = _frame(cap, "stun", notes)
     if st is not None and len(st):
-        ok = st[(st["method"].astype(str) == "Allocate") & (st["cls"].astype(str) == "success")]
+        ok = st.iloc[np.flatnonzero(_is(st["method"], ["Allocate"]) & _is(st["cls"], ["success"]))]
         seen = set()
         for r in records(ok.head(MAX_ROWS)):
             server = f"{r['src']}:{r['sport']}" if ":" not in str(r["src"]) else f"[{r['src']}]:{r['sport']}"
@@ -233,11 +256,17 @@ def build_overview(cap: Any) -> dict[str, Any]:
             ids["certificate"] |= {str(v) for v in dt.get(f"{side}_cert_sha256", []) if isinstance(v, str)}
     ids["turn_server"] |= {r["server"] for r in out["relays"]}
     if st is not None and len(st) and "username" in st.columns:
-        turn = st[st["method"].astype(str).isin(["Allocate", "Refresh", "CreatePermission", "ChannelBind"])]
+        turn = st.iloc[
+            np.flatnonzero(_is(st["method"], ["Allocate", "Refresh", "CreatePermission", "ChannelBind"]))
+        ]
         ids["turn_username"] |= {str(u) for u in turn["username"].dropna()}
     if fl is not None and len(fl):
         ids["address"] |= {
-            str(a) for col in ("a_ip", "b_ip") if col in fl.columns for a in fl[col].dropna().unique()
+            str(a)
+            for col in ("a_ip", "b_ip")
+            if col in fl.columns
+            for a in fl[col].unique()
+            if not pd.isna(a)
         }
     out["identifiers"] = {k: sorted(v) for k, v in ids.items()}
     rs = _frame(cap, "rtp_streams", notes)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..anomalies import AnomalyLog
+from ..budget import give_back
 from ..capture import Capture, register_frame
 from ..dissect.model import Datagram, ReleasedDatagrams
 from ..dissect.stun import TURN_METHODS, AttrType, StunClass, StunMessage
@@ -366,7 +367,7 @@ def _build_taken(held: list[Iterable[Datagram]], anomalies: AnomalyLog | None) -
 
 #: messages turned into typed columns at a time: the Python row tuples of one block are all that is held
 #: besides the frame being built (a whole capture's rows at once cost ~2 KB per message at 10^6 messages)
-_BLOCK = 50_000
+_BLOCK = 10_000
 _BLOCK_NAMES = STUN.names[: -len(_MATCHED)]
 _INTS = {c.name: c.dtype for c in STUN.columns if c.name in _BLOCK_NAMES and c.dtype[:1] in ("I", "U")}
 
@@ -402,6 +403,7 @@ def _build(held: list[Iterable[Datagram]], anomalies: AnomalyLog | None) -> pd.D
     if rows:
         blocks.append(_typed(rows))
     del rows, lists, datagrams
+    give_back()  # the messages' memory, before the columns are joined
     if not blocks:
         return STUN.empty()
     cols: dict[str, pd.Series] = {}
@@ -409,6 +411,7 @@ def _build(held: list[Iterable[Datagram]], anomalies: AnomalyLog | None) -> pd.D
         parts = [b.pop(name) for b in blocks]
         cols[name] = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
         del parts
+    give_back()  # the blocks' parts, before the matching's Python objects
     txids = array("q", pd.factorize(cols["txid"])[0].astype(np.int64).tobytes())
     rtt, response, request = _match_transactions(frames, tss, flows, txids, methods, classes)
     del frames, tss, flows, txids, methods, classes
