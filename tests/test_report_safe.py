@@ -71,12 +71,14 @@ def test_secrets_are_redacted_everywhere():
         "hdr": f"GET / HTTP/1.1\r\nCookie: sid={turn}\r\n",
         "json": f'{{"credential": "{turn}", "username": "1700000000:u"}}',
         "auth": f"Bearer {turn}",
+        "janus": {"apisecret": turn, "token": turn, "session_id": 8390578340211869},  # Janus API members
     }
     out = str(redact(doc))
     assert sdes not in out and turn not in out
     r = redact(doc)
     assert r["evidence"]["crypto_keys_secret"] == REDACTED and r["evidence"]["n"] == 3
     assert "1700000000:u" in r["json"] and "room=1" in r["url"]  # usernames and plain fields stay
+    assert r["janus"] == {"apisecret": REDACTED, "token": REDACTED, "session_id": 8390578340211869}
     assert redact(doc, show_secrets=True) is doc
 
 

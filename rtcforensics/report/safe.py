@@ -37,7 +37,7 @@ REDACTED = "<redacted>"
 # Keys (dict keys, frame columns) whose values are secrets wherever they appear in a structure. Narrow on
 # purpose: evidence keys such as "session_id" (an SDP o= id) or "auth_kinds" are facts, not secrets.
 SECRET_KEY = re.compile(
-    r"(_secret$|^secret$|password|passwd|^pwd$|ice[-_]?pwd$|credential$|^token$|_token$|"
+    r"(_secret$|^secret$|^api_?secret$|password|passwd|^pwd$|ice[-_]?pwd$|credential$|^token$|_token$|"
     r"access[-_]?token|^jwt$|api[-_]?key$|cookie|^authorization$|^proxy[-_]authorization$|"
     r"^inline$|crypto_keys|^x-amz-(?:signature|credential|security-token)$)",
     re.IGNORECASE,
