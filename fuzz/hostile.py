@@ -532,9 +532,11 @@ def many_udp_flows(out: Path, scale: int) -> Case:
         path,
         "stun_no_integrity",
         f"{n} UDP flows of one STUN request each",
-        # measured 2026-12-07: 320 MB at 10^5 (463 MB before the compact datagram store and column-wise flows);
-        # 1.3 GB at 10^6, above the harness's address-space limit: the long run gives a budget and so stops
-        # reading, an incomplete run with the call's findings (620 MB peak at 1G)
+        # measured 2026-12-07: 294 MB at 10^5 (463 MB before the compact datagram store and column-wise flows);
+        # 10^6 in memory: 858 MiB peak RSS, complete, 21 findings (3.0 GB that morning). Under the harness's
+        # 1 GiB of address space that run fails its frames at ~700 MB resident (the address space holds more
+        # than what is resident), so the long run gives a budget: the read stops, an incomplete run with the
+        # call's findings (565 MB peak at 1G)
         max_rss_mb=400 if scale == 1 else 1000,
         args=[] if scale == 1 else ["--max-memory", "700M"],
     )

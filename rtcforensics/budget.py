@@ -62,10 +62,11 @@ def _read_int(path: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _cgroup_limit() -> int | None:
-    """The memory limit of this process's cgroup (v2 ``memory.max`` or v1 ``memory.limit_in_bytes``), if any."""
+def _cgroup_limit(membership: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup") -> int | None:
+    """The memory limit of this process's cgroup (v2 ``memory.max`` or v1 ``memory.limit_in_bytes``), if any:
+    the smallest of its own and its parents' (v2), read from the cgroup file system mounted at ``root``."""
     try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
+        lines = Path(membership).read_text().splitlines()
     except OSError:
         return None
     found: list[int] = []
@@ -75,11 +76,11 @@ def _cgroup_limit() -> int | None:
         if controllers == "":  # v2 unified hierarchy: the limit of this cgroup or of any parent
             parts = rel.split("/") if rel else []
             for k in range(len(parts), -1, -1):
-                v = _read_int("/".join(["/sys/fs/cgroup", *parts[:k], "memory.max"]))
+                v = _read_int("/".join([root, *parts[:k], "memory.max"]))
                 if v is not None:
                     found.append(v)
         elif "memory" in controllers.split(","):
-            for base in (f"/sys/fs/cgroup/memory/{rel}", "/sys/fs/cgroup/memory"):
+            for base in (f"{root}/memory/{rel}", f"{root}/memory"):
                 v = _read_int(f"{base.rstrip('/')}/memory.limit_in_bytes")
                 if v is not None:
                     found.append(v)

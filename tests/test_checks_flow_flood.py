@@ -45,6 +45,9 @@ def test_flood_of_flows_is_one_finding_per_host(flood: Path) -> None:
     assert f.endpoints == ["192.0.2.10", "192.0.2.20:55736"]
     assert (f.evidence["flows"], f.evidence["requests"]) == (FLOWS + 1, FLOWS + 2)
     assert len(f.evidence["sample_flows"]) == 20 and f.evidence["sample_flows"][0]["frames"] == [26, 32]
+    # the sample in order of appearance, each flow named by its own sender's port: the call's, then replays
+    clients = [s["client"] for s in f.evidence["sample_flows"]]
+    assert clients == ["192.0.2.10:44540"] + [f"192.0.2.10:{20000 + k}" for k in range(19)]
     assert f.flow_id is None and len(f.frames) == 20
 
 

@@ -132,3 +132,34 @@ def test_stun_messages_released_once_the_frame_is_built(path: Path, dis: Dissect
     distinct = {tuple(v) for v in df["attr_names"]}
     assert len({id(v) for v in df["attr_names"]}) == len(distinct) < len(df)
     assert len({id(v) for v in df["unknown_attrs"]}) == 1 and df["unknown_attrs"].iloc[0] == []
+
+
+def test_drain_gives_every_message_and_lets_go(dis: Dissection) -> None:
+    c = Datagrams(dis.stun)
+    want = list(c)
+    assert len(want) == 17
+    drained = c.drain(step=4)  # at least an eighth at a time: here 4
+    got = [next(drained) for _ in range(5)]
+    # the first 4 were let go when the 5th step was split off: the store holds the rest only
+    assert len(c) == len(want) - 8 and list(c) == want[8:]
+    got += list(drained)
+    assert got == want and len(c) == 0 and list(c) == []
+
+
+def test_absent_strings_share_one_buffer() -> None:
+    df = rtcforensics.load(sample_path("stun_no_integrity"), progress=False).stun
+    # six Binding messages with no TURN attributes: those columns hold no value and share one buffer of nulls
+    # (8 bytes a row of offsets each, otherwise); columns with values have their own
+    empty = [c for c in df.columns if str(df[c].dtype) == "string" and df[c].isna().all()]
+    assert len(df) == 6 and empty == [
+        "turn_peer", "realm", "software", "mapped", "xor_relayed", "xor_peer", "requested_transport"
+    ]  # fmt: skip
+
+    def offsets(c: str) -> int:
+        return int(df[c].array._pa_array.chunk(0).buffers()[1].address)
+
+    assert len({offsets(c) for c in empty}) == 1
+    assert offsets("src") != offsets("realm") and df["src"].notna().all()
+    # each column its own pandas array: setting a value in one leaves the others as they were
+    df.loc[df.index[0], "realm"] = "example.org"
+    assert df["realm"].iloc[0] == "example.org" and df["software"].isna().all() and df["mapped"].isna().all()

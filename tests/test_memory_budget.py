@@ -60,6 +60,43 @@ def test_resident_memory_and_the_default_budget():
     assert budget.limit() == before
 
 
+def _cgroup_fs(root: Path, files: dict[str, str]) -> str:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return str(root)
+
+
+def test_the_cgroup_limit_v2_and_v1(tmp_path):
+    # the kernel's own formats (cgroups(7)): /proc/self/cgroup lines "id:controllers:path", v2 memory.max is a
+    # number or "max", v1 says "no limit" with 2^63 rounded down to a page
+    me = tmp_path / "cgroup"
+    me.write_text("0::/user.slice/app.scope\n")
+    v2 = _cgroup_fs(
+        tmp_path / "v2",
+        {
+            "memory.max": "max\n",
+            "user.slice/memory.max": "2147483648\n",
+            "user.slice/app.scope/memory.max": "max\n",
+        },
+    )
+    assert budget._cgroup_limit(str(me), v2) == 2 << 30  # a parent's limit binds the child
+    Path(v2, "user.slice/app.scope/memory.max").write_text("1073741824\n")
+    assert budget._cgroup_limit(str(me), v2) == 1 << 30  # the smallest wins
+    Path(v2, "user.slice/app.scope/memory.max").write_text("max\n")
+    Path(v2, "user.slice/memory.max").write_text("max\n")
+    assert budget._cgroup_limit(str(me), v2) is None  # no limit anywhere
+    me.write_text("12:pids:/docker/abc\n4:cpu,memory:/docker/abc\n")
+    v1 = _cgroup_fs(tmp_path / "v1", {"memory/docker/abc/memory.limit_in_bytes": "9223372036854771712\n"})
+    assert budget._cgroup_limit(str(me), v1) is None
+    Path(v1, "memory/docker/abc/memory.limit_in_bytes").write_text("536870912\n")
+    assert budget._cgroup_limit(str(me), v1) == 512 << 20
+    # inside the container the cgroup's own directory is the mount's root
+    v1_inside = _cgroup_fs(tmp_path / "v1in", {"memory/memory.limit_in_bytes": "536870912\n"})
+    assert budget._cgroup_limit(str(me), v1_inside) == 512 << 20
+    assert budget._cgroup_limit(str(tmp_path / "absent"), v1) is None
+
+
 def test_a_budget_below_resident_memory_stops_the_read_after_the_first_chunk():
     path = sample_path("weak_dtls")
     whole = CaptureReader(path, chunk_size=CHUNK)

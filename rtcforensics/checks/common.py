@@ -10,6 +10,9 @@ import pandas as pd
 
 from ..values import endpoints, ep, frames_of, host, isna, listish, parties, plain, truthy, val
 
+# STUN methods of the `stun` frame whose flow carries TURN (to or from a relay)
+TURN_FLOW_METHODS = ("Allocate", "Refresh", "CreatePermission", "ChannelBind", "Send", "Data")
+
 
 def rows(df: pd.DataFrame) -> Iterator[dict[str, Any]]:
     """Iterate rows as dicts keyed by column (``val(r, name)`` reads them NA-aware); far cheaper than
@@ -18,6 +21,7 @@ def rows(df: pd.DataFrame) -> Iterator[dict[str, Any]]:
 
 
 __all__ = [
+    "TURN_FLOW_METHODS",
     "endpoints",
     "ep",
     "frames_of",

@@ -9,10 +9,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ..addr import NOT_PUBLIC, endpoint_array
+from ..budget import give_back
 from ..tables.origins import header_authors
-from .common import endpoints, ep, frames_of, host, listish, rows, truthy, val
+from .common import TURN_FLOW_METHODS, endpoints, ep, frames_of, host, listish, rows, truthy, val
 from .context import CheckContext
 from .registry import Confidence, Hit, NotObservable, Severity, check
 
@@ -374,19 +376,25 @@ def _is_ice_check(r: Any) -> bool:
     )
 
 
+def _nonempty(s: pd.Series) -> np.ndarray:
+    """``s`` holds a value that is not empty text (``astype("string") != ""``, NA: False), compared in place:
+    no text per row (a categorical of a million rows made one)."""
+    return s.notna().to_numpy(bool) & (s != "").fillna(False).to_numpy(bool)
+
+
 def _ice_checks(stun: pd.DataFrame) -> np.ndarray:
     """Which `stun` rows are Binding requests that are ICE connectivity checks (vectorised
     :func:`_is_ice_check`), read from the columns it needs (a million messages: no copy of the frame)."""
     mask = ((stun["method"] == "Binding") & (stun["cls"] == "request")).fillna(False).to_numpy(bool)
     ice = np.zeros(len(stun), dtype=bool)
     if "username" in stun.columns:
-        ice |= (stun["username"].astype("string") != "").fillna(False).to_numpy(bool)
+        ice |= _nonempty(stun["username"])
     if "priority" in stun.columns:
         ice |= stun["priority"].notna().to_numpy(bool)
     if "use_candidate" in stun.columns:
         ice |= stun["use_candidate"].fillna(False).astype(bool).to_numpy(bool)
     if "ice_role" in stun.columns:
-        ice |= (stun["ice_role"].astype("string") != "").fillna(False).to_numpy(bool)
+        ice |= _nonempty(stun["ice_role"])
     return mask & ice
 
 
@@ -423,69 +431,257 @@ def stun_no_integrity(ctx: CheckContext) -> Iterator[Hit]:
     References: RFC 8445 §7.2.2; RFC 8489 §14.5; RFC 7983."""
     df = ctx.frame("stun", ("method", "cls", "has_integrity", "flow_id", "frame"))
     no_integrity = df["has_integrity"].astype("boolean").fillna(True).eq(False).to_numpy(bool)
-    at = np.flatnonzero(_ice_checks(df) & no_integrity)
+    at = _nonzero32(_ice_checks(df) & no_integrity)  # a million flows: every per-row number at half size
+    del no_integrity
     if not len(at):
         return
-    bad = df[["flow_id", "frame", "src", "sport", "dst", "dport"]].take(at)  # not the long text columns
-    proprietary = np.zeros(len(at), dtype=bool)
-    if "unknown_attrs" in df.columns:
-        proprietary = df["unknown_attrs"].str.len().fillna(0).gt(0).to_numpy(bool)[at]
-    named = np.zeros(len(at), dtype=bool)
-    if "username" in df.columns:
-        named = (df["username"].astype("string") != "").fillna(False).to_numpy(bool)[at]
-    per = pd.DataFrame(
-        {
-            "flow_id": bad["flow_id"],
-            "frame": bad["frame"],
-            "proprietary": proprietary,
-            "username": named,
-            "src": bad["src"].astype("string"),
-            "server": endpoint_array(bad["dst"], bad["dport"]),
-            "client": endpoint_array(bad["src"], bad["sport"]),
-        }
-    )
-    del bad
-    flows = per.groupby("flow_id", sort=False).agg(
-        requests=("frame", "size"),
-        proprietary=("proprietary", "any"),
-        username=("username", "any"),
-        src=("src", "first"),
-        client=("client", "first"),
-        server=("server", "first"),
-    )
-    if len(flows) <= ctx.param("max_flow_findings"):
-        flows["frames"] = _lists_by_key(per["flow_id"], per["frame"])
-        yield from map(_flow_hit, rows(flows.reset_index()))
+    fl = _StunFlows(df, at)
+    if len(at) > _STEP:
+        give_back()  # the per-row temporaries, freed, are not kept in the C heap under the next ones
+    if fl.n <= ctx.param("max_flow_findings"):
+        every = np.arange(fl.n)
+        lists = _lists_by_code(fl.codes, df["frame"].array.take(at))
+        for j, eps in enumerate(zip(fl.endpoints(every, "src"), fl.endpoints(every, "dst"), lists)):
+            yield _flow_hit(fl.row(j, *eps))
         return
     # past max_flow_findings: one finding per sending host and server, a lone flow of its own; the frames
-    # are listed only for the flows a finding names
-    ngroup = flows.groupby(["src", "server", "proprietary"], sort=False).ngroup()  # NA keys: NaN, skipped
-    group = ngroup.fillna(-1).to_numpy(dtype=np.int64)
+    # are listed only for the flows a finding names, endpoints written only for those
+    group = fl.host_groups()
     sizes = np.bincount(group[group >= 0])
-    shown = flows.index[(group >= 0) & (flows.groupby(group).cumcount().to_numpy() < SAMPLE_FLOWS)]
-    named_rows = per["flow_id"].isin(shown).to_numpy(bool)
-    frames = dict(zip(shown, _lists_by_key(per["flow_id"][named_rows], per["frame"][named_rows])))
-    del per
-    order = np.argsort(group, kind="stable")
-    bounds = np.searchsorted(group[order], np.arange(len(sizes) + 1))
-    lone = order[bounds[:-1][sizes == 1]]
-    lone_rows = dict(zip(lone.tolist(), rows(flows.iloc[lone].reset_index())))
+    order = np.argsort(group, kind="stable").astype(np.int32)
+    ranked = group[order]  # then each flow's place in its group
+    bounds = np.searchsorted(ranked, np.arange(len(sizes) + 1)).astype(np.int32)
+    kept = ranked >= 0
+    ranked[~kept] = 0
+    ranked = np.arange(fl.n, dtype=np.int32) - bounds[ranked]
+    shown = np.sort(order[kept & (ranked < SAMPLE_FLOWS)])
+    del ranked, kept, group
+    is_shown = np.zeros(fl.n + 1, dtype=bool)  # the extra False: code -1 (no flow)
+    is_shown[shown] = True
+    named_rows = np.flatnonzero(is_shown[fl.codes])
+    frames: dict[int, list[Any]] = dict(
+        zip(shown.tolist(), _lists_by_code(fl.codes[named_rows], df["frame"].array.take(at[named_rows])))
+    )
+    del named_rows, is_shown
+    client = dict(zip(shown.tolist(), fl.endpoints(shown, "src")))
+    firsts = order[bounds[:-1]]  # the first flow of each group: its sender and server
+    senders, servers = fl.texts(firsts, "src"), fl.endpoints(firsts, "dst")
     for k in range(len(sizes)):
         idx = order[bounds[k] : bounds[k + 1]]
+        j = int(idx[0])
         if sizes[k] == 1:
-            f = lone_rows[int(idx[0])]
-            yield _flow_hit({**f, "frames": frames[f["flow_id"]]})
+            yield _flow_hit(fl.row(j, client[j], servers[k], frames[j]))
         else:
-            g = flows.iloc[idx]
+            sample = [(int(fl.ids[i]), client[i], frames[i]) for i in idx[:SAMPLE_FLOWS].tolist()]
             yield _hosts_hit(
-                str(g["src"].iat[0]), str(g["server"].iat[0]), bool(g["proprietary"].iat[0]), g, frames
+                str(senders[k]),
+                str(servers[k]),
+                bool(fl.proprietary[j]),
+                flows=len(idx),
+                requests=int(fl.requests[idx].sum()),
+                username=bool(fl.username[idx].any()),
+                sample=sample,
             )
 
 
-def _lists_by_key(keys: pd.Series, values: pd.Series) -> list[list[Any]]:
-    """``values`` as one list per distinct key, keys in order of first appearance (what
-    ``groupby(sort=False).agg(list)`` gives, without a Python call per group: 10^5 one-packet flows)."""
-    codes, _ = pd.factorize(keys, sort=False)  # NA keys: -1, dropped as groupby drops them
+_KEY_LIMIT = 2**63  # what an int64 key holds
+_STEP = 1 << 14  # rows per step of per-row work: no temporary spans a million rows
+
+
+def _steps(n: int) -> Iterator[slice]:
+    return (slice(lo, lo + _STEP) for lo in range(0, n, _STEP))
+
+
+def _nonzero32(mask: np.ndarray) -> np.ndarray:
+    """``np.flatnonzero(mask)`` as int32 (int64 above 2**31 rows), written in steps."""
+    if len(mask) >= 2**31:
+        return np.flatnonzero(mask)
+    out = np.empty(int(np.count_nonzero(mask)), dtype=np.int32)
+    done = 0
+    for s in _steps(len(mask)):
+        part = np.flatnonzero(mask[s])
+        out[done : done + len(part)] = part + s.start
+        done += len(part)
+    return out
+
+
+class _StunFlows:
+    """The flows of the `stun` rows ``at``, as ``groupby("flow_id", sort=False)`` with ``first`` (NA skipped)
+    and ``any`` would give them, kept as numbers (a million one-packet flows: no text per row, no hash
+    table per row, per-row work in steps). Flow ``j`` is the ``j``-th flow id in order of first appearance;
+    rows without a flow id belong to none (code -1)."""
+
+    def __init__(self, df: pd.DataFrame, at: np.ndarray) -> None:
+        self.df = df
+        self.codes, self.ids, first = _first_appearance_codes(df["flow_id"], at)
+        self.n = len(self.ids)
+        self.requests = np.zeros(self.n, dtype=np.int32)
+        self.username = np.zeros(self.n, dtype=bool)
+        self.proprietary = np.zeros(self.n, dtype=bool)
+        named = _nonempty(df["username"]) if "username" in df.columns else np.zeros(len(df), dtype=bool)
+        attrs = df["unknown_attrs"].to_numpy(object) if "unknown_attrs" in df.columns else None
+        for s in _steps(len(at)):
+            rows, codes = at[s], self.codes[s]
+            flow = codes >= 0
+            np.add.at(self.requests, codes[flow], 1)
+            self.username[codes[flow & named[rows]]] = True
+            if attrs is not None:  # a list per row (``.str.len() > 0``, NA: no)
+                listed = np.fromiter(map(_has_items, attrs[rows]), dtype=bool, count=len(rows))
+                self.proprietary[codes[flow & listed]] = True
+        del named, attrs
+        # per flow, the row of its first known sender / server address (-1: none): mostly its first row
+        first_rows = np.take(at, first, out=first if first.dtype == at.dtype else None)  # in place
+        self.first: dict[str, np.ndarray] = {}
+        for col in ("src", "dst"):
+            known = df[col].notna().to_numpy(bool)
+            if known[at].all():
+                self.first[col] = first_rows
+            else:
+                self.first[col] = np.append(at, -1)[_first_positions(self.codes, self.n, known[at])]
+
+    def texts(self, flows: np.ndarray, col: str) -> list[Any]:
+        """Column ``col`` of the first row of ``flows`` where it is known (None: never)."""
+        return self._at(flows, col, lambda rows: _take(self.df[col], rows))
+
+    def endpoints(self, flows: np.ndarray, side: str) -> list[Any]:
+        """The ``src`` (client) or ``dst`` (server) endpoint of ``flows`` (:func:`addr.endpoint_array`)."""
+        port = {"src": "sport", "dst": "dport"}[side]
+        return self._at(
+            flows,
+            side,
+            lambda rows: endpoint_array(_take(self.df[side], rows), self.df[port].array.take(rows)).tolist(),
+        )
+
+    def _at(self, flows: np.ndarray, col: str, make: Any) -> list[Any]:
+        rows = self.first[col][flows]
+        out: list[Any] = [None] * len(rows)
+        known = np.flatnonzero(rows >= 0)
+        if len(known):
+            for i, t in zip(known.tolist(), make(rows[known])):
+                out[i] = t
+        return out
+
+    def row(self, j: int, client: Any, server: Any, frames: list[Any]) -> dict[str, Any]:
+        """Flow ``j`` as :func:`_flow_hit` reads it."""
+        return {
+            "flow_id": int(self.ids[j]),
+            "requests": int(self.requests[j]),
+            "proprietary": bool(self.proprietary[j]),
+            "username": bool(self.username[j]),
+            "client": client,
+            "server": server,
+            "frames": frames,
+        }
+
+    def host_groups(self) -> np.ndarray:
+        """Per flow, its group of (sender address, server endpoint, proprietary) numbered in order of first
+        appearance, -1 where the sender or server is unknown (as ``ngroup`` numbers them, NA keys skipped);
+        from codes of the frame's address columns, no endpoint text."""
+        ok = (self.first["src"] >= 0) & (self.first["dst"] >= 0)
+        top = self.df["dport"].max()
+        ports = (0 if pd.isna(top) else int(top)) + 2  # a port p as p + 1; 0: none, the address alone
+        dst = self.first["dst"][ok]
+        key = np.empty(len(dst), dtype=np.int64)  # (server address, port), then (sender, server, proprietary)
+        for s, codes in _codes_of(self.df["dst"], dst):
+            key[s] = codes * ports + self.df["dport"].array.take(dst[s]).to_numpy(np.int64, na_value=-1) + 1
+        del dst
+        servers = int(key.max(initial=0)) + 1
+        src = self.first["src"][ok]
+        if servers * len(self.df) * 2 >= _KEY_LIMIT:  # too many to pack: the servers numbered first
+            key = pd.factorize(key, size_hint=1024)[0].astype(np.int64)
+            servers = int(key.max(initial=0)) + 1
+        proprietary = self.proprietary[ok]
+        for s, codes in _codes_of(self.df["src"], src):
+            key[s] = (codes * servers + key[s]) * 2 + proprietary[s]
+        group = np.full(self.n, -1, dtype=np.int32)
+        group[ok] = pd.factorize(key, sort=False, size_hint=1024)[0]
+        return group
+
+
+def _take(col: pd.Series, rows: np.ndarray) -> list[Any]:
+    """``col.array.take(rows).tolist()``; an Arrow column of many chunks read chunk by chunk (Arrow's take on
+    a chunked array first joins the chunks: a copy of the whole column, 10 MiB at a million addresses)."""
+    if not isinstance(col.array, pd.arrays.ArrowStringArray):
+        return list(col.array.take(rows).tolist())
+    out: list[Any] = [None] * len(rows)
+    lo = 0
+    for chunk in col.array.__arrow_array__().chunks:
+        here = np.flatnonzero((rows >= lo) & (rows < lo + len(chunk)))
+        if len(here):
+            for i, v in zip(here.tolist(), chunk.take(pa.array(rows[here] - lo)).to_pylist()):
+                out[i] = v
+        lo += len(chunk)
+    return out
+
+
+def _codes_of(col: pd.Series, rows: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
+    """Codes (int64) of the values of ``col`` at ``rows`` where it is known, equal values equal codes, in steps
+    of rows. An Arrow column is dictionary-encoded and its int32 indices read in place (``pd.factorize``
+    made three copies of a million codes, one of them int64)."""
+    if isinstance(col.array, pd.arrays.ArrowStringArray):
+        ix = col.array.__arrow_array__().dictionary_encode().combine_chunks().indices
+        codes = np.frombuffer(ix.buffers()[1], dtype=np.int32, count=len(ix) + ix.offset)[ix.offset :]
+    else:
+        codes = pd.factorize(col.array)[0]
+    for s in _steps(len(rows)):
+        yield s, codes[rows[s]].astype(np.int64)
+
+
+def _first_appearance_codes(col: pd.Series, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``pd.factorize(col[at], sort=False)`` of an integer column (codes in order of first appearance, NA -1)
+    and each code's first position. Flow ids (small, non-negative) go through a table as long as the largest
+    id instead of a hash table (a million distinct flows took 64 MiB), read in steps."""
+    ids = col.array
+    n = len(at)
+    low, high = 0, -1
+    for s in _steps(n):
+        part = ids.take(at[s])
+        known = ~np.asarray(part.isna(), dtype=bool)
+        values = part.to_numpy(np.int64, na_value=0)
+        low = min(low, int(np.min(values, where=known, initial=0)))
+        high = max(high, int(np.max(values, where=known, initial=-1)))
+    if low < 0 or high >= 2 * n + 65536 or n >= 2**30:
+        codes, uniques = pd.factorize(ids.take(at), sort=False)
+        return codes, np.asarray(uniques, dtype=np.int64), _first_positions(codes, len(uniques), codes >= 0)
+    codes = np.empty(n, dtype=np.int32)  # first the ids (-1: NA), then their codes
+    first = np.full(high + 1, n, dtype=np.int32)
+    for s in _steps(n):
+        part = codes[s]
+        part[:] = ids.take(at[s]).to_numpy(np.int64, na_value=-1)
+        rows = np.flatnonzero(part >= 0)
+        np.minimum.at(first, part[rows], (rows + s.start).astype(np.int32))
+    found = _nonzero32(first < n)
+    pos = first[found]
+    del first
+    if (pos[1:] < pos[:-1]).any():  # ids not numbered in order of appearance
+        by = np.argsort(pos, kind="stable")
+        found, pos = found[by], pos[by]
+    code_of = np.full(high + 2, -1, dtype=np.int32)  # the last: NA (-1)
+    code_of[found] = np.arange(len(found), dtype=np.int32)
+    for s in _steps(n):
+        codes[s] = code_of[codes[s]]
+    return codes, found, pos
+
+
+def _first_positions(codes: np.ndarray, n: int, ok: np.ndarray) -> np.ndarray:
+    """Per code ``0..n-1``, the position of its first row where ``ok`` (``len(codes)``: none)."""
+    first = np.full(n, len(codes), dtype=np.int64)
+    rows = np.flatnonzero(ok & (codes >= 0))
+    np.minimum.at(first, codes[rows], rows)
+    return first
+
+
+def _has_items(v: Any) -> bool:
+    try:
+        return len(v) > 0
+    except TypeError:  # NA
+        return False
+
+
+def _lists_by_code(codes: np.ndarray, values: Any) -> list[list[Any]]:
+    """``values`` as one list per distinct code ``>= 0``, codes ascending, each in row order (what
+    ``groupby(sort=False).agg(list)`` gives on factorized keys, without a Python call per group: 10^5
+    one-packet flows); code -1 rows are dropped as groupby drops NA keys."""
     kept = np.flatnonzero(codes >= 0)
     order = kept[np.argsort(codes[kept], kind="stable")]
     cuts = np.flatnonzero(np.diff(codes[order])) + 1
@@ -514,28 +710,32 @@ SAMPLE_FLOWS = 20  # flows named in an aggregated finding's evidence
 
 
 def _hosts_hit(
-    src: str, server: str, proprietary: bool, g: pd.DataFrame, frames: dict[Any, list[Any]]
+    src: str,
+    server: str,
+    proprietary: bool,
+    *,
+    flows: int,
+    requests: int,
+    username: bool,
+    sample: list[tuple[Any, Any, list[Any]]],
 ) -> Hit:
     """Past ``max_flow_findings`` flows, one finding per sending host and server: how many flows, how many
     requests, and a bounded sample of the flows (a flood of one-packet flows must not become a flood of
-    findings). ``frames``: the frames of each sampled flow."""
-    sample = g.head(SAMPLE_FLOWS)
-    requests = int(g["requests"].sum())
+    findings). ``sample``: (flow id, client endpoint, frames) of the first ``SAMPLE_FLOWS`` flows."""
     return Hit(
         message=f"{requests} ICE connectivity check(s) without MESSAGE-INTEGRITY from {src} to {server} on "
-        f"{len(g)} flows ({len(sample)} of them in the evidence)",
+        f"{flows} flows ({len(sample)} of them in the evidence)",
         endpoints=endpoints(src, server),
         flow_id=None,
-        frames=frames_of(*[frames[fid][:1] for fid in sample.index]),
+        frames=frames_of(*[frames[:1] for _, _, frames in sample]),
         evidence={
-            "flows": len(g),
+            "flows": flows,
             "requests": requests,
             "sample_flows": [
-                {"flow_id": int(fid), "client": c, "frames": list(frames[fid][:3])}
-                for fid, c in zip(sample.index, sample["client"])
+                {"flow_id": int(fid), "client": c, "frames": list(frames[:3])} for fid, c, frames in sample
             ],
             "proprietary_attributes": proprietary,
-            "username_present": bool(g["username"].any()),
+            "username_present": username,
         },
         key=("hosts", src, server),
         severity=Severity.LOW if proprietary else None,
@@ -576,29 +776,18 @@ def unsolicited_media(ctx: CheckContext) -> Iterator[Hit]:
     pk = ctx.frame("packets", ("flow_id",))
     if not _ice_checks(stun).any():
         raise NotObservable("no ICE connectivity checks in this capture (ICE not in use, or before capture)")
-    ok = stun[(stun["method"].astype(str) == "Binding") & (stun["cls"].astype(str) == "success")]
-    consented = set(ok["flow_id"].dropna().astype(int))
-    turn_flows = set(
-        stun[
-            stun["method"]
-            .astype(str)
-            .isin(["Allocate", "Refresh", "CreatePermission", "ChannelBind", "Send", "Data"])
-        ]["flow_id"]
-        .dropna()
-        .astype(int)
-    )
+    # flows not judged, as numbers (a million STUN messages: no text per row)
+    answered = ((stun["method"] == "Binding") & (stun["cls"] == "success")).fillna(False).to_numpy(bool)
+    relayed = stun["method"].isin(TURN_FLOW_METHODS).fillna(False).to_numpy(bool)
+    skip = [_flow_ids(stun, answered), _flow_ids(stun, relayed)]  # consented; TURN
+    del answered, relayed
     # media an SDP exchange without ICE agreed on (a gateway's plain SIP leg): consent is an ICE mechanism
     sessions = ctx.optional("sessions", ("kind", "flow_id"))
-    no_ice = (
-        set()
-        if sessions is None
-        else {
-            int(f)
-            for k, fl in zip(sessions["kind"].astype(str), sessions["flow_id"])
-            if k == "sdp"
-            for f in listish(fl)
-        }
-    )
+    if sessions is not None:
+        no_ice = [
+            listish(fl) for k, fl in zip(sessions["kind"].astype(str), sessions["flow_id"]) if k == "sdp"
+        ]
+        skip.append(np.array([int(f) for fls in no_ice for f in fls], dtype=np.int64))
     # RTP is media only when one SSRC carries a run of packets (stray datagrams whose first byte looks like
     # RTP carry a new SSRC each)
     streams = ctx.optional("rtp_streams", ("flow_id", "packets"))
@@ -610,25 +799,40 @@ def unsolicited_media(ctx: CheckContext) -> Iterator[Hit]:
             for f, n in streams.dropna(subset=["flow_id"]).groupby("flow_id")["packets"].max().items()
         }
     )
+    min_packets = ctx.param("min_packets")
     cls_col = "demux" if "demux" in pk.columns else "cls"
-    media = pk[pk[cls_col].astype(str).isin(MEDIA_CLASSES)]
-    if "transport" in media.columns:
-        media = media[media["transport"].astype(str) == "udp"]
-    if "via_turn" in media.columns:
-        media = media[media["via_turn"].isna() | (media["via_turn"].astype(str).isin(["", "None", "<NA>"]))]
-    for flow, g in media.groupby("flow_id", sort=True):
-        flow = int(flow)
-        if flow in consented or flow in turn_flows or flow in no_ice or len(g) < ctx.param("min_packets"):
-            continue
+    media = pk[cls_col].isin(sorted(MEDIA_CLASSES)).fillna(False).to_numpy(bool, copy=True)
+    if "transport" in pk.columns:
+        media &= (pk["transport"] == "udp").fillna(False).to_numpy(bool)
+    if "via_turn" in pk.columns:
+        vt = pk["via_turn"]
+        media &= (vt.isna() | vt.isin(["", "None", "<NA>"]).fillna(False)).to_numpy(bool)
+    flow = pk["flow_id"].to_numpy(np.int64, na_value=-1)
+    media &= pk["flow_id"].notna().to_numpy(bool)
+    # only the flows with enough media packets and no reason to skip them are read row by row
+    ids, counts = np.unique(flow[media], return_counts=True)
+    judged = ids[(counts >= min_packets) & ~np.isin(ids, np.concatenate(skip))]
+    at = np.flatnonzero(media & np.isin(flow, judged))
+    del media, flow
+    packets = pk[["flow_id", cls_col, "frame"]].take(at).assign(row=at)  # no text columns copied
+    for fid, g in packets.groupby("flow_id", sort=True):
+        fid = int(fid)
         classes = sorted(set(g[cls_col].astype(str)))
-        if classes == ["rtp"] and longest_stream.get(flow, len(g)) < ctx.param("min_packets"):
+        if classes == ["rtp"] and longest_stream.get(fid, len(g)) < min_packets:
             continue
-        first = g.iloc[0]
+        row = int(g["row"].iat[0])
+        first = {c: pk[c].iat[row] for c in ("src", "sport", "dst", "dport") if c in pk.columns}
         yield Hit(
             message=f"{len(g)} media packet(s) ({', '.join(classes)}) on a flow with no ICE consent",
             endpoints=_stun_eps(first),
-            flow_id=flow,
+            flow_id=fid,
             frames=[int(f) for f in g["frame"].head(5)],
             evidence={"packets": len(g), "classes": classes},
             key=tuple(sorted(_stun_eps(first))),
         )
+
+
+def _flow_ids(df: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    """The distinct flow ids of ``rows`` of ``df`` (NA dropped)."""
+    fl = df["flow_id"]
+    return np.unique(fl.to_numpy(np.int64, na_value=0)[rows & fl.notna().to_numpy(bool)])

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from ..addr import NOT_PUBLIC, classify
-from .common import endpoints, ep, frames_of, host, listish, rows, val
+from .common import TURN_FLOW_METHODS, endpoints, ep, frames_of, host, listish, rows, val
 from .context import CheckContext
 from .registry import Confidence, Hit, NotObservable, Severity, check
 
@@ -26,11 +26,7 @@ def _stun(ctx: CheckContext) -> pd.DataFrame:
 
 
 def _turn_present(df: pd.DataFrame) -> pd.DataFrame:
-    t = df[
-        df["method"]
-        .astype(str)
-        .isin(["Allocate", "Refresh", "CreatePermission", "ChannelBind", "Send", "Data"])
-    ]
+    t = df[df["method"].astype(str).isin(TURN_FLOW_METHODS)]
     if not len(t):
         raise NotObservable("no TURN messages in this capture")
     return t

@@ -33,7 +33,8 @@ SIP_PORTS = frozenset({5060, 5061})
 
 def stun_by_content(data: bytes | memoryview) -> bool:
     """STUN recognised by its content alone (RFC 8489 magic cookie and a length that fits): wins over a
-    well-known port (TURN servers listen on 53 and 123 to pass firewalls)."""
+    well-known port (TURN servers listen on 53 and 123 to pass firewalls; SIP user agents send STUN keepalives
+    on their SIP flow, RFC 5626 §4.4.1)."""
     return len(data) >= 20 and bytes(data[4:8]) == STUN_MAGIC.to_bytes(4, "big") and classify(data) == STUN
 
 

@@ -175,10 +175,12 @@ class _Pass(IpLayer, TcpFraming, TurnUnwrap, RtpColumns):
             notmedia = np.isin(sp, list(demux.NOT_MEDIA_UDP_PORTS)) | np.isin(
                 dp, list(demux.NOT_MEDIA_UDP_PORTS)
             )
-            sip = np.isin(sp, list(demux.SIP_PORTS)) | np.isin(dp, list(demux.SIP_PORTS))
-            if notmedia.any():  # a well-known port, unless the content is STUN with its magic cookie
-                stun_ok = c == STUN
-                stun_ok[stun_ok] = be32(arr, po[stun_ok] + 4) == STUN_MAGIC
+            # a well-known port, unless the content is STUN with its magic cookie (TURN servers listen on
+            # 53 and 123; SIP user agents send STUN keepalives on their SIP flow, RFC 5626 §4.4.1)
+            stun_ok = c == STUN
+            stun_ok[stun_ok] = be32(arr, po[stun_ok] + 4) == STUN_MAGIC
+            sip = (np.isin(sp, list(demux.SIP_PORTS)) | np.isin(dp, list(demux.SIP_PORTS))) & ~stun_ok
+            if notmedia.any():
                 c = np.where(notmedia & ~stun_ok, OTHER, c)
             # RTP directly in UDP, or inside ChannelData
             rtp_po = po.copy()
@@ -373,7 +375,7 @@ class _Pass(IpLayer, TcpFraming, TurnUnwrap, RtpColumns):
                 )
                 ulen = len(seg)
             payload = seg[8:ulen]
-            if sport in demux.SIP_PORTS or dport in demux.SIP_PORTS:
+            if (sport in demux.SIP_PORTS or dport in demux.SIP_PORTS) and not demux.stun_by_content(payload):
                 self.control.extend(self.frag_frames or (frame,))  # tshark needs every fragment
                 self._set_row(src, sport, dst, dport, T_UDP, SIP, -1, fl)
                 return

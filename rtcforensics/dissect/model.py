@@ -226,6 +226,32 @@ class Datagrams(Sequence[Datagram]):
             )
             start = end
 
+    def drain(self, step: int = 100_000) -> Iterator[Datagram]:
+        """Every message in order, as iteration gives them, letting go of those already given ``step`` at a
+        time (at least an eighth of the store at a time): afterwards the store is empty. For a consumer that
+        holds the only reference and turns the messages into something else (the `stun` frame): the store
+        shrinks as the result grows, rather than both being held at the end."""
+        step = max(1, step, len(self) // 8)
+        while len(self):
+            head = self._split_front(min(step, len(self)))
+            yield from head
+            del head
+
+    def _split_front(self, k: int) -> Datagrams:
+        """The first ``k`` messages as a new store (sharing :attr:`strings`); this one keeps the rest, in
+        new buffers so that the memory of the first ``k`` is released."""
+        head = Datagrams()
+        head.strings, head._ids = self.strings, self._ids
+        for cols, into in ((self._num, head._num), (self._str, head._str)):
+            for name, a in cols.items():
+                into[name], cols[name] = a[:k], a[k:]
+        cut = self._end[k - 1]
+        head._end = self._end[:k]
+        head._data, self._data = self._data[:cut], self._data[cut:]
+        rest = np.frombuffer(self._end, dtype=np.int64)[k:] - cut
+        self._end = array("q", rest.tobytes())
+        return head
+
     def __repr__(self) -> str:
         return f"<Datagrams: {len(self)} messages, {len(self._data)} payload bytes>"
 

@@ -5,17 +5,20 @@ from __future__ import annotations
 import gc
 import re
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+from pandas.arrays import ArrowStringArray
 
 from ..anomalies import AnomalyLog
 from ..budget import give_back
 from ..capture import Capture, register_frame
-from ..dissect.model import Datagram, ReleasedDatagrams
+from ..dissect.model import Datagram, Datagrams, ReleasedDatagrams
 from ..dissect.stun import TURN_METHODS, AttrType, StunClass, StunMessage
 from ..errors import DecodeError
 from ..schema import frame_schema
@@ -255,85 +258,99 @@ def _row(d: Datagram, msg: StunMessage, lists: _Lists) -> tuple[Any, ...]:
 
 
 _MATCHED = ("rtt_ms", "response_frame", "request_frame")  # the last three columns, from _match_transactions
-_REQUEST, _SUCCESS, _ERROR = StunClass.REQUEST, StunClass.SUCCESS, StunClass.ERROR
+_REQUEST, _SUCCESS, _ERROR = int(StunClass.REQUEST), int(StunClass.SUCCESS), int(StunClass.ERROR)
 
 
 def _match_transactions(
-    frames: Sequence[int],
-    tss: Sequence[int],
-    flows: Sequence[int],
-    txids: Sequence[int],
-    methods: Sequence[int],
-    classes: Sequence[int],
-) -> tuple[list[float | None], list[int | None], list[int | None]]:
-    """The rtt_ms / response_frame / request_frame columns, in capture order, from each row's frame, time,
-    flow (-1 or above), transaction id as a code (a non-negative int, equal for equal ids: e.g. factorized),
-    method code (12 bits) and class.
+    frames: np.ndarray,
+    tss: np.ndarray,
+    flows: np.ndarray,
+    txids: np.ndarray,
+    methods: np.ndarray,
+    classes: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rtt_ms / response_frame / request_frame columns, in capture order (NaN / -1 where none), from each
+    row's frame, time, flow (-1 or above), transaction id as a code (a non-negative int, equal for equal ids:
+    e.g. factorized), method code (12 bits) and class, all int64 arrays of one length.
 
     A response is matched to requests with its transaction id and method on the same flow (a message relayed
     by TURN is seen once per leg, each leg with its own flow); only when there is none, on any flow.
-    Linear in the number of rows however often a transaction id recurs (the benchmark's repeated call
+    Only the rows whose transaction id and method occur both in a request and in a response are visited,
+    and the same flow's book holds only requests whose flow, id and method a response has: nothing else can
+    match (a flood of 10^6 requests sharing one id, answered once, books them once, not twice).
+    Linear in the rows visited however often a transaction id recurs (the benchmark's repeated call
     replays them): per key, the requests seen so far and those not yet answered; a response answers every
-    earlier unanswered request and drops it from that list. Keys are ints and a key of one request holds just
-    its row number (unanswered requests, a flood of them: ~215 bytes each, ~625 with tuple keys and lists)."""
+    earlier unanswered request and drops it from that list. A key of one request holds just its row number."""
     n = len(frames)
-    rtt: list[float | None] = [None] * n
-    response: list[int | None] = [None] * n
-    request: list[int | None] = [None] * n
-    # int keys: flow above method above txid code (the low bits vary most: an int's hash is itself, and a dict
-    # picks its slot from the low bits)
-    tx_bits = max(n, 1).bit_length()
-    flow_shift = tx_bits + 12  # a method is 12 bits
+    rtt = np.full(n, np.nan)
+    response = np.full(n, -1, dtype=np.int64)
+    request = np.full(n, -1, dtype=np.int64)
+    keys = (methods.astype(np.int64) << 32) | txids  # a method is 12 bits, a txid code below 2^31
+    asked, answered = classes == _REQUEST, (classes == _SUCCESS) | (classes == _ERROR)
+    visit = np.flatnonzero((asked | answered) & np.isin(keys, np.intersect1d(keys[asked], keys[answered])))
+    if not len(visit):
+        return rtt, response, request
+    # the same flow's book is read only by responses: it holds only requests whose flow and key a response has
+    replies = visit[answered[visit]]
+    replied = {_on_flow(f, k) for f, k in zip(flows[replies].tolist(), keys[replies].tolist())}
+    maybe = np.isin(flows[visit], flows[replies])  # a request's flow has a response (of some key)
+    del replies
     # key -> its one request's row number, or (row numbers of its requests in capture order, those not
-    # yet answered)
-    same_flow: dict[int, int | tuple[list[int], list[int]]] = {}  # (flow_id, txid, method)
-    any_flow: dict[int, int | tuple[list[int], list[int]]] = {}  # (txid, method)
-    for i in range(n):
-        cls = classes[i]
-        if cls == _REQUEST:
-            key = (methods[i] << tx_bits) | txids[i]
-            for book, k in ((same_flow, ((flows[i] + 1) << flow_shift) | key), (any_flow, key)):
+    # yet answered), in typed arrays (8 bytes a request, not a list slot and an int object)
+    same_flow: dict[int, int | tuple[array[int], array[int]]] = {}  # (flow_id, txid, method): _on_flow
+    any_flow: dict[int, int | tuple[array[int], array[int]]] = {}  # (txid, method)
+    for j in range(len(visit)):
+        i = int(visit[j])
+        key = int(keys[i])
+        if asked[i]:
+            on_flow = _on_flow(int(flows[i]), key) if maybe[j] else -1
+            books = ((same_flow, on_flow), (any_flow, key)) if on_flow in replied else ((any_flow, key),)
+            for book, k in books:
                 sent = book.get(k)
                 if sent is None:
                     book[k] = i
                 elif isinstance(sent, int):
-                    book[k] = ([sent, i], [sent, i])
+                    book[k] = (array("q", (sent, i)), array("q", (sent, i)))
                 else:
                     sent[0].append(i)
                     sent[1].append(i)
-        elif cls in (_SUCCESS, _ERROR):
-            key = (methods[i] << tx_bits) | txids[i]
-            sent = same_flow.get(((flows[i] + 1) << flow_shift) | key)
+            continue
+        sent = same_flow.get(_on_flow(int(flows[i]), key))
+        if sent is None:
+            sent = any_flow.get(key)
             if sent is None:
-                sent = any_flow.get(key)
-                if sent is None:
-                    continue
-            ts = tss[i]
-            if isinstance(sent, int):
-                requests: list[int] | tuple[int] = (sent,)
-                unanswered: list[int] | None = None
-            else:
-                requests, unanswered = sent
-            for last in reversed(requests):
-                if tss[last] <= ts:
-                    break
-            else:
                 continue
-            # Karn: time from the last transmission before the response, the only unambiguous one
-            value = (ts - tss[last]) / 1e6
-            request[i], rtt[i] = frames[last], value
-            if rtt[last] is None:
-                rtt[last] = value
-            waiting = []
-            for q in requests if unanswered is None else unanswered:
-                if response[q] is None:  # (it may have been answered through the other book)
-                    if tss[q] <= ts:
-                        response[q] = frames[i]
-                    else:
-                        waiting.append(q)
-            if unanswered is not None:
-                unanswered[:] = waiting
+        ts = int(tss[i])
+        if isinstance(sent, int):
+            requests: array[int] | tuple[int] = (sent,)
+            unanswered: array[int] | None = None
+        else:
+            requests, unanswered = sent
+        for last in reversed(requests):
+            if tss[last] <= ts:
+                break
+        else:
+            continue
+        # Karn: time from the last transmission before the response, the only unambiguous one
+        value = (ts - int(tss[last])) / 1e6
+        request[i], rtt[i] = frames[last], value
+        if rtt[last] != rtt[last]:  # NaN: not timed yet
+            rtt[last] = value
+        waiting = array("q")
+        for q in requests if unanswered is None else unanswered:
+            if response[q] < 0:  # (it may have been answered through the other book)
+                if tss[q] <= ts:
+                    response[q] = frames[i]
+                else:
+                    waiting.append(q)
+        if unanswered is not None:
+            unanswered[:] = waiting
     return rtt, response, request
+
+
+def _on_flow(flow: int, key: int) -> int:
+    """One int for a flow (-1 or above) and a key of :func:`_match_transactions` (below 2^44)."""
+    return ((flow + 1) << 44) | key
 
 
 @contextmanager
@@ -369,11 +386,12 @@ def _build_taken(held: list[Iterable[Datagram]], anomalies: AnomalyLog | None) -
 #: besides the frame being built (a whole capture's rows at once cost ~2 KB per message at 10^6 messages)
 _BLOCK = 10_000
 _BLOCK_NAMES = STUN.names[: -len(_MATCHED)]
+_STRINGS = [c.name for c in STUN.columns if c.name in _BLOCK_NAMES and c.dtype == "string"]
 _INTS = {c.name: c.dtype for c in STUN.columns if c.name in _BLOCK_NAMES and c.dtype[:1] in ("I", "U")}
 
 
 def _build(held: list[Iterable[Datagram]], anomalies: AnomalyLog | None) -> pd.DataFrame:
-    blocks: list[dict[str, pd.Series]] = []  # typed columns of each block of rows, in capture order
+    blocks: list[dict[str, Any]] = []  # typed columns (arrays) of each block of rows, in capture order
     rows: list[tuple[Any, ...]] = []
     lists = _Lists()
     # what _match_transactions reads, for every row, in typed arrays (the transaction ids: the txid column)
@@ -407,22 +425,34 @@ def _build(held: list[Iterable[Datagram]], anomalies: AnomalyLog | None) -> pd.D
     if not blocks:
         return STUN.empty()
     cols: dict[str, pd.Series] = {}
-    for name in _BLOCK_NAMES:  # one column at a time, each block's part let go as it is joined
+    for k, name in enumerate(
+        _BLOCK_NAMES, 1
+    ):  # one column at a time, each block's part let go as it is joined
         parts = [b.pop(name) for b in blocks]
-        cols[name] = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+        cols[name] = pd.Series(
+            parts[0] if len(parts) == 1 else type(parts[0])._concat_same_type(parts), copy=False
+        )
         del parts
+        if k % 4 == 0:
+            give_back()  # the parts joined so far (they sit between the columns kept: trimmed, not reused)
     give_back()  # the blocks' parts, before the matching's Python objects
-    txids = array("q", pd.factorize(cols["txid"])[0].astype(np.int64).tobytes())
-    rtt, response, request = _match_transactions(frames, tss, flows, txids, methods, classes)
+    txids = pd.factorize(cols["txid"])[0].astype(np.int64)
+    rtt, response, request = _match_transactions(
+        _int64(frames), _int64(tss), _int64(flows), txids, _int64(methods), _int64(classes)
+    )
     del frames, tss, flows, txids, methods, classes
-    cols["rtt_ms"] = pd.Series(np.array(rtt, dtype=np.float64))  # None: NaN
-    cols["response_frame"] = pd.Series(pd.array(response, dtype="Int64"))
-    cols["request_frame"] = pd.Series(pd.array(request, dtype="Int64"))
+    cols["rtt_ms"] = pd.Series(rtt)  # none: NaN
+    cols["response_frame"] = pd.Series(pd.arrays.IntegerArray(response, response < 0))
+    cols["request_frame"] = pd.Series(pd.arrays.IntegerArray(request, request < 0))
     del rtt, response, request
     return STUN.conform(pd.DataFrame(cols, copy=False))
 
 
-def _typed(rows: list[tuple[Any, ...]]) -> dict[str, pd.Series]:
+def _int64(a: array[int]) -> np.ndarray:
+    return np.frombuffer(a, dtype=a.typecode).astype(np.int64)
+
+
+def _typed(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
     """One block of rows (tuples from :func:`_row`) as typed columns, by name."""
     cols: dict[str, Any] = dict(zip(_BLOCK_NAMES, (list(c) for c in zip(*rows))))
     rows.clear()
@@ -434,7 +464,22 @@ def _typed(rows: list[tuple[Any, ...]]) -> dict[str, pd.Series]:
         except (TypeError, ValueError, OverflowError):
             pass
     df = STUN.conform(pd.DataFrame(cols, columns=STUN.names))
-    return {name: df[name] for name in _BLOCK_NAMES}
+    # the arrays only (a Series per column and block would be ~40 Python objects per block kept to the end);
+    # a string column with no value in the block shares one Arrow buffer of nulls with the others: most rows
+    # lack most attributes, and each such column cost 8 bytes a row of offsets (72 MB at 10^6 messages)
+    out = {name: df[name].array for name in _BLOCK_NAMES}
+    for name in _STRINGS:
+        a = out[name]
+        if isinstance(a, ArrowStringArray) and len(a) and a.isna().all():
+            out[name] = ArrowStringArray(pa.chunked_array([_nulls(len(a))]), dtype=a.dtype)
+    return out
+
+
+@lru_cache(maxsize=2)
+def _nulls(n: int) -> pa.Array:
+    """``n`` null strings, one buffer (Arrow arrays are immutable: sharing is safe; each column gets its own
+    pandas array around it)."""
+    return pa.nulls(n, pa.large_string())
 
 
 #: what reading the dissection's STUN messages says once the `stun` frame is built
@@ -449,7 +494,9 @@ def _build_frame(cap: Capture) -> pd.DataFrame:
     """The `stun` frame; the dissection's STUN messages, read by nothing else, are taken out of it and let go
     once parsed, before the frame's columns are joined (a 10^6 message flood holds ~130 MB of them)."""
     dis = cap.dissection
-    held, dis.stun = [dis.stun], ReleasedDatagrams(RELEASED)
+    store, dis.stun = dis.stun, ReleasedDatagrams(RELEASED)
+    held = [store.drain() if isinstance(store, Datagrams) else store]  # the store shrinks as rows are made
+    del store
     return _build_taken(held, dis.anomalies)
 
 
