@@ -372,14 +372,8 @@ def build_stun(datagrams: Iterable[Datagram], anomalies: AnomalyLog | None = Non
 
     A message that cannot be parsed at all becomes an anomaly row only; attribute problems become
     anomaly rows and the message keeps its row with everything that could be read."""
-    return _build_taken([datagrams], anomalies)
-
-
-def _build_taken(held: list[Iterable[Datagram]], anomalies: AnomalyLog | None) -> pd.DataFrame:
-    """:func:`build_stun` of the one source in ``held``, taken out of it so that the messages are let go as soon
-    as they are parsed, before the frame's columns are joined (when nothing else holds them)."""
     with _gc_paused():
-        return _build(held, anomalies)
+        return _build(datagrams, anomalies)
 
 
 #: messages turned into typed columns at a time: the Python row tuples of one block are all that is held
@@ -390,7 +384,7 @@ _STRINGS = [c.name for c in STUN.columns if c.name in _BLOCK_NAMES and c.dtype =
 _INTS = {c.name: c.dtype for c in STUN.columns if c.name in _BLOCK_NAMES and c.dtype[:1] in ("I", "U")}
 
 
-def _build(held: list[Iterable[Datagram]], anomalies: AnomalyLog | None) -> pd.DataFrame:
+def _build(datagrams: Iterable[Datagram], anomalies: AnomalyLog | None) -> pd.DataFrame:
     blocks: list[dict[str, Any]] = []  # typed columns (arrays) of each block of rows, in capture order
     rows: list[tuple[Any, ...]] = []
     lists = _Lists()
@@ -398,7 +392,6 @@ def _build(held: list[Iterable[Datagram]], anomalies: AnomalyLog | None) -> pd.D
     frames, tss, flows = array("q"), array("q"), array("q")
     methods, classes = array("i"), array("b")
     parse = StunMessage.parse
-    datagrams = held.pop()
     for d in datagrams:
         try:
             msg = parse(d.data, strict=False)
@@ -420,14 +413,13 @@ def _build(held: list[Iterable[Datagram]], anomalies: AnomalyLog | None) -> pd.D
             rows = []
     if rows:
         blocks.append(_typed(rows))
-    del rows, lists, datagrams
-    give_back()  # the messages' memory, before the columns are joined
+    del rows, lists
+    give_back()  # the messages' memory (a drained store is empty by now), before the columns are joined
     if not blocks:
         return STUN.empty()
     cols: dict[str, pd.Series] = {}
-    for k, name in enumerate(
-        _BLOCK_NAMES, 1
-    ):  # one column at a time, each block's part let go as it is joined
+    # one column at a time, each block's part let go as it is joined
+    for k, name in enumerate(_BLOCK_NAMES, 1):
         parts = [b.pop(name) for b in blocks]
         cols[name] = pd.Series(
             parts[0] if len(parts) == 1 else type(parts[0])._concat_same_type(parts), copy=False
@@ -491,13 +483,11 @@ RELEASED = (
 
 @register_frame(STUN)
 def _build_frame(cap: Capture) -> pd.DataFrame:
-    """The `stun` frame; the dissection's STUN messages, read by nothing else, are taken out of it and let go
-    once parsed, before the frame's columns are joined (a 10^6 message flood holds ~130 MB of them)."""
+    """The `stun` frame; the dissection's STUN messages, read by nothing else, are taken out of it and drained
+    as the rows are made: the store shrinks as the frame grows (a 10^6 message flood holds ~130 MB of them)."""
     dis = cap.dissection
     store, dis.stun = dis.stun, ReleasedDatagrams(RELEASED)
-    held = [store.drain() if isinstance(store, Datagrams) else store]  # the store shrinks as rows are made
-    del store
-    return _build_taken(held, dis.anomalies)
+    return build_stun(store.drain() if isinstance(store, Datagrams) else store, dis.anomalies)
 
 
 __all__ = ["STUN", "StunClass", "build_stun"]
